@@ -1,0 +1,306 @@
+//! Contacts as stored (DESIGN section 9) and how new details merge into a stored one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::upload::Channel;
+
+/// Where a contact first came from, or what last completed it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A file import.
+    Import,
+    /// Recipients of a successful campaign.
+    Campaign,
+    /// An inbound message from an unknown number.
+    Inbound,
+    /// Details captured by an AI agent.
+    Agent,
+}
+
+impl Source {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Import => "import",
+            Source::Campaign => "campaign",
+            Source::Inbound => "inbound",
+            Source::Agent => "agent",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(value: &str) -> Option<Source> {
+        Some(match value {
+            "import" => Source::Import,
+            "campaign" => Source::Campaign,
+            "inbound" => Source::Inbound,
+            "agent" => Source::Agent,
+            _ => return None,
+        })
+    }
+}
+
+/// A contact's status. Imports never change it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Reachable.
+    Active,
+    /// Archived by the business; a new inbound message re-activates it.
+    Archived,
+    /// Blocked: stays blocked whatever arrives.
+    Blocked,
+}
+
+impl Status {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Archived => "archived",
+            Status::Blocked => "blocked",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(value: &str) -> Option<Status> {
+        Some(match value {
+            "active" => Status::Active,
+            "archived" => Status::Archived,
+            "blocked" => Status::Blocked,
+            _ => return None,
+        })
+    }
+}
+
+/// The plain-text profile fields of a contact, in item attribute order.
+pub const TEXT_FIELDS: [&str; 16] = [
+    "name",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "title",
+    "email",
+    "company",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postcode",
+    "date_of_birth",
+    "alternate_phone",
+    "user_id",
+    "reference",
+];
+
+/// Validated details of one contact from a row or an event: what should be true of
+/// the stored contact afterwards. Absent values never erase stored ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContactDraft {
+    /// E.164 number.
+    pub phone: String,
+    /// Text fields by attribute name (see [`TEXT_FIELDS`]); only non-blank values.
+    pub text: BTreeMap<&'static str, String>,
+    /// WhatsApp opt-in, when given.
+    pub whatsapp_opted: Option<bool>,
+    /// Lists to join.
+    pub lists: BTreeSet<String>,
+    /// Tags to add.
+    pub tags: BTreeSet<String>,
+    /// Custom attributes to set.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// A stored contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// Owning account.
+    pub account_id: String,
+    /// Channel.
+    pub channel: Channel,
+    /// E.164 number.
+    pub phone: String,
+    /// Text fields by attribute name.
+    pub text: BTreeMap<String, String>,
+    /// WhatsApp opt-in.
+    pub whatsapp_opted: Option<bool>,
+    /// Lists the contact is in.
+    pub lists: BTreeSet<String>,
+    /// Tags.
+    pub tags: BTreeSet<String>,
+    /// Custom attributes.
+    pub attrs: BTreeMap<String, String>,
+    /// Status.
+    pub status: Status,
+    /// Whether only the number is known (first inbound message).
+    pub anonymous: bool,
+    /// Where it came from.
+    pub source: Source,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+    /// Last import that wrote it.
+    pub last_import_id: Option<String>,
+    /// Last campaign that saved it.
+    pub last_campaign_id: Option<String>,
+    /// Time of the last inbound message.
+    pub last_inbound_at: Option<String>,
+    /// Optimistic-lock version, incremented by every write.
+    pub version: u64,
+}
+
+/// Partition key of a contact item.
+pub fn contact_pk(account_id: &str, channel: Channel, e164: &str) -> String {
+    format!("CONTACT#{account_id}#{}#{e164}", channel.as_str())
+}
+
+/// The `by_account` GSI shard of a number: a stable hash (FNV-1a) mod 16, two digits.
+pub fn gsi_shard(e164: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in e164.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{:02}", hash % 16)
+}
+
+/// Who writes, and what they stamp on the contact.
+#[derive(Clone, Debug)]
+pub struct WriteStamp {
+    /// RFC 3339 UTC time of the write.
+    pub now: String,
+    /// Source for a new contact.
+    pub source: Source,
+    /// Import id to record, for imports.
+    pub import_id: Option<String>,
+    /// Campaign id to record, for campaign saves.
+    pub campaign_id: Option<String>,
+}
+
+impl Contact {
+    /// Partition key.
+    pub fn pk(&self) -> String {
+        contact_pk(&self.account_id, self.channel, &self.phone)
+    }
+
+    /// A new active contact from a draft.
+    pub fn create(account_id: &str, channel: Channel, draft: &ContactDraft, stamp: &WriteStamp) -> Contact {
+        let mut contact = Contact {
+            account_id: account_id.to_string(),
+            channel,
+            phone: draft.phone.clone(),
+            text: BTreeMap::new(),
+            whatsapp_opted: None,
+            lists: BTreeSet::new(),
+            tags: BTreeSet::new(),
+            attrs: BTreeMap::new(),
+            status: Status::Active,
+            anonymous: false,
+            source: stamp.source,
+            created_at: stamp.now.clone(),
+            updated_at: stamp.now.clone(),
+            last_import_id: stamp.import_id.clone(),
+            last_campaign_id: stamp.campaign_id.clone(),
+            last_inbound_at: None,
+            version: 1,
+        };
+        contact.apply(draft);
+        contact
+    }
+
+    /// Applies a draft's values: set fields that differ, add lists, tags and attributes.
+    /// Returns whether anything changed. Never erases, never touches status.
+    pub fn apply(&mut self, draft: &ContactDraft) -> bool {
+        let mut changed = false;
+        for (field, value) in &draft.text {
+            if self.text.get(*field) != Some(value) {
+                self.text.insert((*field).to_string(), value.clone());
+                changed = true;
+            }
+        }
+        if draft.whatsapp_opted.is_some() && draft.whatsapp_opted != self.whatsapp_opted {
+            self.whatsapp_opted = draft.whatsapp_opted;
+            changed = true;
+        }
+        for list in &draft.lists {
+            changed |= self.lists.insert(list.clone());
+        }
+        for tag in &draft.tags {
+            changed |= self.tags.insert(tag.clone());
+        }
+        for (name, value) in &draft.attrs {
+            if self.attrs.get(name) != Some(value) {
+                self.attrs.insert(name.clone(), value.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The stored contact after a draft is merged in, or `None` when nothing differs
+    /// (then no write is made). The version is bumped and the stamp recorded.
+    pub fn merged(&self, draft: &ContactDraft, stamp: &WriteStamp) -> Option<Contact> {
+        let mut next = self.clone();
+        if !next.apply(draft) {
+            return None;
+        }
+        next.touch(stamp);
+        Some(next)
+    }
+
+    /// Records a write: time, ids, version.
+    pub fn touch(&mut self, stamp: &WriteStamp) {
+        self.updated_at = stamp.now.clone();
+        if stamp.import_id.is_some() {
+            self.last_import_id = stamp.import_id.clone();
+        }
+        if stamp.campaign_id.is_some() {
+            self.last_campaign_id = stamp.campaign_id.clone();
+        }
+        self.version += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp() -> WriteStamp {
+        WriteStamp { now: "2026-11-21T10:00:00Z".into(), source: Source::Import, import_id: Some("imp_1".into()), campaign_id: None }
+    }
+
+    fn draft() -> ContactDraft {
+        let mut d = ContactDraft { phone: "+447911123456".into(), ..Default::default() };
+        d.text.insert("name", "Eva".into());
+        d.lists.insert("VIP".into());
+        d
+    }
+
+    #[test]
+    fn same_details_merge_to_nothing() {
+        let contact = Contact::create("acme", Channel::Whatsapp, &draft(), &stamp());
+        assert_eq!(contact.merged(&draft(), &stamp()), None);
+    }
+
+    #[test]
+    fn blank_values_never_erase_and_lists_only_grow() {
+        let mut contact = Contact::create("acme", Channel::Whatsapp, &draft(), &stamp());
+        contact.text.insert("email".into(), "eva@example.com".into());
+        contact.status = Status::Blocked;
+        let mut next = ContactDraft { phone: contact.phone.clone(), ..Default::default() };
+        next.lists.insert("Leads".into());
+        let merged = contact.merged(&next, &stamp()).expect("list added");
+        assert_eq!(merged.text.get("email").map(String::as_str), Some("eva@example.com"));
+        assert_eq!(merged.lists.len(), 2);
+        assert_eq!(merged.status, Status::Blocked);
+        assert_eq!(merged.version, contact.version + 1);
+    }
+
+    #[test]
+    fn shards_are_two_stable_digits() {
+        let shard = gsi_shard("+447911123456");
+        assert_eq!(shard.len(), 2);
+        assert_eq!(shard, gsi_shard("+447911123456"));
+        assert!(shard.parse::<u32>().expect("digits") < 16);
+    }
+}

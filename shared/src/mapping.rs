@@ -1,0 +1,229 @@
+//! Which column feeds which field: automatic matching of titles, the explicit mapping
+//! option, custom attributes, and columns that are ignored with a warning.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::field::Field;
+use crate::text::{clean_value, header_key};
+
+/// Where a column's values go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A canonical field.
+    Field(Field),
+    /// A custom attribute with this name.
+    Attr(String),
+    /// Nowhere, by the uploader's choice.
+    Ignore,
+}
+
+impl Target {
+    /// Parses a mapping option value: a field name, `attr:Name` or `ignore`.
+    pub fn parse(value: &str) -> Option<Target> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("ignore") {
+            return Some(Target::Ignore);
+        }
+        if let Some(name) = value.strip_prefix("attr:") {
+            let name = clean_value(name);
+            return (!name.is_empty() && name.chars().count() <= 100).then_some(Target::Attr(name));
+        }
+        Field::from_name(value).map(Target::Field)
+    }
+
+    /// How the target is shown in `column_mapping`.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Field(f) => f.name().to_string(),
+            Target::Attr(name) => format!("attr:{name}"),
+            Target::Ignore => "ignore".to_string(),
+        }
+    }
+}
+
+/// Why a column is not used although it is in the file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Unused {
+    /// The title repeats an earlier column's title.
+    DuplicateHeader,
+    /// The column has no title.
+    Untitled,
+}
+
+/// One column of the file and where it goes.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// Position in the row, from 0.
+    pub index: usize,
+    /// The title as written (cleaned of controls), or `column N` when untitled.
+    pub title: String,
+    /// Where values go; `None` when the column is unused (see `unused`).
+    pub target: Option<Target>,
+    /// Why an unused column is unused.
+    pub unused: Option<Unused>,
+}
+
+/// The mapping of every column of a file.
+#[derive(Clone, Debug)]
+pub struct ColumnMap {
+    /// Columns in file order.
+    pub columns: Vec<Column>,
+    /// The header cells as written, for rows.csv.
+    pub header: Vec<String>,
+}
+
+/// A file-level mapping failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// No column maps to `phone`.
+    #[error("no phone column: none of the column titles ({titles}) is a phone title such as \"Phone\", \"Phone Number\" or \"Mobile\"; rename the column or map it with the mapping option")]
+    MissingPhoneColumn {
+        /// The titles found, for the message.
+        titles: String,
+    },
+    /// The mapping option names a column the file does not have.
+    #[error("the mapping option names column {0:?}, which is not in the header row")]
+    UnknownMappedColumn(String),
+    /// The mapping option maps two columns to one field.
+    #[error("the mapping option maps more than one column to {0}")]
+    FieldMappedTwice(&'static str),
+}
+
+impl ColumnMap {
+    /// Maps a header row. `explicit` is the mapping option: its entries win over
+    /// automatic matching; titles are compared like headers.
+    pub fn from_header(header: &[String], explicit: &[(String, Target)]) -> Result<ColumnMap, MappingError> {
+        let explicit_keys: Vec<(String, &Target)> = explicit.iter().map(|(t, target)| (header_key(t), target)).collect();
+        for (title, _) in explicit {
+            if !header.iter().any(|h| header_key(h) == header_key(title)) {
+                return Err(MappingError::UnknownMappedColumn(title.clone()));
+            }
+        }
+        let mut explicit_fields = HashSet::new();
+        for (_, target) in &explicit_keys {
+            if let Target::Field(f) = target {
+                if !explicit_fields.insert(*f) {
+                    return Err(MappingError::FieldMappedTwice(f.name()));
+                }
+            }
+        }
+
+        let mut seen_titles = HashSet::new();
+        let mut used_fields: HashSet<Field> = explicit_fields.clone();
+        let mut columns = Vec::with_capacity(header.len());
+        for (index, raw) in header.iter().enumerate() {
+            let title = clean_value(raw);
+            let key = header_key(&title);
+            if key.is_empty() {
+                columns.push(Column { index, title: format!("column {}", index + 1), target: None, unused: Some(Unused::Untitled) });
+                continue;
+            }
+            if !seen_titles.insert(key.clone()) {
+                columns.push(Column { index, title, target: None, unused: Some(Unused::DuplicateHeader) });
+                continue;
+            }
+            let target = match explicit_keys.iter().find(|(k, _)| *k == key) {
+                Some((_, target)) => (*target).clone(),
+                None => match Field::from_header(&title) {
+                    // A second column matching a field already fed (say "Mobile" after
+                    // "Phone") is kept as a custom attribute rather than lost.
+                    Some(field) if used_fields.insert(field) => Target::Field(field),
+                    _ => Target::Attr(title.clone()),
+                },
+            };
+            columns.push(Column { index, title, target: Some(target), unused: None });
+        }
+        let map = ColumnMap { columns, header: header.to_vec() };
+        if map.index_of(Field::Phone).is_none() {
+            let titles = header.iter().map(|h| format!("{:?}", clean_value(h))).collect::<Vec<_>>().join(", ");
+            return Err(MappingError::MissingPhoneColumn { titles });
+        }
+        Ok(map)
+    }
+
+    /// The mapping of a headerless pasted list: one phone column.
+    pub fn phone_only() -> ColumnMap {
+        ColumnMap {
+            columns: vec![Column { index: 0, title: "phone".to_string(), target: Some(Target::Field(Field::Phone)), unused: None }],
+            header: vec!["phone".to_string()],
+        }
+    }
+
+    /// Index of the column feeding `field`.
+    pub fn index_of(&self, field: Field) -> Option<usize> {
+        self.columns
+            .iter()
+            .find(|c| c.target == Some(Target::Field(field)))
+            .map(|c| c.index)
+    }
+
+    /// The title of the column feeding `field`.
+    pub fn title_of(&self, field: Field) -> &str {
+        self.columns
+            .iter()
+            .find(|c| c.target == Some(Target::Field(field)))
+            .map_or(field.name(), |c| c.title.as_str())
+    }
+
+    /// `column_mapping` for summary.json: title -> target label; unused columns are
+    /// shown as `ignore`.
+    pub fn summary(&self) -> BTreeMap<String, String> {
+        self.columns
+            .iter()
+            .map(|c| (c.title.clone(), c.target.as_ref().map_or_else(|| "ignore".to_string(), Target::label)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(titles: &[&str]) -> Vec<String> {
+        titles.iter().map(|t| t.to_string()).collect()
+    }
+
+    #[test]
+    fn maps_synonyms_and_keeps_other_titles_as_attributes() {
+        let map = ColumnMap::from_header(&header(&["\u{FEFF}Name", "Phone_Number", "Plan", "E-mail"]), &[]).expect("maps");
+        assert_eq!(map.index_of(Field::Phone), Some(1));
+        assert_eq!(map.index_of(Field::Name), Some(0));
+        assert_eq!(map.index_of(Field::Email), Some(3));
+        assert_eq!(map.columns[2].target, Some(Target::Attr("Plan".into())));
+        assert_eq!(map.summary().get("Plan").map(String::as_str), Some("attr:Plan"));
+    }
+
+    #[test]
+    fn second_phone_like_column_becomes_an_attribute() {
+        let map = ColumnMap::from_header(&header(&["Phone", "Mobile"]), &[]).expect("maps");
+        assert_eq!(map.columns[1].target, Some(Target::Attr("Mobile".into())));
+    }
+
+    #[test]
+    fn duplicate_and_untitled_columns_are_unused() {
+        let map = ColumnMap::from_header(&header(&["Phone", "Name", "name ", ""]), &[]).expect("maps");
+        assert_eq!(map.columns[2].unused, Some(Unused::DuplicateHeader));
+        assert_eq!(map.columns[3].unused, Some(Unused::Untitled));
+    }
+
+    #[test]
+    fn missing_phone_column_is_an_error_naming_the_titles() {
+        let err = ColumnMap::from_header(&header(&["Name", "Email"]), &[]).expect_err("no phone");
+        assert!(err.to_string().contains("\"Name\", \"Email\""), "{err}");
+    }
+
+    #[test]
+    fn explicit_mapping_wins() {
+        let explicit = vec![
+            ("Contact".to_string(), Target::Field(Field::Phone)),
+            ("Phone".to_string(), Target::Attr("Landline".into())),
+            ("Notes".to_string(), Target::Ignore),
+        ];
+        let map = ColumnMap::from_header(&header(&["Contact", "Phone", "Notes"]), &explicit).expect("maps");
+        assert_eq!(map.index_of(Field::Phone), Some(0));
+        assert_eq!(map.columns[1].target, Some(Target::Attr("Landline".into())));
+        assert_eq!(map.columns[2].target, Some(Target::Ignore));
+        let err = ColumnMap::from_header(&header(&["Phone"]), &explicit).expect_err("unknown column");
+        assert_eq!(err, MappingError::UnknownMappedColumn("Contact".into()));
+    }
+}

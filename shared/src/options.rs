@@ -1,0 +1,232 @@
+//! Upload options carried as S3 user metadata (DESIGN section 5).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::mapping::Target;
+use crate::phone::Region;
+use crate::text::{clean_value, split_commas};
+
+/// What to do with a contact that already exists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OnExisting {
+    /// Update fields whose value differs (default).
+    Update,
+    /// Leave existing contacts alone.
+    Ignore,
+}
+
+/// A CSV delimiter chosen by the uploader.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Delimiter {
+    /// `,`
+    Comma,
+    /// `;`
+    Semicolon,
+    /// tab
+    Tab,
+    /// `|`
+    Pipe,
+}
+
+impl Delimiter {
+    /// The byte the CSV reader splits on.
+    pub fn byte(self) -> u8 {
+        match self {
+            Delimiter::Comma => b',',
+            Delimiter::Semicolon => b';',
+            Delimiter::Tab => b'\t',
+            Delimiter::Pipe => b'|',
+        }
+    }
+}
+
+/// The parsed options of one upload.
+#[derive(Clone, Debug)]
+pub struct UploadOptions {
+    /// `on-existing`.
+    pub on_existing: OnExisting,
+    /// `default-country`.
+    pub default_country: Option<Region>,
+    /// `lists`: every imported row joins them.
+    pub lists: BTreeSet<String>,
+    /// `tags`: added to every imported row.
+    pub tags: BTreeSet<String>,
+    /// `delimiter`; sniffed when absent.
+    pub delimiter: Option<Delimiter>,
+    /// `sheet` of a workbook.
+    pub sheet: Option<String>,
+    /// `dry-run`.
+    pub dry_run: bool,
+    /// `mapping`: column title -> target, overriding automatic mapping.
+    pub mapping: Vec<(String, Target)>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            on_existing: OnExisting::Update,
+            default_country: None,
+            lists: BTreeSet::new(),
+            tags: BTreeSet::new(),
+            delimiter: None,
+            sheet: None,
+            dry_run: false,
+            mapping: Vec::new(),
+        }
+    }
+}
+
+/// A metadata value the import cannot use: the whole import fails with `bad_option`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upload option {option}: {problem}")]
+pub struct BadOption {
+    /// The metadata key, as the uploader wrote it (`x-amz-meta-…`).
+    pub option: String,
+    /// What is wrong with its value.
+    pub problem: String,
+}
+
+fn bad(option: &str, problem: impl Into<String>) -> BadOption {
+    BadOption { option: format!("x-amz-meta-{option}"), problem: problem.into() }
+}
+
+const MAX_OPTION_VALUES: usize = 50;
+
+impl UploadOptions {
+    /// Reads the options from S3 user metadata (keys without the `x-amz-meta-` prefix,
+    /// any case). Unknown keys are ignored: other tools may tag uploads too.
+    pub fn from_metadata(metadata: &HashMap<String, String>) -> Result<UploadOptions, BadOption> {
+        let mut options = UploadOptions::default();
+        for (raw_key, raw_value) in metadata {
+            let key = raw_key.to_ascii_lowercase().replace('_', "-");
+            let key = key.strip_prefix("x-amz-meta-").unwrap_or(&key).to_string();
+            let value = raw_value.trim();
+            match key.as_str() {
+                "on-existing" => {
+                    options.on_existing = match value.to_ascii_lowercase().as_str() {
+                        "update" => OnExisting::Update,
+                        "ignore" => OnExisting::Ignore,
+                        _ => return Err(bad(&key, format!("{value:?} is not one of update, ignore"))),
+                    }
+                }
+                "default-country" => {
+                    if !value.is_empty() {
+                        options.default_country = Some(Region::parse(value).ok_or_else(|| {
+                            bad(&key, format!("{value:?} is not an ISO 3166-1 alpha-2 country code such as GB, IN or NL"))
+                        })?);
+                    }
+                }
+                "lists" | "tags" => {
+                    let values = split_commas(value);
+                    if values.len() > MAX_OPTION_VALUES {
+                        return Err(bad(&key, format!("at most {MAX_OPTION_VALUES} names")));
+                    }
+                    if let Some(long) = values.iter().find(|v| v.chars().count() > 100) {
+                        return Err(bad(&key, format!("{long:?} is longer than 100 characters")));
+                    }
+                    let set = if key == "lists" { &mut options.lists } else { &mut options.tags };
+                    set.extend(values);
+                }
+                "delimiter" => {
+                    options.delimiter = Some(match value.to_ascii_lowercase().as_str() {
+                        "comma" | "," => Delimiter::Comma,
+                        "semicolon" | ";" => Delimiter::Semicolon,
+                        "tab" | "\t" => Delimiter::Tab,
+                        "pipe" | "|" => Delimiter::Pipe,
+                        _ => return Err(bad(&key, format!("{value:?} is not one of comma, semicolon, tab, pipe"))),
+                    })
+                }
+                "sheet" => {
+                    let name = clean_value(value);
+                    if !name.is_empty() {
+                        options.sheet = Some(name);
+                    }
+                }
+                "dry-run" => {
+                    options.dry_run = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" | "" => false,
+                        _ => return Err(bad(&key, format!("{value:?} is not true or false"))),
+                    }
+                }
+                "mapping" => options.mapping = parse_mapping(value).map_err(|p| bad(&key, p))?,
+                _ => {}
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn parse_mapping(value: &str) -> Result<Vec<(String, Target)>, String> {
+    let json: serde_json::Value = serde_json::from_str(value).map_err(|e| format!("not valid JSON ({e})"))?;
+    let object = json
+        .as_object()
+        .ok_or("must be a JSON object {\"Column title\": \"field\"}")?;
+    object
+        .iter()
+        .map(|(title, target)| {
+            let target = target
+                .as_str()
+                .ok_or_else(|| format!("the value for {title:?} must be a string"))?;
+            let target = Target::parse(target).ok_or_else(|| {
+                format!("{target:?} (for column {title:?}) is not a field name, attr:Name or ignore")
+            })?;
+            Ok((title.clone(), target))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::Field;
+
+    fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let options = UploadOptions::from_metadata(&HashMap::new()).expect("valid");
+        assert_eq!(options.on_existing, OnExisting::Update);
+        assert!(!options.dry_run);
+        assert!(options.default_country.is_none());
+    }
+
+    #[test]
+    fn reads_every_option() {
+        let options = UploadOptions::from_metadata(&meta(&[
+            ("on-existing", "ignore"),
+            ("default-country", "gb"),
+            ("lists", "VIP, Leads ,"),
+            ("tags", "imported"),
+            ("delimiter", "semicolon"),
+            ("sheet", "Contacts"),
+            ("dry-run", "TRUE"),
+            ("mapping", r#"{"Mobile No": "phone", "Plan": "attr:Tier", "Junk": "ignore"}"#),
+        ]))
+        .expect("valid");
+        assert_eq!(options.on_existing, OnExisting::Ignore);
+        assert_eq!(options.default_country.as_ref().map(Region::code), Some("GB"));
+        assert_eq!(options.lists.iter().collect::<Vec<_>>(), ["Leads", "VIP"]);
+        assert_eq!(options.delimiter, Some(Delimiter::Semicolon));
+        assert!(options.dry_run);
+        assert!(options.mapping.contains(&("Mobile No".to_string(), Target::Field(Field::Phone))));
+        assert!(options.mapping.contains(&("Plan".to_string(), Target::Attr("Tier".to_string()))));
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        for (key, value) in [
+            ("on-existing", "merge"),
+            ("default-country", "UK1"),
+            ("delimiter", "colon"),
+            ("dry-run", "maybe"),
+            ("mapping", "{not json"),
+            ("mapping", r#"{"A": "favourite_colour"}"#),
+        ] {
+            let err = UploadOptions::from_metadata(&meta(&[(key, value)])).expect_err(key);
+            assert_eq!(err.option, format!("x-amz-meta-{key}"));
+        }
+    }
+}
