@@ -1,1 +1,105 @@
-//! config (in progress).
+//! Configuration read once at start-up from the environment (DESIGN section 3).
+
+use crate::phone::Region;
+
+/// Function configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `CONTACTS_TABLE`.
+    pub table: String,
+    /// `CONTACTS_BUCKET`.
+    pub bucket: String,
+    /// `DEFAULT_COUNTRY`.
+    pub default_country: Option<Region>,
+    /// `MAX_UPLOAD_BYTES`.
+    pub max_upload_bytes: u64,
+    /// `MAX_ROWS`.
+    pub max_rows: u64,
+    /// `WRITE_CONCURRENCY`: conditional writes in flight at once.
+    pub write_concurrency: usize,
+}
+
+/// A variable with a value the functions cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {problem}")]
+pub struct ConfigError {
+    /// Variable name.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What is wrong.
+    pub problem: &'static str,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            table: "contacts".into(),
+            bucket: "contact-uploads".into(),
+            default_country: None,
+            max_upload_bytes: 104_857_600,
+            max_rows: 1_000_000,
+            write_concurrency: 16,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (testable without touching the process).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let defaults = Config::default();
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(value) => match value.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(ConfigError { name, value, problem: "expected a positive whole number" }),
+                },
+            }
+        };
+        let default_country = match get("DEFAULT_COUNTRY") {
+            None => None,
+            Some(value) => Some(Region::parse(&value).ok_or(ConfigError {
+                name: "DEFAULT_COUNTRY",
+                value,
+                problem: "expected an ISO 3166-1 alpha-2 country code such as GB",
+            })?),
+        };
+        let write_concurrency = number("WRITE_CONCURRENCY", defaults.write_concurrency as u64)?;
+        Ok(Config {
+            table: get("CONTACTS_TABLE").unwrap_or(defaults.table),
+            bucket: get("CONTACTS_BUCKET").unwrap_or(defaults.bucket),
+            default_country,
+            max_upload_bytes: number("MAX_UPLOAD_BYTES", defaults.max_upload_bytes)?,
+            max_rows: number("MAX_ROWS", defaults.max_rows)?,
+            write_concurrency: write_concurrency.min(256) as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(config.table, "contacts");
+        assert_eq!(config.max_upload_bytes, 104_857_600);
+        let config = Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "gb".to_string())).expect("valid");
+        assert_eq!(config.default_country.as_ref().map(Region::code), Some("GB"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::from_lookup(|n| (n == "MAX_ROWS").then(|| "lots".to_string())).expect_err("bad");
+        assert!(err.to_string().contains("MAX_ROWS"));
+        assert!(Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "XYZ".to_string())).is_err());
+    }
+}

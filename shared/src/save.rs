@@ -1,1 +1,149 @@
-//! save (in progress).
+//! Saving one contact with conditional writes: create when absent, otherwise merge into
+//! the stored item returned by the failed condition (no read before write), and retry
+//! when someone else wrote in between. Never a lost update.
+
+use crate::contact::{Contact, ContactDraft, WriteStamp};
+use crate::options::OnExisting;
+use crate::ports::{ContactStore, Precondition, PutOutcome, StoreError};
+use crate::report::Outcome;
+use crate::upload::Channel;
+
+/// How many times a write is retried after losing a race.
+const MAX_ATTEMPTS: usize = 8;
+
+/// What an upsert did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upserted {
+    /// A new item.
+    Created(Box<Contact>),
+    /// An existing item changed.
+    Updated(Box<Contact>),
+    /// An existing item, nothing to change (no write made).
+    Unchanged(Box<Contact>),
+    /// An existing item the caller chose not to touch.
+    LeftAlone(Box<Contact>),
+}
+
+/// A contention problem: the item kept changing under us.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Every attempt lost a race.
+    #[error("contact {0} kept changing during {MAX_ATTEMPTS} attempts to save it")]
+    Contention(String),
+}
+
+/// Creates `create()` when absent; otherwise applies `merge` to the stored contact and
+/// writes the result under a version condition. `merge` returns `None` when nothing
+/// changes, and `Err(())` to leave the contact alone.
+pub async fn upsert<S, C, M>(store: &S, create: C, merge: M) -> Result<Upserted, SaveError>
+where
+    S: ContactStore,
+    C: Fn() -> Contact,
+    M: Fn(&Contact) -> Result<Option<Contact>, ()>,
+{
+    let mut known: Option<Box<Contact>> = None;
+    for _ in 0..MAX_ATTEMPTS {
+        match known.take() {
+            None => {
+                let fresh = create();
+                match store.put_contact(&fresh, Precondition::Absent).await? {
+                    PutOutcome::Written => return Ok(Upserted::Created(Box::new(fresh))),
+                    PutOutcome::Conflict(current) => known = current,
+                }
+            }
+            Some(current) => {
+                let next = match merge(&current) {
+                    Err(()) => return Ok(Upserted::LeftAlone(current)),
+                    Ok(None) => return Ok(Upserted::Unchanged(current)),
+                    Ok(Some(next)) => next,
+                };
+                match store.put_contact(&next, Precondition::Version(current.version)).await? {
+                    PutOutcome::Written => return Ok(Upserted::Updated(Box::new(next))),
+                    PutOutcome::Conflict(now) => known = now,
+                }
+            }
+        }
+    }
+    Err(SaveError::Contention(create().pk()))
+}
+
+/// Saves a validated row (imports and campaign recipients): the row outcome.
+pub async fn save_draft<S: ContactStore>(store: &S, account_id: &str, channel: Channel, draft: &ContactDraft, stamp: &WriteStamp, on_existing: OnExisting) -> Result<Outcome, SaveError> {
+    let result = upsert(
+        store,
+        || Contact::create(account_id, channel, draft, stamp),
+        |current| match on_existing {
+            OnExisting::Ignore => Err(()),
+            OnExisting::Update => Ok(current.merged(draft, stamp)),
+        },
+    )
+    .await?;
+    Ok(outcome_of(&result))
+}
+
+/// What a dry run reports for a row: reads, never writes.
+pub async fn plan_draft<S: ContactStore>(store: &S, account_id: &str, channel: Channel, draft: &ContactDraft, stamp: &WriteStamp, on_existing: OnExisting) -> Result<Outcome, SaveError> {
+    Ok(match store.get_contact(account_id, channel, &draft.phone).await? {
+        None => Outcome::Created,
+        Some(_) if on_existing == OnExisting::Ignore => Outcome::SkippedExisting,
+        Some(current) => match current.merged(draft, stamp) {
+            Some(_) => Outcome::Updated,
+            None => Outcome::Unchanged,
+        },
+    })
+}
+
+fn outcome_of(result: &Upserted) -> Outcome {
+    match result {
+        Upserted::Created(_) => Outcome::Created,
+        Upserted::Updated(_) => Outcome::Updated,
+        Upserted::Unchanged(_) => Outcome::Unchanged,
+        Upserted::LeftAlone(_) => Outcome::SkippedExisting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::Source;
+    use crate::ports::memory::MemoryStore;
+
+    fn stamp() -> WriteStamp {
+        WriteStamp { now: "2026-11-21T10:00:00Z".into(), source: Source::Import, import_id: Some("imp_1".into()), campaign_id: None }
+    }
+
+    fn draft(name: &str) -> ContactDraft {
+        let mut d = ContactDraft { phone: "+447911123456".into(), ..Default::default() };
+        d.text.insert("name", name.into());
+        d
+    }
+
+    #[tokio::test]
+    async fn create_then_unchanged_then_updated_with_one_write_each_time() {
+        let store = MemoryStore::default();
+        let save = |d: ContactDraft, on: OnExisting| {
+            let store = &store;
+            async move { save_draft(store, "acme", Channel::Whatsapp, &d, &stamp(), on).await.expect("saved") }
+        };
+        assert_eq!(save(draft("Eva"), OnExisting::Update).await, Outcome::Created);
+        assert_eq!(store.writes(), 1);
+        assert_eq!(save(draft("Eva"), OnExisting::Update).await, Outcome::Unchanged);
+        assert_eq!(store.writes(), 2, "a failed create is the only request");
+        assert_eq!(save(draft("Eva Smith"), OnExisting::Ignore).await, Outcome::SkippedExisting);
+        assert_eq!(save(draft("Eva Smith"), OnExisting::Update).await, Outcome::Updated);
+        let stored = store.contact("CONTACT#acme#whatsapp#+447911123456").expect("stored");
+        assert_eq!(stored.text.get("name").map(String::as_str), Some("Eva Smith"));
+        assert_eq!(stored.version, 2);
+    }
+
+    #[tokio::test]
+    async fn dry_run_plans_without_writing() {
+        let store = MemoryStore::default();
+        let outcome = plan_draft(&store, "acme", Channel::Whatsapp, &draft("Eva"), &stamp(), OnExisting::Update).await.expect("planned");
+        assert_eq!(outcome, Outcome::Created);
+        assert_eq!(store.contact_count(), 0);
+    }
+}

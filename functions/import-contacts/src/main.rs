@@ -1,1 +1,23 @@
-fn main() {}
+//! import-contacts: S3 upload events in, contacts and reports out.
+//! Wiring only; the import itself is `contacts::import`.
+
+use aws_lambda_events::s3::S3Event;
+use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
+use contacts::config::Config;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+mod handler;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = load_sdk_config().await;
+    let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
+    let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+    let (config, objects, table) = (&config, &objects, &table);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
+        handler::handle(objects, table, config, event.payload).await
+    }))
+    .await
+}
