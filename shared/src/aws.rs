@@ -425,6 +425,20 @@ impl EventLedger for DynamoTable {
             },
         }
     }
+
+    async fn store_answer(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("EVENT#{account_id}#{event_key}")))
+            .item("sk", s("SEEN"))
+            .item("answer", s(answer))
+            .item("expires_at", n(expires_at))
+            .send()
+            .await
+            .map_err(|e| service("DynamoDB PutItem (event)")(e.into_service_error()))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

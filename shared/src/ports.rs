@@ -168,6 +168,8 @@ pub trait EventLedger: Send + Sync {
     /// Records `event_key` with the answer given; `Some(previous answer)` when it was
     /// already recorded, so a redelivery answers the same.
     fn record_event(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Replaces the recorded answer (after the work it stands for is done).
+    fn store_answer(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 pub mod memory {
@@ -314,6 +316,11 @@ pub mod memory {
             }
             events.insert(key, answer.to_string());
             Ok(None)
+        }
+
+        async fn store_answer(&self, account_id: &str, event_key: &str, answer: &str, _expires_at: i64) -> Result<(), StoreError> {
+            lock(&self.events).insert(format!("{account_id}#{event_key}"), answer.to_string());
+            Ok(())
         }
     }
 }

@@ -1,1 +1,23 @@
-fn main() {}
+//! contact-events: campaign, inbound-message and captured-details events keep the
+//! contact book current. Wiring only; the logic is `contacts::events`.
+
+use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
+use contacts::config::Config;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+mod handler;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = load_sdk_config().await;
+    let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
+    let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+    let (config, objects, table) = (&config, &objects, &table);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler::handle(objects, table, config, event.payload).await
+    }))
+    .await
+}
