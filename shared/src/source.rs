@@ -633,3 +633,27 @@ mod tests {
         assert_eq!(cell_text(&Data::Int(42)), "42");
     }
 }
+
+#[cfg(test)]
+mod workbook_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_first_sheet_with_data_from_an_xlsx_fixture() {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/contacts.xlsx")).expect("fixture");
+        let mut rows = Vec::new();
+        let options = ReadOptions { format: Format::Xlsx, delimiter: None, sheet: None };
+        let info = read_workbook(bytes, &options, &WorkbookLimits::default(), |row| {
+            rows.push(row);
+            ControlFlow::Continue(())
+        })
+        .expect("readable");
+        assert_eq!(info.sheet.as_deref(), Some("Contacts"));
+        assert_eq!(rows[0].kind, RowKind::Header);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(rows[0].cells, ["Full Name", "WhatsApp Number", "Email", "Birthday", "Tier"]);
+        assert_eq!(rows[1].cells[1], "447911123460");
+        assert_eq!(rows[1].cells[3], "1906-12-09");
+        assert_eq!(rows[3].cells[1], "447400123462");
+    }
+}
