@@ -7,16 +7,21 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 
 use crate::contact::{contact_pk, gsi_shard, Contact, Source, Status, TEXT_FIELDS};
 use crate::ports::{
-    ByteStream, Claim, ContactStore, EventLedger, Job, JobProgress, JobStore, ObjectInfo, ObjectStore, Precondition, PutBody, PutOutcome, SettingsStore,
-    StoreError,
+    ByteStream, Claim, ContactStore, EventLedger, Job, JobProgress, JobStore, ObjectInfo,
+    ObjectStore, Precondition, PutBody, PutOutcome, SettingsStore, StoreError,
 };
 use crate::report::{ImportStatus, RowCounts};
 use crate::upload::Channel;
 
 type Item = HashMap<String, AttributeValue>;
 
-fn service<E: std::error::Error + Send + Sync + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError::Service { operation, source: Box::new(e) }
+fn service<E: std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Service {
+        operation,
+        source: Box::new(e),
+    }
 }
 
 /// Builds the shared SDK configuration once: region, credentials and, locally,
@@ -40,38 +45,69 @@ impl S3Objects {
 
 impl ObjectStore for S3Objects {
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, StoreError> {
-        let out = self.client.head_object().bucket(bucket).key(key).send().await.map_err(|e| {
-            let e = e.into_service_error();
-            if e.is_not_found() {
-                StoreError::NotFound { bucket: bucket.into(), key: key.into() }
-            } else {
-                service("S3 HeadObject")(e)
-            }
-        })?;
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = e.into_service_error();
+                if e.is_not_found() {
+                    StoreError::NotFound {
+                        bucket: bucket.into(),
+                        key: key.into(),
+                    }
+                } else {
+                    service("S3 HeadObject")(e)
+                }
+            })?;
         Ok(ObjectInfo {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
-            version_id: out.version_id().filter(|v| *v != "null").map(str::to_string),
+            version_id: out
+                .version_id()
+                .filter(|v| *v != "null")
+                .map(str::to_string),
             metadata: out.metadata().cloned().unwrap_or_default(),
         })
     }
 
     async fn open(&self, bucket: &str, key: &str) -> Result<ByteStream, StoreError> {
-        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-            let e = e.into_service_error();
-            if e.is_no_such_key() {
-                StoreError::NotFound { bucket: bucket.into(), key: key.into() }
-            } else {
-                service("S3 GetObject")(e)
-            }
-        })?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = e.into_service_error();
+                if e.is_no_such_key() {
+                    StoreError::NotFound {
+                        bucket: bucket.into(),
+                        key: key.into(),
+                    }
+                } else {
+                    service("S3 GetObject")(e)
+                }
+            })?;
         Ok(Box::pin(out.body.into_async_read()))
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: PutBody, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PutBody,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         let body = match body {
             PutBody::Bytes(bytes) => S3Body::from(bytes),
-            PutBody::File(path) => S3Body::from_path(path).await.map_err(service("read report file"))?,
+            PutBody::File(path) => S3Body::from_path(path)
+                .await
+                .map_err(service("read report file"))?,
         };
         self.client
             .put_object()
@@ -96,7 +132,10 @@ pub struct DynamoTable {
 impl DynamoTable {
     /// Wraps a client for `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoTable {
-        DynamoTable { client, table: table.into() }
+        DynamoTable {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -109,11 +148,15 @@ fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_n(item: &Item, name: &str) -> Option<i64> {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The DynamoDB item of a contact.
@@ -124,8 +167,18 @@ pub fn contact_to_item(contact: &Contact) -> Item {
     item.insert("account_id".into(), s(&contact.account_id));
     item.insert("channel".into(), s(contact.channel.as_str()));
     item.insert("phone".into(), s(&contact.phone));
-    item.insert("gsi1pk".into(), s(format!("{}#{}", contact.account_id, gsi_shard(&contact.phone))));
-    item.insert("gsi1sk".into(), s(format!("{}#{}", contact.channel.as_str(), contact.phone)));
+    item.insert(
+        "gsi1pk".into(),
+        s(format!(
+            "{}#{}",
+            contact.account_id,
+            gsi_shard(&contact.phone)
+        )),
+    );
+    item.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{}", contact.channel.as_str(), contact.phone)),
+    );
     for (field, value) in &contact.text {
         item.insert(field.clone(), s(value));
     }
@@ -134,13 +187,28 @@ pub fn contact_to_item(contact: &Contact) -> Item {
     }
     // DynamoDB refuses empty sets: an empty list set is simply absent.
     if !contact.lists.is_empty() {
-        item.insert("lists".into(), AttributeValue::Ss(contact.lists.iter().cloned().collect()));
+        item.insert(
+            "lists".into(),
+            AttributeValue::Ss(contact.lists.iter().cloned().collect()),
+        );
     }
     if !contact.tags.is_empty() {
-        item.insert("tags".into(), AttributeValue::Ss(contact.tags.iter().cloned().collect()));
+        item.insert(
+            "tags".into(),
+            AttributeValue::Ss(contact.tags.iter().cloned().collect()),
+        );
     }
     if !contact.attrs.is_empty() {
-        item.insert("attrs".into(), AttributeValue::M(contact.attrs.iter().map(|(k, v)| (k.clone(), s(v))).collect()));
+        item.insert(
+            "attrs".into(),
+            AttributeValue::M(
+                contact
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), s(v)))
+                    .collect(),
+            ),
+        );
     }
     item.insert("status".into(), s(contact.status.as_str()));
     item.insert("anonymous".into(), AttributeValue::Bool(contact.anonymous));
@@ -163,25 +231,57 @@ pub fn contact_to_item(contact: &Contact) -> Item {
 /// A contact from its DynamoDB item.
 pub fn contact_from_item(item: &Item) -> Result<Contact, StoreError> {
     let pk = get_s(item, "pk").unwrap_or("?").to_string();
-    let malformed = |problem: &str| StoreError::Malformed { pk: pk.clone(), problem: problem.to_string() };
-    let channel = get_s(item, "channel").and_then(Channel::parse).ok_or_else(|| malformed("channel"))?;
-    let set = |name: &str| -> std::collections::BTreeSet<String> { item.get(name).and_then(|v| v.as_ss().ok()).map(|v| v.iter().cloned().collect()).unwrap_or_default() };
+    let malformed = |problem: &str| StoreError::Malformed {
+        pk: pk.clone(),
+        problem: problem.to_string(),
+    };
+    let channel = get_s(item, "channel")
+        .and_then(Channel::parse)
+        .ok_or_else(|| malformed("channel"))?;
+    let set = |name: &str| -> std::collections::BTreeSet<String> {
+        item.get(name)
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default()
+    };
     Ok(Contact {
-        account_id: get_s(item, "account_id").ok_or_else(|| malformed("account_id"))?.to_string(),
+        account_id: get_s(item, "account_id")
+            .ok_or_else(|| malformed("account_id"))?
+            .to_string(),
         channel,
-        phone: get_s(item, "phone").ok_or_else(|| malformed("phone"))?.to_string(),
-        text: TEXT_FIELDS.iter().filter_map(|f| get_s(item, f).map(|v| (f.to_string(), v.to_string()))).collect(),
-        whatsapp_opted: item.get("whatsapp_opted").and_then(|v| v.as_bool().ok()).copied(),
+        phone: get_s(item, "phone")
+            .ok_or_else(|| malformed("phone"))?
+            .to_string(),
+        text: TEXT_FIELDS
+            .iter()
+            .filter_map(|f| get_s(item, f).map(|v| (f.to_string(), v.to_string())))
+            .collect(),
+        whatsapp_opted: item
+            .get("whatsapp_opted")
+            .and_then(|v| v.as_bool().ok())
+            .copied(),
         lists: set("lists"),
         tags: set("tags"),
         attrs: item
             .get("attrs")
             .and_then(|v| v.as_m().ok())
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                    .collect()
+            })
             .unwrap_or_default(),
-        status: get_s(item, "status").and_then(Status::parse).unwrap_or(Status::Active),
-        anonymous: item.get("anonymous").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-        source: get_s(item, "source").and_then(Source::parse).unwrap_or(Source::Import),
+        status: get_s(item, "status")
+            .and_then(Status::parse)
+            .unwrap_or(Status::Active),
+        anonymous: item
+            .get("anonymous")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        source: get_s(item, "source")
+            .and_then(Source::parse)
+            .unwrap_or(Source::Import),
         created_at: get_s(item, "created_at").unwrap_or_default().to_string(),
         updated_at: get_s(item, "updated_at").unwrap_or_default().to_string(),
         last_import_id: get_s(item, "last_import_id").map(str::to_string),
@@ -192,7 +292,12 @@ pub fn contact_from_item(item: &Item) -> Result<Contact, StoreError> {
 }
 
 impl ContactStore for DynamoTable {
-    async fn get_contact(&self, account_id: &str, channel: Channel, phone: &str) -> Result<Option<Contact>, StoreError> {
+    async fn get_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+    ) -> Result<Option<Contact>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -206,7 +311,11 @@ impl ContactStore for DynamoTable {
         out.item().map(contact_from_item).transpose()
     }
 
-    async fn put_contact(&self, contact: &Contact, precondition: Precondition) -> Result<PutOutcome, StoreError> {
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> Result<PutOutcome, StoreError> {
         let item = contact_to_item(contact);
         let result = match precondition {
             Precondition::Absent => self
@@ -258,7 +367,12 @@ impl ContactStore for DynamoTable {
         };
         match result {
             Ok(()) => Ok(PutOutcome::Written),
-            Err(Ok(old)) => Ok(PutOutcome::Conflict(old.as_ref().map(contact_from_item).transpose()?.map(Box::new))),
+            Err(Ok(old)) => Ok(PutOutcome::Conflict(
+                old.as_ref()
+                    .map(contact_from_item)
+                    .transpose()?
+                    .map(Box::new),
+            )),
             Err(Err(e)) => Err(e),
         }
     }
@@ -271,7 +385,11 @@ fn counts_to_map(counts: &BTreeMap<String, u64>) -> AttributeValue {
 fn map_to_counts(item: &Item, name: &str) -> BTreeMap<String, u64> {
     item.get(name)
         .and_then(|v| v.as_m().ok())
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -300,13 +418,22 @@ fn job_to_item(job: &Job) -> Item {
         ("import_id".to_string(), s(&job.import_id)),
         ("status".to_string(), s(job.status.as_str())),
         ("rows".to_string(), counts_to_map(&counts)),
-        ("rejections_by_reason".to_string(), counts_to_map(&job.progress.rejections_by_reason)),
-        ("warnings_by_code".to_string(), counts_to_map(&job.progress.warnings_by_code)),
+        (
+            "rejections_by_reason".to_string(),
+            counts_to_map(&job.progress.rejections_by_reason),
+        ),
+        (
+            "warnings_by_code".to_string(),
+            counts_to_map(&job.progress.warnings_by_code),
+        ),
         ("last_row".to_string(), n(job.progress.last_row)),
         ("summary_key".to_string(), s(&job.summary_key)),
         ("source_key".to_string(), s(&job.source_key)),
         ("started_at".to_string(), s(&job.started_at)),
-        ("updated_at".to_string(), s(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
+        (
+            "updated_at".to_string(),
+            s(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ),
         ("lease_expires_at".to_string(), n(job.lease_expires_at)),
     ])
 }
@@ -352,7 +479,9 @@ impl JobStore for DynamoTable {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(job_to_item(job)))
-            .condition_expression("attribute_not_exists(pk) OR (#status = :running AND lease_expires_at < :now)")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#status = :running AND lease_expires_at < :now)",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":now", n(now))
@@ -397,12 +526,21 @@ impl SettingsStore for DynamoTable {
             .send()
             .await
             .map_err(|e| service("DynamoDB GetItem (settings)")(e.into_service_error()))?;
-        Ok(out.item().and_then(|i| get_s(i, "default_country")).map(str::to_string))
+        Ok(out
+            .item()
+            .and_then(|i| get_s(i, "default_country"))
+            .map(str::to_string))
     }
 }
 
 impl EventLedger for DynamoTable {
-    async fn record_event(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> Result<Option<String>, StoreError> {
+    async fn record_event(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> Result<Option<String>, StoreError> {
         let result = self
             .client
             .put_item()
@@ -426,7 +564,13 @@ impl EventLedger for DynamoTable {
         }
     }
 
-    async fn store_answer(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> Result<(), StoreError> {
+    async fn store_answer(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -448,14 +592,26 @@ mod tests {
 
     #[test]
     fn contact_items_round_trip_with_keys_and_gsi() {
-        let mut draft = ContactDraft { phone: "+447911123456".into(), whatsapp_opted: Some(true), ..Default::default() };
+        let mut draft = ContactDraft {
+            phone: "+447911123456".into(),
+            whatsapp_opted: Some(true),
+            ..Default::default()
+        };
         draft.text.insert("name", "Eva".into());
         draft.lists.insert("VIP".into());
         draft.attrs.insert("Plan".into(), "Gold".into());
-        let stamp = WriteStamp { now: "2026-11-21T10:00:00Z".into(), source: Source::Import, import_id: Some("imp_1".into()), campaign_id: None };
+        let stamp = WriteStamp {
+            now: "2026-11-21T10:00:00Z".into(),
+            source: Source::Import,
+            import_id: Some("imp_1".into()),
+            campaign_id: None,
+        };
         let contact = Contact::create("acme", Channel::Whatsapp, &draft, &stamp);
         let item = contact_to_item(&contact);
-        assert_eq!(get_s(&item, "pk"), Some("CONTACT#acme#whatsapp#+447911123456"));
+        assert_eq!(
+            get_s(&item, "pk"),
+            Some("CONTACT#acme#whatsapp#+447911123456")
+        );
         assert_eq!(get_s(&item, "gsi1sk"), Some("whatsapp#+447911123456"));
         assert!(get_s(&item, "gsi1pk").is_some_and(|v| v.starts_with("acme#")));
         assert!(!item.contains_key("tags"), "no empty sets");

@@ -53,13 +53,21 @@ impl Config {
     /// Reads configuration through `lookup` (testable without touching the process).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let defaults = Config::default();
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
                 Some(value) => match value.parse::<u64>() {
                     Ok(n) if n > 0 => Ok(n),
-                    _ => Err(ConfigError { name, value, problem: "expected a positive whole number" }),
+                    _ => Err(ConfigError {
+                        name,
+                        value,
+                        problem: "expected a positive whole number",
+                    }),
                 },
             }
         };
@@ -92,14 +100,21 @@ mod tests {
         let config = Config::from_lookup(|_| None).expect("defaults");
         assert_eq!(config.table, "contacts");
         assert_eq!(config.max_upload_bytes, 104_857_600);
-        let config = Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "gb".to_string())).expect("valid");
-        assert_eq!(config.default_country.as_ref().map(Region::code), Some("GB"));
+        let config = Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "gb".to_string()))
+            .expect("valid");
+        assert_eq!(
+            config.default_country.as_ref().map(Region::code),
+            Some("GB")
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = Config::from_lookup(|n| (n == "MAX_ROWS").then(|| "lots".to_string())).expect_err("bad");
+        let err = Config::from_lookup(|n| (n == "MAX_ROWS").then(|| "lots".to_string()))
+            .expect_err("bad");
         assert!(err.to_string().contains("MAX_ROWS"));
-        assert!(Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "XYZ".to_string())).is_err());
+        assert!(
+            Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "XYZ".to_string())).is_err()
+        );
     }
 }

@@ -184,7 +184,12 @@ impl Contact {
     }
 
     /// A new active contact from a draft.
-    pub fn create(account_id: &str, channel: Channel, draft: &ContactDraft, stamp: &WriteStamp) -> Contact {
+    pub fn create(
+        account_id: &str,
+        channel: Channel,
+        draft: &ContactDraft,
+        stamp: &WriteStamp,
+    ) -> Contact {
         let mut contact = Contact {
             account_id: account_id.to_string(),
             channel,
@@ -266,11 +271,19 @@ mod tests {
     use super::*;
 
     fn stamp() -> WriteStamp {
-        WriteStamp { now: "2026-11-21T10:00:00Z".into(), source: Source::Import, import_id: Some("imp_1".into()), campaign_id: None }
+        WriteStamp {
+            now: "2026-11-21T10:00:00Z".into(),
+            source: Source::Import,
+            import_id: Some("imp_1".into()),
+            campaign_id: None,
+        }
     }
 
     fn draft() -> ContactDraft {
-        let mut d = ContactDraft { phone: "+447911123456".into(), ..Default::default() };
+        let mut d = ContactDraft {
+            phone: "+447911123456".into(),
+            ..Default::default()
+        };
         d.text.insert("name", "Eva".into());
         d.lists.insert("VIP".into());
         d
@@ -285,12 +298,20 @@ mod tests {
     #[test]
     fn blank_values_never_erase_and_lists_only_grow() {
         let mut contact = Contact::create("acme", Channel::Whatsapp, &draft(), &stamp());
-        contact.text.insert("email".into(), "eva@example.com".into());
+        contact
+            .text
+            .insert("email".into(), "eva@example.com".into());
         contact.status = Status::Blocked;
-        let mut next = ContactDraft { phone: contact.phone.clone(), ..Default::default() };
+        let mut next = ContactDraft {
+            phone: contact.phone.clone(),
+            ..Default::default()
+        };
         next.lists.insert("Leads".into());
         let merged = contact.merged(&next, &stamp()).expect("list added");
-        assert_eq!(merged.text.get("email").map(String::as_str), Some("eva@example.com"));
+        assert_eq!(
+            merged.text.get("email").map(String::as_str),
+            Some("eva@example.com")
+        );
         assert_eq!(merged.lists.len(), 2);
         assert_eq!(merged.status, Status::Blocked);
         assert_eq!(merged.version, contact.version + 1);

@@ -17,7 +17,9 @@ use crate::phone::{self, PhoneContext, Region};
 use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, StoreError};
 use crate::report::{saved_message, Outcome, RowCounts};
 use crate::save::{save_draft, upsert, SaveError, Upserted};
-use crate::source::{read_text, read_workbook, Format, RawRow, ReadOptions, RowKind, SourceError, WorkbookLimits};
+use crate::source::{
+    read_text, read_workbook, Format, RawRow, ReadOptions, RowKind, SourceError, WorkbookLimits,
+};
 use crate::text::{clean_value, truncate_chars};
 use crate::upload::{is_valid_account_id, Channel};
 use crate::validate::{is_valid_email, is_valid_name, validate_row, RowRules, Verdict};
@@ -72,7 +74,10 @@ impl EventError {
 }
 
 fn invalid(field: &str, problem: impl Into<String>) -> EventError {
-    EventError::InvalidField { field: field.to_string(), problem: problem.into() }
+    EventError::InvalidField {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
 }
 
 /// Reads an optional string field: absent or null is `None`, blank is `None`, any
@@ -87,7 +92,10 @@ fn opt_str(event: &Value, field: &str, max: usize) -> Result<Option<String>, Eve
             }
             Ok((!v.is_empty()).then_some(v))
         }
-        Some(other) => Err(invalid(field, format!("must be a string, not {}", type_name(other)))),
+        Some(other) => Err(invalid(
+            field,
+            format!("must be a string, not {}", type_name(other)),
+        )),
     }
 }
 
@@ -109,14 +117,22 @@ fn type_name(v: &Value) -> &'static str {
 fn account_of(event: &Value) -> Result<String, EventError> {
     let account = req_str(event, "account_id", 64)?;
     if !is_valid_account_id(&account) {
-        return Err(invalid("account_id", "must be 1-64 characters of A-Z a-z 0-9 _ -"));
+        return Err(invalid(
+            "account_id",
+            "must be 1-64 characters of A-Z a-z 0-9 _ -",
+        ));
     }
     Ok(account)
 }
 
 fn channel_of(event: &Value) -> Result<Channel, EventError> {
     let channel = req_str(event, "channel", 16)?;
-    Channel::parse(&channel.to_ascii_lowercase()).ok_or_else(|| invalid("channel", format!("{channel:?} is not one of whatsapp, sms, voice")))
+    Channel::parse(&channel.to_ascii_lowercase()).ok_or_else(|| {
+        invalid(
+            "channel",
+            format!("{channel:?} is not one of whatsapp, sms, voice"),
+        )
+    })
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -160,33 +176,61 @@ where
     /// Handles one (unwrapped) event and returns the answer.
     pub async fn handle(&self, event: &Value) -> Result<Value, EventError> {
         if !event.is_object() {
-            return Err(invalid("(event)", format!("must be a JSON object, not {}", type_name(event))));
+            return Err(invalid(
+                "(event)",
+                format!("must be a JSON object, not {}", type_name(event)),
+            ));
         }
         let kind = req_str(event, "type", 64)?;
         match kind.as_str() {
             "campaign.completed" => self.campaign_completed(event).await,
             "message.inbound" => self.message_inbound(event).await,
             "contact.captured" => self.contact_captured(event).await,
-            other => Err(invalid("type", format!("{other:?} is not one of campaign.completed, message.inbound, contact.captured"))),
+            other => Err(invalid(
+                "type",
+                format!(
+                    "{other:?} is not one of campaign.completed, message.inbound, contact.captured"
+                ),
+            )),
         }
     }
 
-    async fn region_for(&self, event: &Value, account_id: &str) -> Result<Option<Region>, EventError> {
+    async fn region_for(
+        &self,
+        event: &Value,
+        account_id: &str,
+    ) -> Result<Option<Region>, EventError> {
         if let Some(code) = opt_str(event, "default_country", 8)? {
-            return Region::parse(&code).map(Some).ok_or_else(|| invalid("default_country", format!("{code:?} is not an ISO 3166-1 alpha-2 country code")));
+            return Region::parse(&code).map(Some).ok_or_else(|| {
+                invalid(
+                    "default_country",
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
+                )
+            });
         }
         let setting = self.table.default_country(account_id).await?;
-        Ok(setting.and_then(|c| Region::parse(&c)).or(self.config.default_country))
+        Ok(setting
+            .and_then(|c| Region::parse(&c))
+            .or(self.config.default_country))
     }
 
     /// Runs `work` once per `event_key`: a redelivery answers what the first run answered.
-    async fn once<F, Fut>(&self, account_id: &str, event_key: &str, work: F) -> Result<Value, EventError>
+    async fn once<F, Fut>(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        work: F,
+    ) -> Result<Value, EventError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Value, EventError>>,
     {
         let expires = now().timestamp() + EVENT_TTL_SECONDS;
-        if let Some(previous) = self.table.record_event(account_id, event_key, PENDING, expires).await? {
+        if let Some(previous) = self
+            .table
+            .record_event(account_id, event_key, PENDING, expires)
+            .await?
+        {
             if previous != PENDING {
                 if let Ok(answer) = serde_json::from_str::<Value>(&previous) {
                     tracing::info!(event_key, "event already processed; answering as before");
@@ -195,7 +239,9 @@ where
             }
         }
         let answer = work().await?;
-        self.table.store_answer(account_id, event_key, &answer.to_string(), expires).await?;
+        self.table
+            .store_answer(account_id, event_key, &answer.to_string(), expires)
+            .await?;
         Ok(answer)
     }
 
@@ -218,25 +264,50 @@ where
         self.once(&account_id, &key, || async {
             let rows = match &source {
                 CampaignRecipients::Inline(rows) => rows.clone(),
-                CampaignRecipients::File { bucket, key } => self.read_recipients_file(bucket, key).await?,
+                CampaignRecipients::File { bucket, key } => {
+                    self.read_recipients_file(bucket, key).await?
+                }
             };
-            self.save_recipients(&account_id, channel, &campaign_id, region, rows).await
+            self.save_recipients(&account_id, channel, &campaign_id, region, rows)
+                .await
         })
         .await
     }
 
-    async fn read_recipients_file(&self, bucket: &str, key: &str) -> Result<RecipientTable, EventError> {
-        let file_error = |problem: String| EventError::RecipientsFile { bucket: bucket.into(), key: key.into(), problem };
-        let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-        let format = Format::from_extension(&ext).ok_or_else(|| file_error(format!("files ending in .{ext} are not supported; use CSV or XLSX")))?;
+    async fn read_recipients_file(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<RecipientTable, EventError> {
+        let file_error = |problem: String| EventError::RecipientsFile {
+            bucket: bucket.into(),
+            key: key.into(),
+            problem,
+        };
+        let ext = key
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let format = Format::from_extension(&ext).ok_or_else(|| {
+            file_error(format!(
+                "files ending in .{ext} are not supported; use CSV or XLSX"
+            ))
+        })?;
         let mut body = Vec::new();
         let stream = self.objects.open(bucket, key).await.map_err(|e| match e {
             StoreError::NotFound { .. } => file_error("it does not exist".into()),
             other => EventError::Store(other),
         })?;
-        stream.take(self.config.max_upload_bytes + 1).read_to_end(&mut body).await.map_err(|e| file_error(e.to_string()))?;
+        stream
+            .take(self.config.max_upload_bytes + 1)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| file_error(e.to_string()))?;
         if body.len() as u64 > self.config.max_upload_bytes {
-            return Err(file_error(format!("it is larger than {} bytes", self.config.max_upload_bytes)));
+            return Err(file_error(format!(
+                "it is larger than {} bytes",
+                self.config.max_upload_bytes
+            )));
         }
         tokio::task::spawn_blocking(move || {
             let mut rows: Vec<RawRow> = Vec::new();
@@ -244,22 +315,48 @@ where
                 rows.push(row);
                 ControlFlow::Continue(())
             };
-            let options = ReadOptions { format: if format == Format::Txt { Format::Csv } else { format }, delimiter: None, sheet: None };
-            let read = if format.is_workbook() { read_workbook(body, &options, &WorkbookLimits::default(), visit) } else { read_text(&body[..], &options, visit) };
+            let options = ReadOptions {
+                format: if format == Format::Txt {
+                    Format::Csv
+                } else {
+                    format
+                },
+                delimiter: None,
+                sheet: None,
+            };
+            let read = if format.is_workbook() {
+                read_workbook(body, &options, &WorkbookLimits::default(), visit)
+            } else {
+                read_text(&body[..], &options, visit)
+            };
             read.map(|_| rows)
         })
         .await
         .map_err(|e| file_error(e.to_string()))?
         .map_err(|e: SourceError| file_error(e.to_string()))
-        .and_then(|rows| {
+        .map(|rows| {
             let mut iter = rows.into_iter();
-            let header = iter.find(|r| r.kind == RowKind::Header).map(|r| r.cells).unwrap_or_default();
-            Ok(RecipientTable { header, rows: iter.map(|r| (r.line, r.cells, true)).collect() })
+            let header = iter
+                .find(|r| r.kind == RowKind::Header)
+                .map(|r| r.cells)
+                .unwrap_or_default();
+            RecipientTable {
+                header,
+                rows: iter.map(|r| (r.line, r.cells, true)).collect(),
+            }
         })
     }
 
-    async fn save_recipients(&self, account_id: &str, channel: Channel, campaign_id: &str, region: Option<Region>, table: RecipientTable) -> Result<Value, EventError> {
-        let columns = ColumnMap::from_header(&table.header, &[]).map_err(|e| EventError::MissingRequiredHeaders(e.to_string()))?;
+    async fn save_recipients(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        campaign_id: &str,
+        region: Option<Region>,
+        table: RecipientTable,
+    ) -> Result<Value, EventError> {
+        let columns = ColumnMap::from_header(&table.header, &[])
+            .map_err(|e| EventError::MissingRequiredHeaders(e.to_string()))?;
         if columns.index_of(Field::Name).is_none() && columns.index_of(Field::FirstName).is_none() {
             return Err(EventError::MissingRequiredHeaders(format!(
                 "no name column among {:?}",
@@ -267,8 +364,19 @@ where
             )));
         }
         let (lists, tags) = (BTreeSet::new(), BTreeSet::new());
-        let rules = RowRules { columns: &columns, channel, default_region: region, lists: &lists, tags: &tags };
-        let stamp = WriteStamp { now: rfc3339(now()), source: Source::Campaign, import_id: None, campaign_id: Some(campaign_id.to_string()) };
+        let rules = RowRules {
+            columns: &columns,
+            channel,
+            default_region: region,
+            lists: &lists,
+            tags: &tags,
+        };
+        let stamp = WriteStamp {
+            now: rfc3339(now()),
+            source: Source::Campaign,
+            import_id: None,
+            campaign_id: Some(campaign_id.to_string()),
+        };
         let mut counts = RowCounts::default();
         let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
         let mut not_delivered = 0u64;
@@ -288,11 +396,28 @@ where
                         counts.add(Outcome::DuplicateInFile);
                         continue;
                     }
-                    counts.add(save_draft(self.table, account_id, channel, &draft, &stamp, OnExisting::Update).await?);
+                    counts.add(
+                        save_draft(
+                            self.table,
+                            account_id,
+                            channel,
+                            &draft,
+                            &stamp,
+                            OnExisting::Update,
+                        )
+                        .await?,
+                    );
                 }
             }
         }
-        tracing::info!(account_id, campaign_id, created = counts.created, updated = counts.updated, rejected = counts.rejected, "campaign recipients saved");
+        tracing::info!(
+            account_id,
+            campaign_id,
+            created = counts.created,
+            updated = counts.updated,
+            rejected = counts.rejected,
+            "campaign recipients saved"
+        );
         Ok(json!({
             "status": "saved",
             "created": counts.created,
@@ -312,17 +437,37 @@ where
         let message_id = req_str(event, "message_id", 256)?;
         let raw_from = req_str(event, "from", 64)?;
         let region = self.region_for(event, &account_id).await?;
-        let phone = phone::normalize(&raw_from, None, PhoneContext { default_region: region, channel: Channel::Voice })
-            .map_err(|e| invalid("from", format!("{e} ({})", e.code())))?;
+        let phone = phone::normalize(
+            &raw_from,
+            None,
+            PhoneContext {
+                default_region: region,
+                channel: Channel::Voice,
+            },
+        )
+        .map_err(|e| invalid("from", format!("{e} ({})", e.code())))?;
         let received_at = match opt_str(event, "received_at", 64)? {
-            Some(t) => rfc3339(chrono::DateTime::parse_from_rfc3339(&t).map_err(|_| invalid("received_at", "must be an RFC 3339 time"))?.with_timezone(&chrono::Utc)),
+            Some(t) => rfc3339(
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|_| invalid("received_at", "must be an RFC 3339 time"))?
+                    .with_timezone(&chrono::Utc),
+            ),
             None => rfc3339(now()),
         };
         let first = opt_str(event, "first_name", 50)?.filter(|n| is_valid_name(n));
         let last = opt_str(event, "last_name", 50)?.filter(|n| is_valid_name(n));
-        let profile = opt_str(event, "profile_name", 200)?.map(|n| truncate_chars(&n, 101).to_string()).filter(|n| is_valid_name(n));
-        let given: Vec<&str> = [first.as_deref(), last.as_deref()].into_iter().flatten().collect();
-        let name = if given.is_empty() { profile } else { Some(given.join(" ")) };
+        let profile = opt_str(event, "profile_name", 200)?
+            .map(|n| truncate_chars(&n, 101).to_string())
+            .filter(|n| is_valid_name(n));
+        let given: Vec<&str> = [first.as_deref(), last.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let name = if given.is_empty() {
+            profile
+        } else {
+            Some(given.join(" "))
+        };
 
         let key = format!("msg:{message_id}");
         self.once(&account_id, &key, || async {
@@ -391,9 +536,19 @@ where
         let channel = channel_of(event)?;
         let raw_phone = req_str(event, "phone", 64)?;
         let region = self.region_for(event, &account_id).await?;
-        let phone = phone::normalize(&raw_phone, None, PhoneContext { default_region: region, channel })
-            .map_err(|e| invalid("phone", format!("{e} ({})", e.code())))?;
-        let mut draft = ContactDraft { phone, ..Default::default() };
+        let phone = phone::normalize(
+            &raw_phone,
+            None,
+            PhoneContext {
+                default_region: region,
+                channel,
+            },
+        )
+        .map_err(|e| invalid("phone", format!("{e} ({})", e.code())))?;
+        let mut draft = ContactDraft {
+            phone,
+            ..Default::default()
+        };
         for (field, max) in [("name", 101), ("first_name", 50), ("last_name", 50)] {
             if let Some(v) = opt_str(event, field, max)? {
                 if !is_valid_name(&v) {
@@ -404,19 +559,30 @@ where
         }
         if let Some(email) = opt_str(event, "email", 255)? {
             if !is_valid_email(&email) {
-                return Err(invalid("email", format!("{email:?} is not an e-mail address")));
+                return Err(invalid(
+                    "email",
+                    format!("{email:?} is not an e-mail address"),
+                ));
             }
             draft.text.insert("email", email);
         }
         opt_str(event, "captured_by", 64)?;
         opt_str(event, "conversation_id", 256)?;
         if !draft.text.contains_key("name") {
-            let full: Vec<&str> = ["first_name", "last_name"].iter().filter_map(|f| draft.text.get(f).map(String::as_str)).collect();
+            let full: Vec<&str> = ["first_name", "last_name"]
+                .iter()
+                .filter_map(|f| draft.text.get(f).map(String::as_str))
+                .collect();
             if !full.is_empty() {
                 draft.text.insert("name", full.join(" "));
             }
         }
-        let stamp = WriteStamp { now: rfc3339(now()), source: Source::Agent, import_id: None, campaign_id: None };
+        let stamp = WriteStamp {
+            now: rfc3339(now()),
+            source: Source::Agent,
+            import_id: None,
+            campaign_id: None,
+        };
         let result = upsert(
             self.table,
             || Contact::create(&account_id, channel, &draft, &stamp),
@@ -472,10 +638,15 @@ enum CampaignRecipients {
 
 impl CampaignRecipients {
     fn from_event(event: &Value) -> Result<CampaignRecipients, EventError> {
-        match (event.get("recipients_file").filter(|v| !v.is_null()), event.get("recipients").filter(|v| !v.is_null())) {
+        match (
+            event.get("recipients_file").filter(|v| !v.is_null()),
+            event.get("recipients").filter(|v| !v.is_null()),
+        ) {
             (Some(file), _) => {
-                let bucket = req_str(file, "bucket", 63).map_err(|_| invalid("recipients_file.bucket", "is required"))?;
-                let key = req_str(file, "key", 1024).map_err(|_| invalid("recipients_file.key", "is required"))?;
+                let bucket = req_str(file, "bucket", 63)
+                    .map_err(|_| invalid("recipients_file.bucket", "is required"))?;
+                let key = req_str(file, "key", 1024)
+                    .map_err(|_| invalid("recipients_file.key", "is required"))?;
                 Ok(CampaignRecipients::File { bucket, key })
             }
             (None, Some(Value::Array(list))) => {
@@ -491,8 +662,12 @@ impl CampaignRecipients {
                             header.push(key.clone());
                         }
                     }
-                    let status = opt_str(recipient, "delivery_status", 32).map_err(|_| invalid(&path("delivery_status"), "must be a string"))?;
-                    let delivered = !matches!(status.as_deref().map(str::to_ascii_lowercase).as_deref(), Some("failed" | "undelivered"));
+                    let status = opt_str(recipient, "delivery_status", 32)
+                        .map_err(|_| invalid(&path("delivery_status"), "must be a string"))?;
+                    let delivered = !matches!(
+                        status.as_deref().map(str::to_ascii_lowercase).as_deref(),
+                        Some("failed" | "undelivered")
+                    );
                     let mut cells = Vec::with_capacity(header.len());
                     for title in &header {
                         cells.push(match map.get(title) {
@@ -507,7 +682,10 @@ impl CampaignRecipients {
                 }
                 Ok(CampaignRecipients::Inline(RecipientTable { header, rows }))
             }
-            (None, Some(other)) => Err(invalid("recipients", format!("must be an array, not {}", type_name(other)))),
+            (None, Some(other)) => Err(invalid(
+                "recipients",
+                format!("must be an array, not {}", type_name(other)),
+            )),
             (None, None) => Err(invalid("recipients_file", "or `recipients` is required")),
         }
     }
@@ -520,7 +698,11 @@ mod tests {
 
     async fn send(store: &MemoryStore, event: Value) -> Result<Value, EventError> {
         let config = Config::default();
-        let service = EventService { objects: store, table: store, config: &config };
+        let service = EventService {
+            objects: store,
+            table: store,
+            config: &config,
+        };
         service.handle(&unwrap_envelope(event)).await
     }
 
@@ -548,7 +730,9 @@ mod tests {
         assert_eq!(answer["duplicates"], 1);
         assert_eq!(answer["message"], "2 new contacts saved to Contact Book.");
         assert_eq!(send(&store, event).await.expect("again"), answer);
-        let john = store.contact("CONTACT#acme#whatsapp#+919876543210").expect("saved");
+        let john = store
+            .contact("CONTACT#acme#whatsapp#+919876543210")
+            .expect("saved");
         assert_eq!(john.last_campaign_id.as_deref(), Some("cmp-42"));
         assert_eq!(john.source, Source::Campaign);
     }
@@ -570,9 +754,24 @@ mod tests {
         let contact = store.contact(PK).expect("created");
         assert!(contact.anonymous);
         assert_eq!(contact.text.get("name").map(String::as_str), Some("Eva"));
-        assert_eq!(send(&store, inbound("m1", Some("Eva"))).await.expect("ok"), first, "same message twice");
-        assert_eq!(send(&store, inbound("m2", Some("Other"))).await.expect("ok")["contact"], "existing");
-        assert_eq!(store.contact(PK).and_then(|c| c.text.get("name").cloned()).as_deref(), Some("Eva"));
+        assert_eq!(
+            send(&store, inbound("m1", Some("Eva"))).await.expect("ok"),
+            first,
+            "same message twice"
+        );
+        assert_eq!(
+            send(&store, inbound("m2", Some("Other")))
+                .await
+                .expect("ok")["contact"],
+            "existing"
+        );
+        assert_eq!(
+            store
+                .contact(PK)
+                .and_then(|c| c.text.get("name").cloned())
+                .as_deref(),
+            Some("Eva")
+        );
     }
 
     #[tokio::test]
@@ -581,12 +780,26 @@ mod tests {
         send(&store, inbound("m1", Some("Eva"))).await.expect("ok");
         let mut contact = store.contact(PK).expect("created");
         contact.status = Status::Archived;
-        store.contacts.lock().expect("lock").insert(PK.into(), contact.clone());
-        assert_eq!(send(&store, inbound("m2", None)).await.expect("ok")["contact"], "reactivated");
+        store
+            .contacts
+            .lock()
+            .expect("lock")
+            .insert(PK.into(), contact.clone());
+        assert_eq!(
+            send(&store, inbound("m2", None)).await.expect("ok")["contact"],
+            "reactivated"
+        );
         assert_eq!(store.contact(PK).map(|c| c.status), Some(Status::Active));
         contact.status = Status::Blocked;
-        store.contacts.lock().expect("lock").insert(PK.into(), contact);
-        assert_eq!(send(&store, inbound("m3", None)).await.expect("ok")["contact"], "blocked");
+        store
+            .contacts
+            .lock()
+            .expect("lock")
+            .insert(PK.into(), contact);
+        assert_eq!(
+            send(&store, inbound("m3", None)).await.expect("ok")["contact"],
+            "blocked"
+        );
         assert_eq!(store.contact(PK).map(|c| c.status), Some(Status::Blocked));
     }
 
@@ -599,19 +812,40 @@ mod tests {
         assert_eq!(answer["contact"], "updated");
         let contact = store.contact(PK).expect("exists");
         assert!(!contact.anonymous);
-        assert_eq!(contact.text.get("name").map(String::as_str), Some("Eva Smith"));
-        assert_eq!(contact.text.get("email").map(String::as_str), Some("eva@example.com"));
+        assert_eq!(
+            contact.text.get("name").map(String::as_str),
+            Some("Eva Smith")
+        );
+        assert_eq!(
+            contact.text.get("email").map(String::as_str),
+            Some("eva@example.com")
+        );
     }
 
     #[tokio::test]
     async fn malformed_events_name_the_field_and_write_nothing() {
         let store = MemoryStore::default();
         for (event, field) in [
-            (json!({"type": "message.inbound", "channel": "whatsapp", "message_id": "m", "from": "+447911123456"}), "account_id"),
-            (json!({"type": "message.inbound", "account_id": "acme", "channel": "fax", "message_id": "m", "from": "+447911123456"}), "channel"),
-            (json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m", "from": "12"}), "from"),
-            (json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123456", "email": "nope"}), "email"),
-            (json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": 5, "channel": "sms", "status": "succeeded"}), "campaign_id"),
+            (
+                json!({"type": "message.inbound", "channel": "whatsapp", "message_id": "m", "from": "+447911123456"}),
+                "account_id",
+            ),
+            (
+                json!({"type": "message.inbound", "account_id": "acme", "channel": "fax", "message_id": "m", "from": "+447911123456"}),
+                "channel",
+            ),
+            (
+                json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m", "from": "12"}),
+                "from",
+            ),
+            (
+                json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123456", "email": "nope"}),
+                "email",
+            ),
+            (
+                json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": 5, "channel": "sms", "status": "succeeded"}),
+                "campaign_id",
+            ),
             (json!({"type": "unknown"}), "type"),
         ] {
             match send(&store, event).await {
@@ -627,7 +861,12 @@ mod tests {
         let store = MemoryStore::default();
         let mut detail = inbound("m1", None);
         detail.as_object_mut().expect("object").remove("type");
-        let answer = send(&store, json!({"detail-type": "message.inbound", "source": "inbox", "detail": detail})).await.expect("ok");
+        let answer = send(
+            &store,
+            json!({"detail-type": "message.inbound", "source": "inbox", "detail": detail}),
+        )
+        .await
+        .expect("ok");
         assert_eq!(answer["contact"], "created_anonymous");
     }
 }

@@ -16,10 +16,19 @@ use crate::contact::{Source, WriteStamp};
 use crate::mapping::ColumnMap;
 use crate::options::UploadOptions;
 use crate::phone::Region;
-use crate::ports::{Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore, StoreError};
-use crate::report::{saved_message, FileError, ImportStatus, Outcome, ReportLine, RowCounts, RowsReport, SourceSummary, Summary};
+use crate::ports::{
+    Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore,
+    StoreError,
+};
+use crate::report::{
+    saved_message, FileError, ImportStatus, Outcome, ReportLine, RowCounts, RowsReport,
+    SourceSummary, Summary,
+};
 use crate::save::{plan_draft, save_draft, SaveError};
-use crate::source::{read_text, read_workbook, Format, RawRow, ReadOptions, RowKind, SourceError, SourceInfo, WorkbookLimits};
+use crate::source::{
+    read_text, read_workbook, Format, RawRow, ReadOptions, RowKind, SourceError, SourceInfo,
+    WorkbookLimits,
+};
 use crate::upload::{import_id, rows_report_key, summary_key, UploadIdentity, UploadKey};
 use crate::validate::{validate_row, Problem, RowRules, Verdict};
 
@@ -84,7 +93,10 @@ struct Failure {
 
 impl Failure {
     fn new(code: &'static str, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -137,16 +149,26 @@ where
             started_at: started_at.clone(),
             lease_expires_at: chrono::Utc::now().timestamp() + LEASE_SECONDS,
         };
-        let resume = match self.table.claim_job(&job, chrono::Utc::now().timestamp()).await? {
+        let resume = match self
+            .table
+            .claim_job(&job, chrono::Utc::now().timestamp())
+            .await?
+        {
             Claim::Started => None,
             Claim::TakenOver(previous) => {
-                info!(last_row = previous.progress.last_row, "resuming a job whose owner stopped");
+                info!(
+                    last_row = previous.progress.last_row,
+                    "resuming a job whose owner stopped"
+                );
                 job.started_at = previous.started_at.clone();
                 job.progress = previous.progress.clone();
                 Some(previous.progress)
             }
             Claim::Declined(existing) => {
-                let why = format!("import {import_id} is already {}; duplicate event ignored", existing.status.as_str());
+                let why = format!(
+                    "import {import_id} is already {}; duplicate event ignored",
+                    existing.status.as_str()
+                );
                 info!("{why}");
                 return Ok(ImportResult::Skipped(why));
             }
@@ -154,7 +176,10 @@ where
         drop(_entered);
 
         let mut run = Run::new(&key, &import_id, upload, &job.started_at, resume);
-        let outcome = self.import_file(&key, upload, &mut run, &mut job).instrument_in(&span).await;
+        let outcome = self
+            .import_file(&key, upload, &mut run, &mut job)
+            .instrument_in(&span)
+            .await;
         let summary = match outcome {
             Ok(()) => run.summary(started.elapsed(), self.config),
             Err(RunError::File(failure)) => {
@@ -176,15 +201,32 @@ where
         Ok(ImportResult::Finished(Box::new(summary)))
     }
 
-    async fn finish(&self, job: &mut Job, summary: &Summary, report: Option<RowsReport>) -> Result<(), ImportError> {
+    async fn finish(
+        &self,
+        job: &mut Job,
+        summary: &Summary,
+        report: Option<RowsReport>,
+    ) -> Result<(), ImportError> {
         if let (Some(report), Some(rows_key)) = (report, summary.rows_report_key.as_ref()) {
             let file = report.finish()?;
             self.objects
-                .put(&summary.source.bucket, rows_key, PutBody::File(file.path().to_path_buf()), "text/csv; charset=utf-8")
+                .put(
+                    &summary.source.bucket,
+                    rows_key,
+                    PutBody::File(file.path().to_path_buf()),
+                    "text/csv; charset=utf-8",
+                )
                 .await?;
         }
         let body = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
-        self.objects.put(&summary.source.bucket, &job.summary_key, PutBody::Bytes(body), "application/json").await?;
+        self.objects
+            .put(
+                &summary.source.bucket,
+                &job.summary_key,
+                PutBody::Bytes(body),
+                "application/json",
+            )
+            .await?;
         job.status = summary.status;
         job.progress = JobProgress {
             rows: summary.rows.clone(),
@@ -193,25 +235,48 @@ where
             last_row: job.progress.last_row,
         };
         self.table.save_job(job).await?;
-        info!(status = summary.status.as_str(), total = summary.rows.total, created = summary.rows.created, rejected = summary.rows.rejected, "import finished");
+        info!(
+            status = summary.status.as_str(),
+            total = summary.rows.total,
+            created = summary.rows.created,
+            rejected = summary.rows.rejected,
+            "import finished"
+        );
         Ok(())
     }
 
-    async fn import_file(&self, key: &UploadKey, upload: &Upload, run: &mut Run, job: &mut Job) -> Result<(), RunError> {
-        let info = self.objects.head(&upload.bucket, &upload.key).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => RunError::File(Failure::new("unreadable_file", "the uploaded object no longer exists; upload it again")),
-            other => RunError::Infra(other.into()),
-        })?;
+    async fn import_file(
+        &self,
+        key: &UploadKey,
+        upload: &Upload,
+        run: &mut Run,
+        job: &mut Job,
+    ) -> Result<(), RunError> {
+        let info = self
+            .objects
+            .head(&upload.bucket, &upload.key)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => RunError::File(Failure::new(
+                    "unreadable_file",
+                    "the uploaded object no longer exists; upload it again",
+                )),
+                other => RunError::Infra(other.into()),
+            })?;
         run.source.size_bytes = info.size;
         run.source.etag = info.etag.clone().or_else(|| upload.etag.clone());
-        run.source.version_id = info.version_id.clone().or_else(|| upload.version_id.clone());
+        run.source.version_id = info
+            .version_id
+            .clone()
+            .or_else(|| upload.version_id.clone());
         if info.size > self.config.max_upload_bytes {
             return Err(RunError::File(Failure::new(
                 "file_too_large",
                 format!("the file is {} bytes; the limit is {} bytes ({} MB). Split it into smaller files.", info.size, self.config.max_upload_bytes, self.config.max_upload_bytes / 1_048_576),
             )));
         }
-        let options = UploadOptions::from_metadata(&info.metadata).map_err(|e| RunError::File(Failure::new("bad_option", e.to_string())))?;
+        let options = UploadOptions::from_metadata(&info.metadata)
+            .map_err(|e| RunError::File(Failure::new("bad_option", e.to_string())))?;
         run.dry_run = options.dry_run;
         let format = Format::from_extension(&key.extension()).ok_or_else(|| {
             RunError::File(Failure::new(
@@ -222,11 +287,18 @@ where
         run.source.format = Some(format.as_str().to_string());
         let default_region = match options.default_country {
             Some(region) => Some(region),
-            None => self.account_region(&key.account_id).await?.or(self.config.default_country),
+            None => self
+                .account_region(&key.account_id)
+                .await?
+                .or(self.config.default_country),
         };
 
         let (tx, rx) = mpsc::channel::<Step>(1024);
-        let parse_options = ReadOptions { format, delimiter: options.delimiter, sheet: options.sheet.clone() };
+        let parse_options = ReadOptions {
+            format,
+            delimiter: options.delimiter,
+            sheet: options.sheet.clone(),
+        };
         let parser = RowParser {
             channel: key.channel,
             default_region,
@@ -235,23 +307,44 @@ where
             resume_after: run.last_row,
             tx,
         };
-        let body = self.objects.open(&upload.bucket, &upload.key).await.map_err(|e| RunError::Infra(e.into()))?;
+        let body = self
+            .objects
+            .open(&upload.bucket, &upload.key)
+            .await
+            .map_err(|e| RunError::Infra(e.into()))?;
         let parse_task = if format.is_workbook() {
-            let mut bytes = Vec::with_capacity(info.size.min(self.config.max_upload_bytes) as usize);
+            let mut bytes =
+                Vec::with_capacity(info.size.min(self.config.max_upload_bytes) as usize);
             body.take(self.config.max_upload_bytes + 1)
                 .read_to_end(&mut bytes)
                 .await
-                .map_err(|e| RunError::File(Failure::new("unreadable_file", format!("the file could not be downloaded: {e}"))))?;
+                .map_err(|e| {
+                    RunError::File(Failure::new(
+                        "unreadable_file",
+                        format!("the file could not be downloaded: {e}"),
+                    ))
+                })?;
             let limits = WorkbookLimits::default();
-            tokio::task::spawn_blocking(move || parser.parse(|visit| read_workbook(bytes, &parse_options, &limits, visit)))
+            tokio::task::spawn_blocking(move || {
+                parser.parse(|visit| read_workbook(bytes, &parse_options, &limits, visit))
+            })
         } else {
             let reader = tokio_util::io::SyncIoBridge::new(body);
-            tokio::task::spawn_blocking(move || parser.parse(|visit| read_text(reader, &parse_options, visit)))
+            tokio::task::spawn_blocking(move || {
+                parser.parse(|visit| read_text(reader, &parse_options, visit))
+            })
         };
 
-        let stamp = WriteStamp { now: run.started_at.clone(), source: Source::Import, import_id: Some(run.import_id.clone()), campaign_id: None };
+        let stamp = WriteStamp {
+            now: run.started_at.clone(),
+            source: Source::Import,
+            import_id: Some(run.import_id.clone()),
+            campaign_id: None,
+        };
         let write_result = self.write_rows(rx, run, job, key, &options, &stamp).await;
-        let parsed = parse_task.await.map_err(|e| RunError::Infra(ImportError::Parser(e.to_string())))?;
+        let parsed = parse_task
+            .await
+            .map_err(|e| RunError::Infra(ImportError::Parser(e.to_string())))?;
         write_result?;
         let parsed = parsed.map_err(RunError::File)?;
         run.source.encoding = parsed.info.encoding.map(str::to_string);
@@ -269,14 +362,22 @@ where
         if run.rows.total == 0 {
             return Err(RunError::File(Failure::new(
                 "empty_file",
-                if parsed.saw_header { "the file has a header row but no data rows" } else { "the file has no rows" },
+                if parsed.saw_header {
+                    "the file has a header row but no data rows"
+                } else {
+                    "the file has no rows"
+                },
             )));
         }
         Ok(())
     }
 
     async fn account_region(&self, account_id: &str) -> Result<Option<Region>, RunError> {
-        let setting = self.table.default_country(account_id).await.map_err(|e| RunError::Infra(e.into()))?;
+        let setting = self
+            .table
+            .default_country(account_id)
+            .await
+            .map_err(|e| RunError::Infra(e.into()))?;
         Ok(setting.and_then(|code| {
             let region = Region::parse(&code);
             if region.is_none() {
@@ -286,8 +387,18 @@ where
         }))
     }
 
-    async fn write_rows(&self, rx: mpsc::Receiver<Step>, run: &mut Run, job: &mut Job, key: &UploadKey, options: &UploadOptions, stamp: &WriteStamp) -> Result<(), RunError> {
-        let steps = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|step| (step, rx)) });
+    async fn write_rows(
+        &self,
+        rx: mpsc::Receiver<Step>,
+        run: &mut Run,
+        job: &mut Job,
+        key: &UploadKey,
+        options: &UploadOptions,
+        stamp: &WriteStamp,
+    ) -> Result<(), RunError> {
+        let steps = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|step| (step, rx))
+        });
         let concurrency = self.config.write_concurrency.max(1);
         let table = self.table;
         let dry_run = options.dry_run;
@@ -298,9 +409,25 @@ where
                     Step::Row(row) if !row.replayed => match &row.verdict {
                         RowVerdict::Accepted { draft, .. } => {
                             let saved = if dry_run {
-                                plan_draft(table, &key.account_id, key.channel, draft, stamp, on_existing).await
+                                plan_draft(
+                                    table,
+                                    &key.account_id,
+                                    key.channel,
+                                    draft,
+                                    stamp,
+                                    on_existing,
+                                )
+                                .await
                             } else {
-                                save_draft(table, &key.account_id, key.channel, draft, stamp, on_existing).await
+                                save_draft(
+                                    table,
+                                    &key.account_id,
+                                    key.channel,
+                                    draft,
+                                    stamp,
+                                    on_existing,
+                                )
+                                .await
                             };
                             Some(saved.map_err(|e| RunError::Infra(e.into()))?)
                         }
@@ -320,10 +447,15 @@ where
                 Step::Header(columns) => run.start_report(columns)?,
                 Step::Row(row) => {
                     run.record(&row, outcome)?;
-                    if run.rows.total - last_checkpoint.1 >= CHECKPOINT_ROWS || last_checkpoint.0.elapsed() >= CHECKPOINT_EVERY {
+                    if run.rows.total - last_checkpoint.1 >= CHECKPOINT_ROWS
+                        || last_checkpoint.0.elapsed() >= CHECKPOINT_EVERY
+                    {
                         job.progress = run.committed_progress();
                         job.lease_expires_at = chrono::Utc::now().timestamp() + LEASE_SECONDS;
-                        self.table.save_job(job).await.map_err(|e| RunError::Infra(e.into()))?;
+                        self.table
+                            .save_job(job)
+                            .await
+                            .map_err(|e| RunError::Infra(e.into()))?;
                         last_checkpoint = (Instant::now(), run.rows.total);
                     }
                 }
@@ -370,9 +502,16 @@ struct ParsedRow {
 }
 
 enum RowVerdict {
-    Accepted { draft: crate::contact::ContactDraft, warnings: Vec<Problem> },
-    Rejected { problem: Problem },
-    Duplicate { problem: Problem },
+    Accepted {
+        draft: crate::contact::ContactDraft,
+        warnings: Vec<Problem>,
+    },
+    Rejected {
+        problem: Problem,
+    },
+    Duplicate {
+        problem: Problem,
+    },
 }
 
 struct Parsed {
@@ -393,7 +532,10 @@ struct RowParser {
 }
 
 impl RowParser {
-    fn parse(self, read: impl FnOnce(&mut dyn FnMut(RawRow) -> ControlFlow<()>) -> Result<SourceInfo, SourceError>) -> Result<Parsed, Failure> {
+    fn parse(
+        self,
+        read: impl FnOnce(&mut dyn FnMut(RawRow) -> ControlFlow<()>) -> Result<SourceInfo, SourceError>,
+    ) -> Result<Parsed, Failure> {
         let mut columns: Option<ColumnMap> = None;
         let mut failure: Option<Failure> = None;
         let mut seen: HashMap<u64, u64> = HashMap::new();
@@ -414,7 +556,9 @@ impl RowParser {
                     }
                     Err(e) => {
                         let code = match e {
-                            crate::mapping::MappingError::MissingPhoneColumn { .. } => "missing_phone_column",
+                            crate::mapping::MappingError::MissingPhoneColumn { .. } => {
+                                "missing_phone_column"
+                            }
                             _ => "bad_option",
                         };
                         failure = Some(Failure::new(code, e.to_string()));
@@ -429,23 +573,38 @@ impl RowParser {
                     return ControlFlow::Break(());
                 }
             }
-            let Some(map) = columns.as_ref() else { return ControlFlow::Break(()) };
+            let Some(map) = columns.as_ref() else {
+                return ControlFlow::Break(());
+            };
             data_rows += 1;
             if data_rows > self.max_rows {
                 row_limit_hit_at = Some(row.line);
                 return ControlFlow::Break(());
             }
-            let rules = RowRules { columns: map, channel: self.channel, default_region: self.default_region, lists: &self.options.lists, tags: &self.options.tags };
+            let rules = RowRules {
+                columns: map,
+                channel: self.channel,
+                default_region: self.default_region,
+                lists: &self.options.lists,
+                tags: &self.options.tags,
+            };
             let verdict = match validate_row(&row.cells, &rules) {
                 Verdict::Rejected { problem, .. } => RowVerdict::Rejected { problem },
                 Verdict::Accepted { draft, warnings } => {
-                    let number: u64 = draft.phone.trim_start_matches('+').parse().unwrap_or(u64::MAX);
+                    let number: u64 = draft
+                        .phone
+                        .trim_start_matches('+')
+                        .parse()
+                        .unwrap_or(u64::MAX);
                     match seen.get(&number) {
                         Some(first) => RowVerdict::Duplicate {
                             problem: Problem {
                                 code: "duplicate_in_file",
                                 column: map.title_of(crate::field::Field::Phone).to_string(),
-                                message: format!("{} is also on row {first}; the first row was used", crate::text::mask_phone(&draft.phone)),
+                                message: format!(
+                                    "{} is also on row {first}; the first row was used",
+                                    crate::text::mask_phone(&draft.phone)
+                                ),
                             },
                         },
                         None => {
@@ -455,7 +614,12 @@ impl RowParser {
                     }
                 }
             };
-            let step = Step::Row(ParsedRow { replayed: row.line <= resume_after, line: row.line, cells: row.cells, verdict });
+            let step = Step::Row(ParsedRow {
+                replayed: row.line <= resume_after,
+                line: row.line,
+                cells: row.cells,
+                verdict,
+            });
             if self.tx.blocking_send(step).is_err() {
                 return ControlFlow::Break(());
             }
@@ -463,13 +627,19 @@ impl RowParser {
         };
         let info = read(&mut visit).map_err(|e| match e {
             SourceError::TooLarge(m) => Failure::new("file_too_large", m),
-            SourceError::NoSuchSheet { .. } => Failure::new("bad_option", format!("upload option x-amz-meta-sheet: {e}")),
+            SourceError::NoSuchSheet { .. } => {
+                Failure::new("bad_option", format!("upload option x-amz-meta-sheet: {e}"))
+            }
             SourceError::Unreadable(m) => Failure::new("unreadable_file", m),
         })?;
         if let Some(failure) = failure {
             return Err(failure);
         }
-        Ok(Parsed { info, saw_header, row_limit_hit_at })
+        Ok(Parsed {
+            info,
+            saw_header,
+            row_limit_hit_at,
+        })
     }
 }
 
@@ -491,7 +661,13 @@ struct Run {
 }
 
 impl Run {
-    fn new(key: &UploadKey, import_id: &str, upload: &Upload, started_at: &str, resume: Option<JobProgress>) -> Run {
+    fn new(
+        key: &UploadKey,
+        import_id: &str,
+        upload: &Upload,
+        started_at: &str,
+        resume: Option<JobProgress>,
+    ) -> Run {
         let resume = resume.unwrap_or_default();
         Run {
             import_id: import_id.to_string(),
@@ -527,14 +703,18 @@ impl Run {
         let (problems, outcome): (Vec<&Problem>, Outcome) = match (&row.verdict, outcome) {
             (RowVerdict::Rejected { problem }, _) => (vec![problem], Outcome::Rejected),
             (RowVerdict::Duplicate { problem }, _) => (vec![problem], Outcome::DuplicateInFile),
-            (RowVerdict::Accepted { warnings, .. }, Some(outcome)) => (warnings.iter().collect(), outcome),
+            (RowVerdict::Accepted { warnings, .. }, Some(outcome)) => {
+                (warnings.iter().collect(), outcome)
+            }
             (RowVerdict::Accepted { .. }, None) => return Ok(()),
         };
         if !row.replayed {
             self.rows.add(outcome);
             self.last_row = row.line;
             match &row.verdict {
-                RowVerdict::Rejected { problem } => *self.rejections.entry(problem.code.to_string()).or_default() += 1,
+                RowVerdict::Rejected { problem } => {
+                    *self.rejections.entry(problem.code.to_string()).or_default() += 1
+                }
                 RowVerdict::Accepted { warnings, .. } => {
                     for w in warnings {
                         *self.warnings.entry(w.code.to_string()).or_default() += 1;
@@ -546,8 +726,15 @@ impl Run {
         if problems.is_empty() {
             return Ok(());
         }
-        let join = |f: fn(&Problem) -> &str| problems.iter().map(|p| f(p)).collect::<Vec<_>>().join("; ");
-        let line = ReportLine { row: row.line, outcome, code: join(|p| p.code), column: join(|p| &p.column), message: join(|p| &p.message) };
+        let join =
+            |f: fn(&Problem) -> &str| problems.iter().map(|p| f(p)).collect::<Vec<_>>().join("; ");
+        let line = ReportLine {
+            row: row.line,
+            outcome,
+            code: join(|p| p.code),
+            column: join(|p| &p.column),
+            message: join(|p| &p.message),
+        };
         if let Some(report) = self.report.as_mut() {
             report.push(&line, &row.cells)?;
         }
@@ -555,7 +742,12 @@ impl Run {
     }
 
     fn committed_progress(&self) -> JobProgress {
-        JobProgress { rows: self.rows.clone(), rejections_by_reason: self.rejections.clone(), warnings_by_code: self.warnings.clone(), last_row: self.last_row }
+        JobProgress {
+            rows: self.rows.clone(),
+            rejections_by_reason: self.rejections.clone(),
+            warnings_by_code: self.warnings.clone(),
+            last_row: self.last_row,
+        }
     }
 
     fn summary(&self, elapsed: Duration, _config: &Config) -> Summary {
@@ -567,7 +759,11 @@ impl Run {
             ImportStatus::Completed
         };
         let message = match &self.failure {
-            Some(f) if self.rows.created > 0 => format!("{} {}", f.message, saved_message(self.rows.created, self.dry_run)),
+            Some(f) if self.rows.created > 0 => format!(
+                "{} {}",
+                f.message,
+                saved_message(self.rows.created, self.dry_run)
+            ),
             Some(f) => f.message.clone(),
             None => saved_message(self.rows.created, self.dry_run),
         };
@@ -586,8 +782,14 @@ impl Run {
             warnings_by_code: self.warnings.clone(),
             column_mapping: self.column_mapping.clone(),
             message,
-            error: self.failure.as_ref().map(|f| FileError { code: f.code.to_string(), message: f.message.clone() }),
-            rows_report_key: self.report.as_ref().map(|_| rows_report_key(&self.account_id, &self.import_id)),
+            error: self.failure.as_ref().map(|f| FileError {
+                code: f.code.to_string(),
+                message: f.message.clone(),
+            }),
+            rows_report_key: self
+                .report
+                .as_ref()
+                .map(|_| rows_report_key(&self.account_id, &self.import_id)),
         }
     }
 }
@@ -599,12 +801,31 @@ mod tests {
 
     const BUCKET: &str = "contact-uploads";
 
-    async fn import(store: &MemoryStore, key: &str, body: &[u8], metadata: &[(&str, &str)], sequencer: &str) -> Summary {
+    async fn import(
+        store: &MemoryStore,
+        key: &str,
+        body: &[u8],
+        metadata: &[(&str, &str)],
+        sequencer: &str,
+    ) -> Summary {
         store.insert_object(BUCKET, key, body, metadata);
         let config = Config::default();
-        let importer = Importer { objects: store, table: store, config: &config };
-        let upload = Upload { bucket: BUCKET.into(), key: key.into(), sequencer: Some(sequencer.into()), ..Default::default() };
-        match importer.run(&upload).await.expect("no infrastructure error") {
+        let importer = Importer {
+            objects: store,
+            table: store,
+            config: &config,
+        };
+        let upload = Upload {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            sequencer: Some(sequencer.into()),
+            ..Default::default()
+        };
+        match importer
+            .run(&upload)
+            .await
+            .expect("no infrastructure error")
+        {
             ImportResult::Finished(summary) => *summary,
             ImportResult::Skipped(why) => panic!("skipped: {why}"),
         }
@@ -615,59 +836,183 @@ mod tests {
     #[tokio::test]
     async fn imports_counts_and_reports_every_row() {
         let store = MemoryStore::default();
-        let summary = import(&store, "imports/acme/whatsapp/list.csv", MYOPERATOR, &[], "1").await;
+        let summary = import(
+            &store,
+            "imports/acme/whatsapp/list.csv",
+            MYOPERATOR,
+            &[],
+            "1",
+        )
+        .await;
         assert_eq!(summary.status, ImportStatus::CompletedWithErrors);
-        assert_eq!((summary.rows.total, summary.rows.created, summary.rows.rejected, summary.rows.duplicate_in_file), (4, 2, 1, 1));
+        assert_eq!(
+            (
+                summary.rows.total,
+                summary.rows.created,
+                summary.rows.rejected,
+                summary.rows.duplicate_in_file
+            ),
+            (4, 2, 1, 1)
+        );
         assert_eq!(summary.message, "2 new contacts saved to Contact Book.");
-        assert_eq!(summary.column_mapping.get("Phone number").map(String::as_str), Some("phone"));
-        let rows = store.object_text(BUCKET, summary.rows_report_key.as_deref().expect("rows key")).expect("rows.csv");
+        assert_eq!(
+            summary
+                .column_mapping
+                .get("Phone number")
+                .map(String::as_str),
+            Some("phone")
+        );
+        let rows = store
+            .object_text(
+                BUCKET,
+                summary.rows_report_key.as_deref().expect("rows key"),
+            )
+            .expect("rows.csv");
         let lines: Vec<&str> = rows.lines().collect();
-        assert_eq!(lines[0], "row,outcome,code,column,message,Name,Phone number");
-        assert!(lines[1].starts_with("3,rejected,missing_phone,Phone number,"), "{}", lines[1]);
-        assert!(lines[2].starts_with("5,duplicate_in_file,duplicate_in_file,"), "{}", lines[2]);
-        let contact = store.contact("CONTACT#acme#whatsapp#+919876543210").expect("saved");
-        assert_eq!(contact.text.get("name").map(String::as_str), Some("Asha Rao"));
-        assert!(store.object_text(BUCKET, &summary_key("acme", &summary.import_id)).is_some());
+        assert_eq!(
+            lines[0],
+            "row,outcome,code,column,message,Name,Phone number"
+        );
+        assert!(
+            lines[1].starts_with("3,rejected,missing_phone,Phone number,"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("5,duplicate_in_file,duplicate_in_file,"),
+            "{}",
+            lines[2]
+        );
+        let contact = store
+            .contact("CONTACT#acme#whatsapp#+919876543210")
+            .expect("saved");
+        assert_eq!(
+            contact.text.get("name").map(String::as_str),
+            Some("Asha Rao")
+        );
+        assert!(store
+            .object_text(BUCKET, &summary_key("acme", &summary.import_id))
+            .is_some());
     }
 
     #[tokio::test]
     async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
         let store = MemoryStore::default();
-        import(&store, "imports/acme/whatsapp/list.csv", MYOPERATOR, &[], "1").await;
-        let again = import(&store, "imports/acme/whatsapp/list.csv", MYOPERATOR, &[], "2").await;
+        import(
+            &store,
+            "imports/acme/whatsapp/list.csv",
+            MYOPERATOR,
+            &[],
+            "1",
+        )
+        .await;
+        let again = import(
+            &store,
+            "imports/acme/whatsapp/list.csv",
+            MYOPERATOR,
+            &[],
+            "2",
+        )
+        .await;
         assert_eq!((again.rows.created, again.rows.unchanged), (0, 2));
         let config = Config::default();
-        let importer = Importer { objects: &store, table: &store, config: &config };
-        let upload = Upload { bucket: BUCKET.into(), key: "imports/acme/whatsapp/list.csv".into(), sequencer: Some("2".into()), ..Default::default() };
-        assert!(matches!(importer.run(&upload).await, Ok(ImportResult::Skipped(_))));
+        let importer = Importer {
+            objects: &store,
+            table: &store,
+            config: &config,
+        };
+        let upload = Upload {
+            bucket: BUCKET.into(),
+            key: "imports/acme/whatsapp/list.csv".into(),
+            sequencer: Some("2".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            importer.run(&upload).await,
+            Ok(ImportResult::Skipped(_))
+        ));
     }
 
     #[tokio::test]
     async fn options_ignore_dry_run_lists_and_country() {
         let store = MemoryStore::default();
-        let webex = b"First Name,Last Name,Mobile\nOlivia,Jones,07911 123456\nHarry,Smith,07400 123456\n";
-        let dry = import(&store, "imports/acme/sms/uk.csv", webex, &[("default-country", "GB"), ("dry-run", "true")], "1").await;
+        let webex =
+            b"First Name,Last Name,Mobile\nOlivia,Jones,07911 123456\nHarry,Smith,07400 123456\n";
+        let dry = import(
+            &store,
+            "imports/acme/sms/uk.csv",
+            webex,
+            &[("default-country", "GB"), ("dry-run", "true")],
+            "1",
+        )
+        .await;
         assert_eq!((dry.rows.created, dry.dry_run), (2, true));
         assert_eq!(store.contact_count(), 0);
-        let real = import(&store, "imports/acme/sms/uk.csv", webex, &[("default-country", "GB"), ("lists", "Spring, VIP")], "2").await;
+        let real = import(
+            &store,
+            "imports/acme/sms/uk.csv",
+            webex,
+            &[("default-country", "GB"), ("lists", "Spring, VIP")],
+            "2",
+        )
+        .await;
         assert_eq!(real.rows.created, 2);
-        let olivia = store.contact("CONTACT#acme#sms#+447911123456").expect("saved");
-        assert_eq!(olivia.text.get("name").map(String::as_str), Some("Olivia Jones"));
+        let olivia = store
+            .contact("CONTACT#acme#sms#+447911123456")
+            .expect("saved");
+        assert_eq!(
+            olivia.text.get("name").map(String::as_str),
+            Some("Olivia Jones")
+        );
         assert_eq!(olivia.lists.len(), 2);
-        let ignored = import(&store, "imports/acme/sms/uk.csv", b"Phone,Name\n+447911123456,Changed\n", &[("on-existing", "ignore")], "3").await;
+        let ignored = import(
+            &store,
+            "imports/acme/sms/uk.csv",
+            b"Phone,Name\n+447911123456,Changed\n",
+            &[("on-existing", "ignore")],
+            "3",
+        )
+        .await;
         assert_eq!(ignored.rows.skipped_existing, 1);
-        assert_eq!(store.contact("CONTACT#acme#sms#+447911123456").and_then(|c| c.text.get("name").cloned()).as_deref(), Some("Olivia Jones"));
+        assert_eq!(
+            store
+                .contact("CONTACT#acme#sms#+447911123456")
+                .and_then(|c| c.text.get("name").cloned())
+                .as_deref(),
+            Some("Olivia Jones")
+        );
     }
 
     #[tokio::test]
     async fn file_level_failures_write_nothing() {
         let store = MemoryStore::default();
-        let cases: [(&str, &[u8], &[(&str, &str)], &str); 5] = [
-            ("imports/a/whatsapp/x.csv", b"Name,Email\nEva,e@x.com\n", &[], "missing_phone_column"),
-            ("imports/a/whatsapp/x.csv", b"Name,Phone\n", &[], "empty_file"),
+        type Case<'a> = (&'a str, &'a [u8], &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case<'_>; 5] = [
+            (
+                "imports/a/whatsapp/x.csv",
+                b"Name,Email\nEva,e@x.com\n",
+                &[],
+                "missing_phone_column",
+            ),
+            (
+                "imports/a/whatsapp/x.csv",
+                b"Name,Phone\n",
+                &[],
+                "empty_file",
+            ),
             ("imports/a/whatsapp/x.csv", b"", &[], "empty_file"),
-            ("imports/a/whatsapp/x.pdf", b"%PDF", &[], "unsupported_format"),
-            ("imports/a/whatsapp/x.csv", b"Phone\n+447911123456\n", &[("on-existing", "merge")], "bad_option"),
+            (
+                "imports/a/whatsapp/x.pdf",
+                b"%PDF",
+                &[],
+                "unsupported_format",
+            ),
+            (
+                "imports/a/whatsapp/x.csv",
+                b"Phone\n+447911123456\n",
+                &[("on-existing", "merge")],
+                "bad_option",
+            ),
         ];
         for (i, (key, body, meta, code)) in cases.into_iter().enumerate() {
             let summary = import(&store, key, body, meta, &i.to_string()).await;
@@ -680,8 +1025,22 @@ mod tests {
     #[tokio::test]
     async fn pasted_list_in_txt() {
         let store = MemoryStore::default();
-        let summary = import(&store, "imports/acme/whatsapp/paste.txt", b"+447911123456\n+447400123456\n\nnot a number\n", &[], "1").await;
-        assert_eq!((summary.rows.total, summary.rows.created, summary.rows.rejected), (3, 2, 1));
+        let summary = import(
+            &store,
+            "imports/acme/whatsapp/paste.txt",
+            b"+447911123456\n+447400123456\n\nnot a number\n",
+            &[],
+            "1",
+        )
+        .await;
+        assert_eq!(
+            (
+                summary.rows.total,
+                summary.rows.created,
+                summary.rows.rejected
+            ),
+            (3, 2, 1)
+        );
     }
 
     #[tokio::test]
@@ -690,18 +1049,57 @@ mod tests {
         let key = "imports/acme/whatsapp/big.csv";
         let body = b"Phone\n+447911123456\n+447911123457\nbad\n+447911123458\n";
         store.insert_object(BUCKET, key, body, &[]);
-        let upload = Upload { bucket: BUCKET.into(), key: key.into(), sequencer: Some("1".into()), ..Default::default() };
-        let id = import_id(&UploadIdentity { bucket: BUCKET, key, sequencer: Some("1"), ..Default::default() });
+        let upload = Upload {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            sequencer: Some("1".into()),
+            ..Default::default()
+        };
+        let id = import_id(&UploadIdentity {
+            bucket: BUCKET,
+            key,
+            sequencer: Some("1"),
+            ..Default::default()
+        });
         // An earlier owner committed rows up to line 3 (two contacts) and died.
-        let mut progress = JobProgress { last_row: 3, ..Default::default() };
+        let mut progress = JobProgress {
+            last_row: 3,
+            ..Default::default()
+        };
         progress.rows.add(Outcome::Created);
         progress.rows.add(Outcome::Created);
-        let job = Job { account_id: "acme".into(), import_id: id.clone(), status: ImportStatus::Running, progress, summary_key: summary_key("acme", &id), source_key: key.into(), started_at: now_rfc3339(), lease_expires_at: 0 };
+        let job = Job {
+            account_id: "acme".into(),
+            import_id: id.clone(),
+            status: ImportStatus::Running,
+            progress,
+            summary_key: summary_key("acme", &id),
+            source_key: key.into(),
+            started_at: now_rfc3339(),
+            lease_expires_at: 0,
+        };
         store.save_job(&job).await.expect("saved");
         let config = Config::default();
-        let importer = Importer { objects: &store, table: &store, config: &config };
-        let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else { panic!("skipped") };
-        assert_eq!((summary.rows.total, summary.rows.created, summary.rows.rejected), (4, 3, 1));
-        assert_eq!(store.writes(), 1, "rows before the checkpoint are not written again");
+        let importer = Importer {
+            objects: &store,
+            table: &store,
+            config: &config,
+        };
+        let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
+            panic!("skipped")
+        };
+        assert_eq!(
+            (
+                summary.rows.total,
+                summary.rows.created,
+                summary.rows.rejected
+            ),
+            (4, 3, 1)
+        );
+        assert_eq!(
+            store.writes(),
+            1,
+            "rows before the checkpoint are not written again"
+        );
     }
 }

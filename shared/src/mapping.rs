@@ -92,8 +92,14 @@ pub enum MappingError {
 impl ColumnMap {
     /// Maps a header row. `explicit` is the mapping option: its entries win over
     /// automatic matching; titles are compared like headers.
-    pub fn from_header(header: &[String], explicit: &[(String, Target)]) -> Result<ColumnMap, MappingError> {
-        let explicit_keys: Vec<(String, &Target)> = explicit.iter().map(|(t, target)| (header_key(t), target)).collect();
+    pub fn from_header(
+        header: &[String],
+        explicit: &[(String, Target)],
+    ) -> Result<ColumnMap, MappingError> {
+        let explicit_keys: Vec<(String, &Target)> = explicit
+            .iter()
+            .map(|(t, target)| (header_key(t), target))
+            .collect();
         for (title, _) in explicit {
             if !header.iter().any(|h| header_key(h) == header_key(title)) {
                 return Err(MappingError::UnknownMappedColumn(title.clone()));
@@ -115,11 +121,21 @@ impl ColumnMap {
             let title = clean_value(raw);
             let key = header_key(&title);
             if key.is_empty() {
-                columns.push(Column { index, title: format!("column {}", index + 1), target: None, unused: Some(Unused::Untitled) });
+                columns.push(Column {
+                    index,
+                    title: format!("column {}", index + 1),
+                    target: None,
+                    unused: Some(Unused::Untitled),
+                });
                 continue;
             }
             if !seen_titles.insert(key.clone()) {
-                columns.push(Column { index, title, target: None, unused: Some(Unused::DuplicateHeader) });
+                columns.push(Column {
+                    index,
+                    title,
+                    target: None,
+                    unused: Some(Unused::DuplicateHeader),
+                });
                 continue;
             }
             let target = match explicit_keys.iter().find(|(k, _)| *k == key) {
@@ -131,11 +147,23 @@ impl ColumnMap {
                     _ => Target::Attr(title.clone()),
                 },
             };
-            columns.push(Column { index, title, target: Some(target), unused: None });
+            columns.push(Column {
+                index,
+                title,
+                target: Some(target),
+                unused: None,
+            });
         }
-        let map = ColumnMap { columns, header: header.to_vec() };
+        let map = ColumnMap {
+            columns,
+            header: header.to_vec(),
+        };
         if map.index_of(Field::Phone).is_none() {
-            let titles = header.iter().map(|h| format!("{:?}", clean_value(h))).collect::<Vec<_>>().join(", ");
+            let titles = header
+                .iter()
+                .map(|h| format!("{:?}", clean_value(h)))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(MappingError::MissingPhoneColumn { titles });
         }
         Ok(map)
@@ -144,7 +172,12 @@ impl ColumnMap {
     /// The mapping of a headerless pasted list: one phone column.
     pub fn phone_only() -> ColumnMap {
         ColumnMap {
-            columns: vec![Column { index: 0, title: "phone".to_string(), target: Some(Target::Field(Field::Phone)), unused: None }],
+            columns: vec![Column {
+                index: 0,
+                title: "phone".to_string(),
+                target: Some(Target::Field(Field::Phone)),
+                unused: None,
+            }],
             header: vec!["phone".to_string()],
         }
     }
@@ -170,7 +203,14 @@ impl ColumnMap {
     pub fn summary(&self) -> BTreeMap<String, String> {
         self.columns
             .iter()
-            .map(|c| (c.title.clone(), c.target.as_ref().map_or_else(|| "ignore".to_string(), Target::label)))
+            .map(|c| {
+                (
+                    c.title.clone(),
+                    c.target
+                        .as_ref()
+                        .map_or_else(|| "ignore".to_string(), Target::label),
+                )
+            })
             .collect()
     }
 }
@@ -185,12 +225,19 @@ mod tests {
 
     #[test]
     fn maps_synonyms_and_keeps_other_titles_as_attributes() {
-        let map = ColumnMap::from_header(&header(&["\u{FEFF}Name", "Phone_Number", "Plan", "E-mail"]), &[]).expect("maps");
+        let map = ColumnMap::from_header(
+            &header(&["\u{FEFF}Name", "Phone_Number", "Plan", "E-mail"]),
+            &[],
+        )
+        .expect("maps");
         assert_eq!(map.index_of(Field::Phone), Some(1));
         assert_eq!(map.index_of(Field::Name), Some(0));
         assert_eq!(map.index_of(Field::Email), Some(3));
         assert_eq!(map.columns[2].target, Some(Target::Attr("Plan".into())));
-        assert_eq!(map.summary().get("Plan").map(String::as_str), Some("attr:Plan"));
+        assert_eq!(
+            map.summary().get("Plan").map(String::as_str),
+            Some("attr:Plan")
+        );
     }
 
     #[test]
@@ -201,7 +248,8 @@ mod tests {
 
     #[test]
     fn duplicate_and_untitled_columns_are_unused() {
-        let map = ColumnMap::from_header(&header(&["Phone", "Name", "name ", ""]), &[]).expect("maps");
+        let map =
+            ColumnMap::from_header(&header(&["Phone", "Name", "name ", ""]), &[]).expect("maps");
         assert_eq!(map.columns[2].unused, Some(Unused::DuplicateHeader));
         assert_eq!(map.columns[3].unused, Some(Unused::Untitled));
     }
@@ -219,11 +267,13 @@ mod tests {
             ("Phone".to_string(), Target::Attr("Landline".into())),
             ("Notes".to_string(), Target::Ignore),
         ];
-        let map = ColumnMap::from_header(&header(&["Contact", "Phone", "Notes"]), &explicit).expect("maps");
+        let map = ColumnMap::from_header(&header(&["Contact", "Phone", "Notes"]), &explicit)
+            .expect("maps");
         assert_eq!(map.index_of(Field::Phone), Some(0));
         assert_eq!(map.columns[1].target, Some(Target::Attr("Landline".into())));
         assert_eq!(map.columns[2].target, Some(Target::Ignore));
-        let err = ColumnMap::from_header(&header(&["Phone"]), &explicit).expect_err("unknown column");
+        let err =
+            ColumnMap::from_header(&header(&["Phone"]), &explicit).expect_err("unknown column");
         assert_eq!(err, MappingError::UnknownMappedColumn("Contact".into()));
     }
 }

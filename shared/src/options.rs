@@ -87,7 +87,10 @@ pub struct BadOption {
 }
 
 fn bad(option: &str, problem: impl Into<String>) -> BadOption {
-    BadOption { option: format!("x-amz-meta-{option}"), problem: problem.into() }
+    BadOption {
+        option: format!("x-amz-meta-{option}"),
+        problem: problem.into(),
+    }
 }
 
 const MAX_OPTION_VALUES: usize = 50;
@@ -106,15 +109,18 @@ impl UploadOptions {
                     options.on_existing = match value.to_ascii_lowercase().as_str() {
                         "update" => OnExisting::Update,
                         "ignore" => OnExisting::Ignore,
-                        _ => return Err(bad(&key, format!("{value:?} is not one of update, ignore"))),
+                        _ => {
+                            return Err(bad(
+                                &key,
+                                format!("{value:?} is not one of update, ignore"),
+                            ))
+                        }
                     }
                 }
-                "default-country" => {
-                    if !value.is_empty() {
-                        options.default_country = Some(Region::parse(value).ok_or_else(|| {
-                            bad(&key, format!("{value:?} is not an ISO 3166-1 alpha-2 country code such as GB, IN or NL"))
-                        })?);
-                    }
+                "default-country" if !value.is_empty() => {
+                    options.default_country = Some(Region::parse(value).ok_or_else(|| {
+                        bad(&key, format!("{value:?} is not an ISO 3166-1 alpha-2 country code such as GB, IN or NL"))
+                    })?);
                 }
                 "lists" | "tags" => {
                     let values = split_commas(value);
@@ -124,7 +130,11 @@ impl UploadOptions {
                     if let Some(long) = values.iter().find(|v| v.chars().count() > 100) {
                         return Err(bad(&key, format!("{long:?} is longer than 100 characters")));
                     }
-                    let set = if key == "lists" { &mut options.lists } else { &mut options.tags };
+                    let set = if key == "lists" {
+                        &mut options.lists
+                    } else {
+                        &mut options.tags
+                    };
                     set.extend(values);
                 }
                 "delimiter" => {
@@ -133,7 +143,12 @@ impl UploadOptions {
                         "semicolon" | ";" => Delimiter::Semicolon,
                         "tab" | "\t" => Delimiter::Tab,
                         "pipe" | "|" => Delimiter::Pipe,
-                        _ => return Err(bad(&key, format!("{value:?} is not one of comma, semicolon, tab, pipe"))),
+                        _ => {
+                            return Err(bad(
+                                &key,
+                                format!("{value:?} is not one of comma, semicolon, tab, pipe"),
+                            ))
+                        }
                     })
                 }
                 "sheet" => {
@@ -158,7 +173,8 @@ impl UploadOptions {
 }
 
 fn parse_mapping(value: &str) -> Result<Vec<(String, Target)>, String> {
-    let json: serde_json::Value = serde_json::from_str(value).map_err(|e| format!("not valid JSON ({e})"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(value).map_err(|e| format!("not valid JSON ({e})"))?;
     let object = json
         .as_object()
         .ok_or("must be a JSON object {\"Column title\": \"field\"}")?;
@@ -169,7 +185,9 @@ fn parse_mapping(value: &str) -> Result<Vec<(String, Target)>, String> {
                 .as_str()
                 .ok_or_else(|| format!("the value for {title:?} must be a string"))?;
             let target = Target::parse(target).ok_or_else(|| {
-                format!("{target:?} (for column {title:?}) is not a field name, attr:Name or ignore")
+                format!(
+                    "{target:?} (for column {title:?}) is not a field name, attr:Name or ignore"
+                )
             })?;
             Ok((title.clone(), target))
         })
@@ -182,7 +200,10 @@ mod tests {
     use crate::field::Field;
 
     fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -203,16 +224,26 @@ mod tests {
             ("delimiter", "semicolon"),
             ("sheet", "Contacts"),
             ("dry-run", "TRUE"),
-            ("mapping", r#"{"Mobile No": "phone", "Plan": "attr:Tier", "Junk": "ignore"}"#),
+            (
+                "mapping",
+                r#"{"Mobile No": "phone", "Plan": "attr:Tier", "Junk": "ignore"}"#,
+            ),
         ]))
         .expect("valid");
         assert_eq!(options.on_existing, OnExisting::Ignore);
-        assert_eq!(options.default_country.as_ref().map(Region::code), Some("GB"));
+        assert_eq!(
+            options.default_country.as_ref().map(Region::code),
+            Some("GB")
+        );
         assert_eq!(options.lists.iter().collect::<Vec<_>>(), ["Leads", "VIP"]);
         assert_eq!(options.delimiter, Some(Delimiter::Semicolon));
         assert!(options.dry_run);
-        assert!(options.mapping.contains(&("Mobile No".to_string(), Target::Field(Field::Phone))));
-        assert!(options.mapping.contains(&("Plan".to_string(), Target::Attr("Tier".to_string()))));
+        assert!(options
+            .mapping
+            .contains(&("Mobile No".to_string(), Target::Field(Field::Phone))));
+        assert!(options
+            .mapping
+            .contains(&("Plan".to_string(), Target::Attr("Tier".to_string()))));
     }
 
     #[test]

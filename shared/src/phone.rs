@@ -69,7 +69,10 @@ impl Region {
 
     /// Whether people in this region write dates month first (`MM/DD/YYYY`).
     pub fn month_first_dates(&self) -> bool {
-        matches!(self.code(), "US" | "PH" | "FM" | "MH" | "PW" | "AS" | "GU" | "MP" | "PR" | "VI" | "UM")
+        matches!(
+            self.code(),
+            "US" | "PH" | "FM" | "MH" | "PW" | "AS" | "GU" | "MP" | "PR" | "VI" | "UM"
+        )
     }
 }
 
@@ -97,7 +100,9 @@ pub fn repair_excel_number(raw: &str) -> Result<Option<String>, PhoneRejection> 
     if !is_number {
         return Ok(None);
     }
-    let exponent: usize = exponent.parse().map_err(|_| PhoneRejection::ExcelScientificNotation)?;
+    let exponent: usize = exponent
+        .parse()
+        .map_err(|_| PhoneRejection::ExcelScientificNotation)?;
     // The value is int_part.frac_part x 10^exponent; it is an exact integer only when the
     // fraction has no more digits than the exponent shifts, and phone numbers are long
     // enough that fewer shown digits means Excel rounded some away.
@@ -127,7 +132,20 @@ pub fn strip_formatting(raw: &str) -> String {
     s.chars()
         .filter(|c| {
             !(c.is_whitespace()
-                || matches!(c, '-' | '.' | '(' | ')' | '/' | '\u{A0}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{2010}'..='\u{2015}')
+                || matches!(
+                    c,
+                    '-' | '.'
+                        | '('
+                        | ')'
+                        | '/'
+                        | '\u{A0}'
+                        | '\u{200B}'
+                        | '\u{200C}'
+                        | '\u{200D}'
+                        | '\u{2060}'
+                        | '\u{FEFF}'
+                        | '\u{2010}'..='\u{2015}'
+                )
                 || c.is_control())
         })
         .collect()
@@ -143,7 +161,11 @@ pub struct PhoneContext {
 }
 
 /// Reads a phone cell (and an optional country code cell) into E.164.
-pub fn normalize(raw: &str, country_code: Option<&str>, ctx: PhoneContext) -> Result<String, PhoneRejection> {
+pub fn normalize(
+    raw: &str,
+    country_code: Option<&str>,
+    ctx: PhoneContext,
+) -> Result<String, PhoneRejection> {
     if raw.trim().is_empty() {
         return Err(PhoneRejection::Missing);
     }
@@ -157,7 +179,11 @@ pub fn normalize(raw: &str, country_code: Option<&str>, ctx: PhoneContext) -> Re
     Ok(number.format().mode(Mode::E164).to_string())
 }
 
-fn parse_number(cleaned: &str, country_code: Option<&str>, default_region: Option<Region>) -> Result<PhoneNumber, PhoneRejection> {
+fn parse_number(
+    cleaned: &str,
+    country_code: Option<&str>,
+    default_region: Option<Region>,
+) -> Result<PhoneNumber, PhoneRejection> {
     let body = cleaned.strip_prefix('+');
     let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some(international) = body {
@@ -213,8 +239,12 @@ pub fn region_for_calling_code(code: &str) -> Result<country::Id, PhoneRejection
     if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(PhoneRejection::InvalidCountryCode);
     }
-    let code: u16 = digits.parse().map_err(|_| PhoneRejection::InvalidCountryCode)?;
-    let regions = DATABASE.region(&code).ok_or(PhoneRejection::InvalidCountryCode)?;
+    let code: u16 = digits
+        .parse()
+        .map_err(|_| PhoneRejection::InvalidCountryCode)?;
+    let regions = DATABASE
+        .region(&code)
+        .ok_or(PhoneRejection::InvalidCountryCode)?;
     regions
         .iter()
         .find_map(|r| country::Id::from_str(r).ok())
@@ -236,7 +266,10 @@ mod tests {
     use super::*;
 
     fn ctx(region: Option<&str>, channel: Channel) -> PhoneContext {
-        PhoneContext { default_region: region.and_then(Region::parse), channel }
+        PhoneContext {
+            default_region: region.and_then(Region::parse),
+            channel,
+        }
     }
 
     fn wa(raw: &str, region: Option<&str>) -> Result<String, PhoneRejection> {
@@ -245,43 +278,95 @@ mod tests {
 
     #[test]
     fn international_numbers_in_any_formatting() {
-        for raw in ["+44 7911 123456", "+44 (0)7911-123456", "0044 7911 123456", "'+447911123456", "+44\u{A0}7911\u{200B}123456"] {
+        for raw in [
+            "+44 7911 123456",
+            "+44 (0)7911-123456",
+            "0044 7911 123456",
+            "'+447911123456",
+            "+44\u{A0}7911\u{200B}123456",
+        ] {
             assert_eq!(wa(raw, None).as_deref(), Ok("+447911123456"), "{raw}");
         }
     }
 
     #[test]
     fn national_numbers_use_the_default_region() {
-        assert_eq!(wa("07911 123456", Some("GB")).as_deref(), Ok("+447911123456"));
-        assert_eq!(wa("7911123456", Some("GB")).as_deref(), Ok("+447911123456"), "lost trunk 0");
-        assert_eq!(wa("447911123456", Some("GB")).as_deref(), Ok("+447911123456"));
-        assert_eq!(wa("98765 43210", Some("IN")).as_deref(), Ok("+919876543210"));
-        assert_eq!(wa("07911 123456", None), Err(PhoneRejection::MissingCountryCode));
-        assert_eq!(wa("9876543210", None), Err(PhoneRejection::MissingCountryCode));
+        assert_eq!(
+            wa("07911 123456", Some("GB")).as_deref(),
+            Ok("+447911123456")
+        );
+        assert_eq!(
+            wa("7911123456", Some("GB")).as_deref(),
+            Ok("+447911123456"),
+            "lost trunk 0"
+        );
+        assert_eq!(
+            wa("447911123456", Some("GB")).as_deref(),
+            Ok("+447911123456")
+        );
+        assert_eq!(
+            wa("98765 43210", Some("IN")).as_deref(),
+            Ok("+919876543210")
+        );
+        assert_eq!(
+            wa("07911 123456", None),
+            Err(PhoneRejection::MissingCountryCode)
+        );
+        assert_eq!(
+            wa("9876543210", None),
+            Err(PhoneRejection::MissingCountryCode)
+        );
     }
 
     #[test]
     fn international_without_plus_is_read_when_unambiguous() {
         assert_eq!(wa("31612345678", None).as_deref(), Ok("+31612345678"));
-        assert_eq!(wa("919876543210", Some("GB")).as_deref(), Ok("+919876543210"));
+        assert_eq!(
+            wa("919876543210", Some("GB")).as_deref(),
+            Ok("+919876543210")
+        );
     }
 
     #[test]
     fn country_code_column_completes_a_national_number() {
         let c = ctx(None, Channel::Whatsapp);
-        assert_eq!(normalize("9876543210", Some("91"), c).as_deref(), Ok("+919876543210"));
-        assert_eq!(normalize("07911 123456", Some("+44"), c).as_deref(), Ok("+447911123456"));
-        assert_eq!(normalize("9876543210", Some("abc"), c), Err(PhoneRejection::InvalidCountryCode));
-        assert_eq!(normalize("9876543210", Some("999"), c), Err(PhoneRejection::InvalidCountryCode));
-        assert_eq!(normalize("+447911123456", Some("91"), c).as_deref(), Ok("+447911123456"));
+        assert_eq!(
+            normalize("9876543210", Some("91"), c).as_deref(),
+            Ok("+919876543210")
+        );
+        assert_eq!(
+            normalize("07911 123456", Some("+44"), c).as_deref(),
+            Ok("+447911123456")
+        );
+        assert_eq!(
+            normalize("9876543210", Some("abc"), c),
+            Err(PhoneRejection::InvalidCountryCode)
+        );
+        assert_eq!(
+            normalize("9876543210", Some("999"), c),
+            Err(PhoneRejection::InvalidCountryCode)
+        );
+        assert_eq!(
+            normalize("+447911123456", Some("91"), c).as_deref(),
+            Ok("+447911123456")
+        );
     }
 
     #[test]
     fn excel_damage_is_repaired_or_refused() {
         assert_eq!(wa("447911123456.0", None).as_deref(), Ok("+447911123456"));
-        assert_eq!(wa("9.19876543210E+11", None).as_deref(), Ok("+919876543210"));
-        assert_eq!(wa("9.19877E+11", None), Err(PhoneRejection::ExcelScientificNotation));
-        assert_eq!(wa("4.47911E+11", Some("GB")), Err(PhoneRejection::ExcelScientificNotation));
+        assert_eq!(
+            wa("9.19876543210E+11", None).as_deref(),
+            Ok("+919876543210")
+        );
+        assert_eq!(
+            wa("9.19877E+11", None),
+            Err(PhoneRejection::ExcelScientificNotation)
+        );
+        assert_eq!(
+            wa("4.47911E+11", Some("GB")),
+            Err(PhoneRejection::ExcelScientificNotation)
+        );
     }
 
     #[test]

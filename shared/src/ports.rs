@@ -70,11 +70,25 @@ pub enum PutBody {
 /// Object storage (S3).
 pub trait ObjectStore: Send + Sync {
     /// HEAD: size, eTag, metadata.
-    fn head(&self, bucket: &str, key: &str) -> impl Future<Output = Result<ObjectInfo, StoreError>> + Send;
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<ObjectInfo, StoreError>> + Send;
     /// GET as a stream.
-    fn open(&self, bucket: &str, key: &str) -> impl Future<Output = Result<ByteStream, StoreError>> + Send;
+    fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<ByteStream, StoreError>> + Send;
     /// PUT.
-    fn put(&self, bucket: &str, key: &str, body: PutBody, content_type: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PutBody,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The condition a contact write is made under.
@@ -98,9 +112,18 @@ pub enum PutOutcome {
 /// Contact items.
 pub trait ContactStore: Send + Sync {
     /// Reads a contact (dry runs and events).
-    fn get_contact(&self, account_id: &str, channel: Channel, phone: &str) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+    fn get_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+    ) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
     /// Writes a whole contact under a precondition.
-    fn put_contact(&self, contact: &Contact, precondition: Precondition) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+    fn put_contact(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
 }
 
 /// Progress of an import, as the job item records it.
@@ -152,7 +175,11 @@ pub enum Claim {
 pub trait JobStore: Send + Sync {
     /// Takes the job with one conditional put: when absent, or running with an expired
     /// lease at `now` (Unix seconds).
-    fn claim_job(&self, job: &Job, now: i64) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    fn claim_job(
+        &self,
+        job: &Job,
+        now: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
     /// Records progress or the final status.
     fn save_job(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -160,16 +187,31 @@ pub trait JobStore: Send + Sync {
 /// Account settings.
 pub trait SettingsStore: Send + Sync {
     /// The account's `default_country` setting.
-    fn default_country(&self, account_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn default_country(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 /// Events already processed (idempotency of contact-events).
 pub trait EventLedger: Send + Sync {
     /// Records `event_key` with the answer given; `Some(previous answer)` when it was
     /// already recorded, so a redelivery answers the same.
-    fn record_event(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn record_event(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Replaces the recorded answer (after the work it stands for is done).
-    fn store_answer(&self, account_id: &str, event_key: &str, answer: &str, expires_at: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn store_answer(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 pub mod memory {
@@ -180,6 +222,9 @@ pub mod memory {
 
     use super::*;
 
+    /// Stored objects: body and user metadata by (bucket, key).
+    type Objects = HashMap<(String, String), (Vec<u8>, HashMap<String, String>)>;
+
     /// Everything in one struct, behind mutexes.
     #[derive(Default)]
     pub struct MemoryStore {
@@ -188,7 +233,7 @@ pub mod memory {
         /// Jobs by import id.
         pub jobs: Mutex<HashMap<String, Job>>,
         /// Objects by (bucket, key).
-        pub objects: Mutex<HashMap<(String, String), (Vec<u8>, HashMap<String, String>)>>,
+        pub objects: Mutex<Objects>,
         /// Default country by account.
         pub settings: Mutex<HashMap<String, String>>,
         /// Processed events.
@@ -203,14 +248,25 @@ pub mod memory {
 
     impl MemoryStore {
         /// Stores an object.
-        pub fn insert_object(&self, bucket: &str, key: &str, body: &[u8], metadata: &[(&str, &str)]) {
-            let meta = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        pub fn insert_object(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: &[u8],
+            metadata: &[(&str, &str)],
+        ) {
+            let meta = metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             lock(&self.objects).insert((bucket.into(), key.into()), (body.to_vec(), meta));
         }
 
         /// An object's body as text.
         pub fn object_text(&self, bucket: &str, key: &str) -> Option<String> {
-            lock(&self.objects).get(&(bucket.into(), key.into())).map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+            lock(&self.objects)
+                .get(&(bucket.into(), key.into()))
+                .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
         }
 
         /// A contact by pk.
@@ -232,24 +288,45 @@ pub mod memory {
     impl ObjectStore for MemoryStore {
         async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, StoreError> {
             let objects = lock(&self.objects);
-            let (body, metadata) = objects
-                .get(&(bucket.into(), key.into()))
-                .ok_or_else(|| StoreError::NotFound { bucket: bucket.into(), key: key.into() })?;
-            Ok(ObjectInfo { size: body.len() as u64, etag: Some(format!("{:x}", body.len())), version_id: None, metadata: metadata.clone() })
+            let (body, metadata) =
+                objects
+                    .get(&(bucket.into(), key.into()))
+                    .ok_or_else(|| StoreError::NotFound {
+                        bucket: bucket.into(),
+                        key: key.into(),
+                    })?;
+            Ok(ObjectInfo {
+                size: body.len() as u64,
+                etag: Some(format!("{:x}", body.len())),
+                version_id: None,
+                metadata: metadata.clone(),
+            })
         }
 
         async fn open(&self, bucket: &str, key: &str) -> Result<ByteStream, StoreError> {
             let body = lock(&self.objects)
                 .get(&(bucket.into(), key.into()))
                 .map(|(b, _)| b.clone())
-                .ok_or_else(|| StoreError::NotFound { bucket: bucket.into(), key: key.into() })?;
+                .ok_or_else(|| StoreError::NotFound {
+                    bucket: bucket.into(),
+                    key: key.into(),
+                })?;
             Ok(Box::pin(std::io::Cursor::new(body)))
         }
 
-        async fn put(&self, bucket: &str, key: &str, body: PutBody, _content_type: &str) -> Result<(), StoreError> {
+        async fn put(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: PutBody,
+            _content_type: &str,
+        ) -> Result<(), StoreError> {
             let bytes = match body {
                 PutBody::Bytes(b) => b,
-                PutBody::File(path) => std::fs::read(path).map_err(|e| StoreError::Service { operation: "read report file", source: Box::new(e) })?,
+                PutBody::File(path) => std::fs::read(path).map_err(|e| StoreError::Service {
+                    operation: "read report file",
+                    source: Box::new(e),
+                })?,
             };
             lock(&self.objects).insert((bucket.into(), key.into()), (bytes, HashMap::new()));
             Ok(())
@@ -257,11 +334,22 @@ pub mod memory {
     }
 
     impl ContactStore for MemoryStore {
-        async fn get_contact(&self, account_id: &str, channel: Channel, phone: &str) -> Result<Option<Contact>, StoreError> {
-            Ok(lock(&self.contacts).get(&crate::contact::contact_pk(account_id, channel, phone)).cloned())
+        async fn get_contact(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            phone: &str,
+        ) -> Result<Option<Contact>, StoreError> {
+            Ok(lock(&self.contacts)
+                .get(&crate::contact::contact_pk(account_id, channel, phone))
+                .cloned())
         }
 
-        async fn put_contact(&self, contact: &Contact, precondition: Precondition) -> Result<PutOutcome, StoreError> {
+        async fn put_contact(
+            &self,
+            contact: &Contact,
+            precondition: Precondition,
+        ) -> Result<PutOutcome, StoreError> {
             *lock(&self.contact_writes) += 1;
             let mut contacts = lock(&self.contacts);
             let existing = contacts.get(&contact.pk());
@@ -288,7 +376,13 @@ pub mod memory {
                 }
                 Some(old) if old.status == ImportStatus::Running && old.lease_expires_at < now => {
                     let old = old.clone();
-                    jobs.insert(job.import_id.clone(), Job { progress: old.progress.clone(), ..job.clone() });
+                    jobs.insert(
+                        job.import_id.clone(),
+                        Job {
+                            progress: old.progress.clone(),
+                            ..job.clone()
+                        },
+                    );
                     Ok(Claim::TakenOver(Box::new(old)))
                 }
                 Some(old) => Ok(Claim::Declined(Box::new(old.clone()))),
@@ -308,7 +402,13 @@ pub mod memory {
     }
 
     impl EventLedger for MemoryStore {
-        async fn record_event(&self, account_id: &str, event_key: &str, answer: &str, _expires_at: i64) -> Result<Option<String>, StoreError> {
+        async fn record_event(
+            &self,
+            account_id: &str,
+            event_key: &str,
+            answer: &str,
+            _expires_at: i64,
+        ) -> Result<Option<String>, StoreError> {
             let mut events = lock(&self.events);
             let key = format!("{account_id}#{event_key}");
             if let Some(previous) = events.get(&key) {
@@ -318,7 +418,13 @@ pub mod memory {
             Ok(None)
         }
 
-        async fn store_answer(&self, account_id: &str, event_key: &str, answer: &str, _expires_at: i64) -> Result<(), StoreError> {
+        async fn store_answer(
+            &self,
+            account_id: &str,
+            event_key: &str,
+            answer: &str,
+            _expires_at: i64,
+        ) -> Result<(), StoreError> {
             lock(&self.events).insert(format!("{account_id}#{event_key}"), answer.to_string());
             Ok(())
         }

@@ -171,7 +171,9 @@ pub struct Summary {
 pub fn saved_message(created: u64, dry_run: bool) -> String {
     let noun = if created == 1 { "contact" } else { "contacts" };
     if dry_run {
-        format!("Dry run: {created} new {noun} would be saved to Contact Book; nothing was written.")
+        format!(
+            "Dry run: {created} new {noun} would be saved to Contact Book; nothing was written."
+        )
     } else {
         format!("{created} new {noun} saved to Contact Book.")
     }
@@ -192,7 +194,9 @@ fn is_plain_number(cell: &str) -> bool {
     let body = cell.strip_prefix(['+', '-']).unwrap_or(cell);
     !body.is_empty()
         && body.bytes().any(|b| b.is_ascii_digit())
-        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'/' | b'-'))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'/' | b'-'))
 }
 
 /// One line of rows.csv.
@@ -222,10 +226,20 @@ impl RowsReport {
     /// header cells.
     pub fn create(original_header: &[String]) -> std::io::Result<RowsReport> {
         let file = tempfile::NamedTempFile::new()?;
-        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(file));
-        let mut header: Vec<String> = ["row", "outcome", "code", "column", "message"].map(String::from).to_vec();
-        header.extend(original_header.iter().map(|h| spreadsheet_safe(h).into_owned()));
-        writer.write_record(&header).map_err(std::io::Error::other)?;
+        let mut writer = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(std::io::BufWriter::new(file));
+        let mut header: Vec<String> = ["row", "outcome", "code", "column", "message"]
+            .map(String::from)
+            .to_vec();
+        header.extend(
+            original_header
+                .iter()
+                .map(|h| spreadsheet_safe(h).into_owned()),
+        );
+        writer
+            .write_record(&header)
+            .map_err(std::io::Error::other)?;
         Ok(RowsReport { writer, lines: 0 })
     }
 
@@ -239,7 +253,9 @@ impl RowsReport {
             spreadsheet_safe(&line.message),
         ];
         record.extend(cells.iter().map(|c| spreadsheet_safe(c)));
-        self.writer.write_record(record.iter().map(|c| c.as_bytes())).map_err(std::io::Error::other)?;
+        self.writer
+            .write_record(record.iter().map(|c| c.as_bytes()))
+            .map_err(std::io::Error::other)?;
         self.lines += 1;
         Ok(())
     }
@@ -251,8 +267,13 @@ impl RowsReport {
 
     /// Flushes and returns the file.
     pub fn finish(self) -> std::io::Result<tempfile::NamedTempFile> {
-        let buffered = self.writer.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut file = buffered.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let buffered = self
+            .writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         file.flush()?;
         Ok(file)
     }
@@ -268,7 +289,10 @@ mod tests {
         assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(spreadsheet_safe("-2+3"), "'-2+3");
         assert_eq!(spreadsheet_safe("-20"), "-20");
-        assert_eq!(spreadsheet_safe("+44 (0) 7911-123456"), "+44 (0) 7911-123456");
+        assert_eq!(
+            spreadsheet_safe("+44 (0) 7911-123456"),
+            "+44 (0) 7911-123456"
+        );
         assert_eq!(spreadsheet_safe("+cmd"), "'+cmd");
         assert_eq!(spreadsheet_safe("\tx"), "'\tx");
         assert_eq!(spreadsheet_safe("Eva"), "Eva");
@@ -277,8 +301,16 @@ mod tests {
     #[test]
     fn rows_report_has_report_columns_then_original_cells() {
         let mut report = RowsReport::create(&["Name".into(), "Phone".into()]).expect("temp file");
-        let line = ReportLine { row: 3, outcome: Outcome::Rejected, code: "invalid_phone".into(), column: "Phone".into(), message: "bad".into() };
-        report.push(&line, &["=cmd()".into(), "12".into()]).expect("write");
+        let line = ReportLine {
+            row: 3,
+            outcome: Outcome::Rejected,
+            code: "invalid_phone".into(),
+            column: "Phone".into(),
+            message: "bad".into(),
+        };
+        report
+            .push(&line, &["=cmd()".into(), "12".into()])
+            .expect("write");
         let file = report.finish().expect("finish");
         let text = std::fs::read_to_string(file.path()).expect("read");
         assert_eq!(text, "row,outcome,code,column,message,Name,Phone\n3,rejected,invalid_phone,Phone,bad,'=cmd(),12\n");
@@ -286,7 +318,13 @@ mod tests {
 
     #[test]
     fn message_counts_new_contacts() {
-        assert_eq!(saved_message(10, false), "10 new contacts saved to Contact Book.");
-        assert_eq!(saved_message(1, false), "1 new contact saved to Contact Book.");
+        assert_eq!(
+            saved_message(10, false),
+            "10 new contacts saved to Contact Book."
+        );
+        assert_eq!(
+            saved_message(1, false),
+            "1 new contact saved to Contact Book."
+        );
     }
 }

@@ -60,7 +60,10 @@ where
                     Ok(None) => return Ok(Upserted::Unchanged(current)),
                     Ok(Some(next)) => next,
                 };
-                match store.put_contact(&next, Precondition::Version(current.version)).await? {
+                match store
+                    .put_contact(&next, Precondition::Version(current.version))
+                    .await?
+                {
                     PutOutcome::Written => return Ok(Upserted::Updated(Box::new(next))),
                     PutOutcome::Conflict(now) => known = now,
                 }
@@ -71,7 +74,14 @@ where
 }
 
 /// Saves a validated row (imports and campaign recipients): the row outcome.
-pub async fn save_draft<S: ContactStore>(store: &S, account_id: &str, channel: Channel, draft: &ContactDraft, stamp: &WriteStamp, on_existing: OnExisting) -> Result<Outcome, SaveError> {
+pub async fn save_draft<S: ContactStore>(
+    store: &S,
+    account_id: &str,
+    channel: Channel,
+    draft: &ContactDraft,
+    stamp: &WriteStamp,
+    on_existing: OnExisting,
+) -> Result<Outcome, SaveError> {
     let result = upsert(
         store,
         || Contact::create(account_id, channel, draft, stamp),
@@ -85,15 +95,24 @@ pub async fn save_draft<S: ContactStore>(store: &S, account_id: &str, channel: C
 }
 
 /// What a dry run reports for a row: reads, never writes.
-pub async fn plan_draft<S: ContactStore>(store: &S, account_id: &str, channel: Channel, draft: &ContactDraft, stamp: &WriteStamp, on_existing: OnExisting) -> Result<Outcome, SaveError> {
-    Ok(match store.get_contact(account_id, channel, &draft.phone).await? {
-        None => Outcome::Created,
-        Some(_) if on_existing == OnExisting::Ignore => Outcome::SkippedExisting,
-        Some(current) => match current.merged(draft, stamp) {
-            Some(_) => Outcome::Updated,
-            None => Outcome::Unchanged,
+pub async fn plan_draft<S: ContactStore>(
+    store: &S,
+    account_id: &str,
+    channel: Channel,
+    draft: &ContactDraft,
+    stamp: &WriteStamp,
+    on_existing: OnExisting,
+) -> Result<Outcome, SaveError> {
+    Ok(
+        match store.get_contact(account_id, channel, &draft.phone).await? {
+            None => Outcome::Created,
+            Some(_) if on_existing == OnExisting::Ignore => Outcome::SkippedExisting,
+            Some(current) => match current.merged(draft, stamp) {
+                Some(_) => Outcome::Updated,
+                None => Outcome::Unchanged,
+            },
         },
-    })
+    )
 }
 
 fn outcome_of(result: &Upserted) -> Outcome {
@@ -112,11 +131,19 @@ mod tests {
     use crate::ports::memory::MemoryStore;
 
     fn stamp() -> WriteStamp {
-        WriteStamp { now: "2026-11-21T10:00:00Z".into(), source: Source::Import, import_id: Some("imp_1".into()), campaign_id: None }
+        WriteStamp {
+            now: "2026-11-21T10:00:00Z".into(),
+            source: Source::Import,
+            import_id: Some("imp_1".into()),
+            campaign_id: None,
+        }
     }
 
     fn draft(name: &str) -> ContactDraft {
-        let mut d = ContactDraft { phone: "+447911123456".into(), ..Default::default() };
+        let mut d = ContactDraft {
+            phone: "+447911123456".into(),
+            ..Default::default()
+        };
         d.text.insert("name", name.into());
         d
     }
@@ -126,23 +153,53 @@ mod tests {
         let store = MemoryStore::default();
         let save = |d: ContactDraft, on: OnExisting| {
             let store = &store;
-            async move { save_draft(store, "acme", Channel::Whatsapp, &d, &stamp(), on).await.expect("saved") }
+            async move {
+                save_draft(store, "acme", Channel::Whatsapp, &d, &stamp(), on)
+                    .await
+                    .expect("saved")
+            }
         };
-        assert_eq!(save(draft("Eva"), OnExisting::Update).await, Outcome::Created);
+        assert_eq!(
+            save(draft("Eva"), OnExisting::Update).await,
+            Outcome::Created
+        );
         assert_eq!(store.writes(), 1);
-        assert_eq!(save(draft("Eva"), OnExisting::Update).await, Outcome::Unchanged);
+        assert_eq!(
+            save(draft("Eva"), OnExisting::Update).await,
+            Outcome::Unchanged
+        );
         assert_eq!(store.writes(), 2, "a failed create is the only request");
-        assert_eq!(save(draft("Eva Smith"), OnExisting::Ignore).await, Outcome::SkippedExisting);
-        assert_eq!(save(draft("Eva Smith"), OnExisting::Update).await, Outcome::Updated);
-        let stored = store.contact("CONTACT#acme#whatsapp#+447911123456").expect("stored");
-        assert_eq!(stored.text.get("name").map(String::as_str), Some("Eva Smith"));
+        assert_eq!(
+            save(draft("Eva Smith"), OnExisting::Ignore).await,
+            Outcome::SkippedExisting
+        );
+        assert_eq!(
+            save(draft("Eva Smith"), OnExisting::Update).await,
+            Outcome::Updated
+        );
+        let stored = store
+            .contact("CONTACT#acme#whatsapp#+447911123456")
+            .expect("stored");
+        assert_eq!(
+            stored.text.get("name").map(String::as_str),
+            Some("Eva Smith")
+        );
         assert_eq!(stored.version, 2);
     }
 
     #[tokio::test]
     async fn dry_run_plans_without_writing() {
         let store = MemoryStore::default();
-        let outcome = plan_draft(&store, "acme", Channel::Whatsapp, &draft("Eva"), &stamp(), OnExisting::Update).await.expect("planned");
+        let outcome = plan_draft(
+            &store,
+            "acme",
+            Channel::Whatsapp,
+            &draft("Eva"),
+            &stamp(),
+            OnExisting::Update,
+        )
+        .await
+        .expect("planned");
         assert_eq!(outcome, Outcome::Created);
         assert_eq!(store.contact_count(), 0);
     }

@@ -123,7 +123,11 @@ pub struct ReadOptions {
 const SAMPLE_BYTES: usize = 64 * 1024;
 
 /// Reads a text upload (CSV or TXT) from a blocking reader, row by row.
-pub fn read_text<R: Read>(mut input: R, options: &ReadOptions, mut visit: impl FnMut(RawRow) -> ControlFlow<()>) -> Result<SourceInfo, SourceError> {
+pub fn read_text<R: Read>(
+    mut input: R,
+    options: &ReadOptions,
+    mut visit: impl FnMut(RawRow) -> ControlFlow<()>,
+) -> Result<SourceInfo, SourceError> {
     let mut sample = Vec::with_capacity(SAMPLE_BYTES);
     (&mut input)
         .take(SAMPLE_BYTES as u64)
@@ -140,21 +144,34 @@ pub fn read_text<R: Read>(mut input: R, options: &ReadOptions, mut visit: impl F
         Some(d) => d.byte(),
         None => sniff_delimiter(&sample_text),
     };
-    let list_mode = options.format == Format::Txt && !first_line_is_table_header(&sample_text, delimiter);
+    let list_mode =
+        options.format == Format::Txt && !first_line_is_table_header(&sample_text, delimiter);
     let stream = Cursor::new(sample).chain(input);
     let stream: Box<dyn Read> = match encoding {
         TextEncoding::Utf8 { bom } => {
             let mut stream = stream;
             if bom {
                 let mut skip = [0u8; 3];
-                stream.read_exact(&mut skip).map_err(|e| SourceError::Unreadable(e.to_string()))?;
+                stream
+                    .read_exact(&mut skip)
+                    .map_err(|e| SourceError::Unreadable(e.to_string()))?;
             }
             Box::new(stream)
         }
-        TextEncoding::Other(enc) => Box::new(DecodeReaderBytesBuilder::new().encoding(Some(enc)).bom_override(true).build(stream)),
+        TextEncoding::Other(enc) => Box::new(
+            DecodeReaderBytesBuilder::new()
+                .encoding(Some(enc))
+                .bom_override(true)
+                .build(stream),
+        ),
     };
     let lines = LineCounter::default();
-    let stream = CountingReader { inner: stream, offset: 0, last: 0, lines: lines.clone() };
+    let stream = CountingReader {
+        inner: stream,
+        offset: 0,
+        last: 0,
+        lines: lines.clone(),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -170,7 +187,9 @@ pub fn read_text<R: Read>(mut input: R, options: &ReadOptions, mut visit: impl F
             Ok(true) => {}
             Err(e) => {
                 return Err(SourceError::Unreadable(match e.position() {
-                    Some(pos) => format!("the file could not be read at line {}: {}", pos.line(), e),
+                    Some(pos) => {
+                        format!("the file could not be read at line {}: {}", pos.line(), e)
+                    }
                     None => format!("the file could not be read: {e}"),
                 }))
             }
@@ -180,7 +199,11 @@ pub fn read_text<R: Read>(mut input: R, options: &ReadOptions, mut visit: impl F
             continue;
         }
         let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
-        let kind = if seen_header { RowKind::Data } else { RowKind::Header };
+        let kind = if seen_header {
+            RowKind::Data
+        } else {
+            RowKind::Header
+        };
         seen_header = true;
         if visit(RawRow { line, cells, kind }).is_break() {
             break;
@@ -239,7 +262,9 @@ impl<R: Read> Read for CountingReader<R> {
         let mut state = self.lines.0.borrow_mut();
         for &b in &buf[..n] {
             if b == b'\n' || b == b'\r' {
-                state.pending.push_back((self.offset, !(b == b'\n' && self.last == b'\r')));
+                state
+                    .pending
+                    .push_back((self.offset, !(b == b'\n' && self.last == b'\r')));
             }
             self.last = b;
             self.offset += 1;
@@ -277,7 +302,14 @@ fn detect_encoding(sample: &[u8]) -> Result<TextEncoding, SourceError> {
     }
     // UTF-16 without a BOM: ASCII text leaves every other byte zero.
     if sample.len() >= 4 {
-        let zeros_at = |parity: usize| sample.iter().skip(parity).step_by(2).filter(|b| **b == 0).count();
+        let zeros_at = |parity: usize| {
+            sample
+                .iter()
+                .skip(parity)
+                .step_by(2)
+                .filter(|b| **b == 0)
+                .count()
+        };
         let half = sample.len() / 2;
         if zeros_at(1) * 10 > half * 8 && zeros_at(0) * 10 < half {
             return Ok(TextEncoding::Other(UTF_16LE));
@@ -296,7 +328,9 @@ fn detect_encoding(sample: &[u8]) -> Result<TextEncoding, SourceError> {
 
 fn decode_sample(sample: &[u8], encoding: TextEncoding) -> String {
     match encoding {
-        TextEncoding::Utf8 { bom } => String::from_utf8_lossy(&sample[if bom { 3 } else { 0 }..]).into_owned(),
+        TextEncoding::Utf8 { bom } => {
+            String::from_utf8_lossy(&sample[if bom { 3 } else { 0 }..]).into_owned()
+        }
         TextEncoding::Other(enc) => enc.decode(sample).0.into_owned(),
     }
 }
@@ -315,7 +349,10 @@ fn looks_binary(text: &str) -> bool {
     let mut bad = 0usize;
     for c in text.chars() {
         total += 1;
-        if c == '\0' || c == '\u{FFFD}' || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{0C}')) {
+        if c == '\0'
+            || c == '\u{FFFD}'
+            || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{0C}'))
+        {
             bad += 1;
         }
     }
@@ -409,7 +446,11 @@ pub struct WorkbookLimits {
 
 impl Default for WorkbookLimits {
     fn default() -> Self {
-        WorkbookLimits { max_uncompressed_bytes: 1 << 30, max_ratio: 200, max_columns: 1024 }
+        WorkbookLimits {
+            max_uncompressed_bytes: 1 << 30,
+            max_ratio: 200,
+            max_columns: 1024,
+        }
     }
 }
 
@@ -420,9 +461,9 @@ pub fn check_archive(bytes: &[u8], limits: &WorkbookLimits) -> Result<(), Source
         .map_err(|e| SourceError::Unreadable(format!("the workbook is not a valid zip archive ({e}); save it again from Excel or upload a CSV")))?;
     let mut total: u64 = 0;
     for i in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(i)
-            .map_err(|e| SourceError::Unreadable(format!("the workbook archive is damaged ({e})")))?;
+        let entry = archive.by_index_raw(i).map_err(|e| {
+            SourceError::Unreadable(format!("the workbook archive is damaged ({e})"))
+        })?;
         let (size, compressed) = (entry.size(), entry.compressed_size().max(1));
         total = total.saturating_add(size);
         if size > (1 << 20) && size / compressed > limits.max_ratio {
@@ -445,31 +486,52 @@ pub fn check_archive(bytes: &[u8], limits: &WorkbookLimits) -> Result<(), Source
 
 /// Reads a workbook (XLSX, XLS, ODS) held in memory: the `sheet` option's sheet, or the
 /// first sheet with data; the header is its first non-blank row.
-pub fn read_workbook(bytes: Vec<u8>, options: &ReadOptions, limits: &WorkbookLimits, mut visit: impl FnMut(RawRow) -> ControlFlow<()>) -> Result<SourceInfo, SourceError> {
+pub fn read_workbook(
+    bytes: Vec<u8>,
+    options: &ReadOptions,
+    limits: &WorkbookLimits,
+    mut visit: impl FnMut(RawRow) -> ControlFlow<()>,
+) -> Result<SourceInfo, SourceError> {
     if matches!(options.format, Format::Xlsx | Format::Ods) || bytes.starts_with(b"PK") {
         check_archive(&bytes, limits)?;
     }
-    let unreadable = |e: &dyn std::fmt::Display| SourceError::Unreadable(format!("the workbook could not be read: {e}"));
-    let mut workbook = calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+    let unreadable = |e: &dyn std::fmt::Display| {
+        SourceError::Unreadable(format!("the workbook could not be read: {e}"))
+    };
+    let mut workbook =
+        calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
     let names = workbook.sheet_names();
     let candidates: Vec<String> = match &options.sheet {
         Some(wanted) => {
-            let found = names
-                .iter()
-                .find(|n| *n == wanted)
-                .or_else(|| names.iter().find(|n| n.trim().eq_ignore_ascii_case(wanted.trim())));
+            let found = names.iter().find(|n| *n == wanted).or_else(|| {
+                names
+                    .iter()
+                    .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
+            });
             match found {
                 Some(name) => vec![name.clone()],
-                None => return Err(SourceError::NoSuchSheet { requested: wanted.clone(), available: names.join(", ") }),
+                None => {
+                    return Err(SourceError::NoSuchSheet {
+                        requested: wanted.clone(),
+                        available: names.join(", "),
+                    })
+                }
             }
         }
         None => names.clone(),
     };
     for name in candidates {
-        let mut emitter = RowEmitter { visit: &mut visit, seen_header: false, max_columns: limits.max_columns, stopped: false };
+        let mut emitter = RowEmitter {
+            visit: &mut visit,
+            seen_header: false,
+            max_columns: limits.max_columns,
+            stopped: false,
+        };
         if let calamine::Sheets::Xlsx(xlsx) = &mut workbook {
             // Stream cells: memory stays bounded whatever dimensions the sheet declares.
-            let mut cells = xlsx.worksheet_cells_reader(&name).map_err(|e| unreadable(&e))?;
+            let mut cells = xlsx
+                .worksheet_cells_reader(&name)
+                .map_err(|e| unreadable(&e))?;
             let mut current: Option<(u32, Vec<String>)> = None;
             while let Some(cell) = cells.next_cell().map_err(|e| unreadable(&e))? {
                 let (row, col) = cell.get_position();
@@ -495,7 +557,9 @@ pub fn read_workbook(bytes: Vec<u8>, options: &ReadOptions, limits: &WorkbookLim
                 emitter.emit(r, cells);
             }
         } else {
-            let range = workbook.worksheet_range(&name).map_err(|e| unreadable(&e))?;
+            let range = workbook
+                .worksheet_range(&name)
+                .map_err(|e| unreadable(&e))?;
             let (start_row, start_col) = range.start().unwrap_or((0, 0));
             for (offset, row) in range.rows().enumerate() {
                 let mut cells = vec![String::new(); start_col as usize];
@@ -507,10 +571,18 @@ pub fn read_workbook(bytes: Vec<u8>, options: &ReadOptions, limits: &WorkbookLim
             }
         }
         if emitter.seen_header {
-            return Ok(SourceInfo { encoding: None, delimiter: None, sheet: Some(name) });
+            return Ok(SourceInfo {
+                encoding: None,
+                delimiter: None,
+                sheet: Some(name),
+            });
         }
     }
-    Ok(SourceInfo { encoding: None, delimiter: None, sheet: None })
+    Ok(SourceInfo {
+        encoding: None,
+        delimiter: None,
+        sheet: None,
+    })
 }
 
 struct RowEmitter<'v, V: FnMut(RawRow) -> ControlFlow<()>> {
@@ -526,9 +598,19 @@ impl<V: FnMut(RawRow) -> ControlFlow<()>> RowEmitter<'_, V> {
             return;
         }
         cells.truncate(self.max_columns);
-        let kind = if self.seen_header { RowKind::Data } else { RowKind::Header };
+        let kind = if self.seen_header {
+            RowKind::Data
+        } else {
+            RowKind::Header
+        };
         self.seen_header = true;
-        if (self.visit)(RawRow { line: u64::from(row) + 1, cells, kind }).is_break() {
+        if (self.visit)(RawRow {
+            line: u64::from(row) + 1,
+            cells,
+            kind,
+        })
+        .is_break()
+        {
             self.stopped = true;
         }
     }
@@ -570,7 +652,11 @@ mod tests {
 
     fn text_rows(bytes: &[u8], format: Format) -> (Vec<RawRow>, SourceInfo) {
         let mut rows = Vec::new();
-        let options = ReadOptions { format, delimiter: None, sheet: None };
+        let options = ReadOptions {
+            format,
+            delimiter: None,
+            sheet: None,
+        };
         let info = read_text(bytes, &options, |row| {
             rows.push(row);
             ControlFlow::Continue(())
@@ -587,7 +673,10 @@ mod tests {
         assert_eq!(info.encoding, Some("utf-8"));
         assert_eq!(rows[0].cells, ["phoneNumber", "name, full"]);
         assert_eq!(rows[0].kind, RowKind::Header);
-        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 3, 4, 6]);
+        assert_eq!(
+            rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            [1, 3, 4, 6]
+        );
         assert_eq!(rows[1].cells[1], "Eva, the \"first\"");
     }
 
@@ -620,8 +709,13 @@ mod tests {
     #[test]
     fn binary_garbage_is_refused() {
         let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
-        let options = ReadOptions { format: Format::Csv, delimiter: None, sheet: None };
-        let err = read_text(&garbage[..], &options, |_| ControlFlow::Continue(())).expect_err("binary");
+        let options = ReadOptions {
+            format: Format::Csv,
+            delimiter: None,
+            sheet: None,
+        };
+        let err =
+            read_text(&garbage[..], &options, |_| ControlFlow::Continue(())).expect_err("binary");
         assert!(matches!(err, SourceError::Unreadable(_)));
     }
 
@@ -640,9 +734,17 @@ mod workbook_tests {
 
     #[test]
     fn reads_the_first_sheet_with_data_from_an_xlsx_fixture() {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/contacts.xlsx")).expect("fixture");
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/contacts.xlsx"
+        ))
+        .expect("fixture");
         let mut rows = Vec::new();
-        let options = ReadOptions { format: Format::Xlsx, delimiter: None, sheet: None };
+        let options = ReadOptions {
+            format: Format::Xlsx,
+            delimiter: None,
+            sheet: None,
+        };
         let info = read_workbook(bytes, &options, &WorkbookLimits::default(), |row| {
             rows.push(row);
             ControlFlow::Continue(())
@@ -651,7 +753,10 @@ mod workbook_tests {
         assert_eq!(info.sheet.as_deref(), Some("Contacts"));
         assert_eq!(rows[0].kind, RowKind::Header);
         assert_eq!(rows[0].line, 2);
-        assert_eq!(rows[0].cells, ["Full Name", "WhatsApp Number", "Email", "Birthday", "Tier"]);
+        assert_eq!(
+            rows[0].cells,
+            ["Full Name", "WhatsApp Number", "Email", "Birthday", "Tier"]
+        );
         assert_eq!(rows[1].cells[1], "447911123460");
         assert_eq!(rows[1].cells[3], "1906-12-09");
         assert_eq!(rows[3].cells[1], "447400123462");

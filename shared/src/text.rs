@@ -79,7 +79,13 @@ mod tests {
 
     #[test]
     fn header_keys_ignore_case_spacing_bom_and_separators() {
-        for title in ["Phone_Number", "phoneNumber", "phone number", "\u{FEFF}PHONE-NUMBER", " Phone.Number "] {
+        for title in [
+            "Phone_Number",
+            "phoneNumber",
+            "phone number",
+            "\u{FEFF}PHONE-NUMBER",
+            " Phone.Number ",
+        ] {
             assert_eq!(header_key(title), "phonenumber", "{title}");
         }
     }

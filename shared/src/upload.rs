@@ -43,7 +43,10 @@ impl std::fmt::Display for Channel {
 
 /// Whether `id` is a valid account id: `[A-Za-z0-9_-]{1,64}`.
 pub fn is_valid_account_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Why an S3 key is not an upload this function imports.
@@ -75,7 +78,9 @@ impl UploadKey {
     /// Parses a decoded key.
     pub fn parse(key: &str) -> Result<UploadKey, KeyError> {
         let mut parts = key.splitn(4, '/');
-        let (Some("imports"), Some(account), Some(channel), Some(name)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("imports"), Some(account), Some(channel), Some(name)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(KeyError::Layout(key.to_string()));
         };
         if name.is_empty() || name.ends_with('/') {
@@ -84,8 +89,13 @@ impl UploadKey {
         if !is_valid_account_id(account) {
             return Err(KeyError::Account(account.to_string()));
         }
-        let channel = Channel::parse(channel).ok_or_else(|| KeyError::Channel(channel.to_string()))?;
-        Ok(UploadKey { account_id: account.to_string(), channel, file_name: name.to_string() })
+        let channel =
+            Channel::parse(channel).ok_or_else(|| KeyError::Channel(channel.to_string()))?;
+        Ok(UploadKey {
+            account_id: account.to_string(),
+            channel,
+            file_name: name.to_string(),
+        })
     }
 
     /// The lower-case extension of the file name, without the dot.
@@ -176,8 +186,14 @@ mod tests {
 
     #[test]
     fn decodes_moto_and_aws_keys() {
-        assert_eq!(decode_event_key("imports%2Facme%2Fwhatsapp%2FMy+File+%281%29.csv"), "imports/acme/whatsapp/My File (1).csv");
-        assert_eq!(decode_event_key("imports/acme/sms/caf%C3%A9.csv"), "imports/acme/sms/café.csv");
+        assert_eq!(
+            decode_event_key("imports%2Facme%2Fwhatsapp%2FMy+File+%281%29.csv"),
+            "imports/acme/whatsapp/My File (1).csv"
+        );
+        assert_eq!(
+            decode_event_key("imports/acme/sms/caf%C3%A9.csv"),
+            "imports/acme/sms/café.csv"
+        );
         assert_eq!(decode_event_key("a%2"), "a%2");
         assert_eq!(decode_event_key("100%25"), "100%");
     }
@@ -188,17 +204,41 @@ mod tests {
         assert_eq!(key.account_id, "acme-1");
         assert_eq!(key.channel, Channel::Whatsapp);
         assert_eq!(key.extension(), "csv");
-        assert!(matches!(UploadKey::parse("imports/acme/fax/a.csv"), Err(KeyError::Channel(_))));
-        assert!(matches!(UploadKey::parse("imports/ac me/sms/a.csv"), Err(KeyError::Account(_))));
-        assert!(matches!(UploadKey::parse("reports/acme/sms/a.csv"), Err(KeyError::Layout(_))));
-        assert!(matches!(UploadKey::parse("imports/acme/sms/"), Err(KeyError::Layout(_))));
-        assert!(matches!(UploadKey::parse("imports/acme/sms"), Err(KeyError::Layout(_))));
+        assert!(matches!(
+            UploadKey::parse("imports/acme/fax/a.csv"),
+            Err(KeyError::Channel(_))
+        ));
+        assert!(matches!(
+            UploadKey::parse("imports/ac me/sms/a.csv"),
+            Err(KeyError::Account(_))
+        ));
+        assert!(matches!(
+            UploadKey::parse("reports/acme/sms/a.csv"),
+            Err(KeyError::Layout(_))
+        ));
+        assert!(matches!(
+            UploadKey::parse("imports/acme/sms/"),
+            Err(KeyError::Layout(_))
+        ));
+        assert!(matches!(
+            UploadKey::parse("imports/acme/sms"),
+            Err(KeyError::Layout(_))
+        ));
     }
 
     #[test]
     fn import_ids_are_deterministic_and_distinguish_uploads() {
-        let a = UploadIdentity { bucket: "b", key: "k", etag: Some("e"), sequencer: Some("1"), ..Default::default() };
-        let b = UploadIdentity { sequencer: Some("2"), ..a.clone() };
+        let a = UploadIdentity {
+            bucket: "b",
+            key: "k",
+            etag: Some("e"),
+            sequencer: Some("1"),
+            ..Default::default()
+        };
+        let b = UploadIdentity {
+            sequencer: Some("2"),
+            ..a.clone()
+        };
         assert_eq!(import_id(&a), import_id(&a.clone()));
         assert_ne!(import_id(&a), import_id(&b));
         assert!(import_id(&a).starts_with("imp_"));

@@ -105,10 +105,19 @@ pub struct RowRules<'a> {
 
 /// Validates one data row.
 pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
-    let cell = |field: Field| rules.columns.index_of(field).and_then(|i| cells.get(i)).map(String::as_str);
+    let cell = |field: Field| {
+        rules
+            .columns
+            .index_of(field)
+            .and_then(|i| cells.get(i))
+            .map(String::as_str)
+    };
     let raw_phone = cell(Field::Phone).unwrap_or("");
     let country_code = cell(Field::CountryCode);
-    let ctx = PhoneContext { default_region: rules.default_region, channel: rules.channel };
+    let ctx = PhoneContext {
+        default_region: rules.default_region,
+        channel: rules.channel,
+    };
     let phone = match phone::normalize(raw_phone, country_code, ctx) {
         Ok(phone) => phone,
         Err(reason) => {
@@ -117,12 +126,28 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
                 _ => rules.columns.title_of(Field::Phone),
             };
             let shown = truncate_chars(raw_phone.trim(), 40);
-            let message = if shown.is_empty() { reason.to_string() } else { format!("{reason}: {shown:?}") };
-            return Verdict::Rejected { reason, problem: Problem { code: reason.code(), column: column.to_string(), message } };
+            let message = if shown.is_empty() {
+                reason.to_string()
+            } else {
+                format!("{reason}: {shown:?}")
+            };
+            return Verdict::Rejected {
+                reason,
+                problem: Problem {
+                    code: reason.code(),
+                    column: column.to_string(),
+                    message,
+                },
+            };
         }
     };
 
-    let mut draft = ContactDraft { phone, lists: rules.lists.clone(), tags: rules.tags.clone(), ..Default::default() };
+    let mut draft = ContactDraft {
+        phone,
+        lists: rules.lists.clone(),
+        tags: rules.tags.clone(),
+        ..Default::default()
+    };
     let mut warnings = Vec::new();
     for column in &rules.columns.columns {
         let raw = cells.get(column.index).map(String::as_str).unwrap_or("");
@@ -130,15 +155,26 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
         if value.is_empty() {
             continue;
         }
-        let warn = |code: WarningCode, message: String| Problem { code: code.code(), column: column.title.clone(), message };
+        let warn = |code: WarningCode, message: String| Problem {
+            code: code.code(),
+            column: column.title.clone(),
+            message,
+        };
         match (&column.target, column.unused) {
             (_, Some(Unused::Untitled)) => warnings.push(warn(
                 WarningCode::UntitledColumn,
-                format!("{} has a value but no title; the value was not imported", column.title),
+                format!(
+                    "{} has a value but no title; the value was not imported",
+                    column.title
+                ),
             )),
             (_, Some(Unused::DuplicateHeader)) => warnings.push(warn(
                 WarningCode::DuplicateHeader,
-                format!("column {} repeats the title {:?}; only the first such column was imported", column.index + 1, column.title),
+                format!(
+                    "column {} repeats the title {:?}; only the first such column was imported",
+                    column.index + 1,
+                    column.title
+                ),
             )),
             (Some(Target::Field(field)), None) => {
                 if let Err((code, message)) = apply_field(&mut draft, *field, &value, rules) {
@@ -147,7 +183,10 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
             }
             (Some(Target::Attr(name)), None) => {
                 if value.chars().count() > MAX_ATTR_CHARS {
-                    warnings.push(warn(WarningCode::FieldTooLong, format!("longer than {MAX_ATTR_CHARS} characters")));
+                    warnings.push(warn(
+                        WarningCode::FieldTooLong,
+                        format!("longer than {MAX_ATTR_CHARS} characters"),
+                    ));
                 } else {
                     let name = truncate_chars(name, MAX_ATTR_NAME_CHARS).to_string();
                     draft.attrs.insert(name, normalize_attr_value(&value));
@@ -157,15 +196,26 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
         }
     }
     let header_len = rules.columns.header.len();
-    if cells.len() > header_len && cells[header_len..].iter().any(|c| !clean_value(c).is_empty()) {
+    if cells.len() > header_len
+        && cells[header_len..]
+            .iter()
+            .any(|c| !clean_value(c).is_empty())
+    {
         warnings.push(Problem {
             code: WarningCode::ExtraCells.code(),
             column: format!("column {}", header_len + 1),
-            message: format!("the row has {} cells but the header only {} titles; the extra cells were ignored", cells.len(), header_len),
+            message: format!(
+                "the row has {} cells but the header only {} titles; the extra cells were ignored",
+                cells.len(),
+                header_len
+            ),
         });
     }
     if !draft.text.contains_key("name") {
-        let full: Vec<&str> = ["first_name", "last_name"].iter().filter_map(|f| draft.text.get(f).map(String::as_str)).collect();
+        let full: Vec<&str> = ["first_name", "last_name"]
+            .iter()
+            .filter_map(|f| draft.text.get(f).map(String::as_str))
+            .collect();
         if !full.is_empty() {
             let name = full.join(" ");
             if name.chars().count() <= 101 {
@@ -178,12 +228,24 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
 
 type FieldError = (WarningCode, String);
 
-fn apply_field(draft: &mut ContactDraft, field: Field, value: &str, rules: &RowRules<'_>) -> Result<(), FieldError> {
+fn apply_field(
+    draft: &mut ContactDraft,
+    field: Field,
+    value: &str,
+    rules: &RowRules<'_>,
+) -> Result<(), FieldError> {
     if let Some(max) = field.max_chars() {
         if matches!(field, Field::Lists | Field::Tags) {
             // Limits apply per value, checked below.
         } else if value.chars().count() > max {
-            return Err((WarningCode::FieldTooLong, format!("{} is limited to {max} characters; this value has {}", field.name(), value.chars().count())));
+            return Err((
+                WarningCode::FieldTooLong,
+                format!(
+                    "{} is limited to {max} characters; this value has {}",
+                    field.name(),
+                    value.chars().count()
+                ),
+            ));
         }
     }
     let text_name = |f: Field| -> &'static str { f.name() };
@@ -197,31 +259,59 @@ fn apply_field(draft: &mut ContactDraft, field: Field, value: &str, rules: &RowR
         }
         Field::Email => {
             if !is_valid_email(value) {
-                return Err((WarningCode::InvalidEmail, format!("{:?} is not an e-mail address", truncate_chars(value, 80))));
+                return Err((
+                    WarningCode::InvalidEmail,
+                    format!("{:?} is not an e-mail address", truncate_chars(value, 80)),
+                ));
             }
             draft.text.insert("email", value.to_string());
         }
         Field::WhatsappOpted => {
             draft.whatsapp_opted = Some(parse_bool(value).ok_or_else(|| {
-                (WarningCode::InvalidBoolean, format!("{:?} is not one of TRUE/FALSE, yes/no, 1/0", truncate_chars(value, 40)))
+                (
+                    WarningCode::InvalidBoolean,
+                    format!(
+                        "{:?} is not one of TRUE/FALSE, yes/no, 1/0",
+                        truncate_chars(value, 40)
+                    ),
+                )
             })?);
         }
         Field::DateOfBirth => {
             let month_first = rules.default_region.is_some_and(|r| r.month_first_dates());
             let date = parse_date(value, month_first).ok_or_else(|| {
-                (WarningCode::InvalidDate, format!("{:?} is not a date (use YYYY-MM-DD)", truncate_chars(value, 40)))
+                (
+                    WarningCode::InvalidDate,
+                    format!(
+                        "{:?} is not a date (use YYYY-MM-DD)",
+                        truncate_chars(value, 40)
+                    ),
+                )
             })?;
             draft.text.insert("date_of_birth", date);
         }
         Field::Lists | Field::Tags => {
             let values: Vec<String> = split_multi(value).collect();
             if values.len() > MAX_MULTI_VALUES {
-                return Err((WarningCode::FieldTooLong, format!("more than {MAX_MULTI_VALUES} values")));
+                return Err((
+                    WarningCode::FieldTooLong,
+                    format!("more than {MAX_MULTI_VALUES} values"),
+                ));
             }
             if let Some(long) = values.iter().find(|v| v.chars().count() > 100) {
-                return Err((WarningCode::FieldTooLong, format!("{:?}… is longer than 100 characters", truncate_chars(long, 20))));
+                return Err((
+                    WarningCode::FieldTooLong,
+                    format!(
+                        "{:?}… is longer than 100 characters",
+                        truncate_chars(long, 20)
+                    ),
+                ));
             }
-            let set = if field == Field::Lists { &mut draft.lists } else { &mut draft.tags };
+            let set = if field == Field::Lists {
+                &mut draft.lists
+            } else {
+                &mut draft.tags
+            };
             set.extend(values);
         }
         Field::Title
@@ -256,16 +346,31 @@ pub fn is_valid_email(value: &str) -> bool {
     let Some((local, domain)) = value.split_once('@') else {
         return false;
     };
-    let label_ok = |l: &str| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_alphanumeric() || c == '-');
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
     !local.is_empty()
         && local.len() <= 64
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | ']' | '\\'))
+        && local.chars().all(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !matches!(
+                    c,
+                    '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | ']' | '\\'
+                )
+        })
         && domain.contains('.')
         && domain.split('.').all(label_ok)
-        && domain.rsplit('.').next().is_some_and(|tld| tld.chars().count() >= 2)
+        && domain
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.chars().count() >= 2)
 }
 
 /// TRUE/FALSE, yes/no, y/n, 1/0, on/off, any case.
@@ -284,7 +389,16 @@ pub fn parse_date(value: &str, month_first: bool) -> Option<String> {
     if let Some(dt) = parse_iso_datetime(v) {
         return Some(dt.date_naive().format("%Y-%m-%d").to_string());
     }
-    for format in ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y"] {
+    for format in [
+        "%Y-%m-%d",
+        "%Y/%m/%d",
+        "%Y.%m.%d",
+        "%Y%m%d",
+        "%d %B %Y",
+        "%d %b %Y",
+        "%B %d, %Y",
+        "%b %d, %Y",
+    ] {
         if let Ok(date) = NaiveDate::parse_from_str(v, format) {
             return plausible(date);
         }
@@ -298,18 +412,31 @@ pub fn parse_date(value: &str, month_first: bool) -> Option<String> {
         if y < 1000 {
             return None;
         }
-        let (day, month) = if a > 12 { (a, b) } else if b > 12 || month_first { (b, a) } else { (a, b) };
+        let (day, month) = if a > 12 {
+            (a, b)
+        } else if b > 12 || month_first {
+            (b, a)
+        } else {
+            (a, b)
+        };
         return NaiveDate::from_ymd_opt(y, month, day).and_then(plausible);
     }
     None
 }
 
 fn plausible(date: NaiveDate) -> Option<String> {
-    (1800..=2200).contains(&chrono::Datelike::year(&date)).then(|| date.format("%Y-%m-%d").to_string())
+    (1800..=2200)
+        .contains(&chrono::Datelike::year(&date))
+        .then(|| date.format("%Y-%m-%d").to_string())
 }
 
 fn parse_iso_datetime(v: &str) -> Option<DateTime<Utc>> {
-    if v.len() < 11 || !v.as_bytes().get(10).is_some_and(|b| *b == b'T' || *b == b't' || *b == b' ') {
+    if v.len() < 11
+        || !v
+            .as_bytes()
+            .get(10)
+            .is_some_and(|b| *b == b'T' || *b == b't' || *b == b' ')
+    {
         return None;
     }
     DateTime::parse_from_rfc3339(v)
@@ -343,13 +470,21 @@ mod tests {
     fn check(header: &[&str], cells: &[&str], region: Option<&str>) -> Verdict {
         let columns = ColumnMap::from_header(&row(header), &[]).expect("header maps");
         let (lists, tags) = (BTreeSet::from(["Imported".to_string()]), BTreeSet::new());
-        let rules = RowRules { columns: &columns, channel: Channel::Whatsapp, default_region: region.and_then(Region::parse), lists: &lists, tags: &tags };
+        let rules = RowRules {
+            columns: &columns,
+            channel: Channel::Whatsapp,
+            default_region: region.and_then(Region::parse),
+            lists: &lists,
+            tags: &tags,
+        };
         validate_row(&row(cells), &rules)
     }
 
     fn accepted(v: Verdict) -> (ContactDraft, Vec<&'static str>) {
         match v {
-            Verdict::Accepted { draft, warnings } => (draft, warnings.iter().map(|w| w.code).collect()),
+            Verdict::Accepted { draft, warnings } => {
+                (draft, warnings.iter().map(|w| w.code).collect())
+            }
             Verdict::Rejected { problem, .. } => panic!("rejected: {problem:?}"),
         }
     }
@@ -357,15 +492,37 @@ mod tests {
     #[test]
     fn interakt_style_row_with_country_code_and_custom_datetime() {
         let (draft, warnings) = accepted(check(
-            &["First Name", "Last Name", "Country Code", "Phone Number", "Email", "WhatsApp Opted", "Signed Up"],
-            &["Zoë", "O’Brien", "+91", "98765 43210", "zoe@example.com", "TRUE", "2022-10-31T19:30:00.000+05:30"],
+            &[
+                "First Name",
+                "Last Name",
+                "Country Code",
+                "Phone Number",
+                "Email",
+                "WhatsApp Opted",
+                "Signed Up",
+            ],
+            &[
+                "Zoë",
+                "O’Brien",
+                "+91",
+                "98765 43210",
+                "zoe@example.com",
+                "TRUE",
+                "2022-10-31T19:30:00.000+05:30",
+            ],
             None,
         ));
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(draft.phone, "+919876543210");
-        assert_eq!(draft.text.get("name").map(String::as_str), Some("Zoë O’Brien"));
+        assert_eq!(
+            draft.text.get("name").map(String::as_str),
+            Some("Zoë O’Brien")
+        );
         assert_eq!(draft.whatsapp_opted, Some(true));
-        assert_eq!(draft.attrs.get("Signed Up").map(String::as_str), Some("2022-10-31T14:00:00Z"));
+        assert_eq!(
+            draft.attrs.get("Signed Up").map(String::as_str),
+            Some("2022-10-31T14:00:00Z")
+        );
         assert!(draft.lists.contains("Imported"));
     }
 
@@ -374,10 +531,28 @@ mod tests {
         let long_city = "x".repeat(129);
         let (draft, warnings) = accepted(check(
             &["Phone", "Name", "Email", "Opt In", "DOB", "City"],
-            &["+447911123456", "<script>", "not-an-email", "maybe", "31/02/1990", long_city.as_str(), "extra"],
+            &[
+                "+447911123456",
+                "<script>",
+                "not-an-email",
+                "maybe",
+                "31/02/1990",
+                long_city.as_str(),
+                "extra",
+            ],
             None,
         ));
-        assert_eq!(warnings, ["invalid_name", "invalid_email", "invalid_boolean", "invalid_date", "field_too_long", "extra_cells"]);
+        assert_eq!(
+            warnings,
+            [
+                "invalid_name",
+                "invalid_email",
+                "invalid_boolean",
+                "invalid_date",
+                "field_too_long",
+                "extra_cells"
+            ]
+        );
         assert!(draft.text.is_empty());
     }
 
@@ -395,7 +570,13 @@ mod tests {
 
     #[test]
     fn names_accept_any_script_digits_and_punctuation() {
-        for name in ["José Núñez", "प्रिया शर्मा", "Customer 12", "Smith & Sons, Ltd.", "D’Arcy"] {
+        for name in [
+            "José Núñez",
+            "प्रिया शर्मा",
+            "Customer 12",
+            "Smith & Sons, Ltd.",
+            "D’Arcy",
+        ] {
             assert!(is_valid_name(name), "{name}");
         }
         for name in ["<b>", "a@b", "☺", "..."] {
@@ -409,12 +590,27 @@ mod tests {
         for bad in ["a@b", "@x.com", "a b@x.com", "a@@x.com", "a@x..com"] {
             assert!(!is_valid_email(bad), "{bad}");
         }
-        assert_eq!(parse_date("1990-03-04", false).as_deref(), Some("1990-03-04"));
-        assert_eq!(parse_date("04/03/1990", false).as_deref(), Some("1990-03-04"));
-        assert_eq!(parse_date("04/03/1990", true).as_deref(), Some("1990-04-03"));
-        assert_eq!(parse_date("25/12/1990", true).as_deref(), Some("1990-12-25"));
+        assert_eq!(
+            parse_date("1990-03-04", false).as_deref(),
+            Some("1990-03-04")
+        );
+        assert_eq!(
+            parse_date("04/03/1990", false).as_deref(),
+            Some("1990-03-04")
+        );
+        assert_eq!(
+            parse_date("04/03/1990", true).as_deref(),
+            Some("1990-04-03")
+        );
+        assert_eq!(
+            parse_date("25/12/1990", true).as_deref(),
+            Some("1990-12-25")
+        );
         assert_eq!(parse_date("soon", false), None);
-        assert_eq!(normalize_attr_value("2022-10-31T14:00:00Z"), "2022-10-31T14:00:00Z");
+        assert_eq!(
+            normalize_attr_value("2022-10-31T14:00:00Z"),
+            "2022-10-31T14:00:00Z"
+        );
         assert_eq!(normalize_attr_value("2022-10-31"), "2022-10-31");
         assert_eq!(normalize_attr_value("Gold"), "Gold");
     }

@@ -31,8 +31,15 @@ pub fn enabled() -> bool {
 /// A unique account id, so tests never see each other's contacts.
 pub fn unique_account(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Clients for the local stack.
@@ -53,13 +60,21 @@ impl Stack {
             .credentials_provider(credentials)
             .load()
             .await;
-        Stack { s3: aws_sdk_s3::Client::new(&sdk), ddb: aws_sdk_dynamodb::Client::new(&sdk) }
+        Stack {
+            s3: aws_sdk_s3::Client::new(&sdk),
+            ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        }
     }
 
     /// Uploads a file the way a user does (the emulator's notification and the relay
     /// trigger the import).
     pub async fn upload(&self, key: &str, body: &[u8], metadata: &[(&str, &str)]) {
-        let mut put = self.s3.put_object().bucket(BUCKET).key(key).body(body.to_vec().into());
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.to_vec().into());
         for (k, v) in metadata {
             put = put.metadata(*k, *v);
         }
@@ -68,10 +83,19 @@ impl Stack {
 
     /// Every finished summary.json under the account's reports, oldest first.
     pub async fn summaries(&self, account: &str) -> Vec<Value> {
-        let listed = self.s3.list_objects_v2().bucket(BUCKET).prefix(format!("reports/{account}/")).send().await.expect("list reports");
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(format!("reports/{account}/"))
+            .send()
+            .await
+            .expect("list reports");
         let mut found = Vec::new();
         for object in listed.contents() {
-            let Some(key) = object.key().filter(|k| k.ends_with("/summary.json")) else { continue };
+            let Some(key) = object.key().filter(|k| k.ends_with("/summary.json")) else {
+                continue;
+            };
             let doc: Value = serde_json::from_str(&self.text(key).await).expect("summary is JSON");
             found.push(doc);
         }
@@ -84,41 +108,82 @@ impl Stack {
     pub async fn wait_for_summary(&self, account: &str, key: &str, n: usize) -> Value {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
-            let matching: Vec<Value> = self.summaries(account).await.into_iter().filter(|s| s["source"]["key"] == key).collect();
+            let matching: Vec<Value> = self
+                .summaries(account)
+                .await
+                .into_iter()
+                .filter(|s| s["source"]["key"] == key)
+                .collect();
             if matching.len() >= n {
                 return matching[n - 1].clone();
             }
-            assert!(Instant::now() < deadline, "no summary for {key} within 180 s (is `make up` running?)");
+            assert!(
+                Instant::now() < deadline,
+                "no summary for {key} within 180 s (is `make up` running?)"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 
     /// Uploads and waits for the import's summary.
-    pub async fn import(&self, account: &str, channel: &str, name: &str, body: &[u8], metadata: &[(&str, &str)]) -> Value {
+    pub async fn import(
+        &self,
+        account: &str,
+        channel: &str,
+        name: &str,
+        body: &[u8],
+        metadata: &[(&str, &str)],
+    ) -> Value {
         let key = format!("imports/{account}/{channel}/{name}");
-        let before = self.summaries(account).await.into_iter().filter(|s| s["source"]["key"] == key.as_str()).count();
+        let before = self
+            .summaries(account)
+            .await
+            .into_iter()
+            .filter(|s| s["source"]["key"] == key.as_str())
+            .count();
         self.upload(&key, body, metadata).await;
         self.wait_for_summary(account, &key, before + 1).await
     }
 
     /// An object's text.
     pub async fn text(&self, key: &str) -> String {
-        let out = self.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e}"));
+        let out = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"));
         let bytes = out.body.collect().await.expect("read body").into_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8 report")
     }
 
     /// rows.csv of a summary, parsed: header, then records.
     pub async fn rows_report(&self, summary: &Value) -> Vec<Vec<String>> {
-        let key = summary["rows_report_key"].as_str().expect("rows_report_key");
+        let key = summary["rows_report_key"]
+            .as_str()
+            .expect("rows_report_key");
         let text = self.text(key).await;
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-        reader.records().map(|r| r.expect("valid csv").iter().map(str::to_string).collect()).collect()
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        reader
+            .records()
+            .map(|r| r.expect("valid csv").iter().map(str::to_string).collect())
+            .collect()
     }
 
     /// A contact item, read consistently.
-    pub async fn contact(&self, account: &str, channel: &str, e164: &str) -> Option<HashMap<String, AttributeValue>> {
-        self.item(&format!("CONTACT#{account}#{channel}#{e164}"), "PROFILE").await
+    pub async fn contact(
+        &self,
+        account: &str,
+        channel: &str,
+        e164: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
+        self.item(&format!("CONTACT#{account}#{channel}#{e164}"), "PROFILE")
+            .await
     }
 
     /// Any item.
@@ -138,7 +203,13 @@ impl Stack {
 
     /// Writes an item as-is (to set up archived or blocked contacts, account settings).
     pub async fn put_item(&self, item: HashMap<String, AttributeValue>) {
-        self.ddb.put_item().table_name(TABLE).set_item(Some(item)).send().await.expect("put item");
+        self.ddb
+            .put_item()
+            .table_name(TABLE)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
     }
 
     /// Contact items of an account (scan; test data is small).
@@ -169,7 +240,10 @@ impl Stack {
 /// answer, or the runtime's error document.
 pub fn invoke(function: &str, payload: &Value) -> Result<Value, Value> {
     let url = format!("{INVOKE}/{function}/invocations");
-    match ureq::post(&url).timeout(Duration::from_secs(300)).send_json(payload.clone()) {
+    match ureq::post(&url)
+        .timeout(Duration::from_secs(300))
+        .send_json(payload.clone())
+    {
         Ok(response) => {
             let body: Value = response.into_json().expect("JSON answer");
             if body.get("errorType").is_some() {
@@ -190,7 +264,11 @@ pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
 
 /// A string-set attribute, sorted.
 pub fn ss(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
-    let mut v: Vec<String> = item.get(name).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    let mut v: Vec<String> = item
+        .get(name)
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default();
     v.sort();
     v
 }

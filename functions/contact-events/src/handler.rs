@@ -13,7 +13,10 @@ pub struct HandlerError(#[from] EventError);
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
-        lambda_runtime::Diagnostic { error_type: e.0.error_type().into(), error_message: e.0.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: e.0.error_type().into(),
+            error_message: e.0.to_string(),
+        }
     }
 }
 
@@ -21,26 +24,50 @@ fn is_sqs_batch(payload: &Value) -> bool {
     payload
         .get("Records")
         .and_then(Value::as_array)
-        .is_some_and(|records| !records.is_empty() && records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")))
+        .is_some_and(|records| {
+            !records.is_empty()
+                && records
+                    .iter()
+                    .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        })
 }
 
 /// Handles one invocation.
-pub async fn handle<O, D>(objects: &O, table: &D, config: &Config, payload: Value) -> Result<Value, HandlerError>
+pub async fn handle<O, D>(
+    objects: &O,
+    table: &D,
+    config: &Config,
+    payload: Value,
+) -> Result<Value, HandlerError>
 where
     O: ObjectStore,
     D: ContactStore + SettingsStore + EventLedger,
 {
-    let service = EventService { objects, table, config };
+    let service = EventService {
+        objects,
+        table,
+        config,
+    };
     if !is_sqs_batch(&payload) {
         return Ok(service.handle(&unwrap_envelope(payload)).await?);
     }
     let mut failures = Vec::new();
     for record in payload["Records"].as_array().into_iter().flatten() {
-        let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_string();
-        let body = record.get("body").and_then(Value::as_str).unwrap_or_default();
+        let id = record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let body = record
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let result = match serde_json::from_str::<Value>(body) {
             Ok(event) => service.handle(&unwrap_envelope(event)).await.map(|_| ()),
-            Err(e) => Err(EventError::InvalidField { field: "body".into(), problem: format!("is not JSON ({e})") }),
+            Err(e) => Err(EventError::InvalidField {
+                field: "body".into(),
+                problem: format!("is not JSON ({e})"),
+            }),
         };
         if let Err(e) = result {
             tracing::warn!(message_id = %id, error = %e, "event in batch failed");
@@ -65,8 +92,13 @@ mod tests {
             {"messageId": "b", "eventSource": "aws:sqs", "body": bad.to_string()},
             {"messageId": "c", "eventSource": "aws:sqs", "body": "not json"},
         ]});
-        let answer = handle(&store, &store, &Config::default(), batch).await.expect("batch answered");
-        assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}]}));
+        let answer = handle(&store, &store, &Config::default(), batch)
+            .await
+            .expect("batch answered");
+        assert_eq!(
+            answer,
+            json!({"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}]})
+        );
         assert_eq!(store.contact_count(), 1);
     }
 }

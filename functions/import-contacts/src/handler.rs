@@ -53,20 +53,39 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        lambda_runtime::Diagnostic { error_type: "ImportInterrupted".into(), error_message: message }
+        lambda_runtime::Diagnostic {
+            error_type: "ImportInterrupted".into(),
+            error_message: message,
+        }
     }
 }
 
 /// The upload a record names: key decoded, and the event's sequencer (AWS) or event
 /// time (emulators) to tell re-uploads of identical bytes apart.
 pub fn upload_of(record: &S3EventRecord) -> Upload {
-    let key = record.s3.object.key.as_deref().map(decode_event_key).unwrap_or_default();
+    let key = record
+        .s3
+        .object
+        .key
+        .as_deref()
+        .map(decode_event_key)
+        .unwrap_or_default();
     Upload {
         bucket: record.s3.bucket.name.clone().unwrap_or_default(),
         key,
         size: record.s3.object.size.and_then(|s| u64::try_from(s).ok()),
-        etag: record.s3.object.e_tag.clone().map(|e| e.trim_matches('"').to_string()),
-        version_id: record.s3.object.version_id.clone().filter(|v| !v.is_empty() && v != "null"),
+        etag: record
+            .s3
+            .object
+            .e_tag
+            .clone()
+            .map(|e| e.trim_matches('"').to_string()),
+        version_id: record
+            .s3
+            .object
+            .version_id
+            .clone()
+            .filter(|v| !v.is_empty() && v != "null"),
         sequencer: record
             .s3
             .object
@@ -78,26 +97,55 @@ pub fn upload_of(record: &S3EventRecord) -> Upload {
 }
 
 /// Imports every record of the event, in order.
-pub async fn handle<O, D>(objects: &O, table: &D, config: &Config, event: S3Event) -> Result<Response, HandlerError>
+pub async fn handle<O, D>(
+    objects: &O,
+    table: &D,
+    config: &Config,
+    event: S3Event,
+) -> Result<Response, HandlerError>
 where
     O: ObjectStore,
     D: ContactStore + JobStore + SettingsStore,
 {
-    let importer = Importer { objects, table, config };
+    let importer = Importer {
+        objects,
+        table,
+        config,
+    };
     let mut imports = Vec::new();
     for record in &event.records {
-        if record.event_name.as_deref().is_some_and(|n| !n.starts_with("ObjectCreated")) {
+        if record
+            .event_name
+            .as_deref()
+            .is_some_and(|n| !n.starts_with("ObjectCreated"))
+        {
             tracing::info!(event = ?record.event_name, "not an upload event; ignored");
             continue;
         }
         let upload = upload_of(record);
-        let result = importer.run(&upload).await.map_err(|source| HandlerError::Interrupted { key: upload.key.clone(), source })?;
+        let result = importer
+            .run(&upload)
+            .await
+            .map_err(|source| HandlerError::Interrupted {
+                key: upload.key.clone(),
+                source,
+            })?;
         imports.push(match result {
             ImportResult::Finished(summary) => {
                 emit_metrics(&summary);
-                RecordResult { key: upload.key, status: summary.status.as_str().into(), import_id: Some(summary.import_id.clone()), reason: None }
+                RecordResult {
+                    key: upload.key,
+                    status: summary.status.as_str().into(),
+                    import_id: Some(summary.import_id.clone()),
+                    reason: None,
+                }
             }
-            ImportResult::Skipped(reason) => RecordResult { key: upload.key, status: "skipped".into(), import_id: None, reason: Some(reason) },
+            ImportResult::Skipped(reason) => RecordResult {
+                key: upload.key,
+                status: "skipped".into(),
+                import_id: None,
+                reason: Some(reason),
+            },
         });
     }
     Ok(Response { imports })
@@ -105,7 +153,14 @@ where
 
 /// One CloudWatch Embedded Metric Format line per import.
 fn emit_metrics(summary: &Summary) {
-    let metrics = ["RowsTotal", "RowsCreated", "RowsUpdated", "RowsUnchanged", "RowsRejected", "DurationMs"];
+    let metrics = [
+        "RowsTotal",
+        "RowsCreated",
+        "RowsUpdated",
+        "RowsUnchanged",
+        "RowsRejected",
+        "DurationMs",
+    ];
     let units = ["Count", "Count", "Count", "Count", "Count", "Milliseconds"];
     let line = serde_json::json!({
         "_aws": {
@@ -131,5 +186,8 @@ fn emit_metrics(summary: &Summary) {
 }
 
 fn chrono_now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
