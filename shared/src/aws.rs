@@ -26,8 +26,14 @@ fn service<E: std::error::Error + Send + Sync + 'static>(
 
 /// Builds the shared SDK configuration once: region, credentials and, locally,
 /// `AWS_ENDPOINT_URL` all come from the environment.
+/// Throttling (`ThrottlingException`, `ProvisionedThroughputExceededException`), 5xx
+/// and dropped connections are retried with exponential backoff and jitter, up to
+/// ten attempts, before a row's write fails the invocation (which then resumes).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
+        .load()
+        .await
 }
 
 /// S3 adapter.

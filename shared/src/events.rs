@@ -140,7 +140,7 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 }
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The event inside an invocation payload: bare, or in an EventBridge envelope.

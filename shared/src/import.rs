@@ -34,11 +34,13 @@ use crate::validate::{validate_row, Problem, RowRules, Verdict};
 
 /// How long a running job's owner holds it without a checkpoint before another
 /// invocation may take it over.
-pub const LEASE_SECONDS: i64 = 90;
+pub const LEASE_SECONDS: i64 = 30;
 /// Checkpoint at least this often (rows).
 const CHECKPOINT_ROWS: u64 = 2_000;
 /// ... and at least this often (time).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// Stop and hand over to a retry when less than this is left of the invocation.
+const HANDOVER_MARGIN: Duration = Duration::from_secs(20);
 
 /// The upload an S3 event names.
 #[derive(Clone, Debug, Default)]
@@ -82,6 +84,12 @@ pub enum ImportError {
     /// The parsing thread panicked.
     #[error("the parsing thread failed: {0}")]
     Parser(String),
+    /// The invocation is about to time out; progress is saved for the retry.
+    #[error("the invocation ran out of time after row {last_row}; a retry resumes from there")]
+    OutOfTime {
+        /// Last committed row.
+        last_row: u64,
+    },
 }
 
 /// A file-level failure: the summary's `error`.
@@ -112,6 +120,8 @@ pub struct Importer<'a, O, D> {
     pub table: &'a D,
     /// Configuration.
     pub config: &'a Config,
+    /// When the invocation must end; the import hands over to a retry before it.
+    pub deadline: Option<Instant>,
 }
 
 impl<O, D> Importer<'_, O, D>
@@ -136,7 +146,15 @@ where
             sequencer: upload.sequencer.as_deref(),
         });
         let span = tracing::info_span!("import", import_id = %import_id, account_id = %key.account_id, channel = %key.channel);
-        let _entered = span.enter();
+        tracing::Instrument::instrument(self.run_claimed(key, import_id, upload), span).await
+    }
+
+    async fn run_claimed(
+        &self,
+        key: UploadKey,
+        import_id: String,
+        upload: &Upload,
+    ) -> Result<ImportResult, ImportError> {
         let started = Instant::now();
         let started_at = now_rfc3339();
         let mut job = Job {
@@ -149,11 +167,28 @@ where
             started_at: started_at.clone(),
             lease_expires_at: chrono::Utc::now().timestamp() + LEASE_SECONDS,
         };
-        let resume = match self
+        let mut claim = self
             .table
             .claim_job(&job, chrono::Utc::now().timestamp())
-            .await?
-        {
+            .await?;
+        if let Claim::Declined(existing) = &claim {
+            // A retry after a crash can arrive while the dead owner's lease still runs:
+            // wait it out once. A live owner renews its lease, so we then decline.
+            let wait = existing.lease_expires_at + 1 - chrono::Utc::now().timestamp();
+            if existing.status == ImportStatus::Running && (1..=LEASE_SECONDS + 1).contains(&wait) {
+                info!(
+                    wait_seconds = wait,
+                    "job is running under another owner's lease; waiting for it to expire once"
+                );
+                tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+                job.lease_expires_at = chrono::Utc::now().timestamp() + LEASE_SECONDS;
+                claim = self
+                    .table
+                    .claim_job(&job, chrono::Utc::now().timestamp())
+                    .await?;
+            }
+        }
+        let resume = match claim {
             Claim::Started => None,
             Claim::TakenOver(previous) => {
                 info!(
@@ -173,13 +208,9 @@ where
                 return Ok(ImportResult::Skipped(why));
             }
         };
-        drop(_entered);
 
         let mut run = Run::new(&key, &import_id, upload, &job.started_at, resume);
-        let outcome = self
-            .import_file(&key, upload, &mut run, &mut job)
-            .instrument_in(&span)
-            .await;
+        let outcome = self.import_file(&key, upload, &mut run, &mut job).await;
         let summary = match outcome {
             Ok(()) => run.summary(started.elapsed(), self.config),
             Err(RunError::File(failure)) => {
@@ -458,21 +489,17 @@ where
                             .map_err(|e| RunError::Infra(e.into()))?;
                         last_checkpoint = (Instant::now(), run.rows.total);
                     }
+                    if self.deadline.is_some_and(|d| {
+                        d.saturating_duration_since(Instant::now()) < HANDOVER_MARGIN
+                    }) {
+                        return Err(RunError::Infra(ImportError::OutOfTime {
+                            last_row: run.last_row,
+                        }));
+                    }
                 }
             }
         }
         Ok(())
-    }
-}
-
-/// Attaches a span to a future without holding an entered guard across awaits.
-trait InstrumentIn: Sized {
-    fn instrument_in(self, span: &tracing::Span) -> tracing::instrument::Instrumented<Self>;
-}
-
-impl<F: std::future::Future> InstrumentIn for F {
-    fn instrument_in(self, span: &tracing::Span) -> tracing::instrument::Instrumented<Self> {
-        tracing::Instrument::instrument(self, span.clone())
     }
 }
 
@@ -814,6 +841,7 @@ mod tests {
             objects: store,
             table: store,
             config: &config,
+            deadline: None,
         };
         let upload = Upload {
             bucket: BUCKET.into(),
@@ -920,6 +948,7 @@ mod tests {
             objects: &store,
             table: &store,
             config: &config,
+            deadline: None,
         };
         let upload = Upload {
             bucket: BUCKET.into(),
@@ -1023,6 +1052,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn too_large_is_refused_before_download() {
+        let store = MemoryStore::default();
+        let key = "imports/acme/whatsapp/big.csv";
+        store.insert_object(BUCKET, key, b"Phone\n+447911123456\n", &[]);
+        let config = Config {
+            max_upload_bytes: 10,
+            ..Config::default()
+        };
+        let importer = Importer {
+            objects: &store,
+            table: &store,
+            config: &config,
+            deadline: None,
+        };
+        let upload = Upload {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            ..Default::default()
+        };
+        let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
+            panic!("skipped")
+        };
+        assert_eq!(
+            summary.error.map(|e| e.code),
+            Some("file_too_large".to_string())
+        );
+        assert_eq!(store.contact_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn max_rows_stops_and_says_what_was_written() {
+        let store = MemoryStore::default();
+        let key = "imports/acme/whatsapp/many.csv";
+        store.insert_object(
+            BUCKET,
+            key,
+            b"Phone\n+447911123456\n+447911123457\n+447911123458\n",
+            &[],
+        );
+        let config = Config {
+            max_rows: 2,
+            ..Config::default()
+        };
+        let importer = Importer {
+            objects: &store,
+            table: &store,
+            config: &config,
+            deadline: None,
+        };
+        let upload = Upload {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            ..Default::default()
+        };
+        let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
+            panic!("skipped")
+        };
+        assert_eq!(
+            summary.error.as_ref().map(|e| e.code.as_str()),
+            Some("too_many_rows")
+        );
+        assert!(summary.message.contains("line 4"), "{}", summary.message);
+        assert_eq!((summary.rows.total, summary.rows.created), (2, 2));
+        assert_eq!(store.contact_count(), 2);
+    }
+
+    #[tokio::test]
     async fn pasted_list_in_txt() {
         let store = MemoryStore::default();
         let summary = import(
@@ -1084,6 +1180,7 @@ mod tests {
             objects: &store,
             table: &store,
             config: &config,
+            deadline: None,
         };
         let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
             panic!("skipped")

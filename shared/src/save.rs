@@ -51,6 +51,11 @@ where
                 let fresh = create();
                 match store.put_contact(&fresh, Precondition::Absent).await? {
                     PutOutcome::Written => return Ok(Upserted::Created(Box::new(fresh))),
+                    // The SDK retried a write whose answer was lost, and the retry
+                    // found our own item: it was written.
+                    PutOutcome::Conflict(Some(current)) if *current == fresh => {
+                        return Ok(Upserted::Created(current))
+                    }
                     PutOutcome::Conflict(current) => known = current,
                 }
             }
@@ -131,8 +136,10 @@ mod tests {
     use crate::ports::memory::MemoryStore;
 
     fn stamp() -> WriteStamp {
+        static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let tick = CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         WriteStamp {
-            now: "2026-11-21T10:00:00Z".into(),
+            now: format!("2026-11-21T10:00:{:02}Z", tick % 60),
             source: Source::Import,
             import_id: Some("imp_1".into()),
             campaign_id: None,
@@ -202,5 +209,56 @@ mod tests {
         .expect("planned");
         assert_eq!(outcome, Outcome::Created);
         assert_eq!(store.contact_count(), 0);
+    }
+
+    /// Writes, then answers as if the connection dropped and the SDK's retry found the
+    /// item: the condition fails with our own item.
+    struct LostAnswers(MemoryStore);
+
+    impl ContactStore for LostAnswers {
+        async fn get_contact(
+            &self,
+            a: &str,
+            c: Channel,
+            p: &str,
+        ) -> Result<Option<Contact>, StoreError> {
+            self.0.get_contact(a, c, p).await
+        }
+
+        async fn put_contact(
+            &self,
+            contact: &Contact,
+            precondition: Precondition,
+        ) -> Result<PutOutcome, StoreError> {
+            match self.0.put_contact(contact, precondition).await? {
+                PutOutcome::Written => Ok(PutOutcome::Conflict(Some(Box::new(contact.clone())))),
+                conflict => Ok(conflict),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_answer_was_lost_still_counts_once() {
+        let store = LostAnswers(MemoryStore::default());
+        let first = save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("Eva"),
+            &stamp(),
+            OnExisting::Update,
+        )
+        .await;
+        assert_eq!(first.expect("saved"), Outcome::Created);
+        let second = save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("Eva Smith"),
+            &stamp(),
+            OnExisting::Update,
+        )
+        .await;
+        assert_eq!(second.expect("saved"), Outcome::Updated);
     }
 }

@@ -96,12 +96,25 @@ pub fn upload_of(record: &S3EventRecord) -> Upload {
     }
 }
 
+/// The invocation's deadline (milliseconds since the epoch) as an `Instant`.
+pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    (deadline_ms > 0).then(|| {
+        std::time::Instant::now()
+            + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    })
+}
+
 /// Imports every record of the event, in order.
 pub async fn handle<O, D>(
     objects: &O,
     table: &D,
     config: &Config,
     event: S3Event,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Response, HandlerError>
 where
     O: ObjectStore,
@@ -111,6 +124,7 @@ where
         objects,
         table,
         config,
+        deadline,
     };
     let mut imports = Vec::new();
     for record in &event.records {

@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     let (config, objects, table) = (&config, &objects, &table);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        handler::handle(objects, table, config, event.payload).await
+        let deadline = handler::deadline_instant(event.context.deadline);
+        handler::handle(objects, table, config, event.payload, deadline).await
     }))
     .await
 }
