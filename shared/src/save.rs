@@ -70,6 +70,9 @@ where
                     .await?
                 {
                     PutOutcome::Written => return Ok(Upserted::Updated(Box::new(next))),
+                    PutOutcome::Conflict(Some(now)) if *now == next => {
+                        return Ok(Upserted::Updated(now))
+                    }
                     PutOutcome::Conflict(now) => known = now,
                 }
             }
