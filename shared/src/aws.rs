@@ -502,7 +502,12 @@ impl JobStore for DynamoTable {
             }),
             Err(e) => match e.into_service_error() {
                 aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                    Ok(Claim::Declined(Box::new(c.item.as_ref().map(job_from_item).unwrap_or_else(|| job.clone()))))
+                    let existing = c.item.as_ref().map(job_from_item).unwrap_or_else(|| job.clone());
+                    // A retried put whose first answer was lost finds our own claim.
+                    if existing.started_at == job.started_at && existing.lease_expires_at == job.lease_expires_at && existing.status == job.status {
+                        return Ok(Claim::Started);
+                    }
+                    Ok(Claim::Declined(Box::new(existing)))
                 }
                 other => Err(service("DynamoDB PutItem (job)")(other)),
             },

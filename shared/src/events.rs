@@ -447,11 +447,11 @@ where
         )
         .map_err(|e| invalid("from", format!("{e} ({})", e.code())))?;
         let received_at = match opt_str(event, "received_at", 64)? {
-            Some(t) => rfc3339(
-                chrono::DateTime::parse_from_rfc3339(&t)
-                    .map_err(|_| invalid("received_at", "must be an RFC 3339 time"))?
-                    .with_timezone(&chrono::Utc),
-            ),
+            // Stored in UTC with the sender's precision: comparable as text.
+            Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|_| invalid("received_at", "must be an RFC 3339 time"))?
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             None => rfc3339(now()),
         };
         let first = opt_str(event, "first_name", 50)?.filter(|n| is_valid_name(n));

@@ -39,7 +39,8 @@ pub const LEASE_SECONDS: i64 = 30;
 const CHECKPOINT_ROWS: u64 = 2_000;
 /// ... and at least this often (time).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
-/// Stop and hand over to a retry when less than this is left of the invocation.
+/// Stop and hand over to a retry when less than this is left of the invocation (or a
+/// quarter of what was left at the start, for short local deadlines).
 const HANDOVER_MARGIN: Duration = Duration::from_secs(20);
 
 /// The upload an S3 event names.
@@ -472,6 +473,10 @@ where
             .buffered(concurrency);
         let mut done = std::pin::pin!(done);
         let mut last_checkpoint = (Instant::now(), 0u64);
+        let margin = self
+            .deadline
+            .map(|d| HANDOVER_MARGIN.min(d.saturating_duration_since(Instant::now()) / 4));
+        let rows_at_start = run.rows.total;
         while let Some(result) = done.next().await {
             let (step, outcome) = result?;
             match step {
@@ -489,9 +494,12 @@ where
                             .map_err(|e| RunError::Infra(e.into()))?;
                         last_checkpoint = (Instant::now(), run.rows.total);
                     }
-                    if self.deadline.is_some_and(|d| {
-                        d.saturating_duration_since(Instant::now()) < HANDOVER_MARGIN
-                    }) {
+                    let out_of_time = match (self.deadline, margin) {
+                        (Some(d), Some(m)) => d.saturating_duration_since(Instant::now()) < m,
+                        _ => false,
+                    };
+                    // Hand over only after progress, so every retry gets further.
+                    if out_of_time && run.rows.total > rows_at_start {
                         return Err(RunError::Infra(ImportError::OutOfTime {
                             last_row: run.last_row,
                         }));

@@ -252,7 +252,7 @@ async fn xlsx_workbook_first_sheet_with_data_numeric_and_date_cells() {
         .await
         .is_some());
     let rows = stack.rows_report(&summary).await;
-    assert_eq!(rows[1][0], "7", "sheet row numbers: {rows:?}");
+    assert_eq!(rows[1][0], "6", "sheet row numbers: {rows:?}");
 }
 
 #[tokio::test]

@@ -96,16 +96,16 @@ pub fn upload_of(record: &S3EventRecord) -> Upload {
     }
 }
 
-/// The invocation's deadline (milliseconds since the epoch) as an `Instant`.
+/// The invocation's deadline (milliseconds since the epoch) as an `Instant`. `None`
+/// when it is already (nearly) past at the start: `cargo lambda watch` sends such
+/// deadlines, and no real invocation starts with less than a second left.
 pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_millis() as u64;
-    (deadline_ms > 0).then(|| {
-        std::time::Instant::now()
-            + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-    })
+    let remaining = deadline_ms.checked_sub(now_ms).filter(|ms| *ms >= 1_000)?;
+    Some(std::time::Instant::now() + std::time::Duration::from_millis(remaining))
 }
 
 /// Imports every record of the event, in order.

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
     let (config, objects, table) = (&config, &objects, &table);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let deadline = handler::deadline_instant(event.context.deadline);
+        tracing::info!(remaining_ms = ?deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_millis()), "invocation deadline");
         handler::handle(objects, table, config, event.payload, deadline).await
     }))
     .await

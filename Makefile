@@ -1,0 +1,21 @@
+# Local environment and checks; DESIGN.md section 11, README.
+.PHONY: up down demo test build bootstrap
+
+up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background
+	scripts/up.sh
+
+down:      ## stop everything `make up` started
+	scripts/down.sh
+
+demo: up   ## upload samples/ as account demo, print each report and the contacts written
+	.venv/bin/python scripts/demo.py
+
+test:      ## every test, unit and end-to-end; stops the stack at the end
+	scripts/test.sh
+
+build: bootstrap  ## release binaries for AWS Lambda arm64 in target/lambda/; zig (the linker) comes from .venv
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64
+
+bootstrap: ## .venv with the pinned emulator and tools
+	scripts/bootstrap.sh

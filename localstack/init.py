@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Create the local AWS resources, idempotently, in moto or LocalStack (DESIGN.md section 11).
+
+Bucket, table (GSI `by_account`, TTL on `expires_at`), queue, and the bucket notification
+`imports/` -> queue. Safe to run any number of times. Also LocalStack's ready hook
+(see docker-compose.yml), where it runs inside the container with LocalStack's Python.
+"""
+import os
+
+import boto3
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
+TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
+QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
+kw = dict(endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+s3, ddb, sqs = (boto3.client(name, **kw) for name in ("s3", "dynamodb", "sqs"))
+
+
+def error_code(e):
+    return e.response.get("Error", {}).get("Code", "")
+
+
+def bucket():
+    try:
+        s3.create_bucket(Bucket=BUCKET)  # us-east-1: no LocationConstraint
+    except ClientError as e:
+        if error_code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
+def table():
+    s = {"AttributeType": "S"}
+    try:
+        ddb.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": n, **s} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{
+                "IndexName": "by_account",
+                "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                              {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }],
+        )
+    except ClientError as e:
+        if error_code(e) != "ResourceInUseException":
+            raise
+    ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ttl = ddb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(TableName=TABLE,
+                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
+
+def queue():
+    url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+    # The relay invokes synchronously and deletes after; an import may run for minutes,
+    # so keep the message hidden long enough that no second worker picks it up meanwhile.
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "900"})
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def notification(queue_arn):
+    wanted = [{
+        "Id": "imports-to-queue",
+        "QueueArn": queue_arn,
+        "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "imports/"}]}},
+    }]
+    current = s3.get_bucket_notification_configuration(Bucket=BUCKET).get("QueueConfigurations", [])
+    # Each put queues an s3:TestEvent: only put when something differs.
+    if [shape(c) for c in current] != [shape(w) for w in wanted]:
+        s3.put_bucket_notification_configuration(Bucket=BUCKET,
+                                                 NotificationConfiguration={"QueueConfigurations": wanted})
+
+
+def shape(config):
+    # AWS answers filter rule names as "Prefix" where the request said "prefix".
+    rules = config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+    return config["QueueArn"], sorted(config["Events"]), sorted((r["Name"].lower(), r["Value"]) for r in rules)
+
+
+def main():
+    bucket()
+    table()
+    notification(queue())
+    print(f"init: bucket {BUCKET}, table {TABLE} (GSI by_account, TTL expires_at), "
+          f"queue {QUEUE} <- s3://{BUCKET}/imports/ at {ENDPOINT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Bounded fuzzing of the `contacts` crate with cargo-fuzz (libFuzzer); see fuzz/.
+#
+#   scripts/fuzz.sh                       # every target, 60 s each
+#   scripts/fuzz.sh phone_normalize       # one target
+#   FUZZ_SECONDS=300 scripts/fuzz.sh      # longer
+#
+# Environment:
+#   FUZZ_SECONDS    time per target (libFuzzer -max_total_time), default 60
+#   FUZZ_SANITIZER  none (default: works on the stable toolchain) or address (needs
+#                   nightly, or RUSTC_BOOTSTRAP=1 on stable, which this script then sets)
+#   FUZZ_ARGS       extra libFuzzer flags, e.g. "-jobs=2 -workers=2"
+#
+# The working corpus is fuzz/corpus/<target> (git-ignored, grows between runs), seeded
+# read-only from fuzz/seeds/<target>. A crash is saved as fuzz/artifacts/<target>/crash-*;
+# minimise it with `cargo fuzz tmin -s none <target> <file>`, copy it to
+# tests/fixtures/fuzz-regressions/<target>-<short-name> (replayed by
+# `cargo test -p contacts --lib fuzz_regressions`) and fix the bug.
+# Exits non-zero when any target found a crash.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${FUZZ_SECONDS:-60}
+sanitizer=${FUZZ_SANITIZER:-none}
+all_targets=(parse_map_validate phone_normalize)
+if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
+    exit 2
+fi
+if [ "$sanitizer" != none ] && ! rustc --version | grep -q nightly; then
+    # -Zsanitizer is a nightly flag; stable rustc accepts it when bootstrapping.
+    export RUSTC_BOOTSTRAP=1
+fi
+
+cargo fuzz build -s "$sanitizer" "${targets[@]/#/--bin=}" 2>/dev/null \
+    || cargo fuzz build -s "$sanitizer" || exit 2
+
+status=0
+for target in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
+    echo "== $target: ${seconds}s (sanitizer: $sanitizer)"
+    # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
+    if ! cargo fuzz run -s "$sanitizer" "$target" \
+        "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+        -print_final_stats=1 ${FUZZ_ARGS:-}; then
+        echo "!! $target found a crash: see fuzz/artifacts/$target/" >&2
+        status=1
+    fi
+done
+exit $status

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test, from a fresh clone: unit tests, then end-to-end tests against the local
+# stack (make up), then the contract smoke check when ../shared/conformance has it.
+# The stack is stopped at the end whatever happened; any failure fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+trap scripts/down.sh EXIT
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --lib --bins
+infra/validate.sh
+# Compile the end-to-end tests before the stack runs, so their build does not hold the
+# cargo lock while watch starts functions.
+cargo test -p integration-tests --no-run
+scripts/up.sh
+
+# From here on, run every check even after a failure: the whole picture in one CI run.
+status=0
+E2E=1 cargo test -p integration-tests -- --test-threads 4 || status=1
+check=../shared/conformance/check.py
+if [[ -f $check ]]; then
+  .venv/bin/python "$check" || status=1
+fi
+exit $status
