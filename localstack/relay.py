@@ -27,7 +27,7 @@ INVOKE_URL = os.environ.get("RELAY_INVOKE_URL",
                             "http://127.0.0.1:9000/2015-03-31/functions/import-contacts/invocations")
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
-INVOKE_TIMEOUT = 900  # Lambda's maximum run time
+INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
 sqs = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1",
                    aws_access_key_id="test", aws_secret_access_key="test")
 

@@ -31,7 +31,12 @@ fn service<E: std::error::Error + Send + Sync + 'static>(
 /// ten attempts, before a row's write fails the invocation (which then resumes).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(10)
+                // DynamoDB answers in milliseconds: back off from 50 ms, not 1 s.
+                .with_initial_backoff(std::time::Duration::from_millis(50)),
+        )
         .load()
         .await
 }

@@ -43,6 +43,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// quarter of what was left at the start, for short local deadlines).
 const HANDOVER_MARGIN: Duration = Duration::from_secs(20);
 
+/// Rows whose writes may be under way while an earlier row's write is still pending.
+const ORDERED_WINDOW: usize = 1024;
+
 /// The upload an S3 event names.
 #[derive(Clone, Debug, Default)]
 pub struct Upload {
@@ -431,7 +434,11 @@ where
         let steps = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|step| (step, rx))
         });
-        let concurrency = self.config.write_concurrency.max(1);
+        // Up to `write_concurrency` writes in flight, but a window of many more rows:
+        // results are taken in file order (for exact checkpoints), and one row waiting
+        // out a throttling backoff must not stall the rows behind it.
+        let in_flight = tokio::sync::Semaphore::new(self.config.write_concurrency.max(1));
+        let in_flight = &in_flight;
         let table = self.table;
         let dry_run = options.dry_run;
         let on_existing = options.on_existing;
@@ -440,6 +447,10 @@ where
                 let outcome = match &step {
                     Step::Row(row) if !row.replayed => match &row.verdict {
                         RowVerdict::Accepted { draft, .. } => {
+                            let _permit = in_flight
+                                .acquire()
+                                .await
+                                .map_err(|e| RunError::Infra(ImportError::Parser(e.to_string())))?;
                             let saved = if dry_run {
                                 plan_draft(
                                     table,
@@ -470,7 +481,7 @@ where
                 };
                 Ok::<_, RunError>((step, outcome))
             })
-            .buffered(concurrency);
+            .buffered(ORDERED_WINDOW);
         let mut done = std::pin::pin!(done);
         let mut last_checkpoint = (Instant::now(), 0u64);
         let margin = self

@@ -392,3 +392,43 @@ mod tests {
         assert!(Region::parse("GBR").is_none());
     }
 }
+
+/// Replays `tests/fixtures/fuzz-regressions/phone_normalize-*`, inputs that once broke
+/// the `phone_normalize` fuzz target, with the same checks as `fuzz/src/lib.rs`: the
+/// phone cell, then an optional country code cell after the first line feed.
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+    use crate::source::fuzz_regressions::{assert_e164, fixtures};
+
+    fn phone_normalize(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let (raw, code) = match text.split_once('\n') {
+            Some((raw, code)) => (raw, Some(code)),
+            None => (text.as_ref(), None),
+        };
+        let gb = Region::parse("GB");
+        for (default_region, channel) in [
+            (gb, Channel::Whatsapp),
+            (None, Channel::Whatsapp),
+            (gb, Channel::Voice),
+        ] {
+            let ctx = PhoneContext {
+                default_region,
+                channel,
+            };
+            if let Ok(e164) = normalize(raw, code, ctx) {
+                assert_e164(&e164, raw);
+                assert_eq!(normalize(&e164, None, ctx).as_deref(), Ok(e164.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn phone_normalize_fixtures_stay_fixed() {
+        for (name, bytes) in fixtures("phone_normalize") {
+            let outcome = std::panic::catch_unwind(|| phone_normalize(&bytes));
+            assert!(outcome.is_ok(), "{name} broke phone::normalize again");
+        }
+    }
+}

@@ -762,3 +762,173 @@ mod workbook_tests {
         assert_eq!(rows[3].cells[1], "447400123462");
     }
 }
+
+/// Replays `tests/fixtures/fuzz-regressions/parse_map_validate-*`, inputs that once broke
+/// the `parse_map_validate` fuzz target, through the same path and checks as
+/// `fuzz/src/lib.rs`: parse (as CSV and TXT; as a workbook when the bytes look like one)
+/// -> map the header -> validate every data row. `crate::phone`'s tests replay the
+/// `phone_normalize-*` fixtures.
+#[cfg(test)]
+pub(crate) mod fuzz_regressions {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::mapping::ColumnMap;
+    use crate::phone::Region;
+    use crate::upload::Channel;
+    use crate::validate::{validate_row, RowRules, Verdict};
+
+    const TARGETS: [&str; 2] = ["parse_map_validate", "phone_normalize"];
+    const CFB_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    const LIMITS: WorkbookLimits = WorkbookLimits {
+        max_uncompressed_bytes: 1 << 20,
+        max_ratio: 100,
+        max_columns: 64,
+    };
+
+    /// `(file name, bytes)` of every fixture of the fuzz target `target`.
+    pub(crate) fn fixtures(target: &str) -> Vec<(String, Vec<u8>)> {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/fuzz-regressions"
+        );
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(String, Vec<u8>)> = entries
+            .map(|e| e.expect("fixture entry").path())
+            .filter_map(|path| {
+                let name = path.file_name()?.to_str()?.to_string();
+                let rest = name.strip_prefix(target)?.strip_prefix('-')?;
+                (!rest.is_empty()).then(|| (name, std::fs::read(&path).expect("fixture")))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The E.164 shape `fuzz/src/lib.rs` checks.
+    pub(crate) fn assert_e164(phone: &str, input: &str) {
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        assert!(
+            (2..=20).contains(&digits.len())
+                && !digits.starts_with('0')
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u64>().is_ok(),
+            "not E.164: {phone:?} from {input:?}"
+        );
+    }
+
+    struct Pipeline {
+        columns: Option<ColumnMap>,
+        lists: BTreeSet<String>,
+        last_line: u64,
+        check_lines: bool,
+    }
+
+    impl Pipeline {
+        fn visit(&mut self, row: RawRow) -> ControlFlow<()> {
+            assert!(row.cells.iter().any(|c| !c.trim().is_empty()), "{row:?}");
+            if self.check_lines {
+                assert!(
+                    row.line > self.last_line,
+                    "{row:?} after {}",
+                    self.last_line
+                );
+                self.last_line = row.line;
+            }
+            if row.kind == RowKind::Header {
+                assert!(self.columns.is_none(), "second header: {row:?}");
+                return match ColumnMap::from_header(&row.cells, &[]) {
+                    Ok(map) => {
+                        self.columns = Some(map);
+                        ControlFlow::Continue(())
+                    }
+                    Err(_) => ControlFlow::Break(()),
+                };
+            }
+            let columns = self.columns.get_or_insert_with(ColumnMap::phone_only);
+            let rules = RowRules {
+                columns,
+                channel: Channel::Whatsapp,
+                default_region: Region::parse("GB"),
+                lists: &self.lists,
+                tags: &self.lists,
+            };
+            if let Verdict::Accepted { draft, .. } = validate_row(&row.cells, &rules) {
+                assert_e164(&draft.phone, &format!("{:?}", row.cells));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn pipeline(check_lines: bool) -> Pipeline {
+        Pipeline {
+            columns: None,
+            lists: BTreeSet::new(),
+            last_line: 0,
+            check_lines,
+        }
+    }
+
+    /// The body of the `parse_map_validate` fuzz target.
+    fn parse_map_validate(data: &[u8]) {
+        let workbook = if data.starts_with(b"PK") {
+            Some(Format::Xlsx)
+        } else if data.starts_with(&CFB_MAGIC) {
+            Some(Format::Xls)
+        } else {
+            None
+        };
+        if let Some(format) = workbook {
+            let options = ReadOptions {
+                format,
+                delimiter: None,
+                sheet: None,
+            };
+            let mut p = pipeline(false);
+            let _ = read_workbook(data.to_vec(), &options, &LIMITS, |row| p.visit(row));
+        }
+        for format in [Format::Csv, Format::Txt] {
+            let options = ReadOptions {
+                format,
+                delimiter: None,
+                sheet: None,
+            };
+            let mut p = pipeline(true);
+            let _ = read_text(data, &options, |row| p.visit(row));
+        }
+    }
+
+    #[test]
+    fn every_fixture_names_its_target() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/fuzz-regressions"
+        );
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let name = entry.expect("fixture entry").file_name();
+            let name = name.to_string_lossy();
+            assert!(
+                TARGETS.iter().any(|t| name
+                    .strip_prefix(t)
+                    .is_some_and(|r| r.len() > 1 && r.starts_with('-'))),
+                "{name}: fuzz regression fixtures are named <target>-<short-name>"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_map_validate_fixtures_stay_fixed() {
+        for (name, bytes) in fixtures("parse_map_validate") {
+            let outcome = std::panic::catch_unwind(|| parse_map_validate(&bytes));
+            assert!(
+                outcome.is_ok(),
+                "{name} broke parse -> map -> validate again"
+            );
+        }
+    }
+}

@@ -106,7 +106,19 @@ impl Stack {
     /// Waits for the summary of the upload of `key` (the `n`-th one when uploaded more
     /// than once, counting from 1).
     pub async fn wait_for_summary(&self, account: &str, key: &str, n: usize) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(180);
+        self.wait_for_summary_within(account, key, n, Duration::from_secs(180))
+            .await
+    }
+
+    /// [`Stack::wait_for_summary`] with a longer patience, for big files.
+    pub async fn wait_for_summary_within(
+        &self,
+        account: &str,
+        key: &str,
+        n: usize,
+        patience: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + patience;
         loop {
             let matching: Vec<Value> = self
                 .summaries(account)
