@@ -1,5 +1,5 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test build bootstrap
+.PHONY: up down demo test build bootstrap status bench
 
 up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background
 	scripts/up.sh
@@ -19,3 +19,6 @@ build: bootstrap  ## release binaries for AWS Lambda arm64 in target/lambda/; zi
 
 bootstrap: ## .venv with the pinned emulator and tools
 	scripts/bootstrap.sh
+
+status:    ## recent imports of ACCOUNT=... with their progress (job items)
+	.venv/bin/python scripts/status.py $(ACCOUNT)

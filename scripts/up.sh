@@ -57,7 +57,10 @@ elif answers http://127.0.0.1:9000/; then
 else
   # Cargo.toml's [workspace.metadata.lambda.watch.env] wins over this environment for
   # the keys it sets; the exports above cover anything it leaves out.
-  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
+  # --ignore-changes: a reload would kill imports in flight; WATCH_RELOAD=1 make up
+  # keeps watch's hot reload for editing sessions.
+  reload=--ignore-changes; [[ ${WATCH_RELOAD:-0} == 1 ]] && reload=
+  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch $reload --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
 fi
 
 # Ready when both functions answer (an error for the empty event is an answer too):
@@ -81,7 +84,9 @@ done
 if running relay relay.py; then
   echo "up: relay already runs (pid $(cat .run/relay.pid))"
 else
-  start relay python -u localstack/relay.py
+  # A function process that dies mid-invoke leaves watch's invoke unanswered: give up
+  # after a minute and retry, as Lambda's async invoke would.
+  RELAY_INVOKE_TIMEOUT=${RELAY_INVOKE_TIMEOUT:-60} start relay python -u localstack/relay.py
 fi
 echo "up: ready. Upload to s3://$CONTACTS_BUCKET/imports/{account}/{channel}/... at $AWS_ENDPOINT_URL;" \
   "logs in .run/*.log; stop with make down"

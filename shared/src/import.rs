@@ -201,6 +201,9 @@ where
                 );
                 job.started_at = previous.started_at.clone();
                 job.progress = previous.progress.clone();
+                // The claim wrote a fresh start time: put the original back, since
+                // rows already written carry it (see save::outcome_of).
+                self.table.save_job(&job).await?;
                 Some(previous.progress)
             }
             Claim::Declined(existing) => {

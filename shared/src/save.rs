@@ -99,7 +99,7 @@ pub async fn save_draft<S: ContactStore>(
         },
     )
     .await?;
-    Ok(outcome_of(&result))
+    Ok(outcome_of(&result, stamp))
 }
 
 /// What a dry run reports for a row: reads, never writes.
@@ -123,13 +123,29 @@ pub async fn plan_draft<S: ContactStore>(
     )
 }
 
-fn outcome_of(result: &Upserted) -> Outcome {
+/// The row's outcome. A contact this very import already wrote (a resumed import
+/// replaying rows after its last checkpoint: same import id, same start time) keeps
+/// the outcome of that first write, so counts match an uninterrupted run.
+fn outcome_of(result: &Upserted, stamp: &WriteStamp) -> Outcome {
     match result {
         Upserted::Created(_) => Outcome::Created,
         Upserted::Updated(_) => Outcome::Updated,
+        Upserted::Unchanged(c) | Upserted::LeftAlone(c) if written_by(c, stamp) => {
+            if c.created_at == stamp.now {
+                Outcome::Created
+            } else {
+                Outcome::Updated
+            }
+        }
         Upserted::Unchanged(_) => Outcome::Unchanged,
         Upserted::LeftAlone(_) => Outcome::SkippedExisting,
     }
+}
+
+fn written_by(contact: &Contact, stamp: &WriteStamp) -> bool {
+    stamp.import_id.is_some()
+        && contact.last_import_id == stamp.import_id
+        && contact.updated_at == stamp.now
 }
 
 #[cfg(test)]
@@ -263,5 +279,77 @@ mod tests {
         )
         .await;
         assert_eq!(second.expect("saved"), Outcome::Updated);
+    }
+
+    #[tokio::test]
+    async fn replayed_rows_of_a_resumed_import_keep_their_first_outcome() {
+        let store = MemoryStore::default();
+        let first = stamp();
+        save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("Eva"),
+            &first,
+            OnExisting::Update,
+        )
+        .await
+        .expect("saved");
+        let import = WriteStamp {
+            import_id: Some("imp_2".into()),
+            ..stamp()
+        };
+        let updated = save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("Eva Smith"),
+            &import,
+            OnExisting::Update,
+        )
+        .await;
+        assert_eq!(updated.expect("saved"), Outcome::Updated);
+        // The same import, resumed after a crash, meets its own writes again.
+        let again = save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("Eva Smith"),
+            &import,
+            OnExisting::Update,
+        )
+        .await;
+        assert_eq!(again.expect("saved"), Outcome::Updated);
+        let created = save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("New").with_phone("+447400123456"),
+            &import,
+            OnExisting::Update,
+        )
+        .await;
+        assert_eq!(created.expect("saved"), Outcome::Created);
+        let replayed = save_draft(
+            &store,
+            "acme",
+            Channel::Sms,
+            &draft("New").with_phone("+447400123456"),
+            &import,
+            OnExisting::Ignore,
+        )
+        .await;
+        assert_eq!(replayed.expect("saved"), Outcome::Created);
+    }
+
+    trait WithPhone {
+        fn with_phone(self, phone: &str) -> Self;
+    }
+
+    impl WithPhone for ContactDraft {
+        fn with_phone(mut self, phone: &str) -> Self {
+            self.phone = phone.into();
+            self
+        }
     }
 }

@@ -1,0 +1,97 @@
+//! End to end: the function process is killed in the middle of an import; the retry
+//! (the relay retries like Lambda's async invoke) takes the job over after its lease
+//! and resumes from the last checkpoint. Contacts and counts match a clean run.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{enabled, s, unique_account, Stack, TABLE};
+use serde_json::json;
+
+async fn job_rows_total(stack: &Stack, account: &str) -> Option<u64> {
+    let out = stack
+        .ddb
+        .scan()
+        .table_name(TABLE)
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(":p", AttributeValue::S(format!("IMPORT#{account}#")))
+        .send()
+        .await
+        .expect("scan jobs");
+    let job = out.items().first()?;
+    job.get("rows")?
+        .as_m()
+        .ok()?
+        .get("total")?
+        .as_n()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn killed_mid_file_then_retried_imports_exactly_once() {
+    if !enabled() {
+        return;
+    }
+    let stack = Stack::connect().await;
+    let account = unique_account("resume");
+    let mut body = String::from("Name,Phone\n");
+    let mut valid = HashSet::new();
+    let (mut rejected, mut duplicates) = (0u64, 0u64);
+    for i in 0..8_000u32 {
+        if i % 1000 == 7 {
+            body.push_str("No Number,\n");
+            rejected += 1;
+        } else if i % 1000 == 8 {
+            body.push_str(&format!("Again,+4474{:08}\n", i - 2));
+            duplicates += 1;
+        } else {
+            body.push_str(&format!("Person {i},+4474{i:08}\n"));
+            valid.insert(format!("+4474{i:08}"));
+        }
+    }
+    let key = format!("imports/{account}/whatsapp/resume.csv");
+    stack.upload(&key, body.as_bytes(), &[]).await;
+
+    // Wait for the first checkpoint, then kill every import-contacts process.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if job_rows_total(&stack, &account)
+            .await
+            .is_some_and(|t| t > 0 && t < 8_000)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the import never checkpointed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", "target/debug/import-contacts"])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "an import-contacts process was running");
+    let at_kill = job_rows_total(&stack, &account).await.unwrap_or(0);
+    eprintln!("killed the function with {at_kill} rows checkpointed");
+
+    let summary = stack
+        .wait_for_summary_within(&account, &key, 1, Duration::from_secs(600))
+        .await;
+    let created = valid.len() as u64;
+    assert_eq!(
+        summary["rows"],
+        json!({"total": 8000, "created": created, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": duplicates, "rejected": rejected}),
+        "{summary}"
+    );
+    let contacts = stack.contacts_of(&account).await;
+    let phones: Vec<String> = contacts.iter().filter_map(|c| s(c, "phone")).collect();
+    let unique: HashSet<String> = phones.iter().cloned().collect();
+    assert_eq!(phones.len(), unique.len(), "no duplicates");
+    assert_eq!(unique, valid, "every valid contact present once");
+    let rows = stack.rows_report(&summary).await;
+    assert!(
+        rows.iter().filter(|r| r[1] == "rejected").count() as u64 >= rejected - 1,
+        "problem rows reported"
+    );
+}
