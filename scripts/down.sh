@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
 alive() { ps -o stat= -p "$*" | grep -qv '^ *Z'; }  # a zombie has exited already
 
+only=" $* "  # optional names (relay watch proxy emulator): stop just those
 for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:moto_server; do
   name=${entry%%:*}
+  [[ $# -gt 0 && $only != *" $name "* ]] && continue
   pidfile=.run/$name.pid
   [[ -f $pidfile ]] || continue
   pid=$(cat "$pidfile")
@@ -24,6 +26,7 @@ for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:m
   rm -f "$pidfile"
 done
 
+[[ $# -gt 0 ]] && exit 0
 listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in 4566 4567 9000; do
   for _ in $(seq 25); do listens "$port" || break; sleep 0.2; done

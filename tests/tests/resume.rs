@@ -74,6 +74,15 @@ async fn killed_mid_file_then_retried_imports_exactly_once() {
     assert!(killed.success(), "an import-contacts process was running");
     let at_kill = job_rows_total(&stack, &account).await.unwrap_or(0);
     eprintln!("killed the function with {at_kill} rows checkpointed");
+    // cargo lambda watch does not restart a killed function (Lambda would start a new
+    // environment): restart it, as `make up` does.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let restarted = std::process::Command::new("bash")
+        .current_dir(root)
+        .args(["-c", "scripts/down.sh watch && scripts/up.sh"])
+        .status()
+        .expect("restart watch");
+    assert!(restarted.success(), "functions restarted");
 
     let summary = stack
         .wait_for_summary_within(&account, &key, 1, Duration::from_secs(600))
