@@ -22,3 +22,11 @@ bootstrap: ## .venv with the pinned emulator and tools
 
 status:    ## recent imports of ACCOUNT=... with their progress (job items)
 	.venv/bin/python scripts/status.py $(ACCOUNT)
+
+.PHONY: fuzz
+fuzz:      ## fuzz parse -> map -> validate and phone normalisation, 60 s per target (FUZZ_SECONDS=300 make fuzz); needs `cargo install cargo-fuzz --locked`
+	scripts/fuzz.sh
+
+bench: up  ## one table: parse speed, CPU and requests per row, memory, latency vs a naive importer
+	cargo build --release -p integration-tests --bin bench_parse
+	.venv/bin/python scripts/bench.py

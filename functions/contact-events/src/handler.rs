@@ -49,7 +49,9 @@ where
         config,
     };
     if !is_sqs_batch(&payload) {
-        return Ok(service.handle(&unwrap_envelope(payload)).await?);
+        let result = service.handle(&unwrap_envelope(payload)).await;
+        emit_metrics(1, u64::from(result.is_err()));
+        return Ok(result?);
     }
     let mut failures = Vec::new();
     for record in payload["Records"].as_array().into_iter().flatten() {
@@ -74,7 +76,27 @@ where
             failures.push(json!({"itemIdentifier": id}));
         }
     }
+    let total = payload["Records"].as_array().map_or(0, Vec::len) as u64;
+    emit_metrics(total, failures.len() as u64);
     Ok(json!({"batchItemFailures": failures}))
+}
+
+/// One CloudWatch Embedded Metric Format line per invocation (a batch counts once).
+fn emit_metrics(events: u64, failed: u64) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let line = json!({
+        "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+            "Namespace": "ContactBook",
+            "Dimensions": [["Function"]],
+            "Metrics": [{"Name": "Events", "Unit": "Count"}, {"Name": "EventsFailed", "Unit": "Count"}],
+        }]},
+        "Function": "contact-events",
+        "Events": events,
+        "EventsFailed": failed,
+    });
+    println!("{line}");
 }
 
 #[cfg(test)]
