@@ -72,6 +72,13 @@ impl Status {
     }
 }
 
+/// Most custom attributes a contact keeps (each at most 1,024 characters), and most
+/// lists or tags: bounds that keep an item far below DynamoDB's 400 KB whatever
+/// accumulates over many imports.
+pub const MAX_STORED_ATTRS: usize = 100;
+/// See [`MAX_STORED_ATTRS`].
+pub const MAX_STORED_SET: usize = 200;
+
 /// The plain-text profile fields of a contact, in item attribute order.
 pub const TEXT_FIELDS: [&str; 16] = [
     "name",
@@ -227,17 +234,32 @@ impl Contact {
             self.whatsapp_opted = draft.whatsapp_opted;
             changed = true;
         }
-        for list in &draft.lists {
-            changed |= self.lists.insert(list.clone());
-        }
-        for tag in &draft.tags {
-            changed |= self.tags.insert(tag.clone());
+        let mut dropped = 0usize;
+        for (set, values) in [
+            (&mut self.lists, &draft.lists),
+            (&mut self.tags, &draft.tags),
+        ] {
+            for value in values {
+                if set.len() < MAX_STORED_SET || set.contains(value) {
+                    changed |= set.insert(value.clone());
+                } else {
+                    dropped += 1;
+                }
+            }
         }
         for (name, value) in &draft.attrs {
-            if self.attrs.get(name) != Some(value) {
+            if self.attrs.get(name) == Some(value) {
+                continue;
+            }
+            if self.attrs.len() < MAX_STORED_ATTRS || self.attrs.contains_key(name) {
                 self.attrs.insert(name.clone(), value.clone());
                 changed = true;
+            } else {
+                dropped += 1;
             }
+        }
+        if dropped > 0 {
+            tracing::warn!(dropped, phone = %crate::text::mask_phone(&self.phone), "contact is at its list, tag or attribute limit; values not stored");
         }
         changed
     }

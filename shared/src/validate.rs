@@ -187,6 +187,15 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
                         WarningCode::FieldTooLong,
                         format!("longer than {MAX_ATTR_CHARS} characters"),
                     ));
+                } else if draft.attrs.len() >= crate::contact::MAX_STORED_ATTRS {
+                    // A contact item must stay well under DynamoDB's 400 KB.
+                    warnings.push(warn(
+                        WarningCode::FieldTooLong,
+                        format!(
+                            "a contact holds at most {} custom attributes; this column was not imported",
+                            crate::contact::MAX_STORED_ATTRS
+                        ),
+                    ));
                 } else {
                     let name = truncate_chars(name, MAX_ATTR_NAME_CHARS).to_string();
                     draft.attrs.insert(name, normalize_attr_value(&value));
