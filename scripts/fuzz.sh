@@ -8,12 +8,14 @@
 # Environment:
 #   FUZZ_SECONDS    time per target (libFuzzer -max_total_time), default 60
 #   FUZZ_SANITIZER  none (default: works on the stable toolchain) or address (needs
-#                   nightly, or RUSTC_BOOTSTRAP=1 on stable, which this script then sets)
+#                   nightly, or RUSTC_BOOTSTRAP=1 on stable, which this script then sets;
+#                   about 10x slower, and loading a large corpus can outlast FUZZ_SECONDS)
 #   FUZZ_ARGS       extra libFuzzer flags, e.g. "-jobs=2 -workers=2"
 #
 # The working corpus is fuzz/corpus/<target> (git-ignored, grows between runs), seeded
-# read-only from fuzz/seeds/<target>. A crash is saved as fuzz/artifacts/<target>/crash-*;
-# minimise it with `cargo fuzz tmin -s none <target> <file>`, copy it to
+# read-only from fuzz/seeds/<target>, with the tokens of fuzz/dicts/<target>.dict. A crash
+# is saved as fuzz/artifacts/<target>/crash-*; minimise it with
+# `cargo fuzz tmin -s none <target> <file>`, copy it to
 # tests/fixtures/fuzz-regressions/<target>-<short-name> (replayed by
 # `cargo test -p contacts --lib fuzz_regressions`) and fix the bug.
 # Exits non-zero when any target found a crash.
@@ -29,23 +31,29 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
     exit 2
 fi
-if [ "$sanitizer" != none ] && ! rustc --version | grep -q nightly; then
-    # -Zsanitizer is a nightly flag; stable rustc accepts it when bootstrapping.
-    export RUSTC_BOOTSTRAP=1
+build=(-s "$sanitizer")
+if [ "$sanitizer" != none ]; then
+    # Its own target dir, so switching sanitizers does not rebuild everything.
+    build+=(--target-dir "fuzz/target/$sanitizer")
+    if ! rustc --version | grep -q nightly; then
+        # -Zsanitizer is a nightly flag; stable rustc accepts it when bootstrapping.
+        export RUSTC_BOOTSTRAP=1
+    fi
 fi
 
-cargo fuzz build -s "$sanitizer" "${targets[@]/#/--bin=}" 2>/dev/null \
-    || cargo fuzz build -s "$sanitizer" || exit 2
+cargo fuzz build "${build[@]}" || exit 2
 
 status=0
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
+    dict=()
+    [ -f "fuzz/dicts/$target.dict" ] && dict=(-dict="fuzz/dicts/$target.dict")
     echo "== $target: ${seconds}s (sanitizer: $sanitizer)"
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-    if ! cargo fuzz run -s "$sanitizer" "$target" \
+    if ! cargo fuzz run "${build[@]}" "$target" \
         "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
-        -print_final_stats=1 ${FUZZ_ARGS:-}; then
+        -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-}; then
         echo "!! $target found a crash: see fuzz/artifacts/$target/" >&2
         status=1
     fi

@@ -105,15 +105,20 @@ pub fn repair_excel_number(raw: &str) -> Result<Option<String>, PhoneRejection> 
         .map_err(|_| PhoneRejection::ExcelScientificNotation)?;
     // The value is int_part.frac_part x 10^exponent; it is an exact integer only when the
     // fraction has no more digits than the exponent shifts, and phone numbers are long
-    // enough that fewer shown digits means Excel rounded some away.
-    if frac_part.len() > exponent || int_part.len() + exponent < 7 {
+    // enough that fewer shown digits means Excel rounded some away. An exponent near
+    // usize::MAX (`1e18446744073709551615`) would overflow the digit count: such a
+    // number has more digits than any cell shows, so it is refused the same way.
+    let Some(total_digits) = int_part.len().checked_add(exponent) else {
+        return Err(PhoneRejection::ExcelScientificNotation);
+    };
+    if frac_part.len() > exponent || total_digits < 7 {
         return Err(PhoneRejection::ExcelScientificNotation);
     }
     let mut digits = format!("{int_part}{frac_part}");
     let significant = digits.trim_end_matches('0').len();
     let shown = int_part.len() + frac_part.len();
     // `9.19877E+11` shows 6 digits of a 12-digit number: the rest are gone.
-    if shown < int_part.len() + exponent {
+    if shown < total_digits {
         return Err(PhoneRejection::ExcelScientificNotation);
     }
     debug_assert!(significant <= shown);
@@ -367,6 +372,14 @@ mod tests {
             wa("4.47911E+11", Some("GB")),
             Err(PhoneRejection::ExcelScientificNotation)
         );
+        // Exponents that overflow the digit count (tests/fixtures/fuzz-regressions).
+        for huge in ["1e18446744073709551615", "12345678E+18446744073709551615"] {
+            assert_eq!(
+                repair_excel_number(huge),
+                Err(PhoneRejection::ExcelScientificNotation),
+                "{huge}"
+            );
+        }
     }
 
     #[test]
