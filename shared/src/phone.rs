@@ -181,7 +181,12 @@ pub fn normalize(
     }
     let number = parse_number(&cleaned, country_code, ctx.default_region)?;
     check_channel(&number, ctx.channel)?;
-    Ok(number.format().mode(Mode::E164).to_string())
+    let e164 = number.format().mode(Mode::E164).to_string();
+    // E.164 allows at most 15 digits; the metadata accepts some longer national numbers.
+    if e164.len() > 16 {
+        return Err(PhoneRejection::Invalid);
+    }
+    Ok(e164)
 }
 
 fn parse_number(
