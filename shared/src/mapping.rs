@@ -159,11 +159,16 @@ impl ColumnMap {
             header: header.to_vec(),
         };
         if map.index_of(Field::Phone).is_none() {
-            let titles = header
+            // Bounded: a hostile header can be megabytes long.
+            let mut titles = header
                 .iter()
-                .map(|h| format!("{:?}", clean_value(h)))
+                .take(20)
+                .map(|h| format!("{:?}", crate::text::truncate_chars(&clean_value(h), 40)))
                 .collect::<Vec<_>>()
                 .join(", ");
+            if header.len() > 20 {
+                titles.push_str(&format!(" and {} more", header.len() - 20));
+            }
             return Err(MappingError::MissingPhoneColumn { titles });
         }
         Ok(map)
