@@ -857,12 +857,22 @@ mod tests {
         metadata: &[(&str, &str)],
         sequencer: &str,
     ) -> Summary {
+        import_with(&Config::default(), store, key, body, metadata, sequencer).await
+    }
+
+    async fn import_with(
+        config: &Config,
+        store: &MemoryStore,
+        key: &str,
+        body: &[u8],
+        metadata: &[(&str, &str)],
+        sequencer: &str,
+    ) -> Summary {
         store.insert_object(BUCKET, key, body, metadata);
-        let config = Config::default();
         let importer = Importer {
             objects: store,
             table: store,
-            config: &config,
+            config,
             deadline: None,
         };
         let upload = Upload {
@@ -1076,26 +1086,19 @@ mod tests {
     #[tokio::test]
     async fn too_large_is_refused_before_download() {
         let store = MemoryStore::default();
-        let key = "imports/acme/whatsapp/big.csv";
-        store.insert_object(BUCKET, key, b"Phone\n+447911123456\n", &[]);
         let config = Config {
             max_upload_bytes: 10,
             ..Config::default()
         };
-        let importer = Importer {
-            objects: &store,
-            table: &store,
-            config: &config,
-            deadline: None,
-        };
-        let upload = Upload {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            ..Default::default()
-        };
-        let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
-            panic!("skipped")
-        };
+        let summary = import_with(
+            &config,
+            &store,
+            "imports/acme/whatsapp/big.csv",
+            b"Phone\n+447911123456\n",
+            &[],
+            "1",
+        )
+        .await;
         assert_eq!(
             summary.error.map(|e| e.code),
             Some("file_too_large".to_string())
@@ -1106,31 +1109,19 @@ mod tests {
     #[tokio::test]
     async fn max_rows_stops_and_says_what_was_written() {
         let store = MemoryStore::default();
-        let key = "imports/acme/whatsapp/many.csv";
-        store.insert_object(
-            BUCKET,
-            key,
-            b"Phone\n+447911123456\n+447911123457\n+447911123458\n",
-            &[],
-        );
         let config = Config {
             max_rows: 2,
             ..Config::default()
         };
-        let importer = Importer {
-            objects: &store,
-            table: &store,
-            config: &config,
-            deadline: None,
-        };
-        let upload = Upload {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            ..Default::default()
-        };
-        let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
-            panic!("skipped")
-        };
+        let summary = import_with(
+            &config,
+            &store,
+            "imports/acme/whatsapp/many.csv",
+            b"Phone\n+447911123456\n+447911123457\n+447911123458\n",
+            &[],
+            "1",
+        )
+        .await;
         assert_eq!(
             summary.error.as_ref().map(|e| e.code.as_str()),
             Some("too_many_rows")
