@@ -28,6 +28,7 @@ pub const FUZZ_LIMITS: WorkbookLimits = WorkbookLimits {
     max_uncompressed_bytes: 1 << 20,
     max_ratio: 100,
     max_columns: 64,
+    max_unbroken_bytes: 64 * 1024,
 };
 
 /// Asserts that `phone` is what the phone library formats as E.164: `+`, a digit other

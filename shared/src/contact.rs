@@ -78,6 +78,16 @@ impl Status {
 pub const MAX_STORED_ATTRS: usize = 100;
 /// See [`MAX_STORED_ATTRS`].
 pub const MAX_STORED_SET: usize = 200;
+/// Most UTF-8 bytes of custom attribute names and values together: characters outside
+/// ASCII take up to 4 bytes, so the count limits alone would allow about 450 KB.
+pub const MAX_ATTRS_BYTES: usize = 160 * 1024;
+/// Most UTF-8 bytes of the values of the lists set, and of the tags set.
+pub const MAX_SET_BYTES: usize = 64 * 1024;
+
+/// The bytes custom attributes take, as counted against [`MAX_ATTRS_BYTES`].
+pub fn attrs_bytes(attrs: &BTreeMap<String, String>) -> usize {
+    attrs.iter().map(|(name, value)| name.len() + value.len()).sum()
+}
 
 /// The plain-text profile fields of a contact, in item attribute order.
 pub const TEXT_FIELDS: [&str; 16] = [
@@ -239,19 +249,32 @@ impl Contact {
             (&mut self.lists, &draft.lists),
             (&mut self.tags, &draft.tags),
         ] {
+            let mut bytes: usize = set.iter().map(String::len).sum();
             for value in values {
-                if set.len() < MAX_STORED_SET || set.contains(value) {
-                    changed |= set.insert(value.clone());
+                if set.contains(value) {
+                    continue;
+                }
+                if set.len() < MAX_STORED_SET && bytes + value.len() <= MAX_SET_BYTES {
+                    bytes += value.len();
+                    set.insert(value.clone());
+                    changed = true;
                 } else {
                     dropped += 1;
                 }
             }
         }
+        let mut bytes = attrs_bytes(&self.attrs);
         for (name, value) in &draft.attrs {
-            if self.attrs.get(name) == Some(value) {
+            let old = self.attrs.get(name);
+            if old == Some(value) {
                 continue;
             }
-            if self.attrs.len() < MAX_STORED_ATTRS || self.attrs.contains_key(name) {
+            let fits_count = self.attrs.len() < MAX_STORED_ATTRS || old.is_some();
+            let next_bytes = bytes + value.len()
+                - old.map_or(0, String::len)
+                + if old.is_some() { 0 } else { name.len() };
+            if fits_count && next_bytes <= MAX_ATTRS_BYTES {
+                bytes = next_bytes;
                 self.attrs.insert(name.clone(), value.clone());
                 changed = true;
             } else {
@@ -337,6 +360,34 @@ mod tests {
         assert_eq!(merged.lists.len(), 2);
         assert_eq!(merged.status, Status::Blocked);
         assert_eq!(merged.version, contact.version + 1);
+    }
+
+    #[test]
+    fn many_imports_never_grow_an_item_past_its_byte_budgets() {
+        let mut contact = Contact::create("acme", Channel::Whatsapp, &draft(), &stamp());
+        // Four-byte characters: 90 attributes of 1,024 of them would be 370 KB.
+        for batch in 0..3 {
+            let mut next = ContactDraft {
+                phone: contact.phone.clone(),
+                ..Default::default()
+            };
+            for i in 0..30 {
+                next.attrs.insert(format!("A{batch}_{i}"), "😀".repeat(1024));
+                next.tags.insert(format!("{batch}_{i}_{}", "😀".repeat(99)));
+            }
+            contact.apply(&next);
+        }
+        assert!(attrs_bytes(&contact.attrs) <= MAX_ATTRS_BYTES);
+        assert_eq!(contact.attrs.len(), MAX_ATTRS_BYTES / (4 * 1024 + 4));
+        assert!(contact.tags.iter().map(String::len).sum::<usize>() <= MAX_SET_BYTES);
+        // Replacing a value with a shorter one always fits.
+        let mut shorter = ContactDraft {
+            phone: contact.phone.clone(),
+            ..Default::default()
+        };
+        shorter.attrs.insert("A0_0".into(), "x".into());
+        assert!(contact.apply(&shorter));
+        assert_eq!(contact.attrs.get("A0_0").map(String::as_str), Some("x"));
     }
 
     #[test]

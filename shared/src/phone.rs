@@ -205,9 +205,14 @@ fn parse_number(
     if !digits_only(cleaned) {
         return Err(PhoneRejection::Invalid);
     }
+    // `00` is the international prefix in most of the world; where it is not (Australia
+    // dials out with `0011`, Brazil with `00` + carrier), the region's own prefix below
+    // still reads the number.
     if let Some(international) = cleaned.strip_prefix("00") {
         if !international.starts_with('0') {
-            return parse_valid(None, &format!("+{international}"));
+            if let Ok(number) = parse_valid(None, &format!("+{international}")) {
+                return Ok(number);
+            }
         }
     }
     if let Some(code) = country_code.map(str::trim).filter(|c| !c.is_empty()) {
@@ -297,6 +302,23 @@ mod tests {
         ] {
             assert_eq!(wa(raw, None).as_deref(), Ok("+447911123456"), "{raw}");
         }
+    }
+
+    #[test]
+    fn the_default_regions_own_international_prefix() {
+        assert_eq!(
+            wa("0011 44 7911 123456", Some("AU")).as_deref(),
+            Ok("+447911123456")
+        );
+        assert_eq!(
+            wa("011 44 7911 123456", Some("US")).as_deref(),
+            Ok("+447911123456")
+        );
+        assert_eq!(
+            wa("0011 44 7911 123456", None),
+            Err(PhoneRejection::MissingCountryCode),
+            "which country dials out with 0011 is not known"
+        );
     }
 
     #[test]

@@ -318,11 +318,39 @@ fn detect_encoding(sample: &[u8]) -> Result<TextEncoding, SourceError> {
             return Ok(TextEncoding::Other(UTF_16BE));
         }
     }
-    match std::str::from_utf8(sample) {
-        Ok(_) => Ok(TextEncoding::Utf8 { bom: false }),
-        // A multi-byte character cut by the end of the sample is still UTF-8.
-        Err(e) if e.error_len().is_none() => Ok(TextEncoding::Utf8 { bom: false }),
-        Err(_) => Ok(TextEncoding::Other(WINDOWS_1252)),
+    let (multibyte, invalid) = utf8_evidence(sample);
+    // A UTF-8 file with a few rows pasted in from a Windows-1252 one is still UTF-8: the
+    // odd cells fall back to Windows-1252 one by one (`decode_cell`). Windows-1252 text
+    // almost never forms valid multi-byte UTF-8 sequences, so those decide.
+    if invalid == 0 || multibyte > invalid {
+        Ok(TextEncoding::Utf8 { bom: false })
+    } else {
+        Ok(TextEncoding::Other(WINDOWS_1252))
+    }
+}
+
+/// Counts the valid multi-byte UTF-8 characters and the invalid byte sequences in a
+/// sample. A character cut by the end of the sample is neither.
+fn utf8_evidence(mut bytes: &[u8]) -> (usize, usize) {
+    let mut multibyte = 0;
+    let mut invalid = 0;
+    loop {
+        let (valid, rest) = match std::str::from_utf8(bytes) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let (valid, after) = bytes.split_at(e.valid_up_to());
+                let text = std::str::from_utf8(valid).unwrap_or_default();
+                (text, e.error_len().map(|len| &after[len..]))
+            }
+        };
+        multibyte += valid.chars().filter(|c| !c.is_ascii()).count();
+        match rest {
+            Some(rest) => {
+                invalid += 1;
+                bytes = rest;
+            }
+            None => return (multibyte, invalid),
+        }
     }
 }
 
@@ -444,6 +472,10 @@ pub struct WorkbookLimits {
     pub max_ratio: u64,
     /// Most columns read from a sheet; cells beyond are ignored.
     pub max_columns: usize,
+    /// Longest stretch of an entry without `<` or `>`. The XML reader buffers a whole
+    /// text node or tag, and Excel caps a cell at 32,767 characters, so a longer stretch
+    /// is padding meant to exhaust memory.
+    pub max_unbroken_bytes: u64,
 }
 
 impl Default for WorkbookLimits {
@@ -452,6 +484,7 @@ impl Default for WorkbookLimits {
             max_uncompressed_bytes: 1 << 30,
             max_ratio: 200,
             max_columns: 1024,
+            max_unbroken_bytes: 8 << 20,
         }
     }
 }
@@ -471,7 +504,7 @@ pub fn check_archive(bytes: &[u8], limits: &WorkbookLimits) -> Result<(), Source
         if size > (1 << 20) && size / compressed > limits.max_ratio {
             return Err(SourceError::Unreadable(format!(
                 "the workbook entry {:?} inflates {}x ({} bytes): refused as a zip bomb",
-                entry.name(),
+                entry_name(entry.name(), i),
                 size / compressed,
                 size
             )));
@@ -483,7 +516,79 @@ pub fn check_archive(bytes: &[u8], limits: &WorkbookLimits) -> Result<(), Source
             limits.max_uncompressed_bytes
         )));
     }
+    // Declared sizes can lie, and a ratio within limits can still hide one huge text
+    // node: inflate every sizeable entry into a counting sink before calamine does.
+    let mut budget = limits.max_uncompressed_bytes;
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).map_err(|e| {
+            SourceError::Unreadable(format!("the workbook archive is damaged ({e})"))
+        })?;
+        if entry.compressed_size() < 16 * 1024 {
+            continue;
+        }
+        let name = entry_name(entry.name(), i);
+        let compressed = entry.compressed_size().max(1);
+        let inflated = scan_entry(entry, &name, budget, limits)?;
+        if inflated > (1 << 20) && inflated / compressed > limits.max_ratio {
+            return Err(SourceError::Unreadable(format!(
+                "the workbook entry {name:?} inflates {}x ({inflated} bytes): refused as a zip bomb",
+                inflated / compressed
+            )));
+        }
+        budget -= inflated;
+    }
     Ok(())
+}
+
+fn entry_name<E>(name: Result<std::borrow::Cow<'_, str>, E>, index: usize) -> String {
+    name.map_or_else(|_| format!("number {}", index + 1), |n| n.into_owned())
+}
+
+/// Inflates one archive entry without keeping it: its real size, refusing it past
+/// `budget` bytes or with an unbroken stretch past the limit.
+fn scan_entry(
+    mut entry: impl Read,
+    name: &str,
+    budget: u64,
+    limits: &WorkbookLimits,
+) -> Result<u64, SourceError> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut inflated: u64 = 0;
+    let mut unbroken: u64 = 0;
+    loop {
+        let n = match entry.read(&mut chunk) {
+            Ok(0) => return Ok(inflated),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(SourceError::Unreadable(format!(
+                    "the workbook entry {name:?} is damaged ({e})"
+                )))
+            }
+        };
+        inflated += n as u64;
+        if inflated > budget {
+            return Err(SourceError::TooLarge(format!(
+                "the workbook inflates to more than the {} bytes allowed (entry {name:?})",
+                limits.max_uncompressed_bytes
+            )));
+        }
+        let mut longest = 0;
+        for &byte in &chunk[..n] {
+            if byte == b'<' || byte == b'>' {
+                longest = longest.max(unbroken);
+                unbroken = 0;
+            } else {
+                unbroken += 1;
+            }
+        }
+        if longest.max(unbroken) > limits.max_unbroken_bytes {
+            return Err(SourceError::Unreadable(format!(
+                "the workbook entry {name:?} holds more than {} bytes without any markup: refused as a zip bomb",
+                limits.max_unbroken_bytes
+            )));
+        }
+    }
 }
 
 /// Reads a workbook (XLSX, XLS, ODS) held in memory: the `sheet` option's sheet, or the
@@ -698,6 +803,56 @@ mod tests {
         assert_eq!(rows[1].cells[0], "José");
     }
 
+    fn zip_of(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file(name, options).expect("entry");
+        std::io::Write::write_all(&mut zip, body).expect("write");
+        zip.finish().expect("finish");
+        out.into_inner()
+    }
+
+    #[test]
+    fn archive_entries_are_inflated_and_scanned_before_calamine() {
+        let limits = WorkbookLimits {
+            max_uncompressed_bytes: 1 << 20,
+            max_ratio: u64::MAX,
+            max_columns: 8,
+            max_unbroken_bytes: 4096,
+        };
+        let mut sheet = b"<sheetData>".to_vec();
+        for i in 0..20_000 {
+            sheet.extend_from_slice(format!("<c><v>{i}</v></c>").as_bytes());
+        }
+        assert!(check_archive(&zip_of("sheet.xml", &sheet), &limits).is_ok());
+
+        let padded = [b"<t>".as_slice(), &[b' '; 5000], b"</t>"].concat();
+        let padded = [padded.as_slice(), &sheet].concat();
+        let err = check_archive(&zip_of("sheet.xml", &padded), &limits).expect_err("padding");
+        assert!(err.to_string().contains("without any markup"), "{err}");
+
+        let big = sheet.repeat(8);
+        let err = check_archive(&zip_of("sheet.xml", &big), &limits).expect_err("too big");
+        assert!(matches!(err, SourceError::TooLarge(_)), "{err}");
+    }
+
+    #[test]
+    fn a_utf8_file_with_one_windows_1252_row_stays_utf8() {
+        let mut data = "Name,Phone\nZoë,+447911123456\nŁukasz,+447911123457\n"
+            .as_bytes()
+            .to_vec();
+        data.extend_from_slice(b"Jos\xe9,+447911123458\n");
+        let (rows, info) = text_rows(&data, Format::Csv);
+        assert_eq!(info.encoding, Some("utf-8"));
+        assert_eq!(rows[1].cells[0], "Zoë");
+        assert_eq!(rows[2].cells[0], "Łukasz");
+        assert_eq!(rows[3].cells[0], "José");
+        assert_eq!(utf8_evidence("é€".as_bytes()), (2, 0));
+        assert_eq!(utf8_evidence(b"\xe9t\xe9 \xc3"), (0, 2), "a cut character is not evidence");
+    }
+
     #[test]
     fn txt_without_header_is_a_pasted_list() {
         let (rows, info) = text_rows(b"+447911123456\n\n+44 7911 123457\r\n", Format::Txt);
@@ -786,6 +941,7 @@ pub(crate) mod fuzz_regressions {
         max_uncompressed_bytes: 1 << 20,
         max_ratio: 100,
         max_columns: 64,
+        max_unbroken_bytes: 64 * 1024,
     };
 
     /// `(file name, bytes)` of every fixture of the fuzz target `target`.

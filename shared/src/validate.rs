@@ -198,7 +198,20 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
                     ));
                 } else {
                     let name = truncate_chars(name, MAX_ATTR_NAME_CHARS).to_string();
-                    draft.attrs.insert(name, normalize_attr_value(&value));
+                    let value = normalize_attr_value(&value);
+                    if crate::contact::attrs_bytes(&draft.attrs) + name.len() + value.len()
+                        > crate::contact::MAX_ATTRS_BYTES
+                    {
+                        warnings.push(warn(
+                            WarningCode::FieldTooLong,
+                            format!(
+                                "a contact's custom attributes hold at most {} KB together; this column was not imported",
+                                crate::contact::MAX_ATTRS_BYTES / 1024
+                            ),
+                        ));
+                    } else {
+                        draft.attrs.insert(name, value);
+                    }
                 }
             }
             (Some(Target::Ignore), None) | (None, None) => {}
