@@ -356,10 +356,28 @@ fn utf8_evidence(mut bytes: &[u8]) -> (usize, usize) {
 
 fn decode_sample(sample: &[u8], encoding: TextEncoding) -> String {
     match encoding {
-        TextEncoding::Utf8 { bom } => {
-            String::from_utf8_lossy(&sample[if bom { 3 } else { 0 }..]).into_owned()
-        }
+        TextEncoding::Utf8 { bom } => utf8_or_1252(&sample[if bom { 3 } else { 0 }..]),
         TextEncoding::Other(enc) => enc.decode(sample).0.into_owned(),
+    }
+}
+
+/// UTF-8 text with any invalid sequence read as Windows-1252, as cells are.
+fn utf8_or_1252(mut bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                text.push_str(valid);
+                return text;
+            }
+            Err(e) => {
+                let (valid, after) = bytes.split_at(e.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(after.len());
+                text.push_str(&WINDOWS_1252.decode_without_bom_handling(&after[..bad]).0);
+                bytes = &after[bad..];
+            }
+        }
     }
 }
 
@@ -368,7 +386,7 @@ fn decode_sample(sample: &[u8], encoding: TextEncoding) -> String {
 fn decode_cell(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
-        Err(_) => WINDOWS_1252.decode(bytes).0.into_owned(),
+        Err(_) => utf8_or_1252(bytes),
     }
 }
 
@@ -849,6 +867,7 @@ mod tests {
         assert_eq!(rows[1].cells[0], "Zoë");
         assert_eq!(rows[2].cells[0], "Łukasz");
         assert_eq!(rows[3].cells[0], "José");
+        assert_eq!(utf8_or_1252(b"Zo\xc3\xab Jos\xe9"), "Zoë José");
         assert_eq!(utf8_evidence("é€".as_bytes()), (2, 0));
         assert_eq!(utf8_evidence(b"\xe9t\xe9 \xc3"), (0, 2), "a cut character is not evidence");
     }

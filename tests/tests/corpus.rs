@@ -113,10 +113,8 @@ const ROW_KEYS: [&str; 7] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corpus_of_messy_files_imports_as_expected() {
-    // Not yet part of `make test`: some cases still differ from expected.json (see the
-    // closing note of the session that added it). Run with CORPUS=1.
-    if !enabled() || std::env::var("CORPUS").as_deref() != Ok("1") {
-        eprintln!("skipped: the messy-file corpus runs with E2E=1 CORPUS=1");
+    if !enabled() {
+        eprintln!("skipped: the messy-file corpus runs with E2E=1 against make up");
         return;
     }
     let corpus = corpus();
