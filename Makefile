@@ -1,5 +1,5 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test build bootstrap status bench
+.PHONY: up down demo test build bootstrap status bench bench-memory
 
 up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background
 	scripts/up.sh
@@ -30,3 +30,6 @@ fuzz:      ## fuzz parse -> map -> validate and phone normalisation, 60 s per ta
 bench: up  ## one table: parse speed, CPU and requests per row, memory, latency vs a naive importer
 	cargo build --release -p integration-tests --bin bench_parse
 	.venv/bin/python scripts/bench.py
+
+bench-memory: up  ## peak RSS of the import function for a 100 MB CSV (and a tenth of it) and a 50 MB XLSX
+	.venv/bin/python scripts/bench_memory.py

@@ -73,9 +73,9 @@ def csv_body(rows, offset):
     return ("\n".join(lines) + "\n").encode()
 
 
-def import_file(account, body):
+def import_file(account, body, name="bench.csv"):
     """Uploads, waits for the summary; returns (summary, cpu_s, wall_s, peak_rss_mb, requests)."""
-    key = f"imports/{account}/whatsapp/bench.csv"
+    key = f"imports/{account}/whatsapp/{name}"
     pids = function_pids()
     proxy("stats/reset", {})
     cpu0, sampler = cpu_seconds(pids), RssSampler(pids)
