@@ -9,22 +9,33 @@ URL-encoded key included, passes through exactly as the emulator wrote it.
 
 Like Lambda's asynchronous invoke, a failed invoke is retried twice, then dropped (here:
 logged). Several workers, so several uploads import at once. One log line per message.
+
+It also stands in for Lambda's asynchronous Invoke API (`InvocationType=Event`), which
+`cargo lambda watch` lacks (it always answers synchronously): on RELAY_LAMBDA_PORT (9001)
+it accepts `POST /2015-03-31/functions/{name}/invocations`, answers 202 at once, and
+invokes the function through watch in the background with the same retries. An import
+that runs short of time continues itself this way (AWS_ENDPOINT_URL_LAMBDA points here).
 """
 import base64
 import json
 import os
+import queue
+import re
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
 QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
-INVOKE_URL = os.environ.get("RELAY_INVOKE_URL",
-                            "http://127.0.0.1:9000/2015-03-31/functions/import-contacts/invocations")
+WATCH = os.environ.get("RELAY_WATCH_URL", "http://127.0.0.1:9000")
+INVOKE_URL = f"{WATCH}/2015-03-31/functions/import-contacts/invocations"
+LAMBDA_PORT = int(os.environ.get("RELAY_LAMBDA_PORT", "9001"))
+INVOCATIONS = re.compile(r"^/2015-03-31/functions/([A-Za-z0-9_.:-]+)/invocations$")
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
 INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
@@ -48,9 +59,9 @@ def with_aws_fields(record):
     return record
 
 
-def invoke(event):
+def invoke(event, url=INVOKE_URL):
     """(ok, short description). A function error comes back as HTTP 500 with errorType."""
-    req = urllib.request.Request(INVOKE_URL, data=json.dumps(event).encode(),
+    req = urllib.request.Request(url, data=json.dumps(event).encode(),
                                  headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=INVOKE_TIMEOUT) as resp:
@@ -74,14 +85,68 @@ def handle(body):
     if not records or any(r.get("eventSource") != "aws:s3" for r in records):
         return f"dropped a message that is not an S3 event: {body[:200]!r}"
     event = {**message, "Records": [with_aws_fields(r) for r in records]}
-    keys = " ".join(r.get("s3", {}).get("object", {}).get("key", "?") for r in records)
+    return invoke_with_retries(event, "import-contacts")
+
+
+def keys_of(event):
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not records:
+        return "event"
+    return " ".join(r.get("s3", {}).get("object", {}).get("key", "?") for r in records)
+
+
+def invoke_with_retries(event, function):
+    keys, url = keys_of(event), f"{WATCH}/2015-03-31/functions/{function}/invocations"
     start = time.monotonic()
     for attempt, delay in enumerate((0, *RETRY_DELAYS), start=1):
         time.sleep(delay)
-        ok, answer = invoke(event)
+        ok, answer = invoke(event, url)
         if ok:
-            return f"{keys} -> import-contacts ok in {time.monotonic() - start:.1f}s: {answer[:300]}"
-    return f"{keys} -> import-contacts FAILED after {attempt} attempts, dropped: {answer[:500]}"
+            return f"{keys} -> {function} ok in {time.monotonic() - start:.1f}s: {answer[:300]}"
+    return f"{keys} -> {function} FAILED after {attempt} attempts, dropped: {answer[:500]}"
+
+
+ASYNC_INVOKES = queue.Queue()
+
+
+class AsyncInvokeApi(BaseHTTPRequestHandler):
+    """Lambda's Invoke with InvocationType=Event: 202 now, the invoke later."""
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, doc=None):
+        body = b"" if doc is None else json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        match = INVOCATIONS.match(self.path.split("?", 1)[0])
+        payload = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if not match:
+            return self.answer(404, {"Type": "User", "message": f"unknown path {self.path}"})
+        if self.headers.get("X-Amz-Invocation-Type", "RequestResponse") != "Event":
+            return self.answer(400, {"Type": "User", "message": "only InvocationType=Event is relayed; invoke watch on 9000 directly"})
+        try:
+            event = json.loads(payload or b"{}")
+        except ValueError:
+            return self.answer(400, {"Type": "User", "message": "payload is not JSON"})
+        function = match.group(1).rsplit(":", 1)[-1] if match.group(1).startswith("arn:") else match.group(1)
+        ASYNC_INVOKES.put((function, event))
+        log(f"{keys_of(event)} -> {function} queued (asynchronous invoke)")
+        self.answer(202)
+
+
+def async_worker():
+    while True:
+        function, event = ASYNC_INVOKES.get()
+        try:
+            log(invoke_with_retries(event, function))
+        except Exception as e:  # noqa: BLE001 - one bad invoke must not stop the worker
+            log(f"error invoking {function}, dropped: {e!r}")
 
 
 def worker(queue_url):
@@ -108,9 +173,13 @@ def main():
         except Exception as e:  # noqa: BLE001 - wait for init.py
             log(f"waiting for queue {QUEUE}: {e!r}")
             time.sleep(2)
-    log(f"polling {queue_url} with {WORKERS} workers -> {INVOKE_URL}")
+    server = ThreadingHTTPServer(("127.0.0.1", LAMBDA_PORT), AsyncInvokeApi)
+    threading.Thread(target=server.serve_forever, name="invoke-api", daemon=True).start()
+    log(f"polling {queue_url} with {WORKERS} workers -> {INVOKE_URL}; "
+        f"asynchronous Invoke API on 127.0.0.1:{LAMBDA_PORT}")
     threads = [threading.Thread(target=worker, args=(queue_url,), name=str(i), daemon=True)
                for i in range(WORKERS)]
+    threads += [threading.Thread(target=async_worker, name=f"async{i}", daemon=True) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:

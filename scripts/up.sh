@@ -60,7 +60,7 @@ else
   # --ignore-changes: a reload would kill imports in flight; WATCH_RELOAD=1 make up
   # keeps watch's hot reload for editing sessions.
   reload=--ignore-changes; [[ ${WATCH_RELOAD:-0} == 1 ]] && reload=
-  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch $reload --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
+  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch $reload --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4 --timeout "${WATCH_TIMEOUT:-900}"
 fi
 
 # Ready when both functions answer (an error for the empty event is an answer too):

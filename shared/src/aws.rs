@@ -1,4 +1,5 @@
-//! AWS adapters of the ports: S3 objects and the DynamoDB table (DESIGN section 9).
+//! AWS adapters of the ports: S3 objects, the DynamoDB table (DESIGN section 9) and the
+//! import's continuation through Lambda.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,8 +8,8 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 
 use crate::contact::{contact_pk, gsi_shard, Contact, Source, Status, TEXT_FIELDS};
 use crate::ports::{
-    ByteStream, Claim, ContactStore, EventLedger, Job, JobProgress, JobStore, ObjectInfo,
-    ObjectStore, Precondition, PutBody, PutOutcome, SettingsStore, StoreError,
+    ByteStream, Claim, ContactStore, Continuation, EventLedger, Job, JobProgress, JobStore,
+    ObjectInfo, ObjectStore, Precondition, PutBody, PutOutcome, SettingsStore, StoreError,
 };
 use crate::report::{ImportStatus, RowCounts};
 use crate::upload::Channel;
@@ -39,6 +40,39 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         )
         .load()
         .await
+}
+
+/// [`Continuation`]: an asynchronous (`InvocationType=Event`) invoke of a function,
+/// normally the running function itself (`AWS_LAMBDA_FUNCTION_NAME`).
+#[derive(Clone, Debug)]
+pub struct LambdaContinuation {
+    client: aws_sdk_lambda::Client,
+    function_name: String,
+}
+
+impl LambdaContinuation {
+    /// Invokes `function_name` through `client`.
+    pub fn new(client: aws_sdk_lambda::Client, function_name: String) -> Self {
+        LambdaContinuation {
+            client,
+            function_name,
+        }
+    }
+}
+
+impl Continuation for LambdaContinuation {
+    async fn continue_with(&self, event: &serde_json::Value) -> Result<(), StoreError> {
+        let payload = serde_json::to_vec(event).map_err(service("lambda:Invoke"))?;
+        self.client
+            .invoke()
+            .function_name(&self.function_name)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .map_err(service("lambda:Invoke"))?;
+        Ok(())
+    }
 }
 
 /// S3 adapter.

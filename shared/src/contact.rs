@@ -86,7 +86,10 @@ pub const MAX_SET_BYTES: usize = 64 * 1024;
 
 /// The bytes custom attributes take, as counted against [`MAX_ATTRS_BYTES`].
 pub fn attrs_bytes(attrs: &BTreeMap<String, String>) -> usize {
-    attrs.iter().map(|(name, value)| name.len() + value.len()).sum()
+    attrs
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum()
 }
 
 /// The plain-text profile fields of a contact, in item attribute order.
@@ -270,8 +273,7 @@ impl Contact {
                 continue;
             }
             let fits_count = self.attrs.len() < MAX_STORED_ATTRS || old.is_some();
-            let next_bytes = bytes + value.len()
-                - old.map_or(0, String::len)
+            let next_bytes = bytes + value.len() - old.map_or(0, String::len)
                 + if old.is_some() { 0 } else { name.len() };
             if fits_count && next_bytes <= MAX_ATTRS_BYTES {
                 bytes = next_bytes;
@@ -372,7 +374,8 @@ mod tests {
                 ..Default::default()
             };
             for i in 0..30 {
-                next.attrs.insert(format!("A{batch}_{i}"), "😀".repeat(1024));
+                next.attrs
+                    .insert(format!("A{batch}_{i}"), "😀".repeat(1024));
                 next.tags.insert(format!("{batch}_{i}_{}", "😀".repeat(99)));
             }
             contact.apply(&next);

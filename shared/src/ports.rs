@@ -214,6 +214,17 @@ pub trait EventLedger: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Continues an import in a fresh invocation of the same function when this one runs
+/// short of time (Lambda's asynchronous invoke of itself).
+pub trait Continuation: Send + Sync {
+    /// Submits `event` (the records still to import, as the function receives them)
+    /// for asynchronous processing; returns once it is accepted.
+    fn continue_with(
+        &self,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 pub mod memory {
     //! In-memory stores for unit tests: same semantics as the DynamoDB and S3 adapters.
 
@@ -240,6 +251,8 @@ pub mod memory {
         pub events: Mutex<HashMap<String, String>>,
         /// Number of contact writes attempted.
         pub contact_writes: Mutex<u64>,
+        /// Events handed to [`Continuation::continue_with`].
+        pub continuations: Mutex<Vec<serde_json::Value>>,
     }
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -398,6 +411,13 @@ pub mod memory {
     impl SettingsStore for MemoryStore {
         async fn default_country(&self, account_id: &str) -> Result<Option<String>, StoreError> {
             Ok(lock(&self.settings).get(account_id).cloned())
+        }
+    }
+
+    impl Continuation for MemoryStore {
+        async fn continue_with(&self, event: &serde_json::Value) -> Result<(), StoreError> {
+            lock(&self.continuations).push(event.clone());
+            Ok(())
         }
     }
 

@@ -869,7 +869,11 @@ mod tests {
         assert_eq!(rows[3].cells[0], "José");
         assert_eq!(utf8_or_1252(b"Zo\xc3\xab Jos\xe9"), "Zoë José");
         assert_eq!(utf8_evidence("é€".as_bytes()), (2, 0));
-        assert_eq!(utf8_evidence(b"\xe9t\xe9 \xc3"), (0, 2), "a cut character is not evidence");
+        assert_eq!(
+            utf8_evidence(b"\xe9t\xe9 \xc3"),
+            (0, 2),
+            "a cut character is not evidence"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use contacts::config::Config;
 use contacts::import::{ImportError, ImportResult, Importer, Upload};
-use contacts::ports::{ContactStore, JobStore, ObjectStore, SettingsStore};
+use contacts::ports::{ContactStore, Continuation, JobStore, ObjectStore, SettingsStore};
 use contacts::report::Summary;
 use contacts::upload::decode_event_key;
 use serde::Serialize;
@@ -20,7 +20,8 @@ pub struct Response {
 pub struct RecordResult {
     /// Decoded key.
     pub key: String,
-    /// `completed`, `completed_with_errors`, `failed` or `skipped`.
+    /// `completed`, `completed_with_errors`, `failed`, `skipped`, or `continuing` (ran
+    /// short of time; a new invocation resumes it and the records after it).
     pub status: String,
     /// The import id, when imported.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,10 +109,13 @@ pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
     Some(std::time::Instant::now() + std::time::Duration::from_millis(remaining))
 }
 
-/// Imports every record of the event, in order.
-pub async fn handle<O, D>(
+/// Imports every record of the event, in order. An import that runs short of time
+/// saves its progress and continues in a new invocation (with the records still to do);
+/// if that cannot be submitted, the error makes Lambda's retry resume it instead.
+pub async fn handle<O, D, C>(
     objects: &O,
     table: &D,
+    continuation: &C,
     config: &Config,
     event: S3Event,
     deadline: Option<std::time::Instant>,
@@ -119,6 +123,7 @@ pub async fn handle<O, D>(
 where
     O: ObjectStore,
     D: ContactStore + JobStore + SettingsStore,
+    C: Continuation,
 {
     let importer = Importer {
         objects,
@@ -127,7 +132,7 @@ where
         deadline,
     };
     let mut imports = Vec::new();
-    for record in &event.records {
+    for (index, record) in event.records.iter().enumerate() {
         if record
             .event_name
             .as_deref()
@@ -137,13 +142,45 @@ where
             continue;
         }
         let upload = upload_of(record);
-        let result = importer
-            .run(&upload)
-            .await
-            .map_err(|source| HandlerError::Interrupted {
-                key: upload.key.clone(),
-                source,
-            })?;
+        let result = match importer.run(&upload).await {
+            Ok(result) => result,
+            Err(ImportError::OutOfTime { last_row }) => {
+                let mut rest = event.clone();
+                rest.records.drain(..index);
+                let submitted = match serde_json::to_value(&rest) {
+                    Ok(rest) => continuation
+                        .continue_with(&rest)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match submitted {
+                    Ok(()) => {
+                        tracing::info!(key = %upload.key, last_row, "out of time; the import continues in a new invocation");
+                        imports.push(RecordResult {
+                            key: upload.key,
+                            status: "continuing".into(),
+                            import_id: None,
+                            reason: Some(format!("ran short of time after line {last_row}; continuing in a new invocation")),
+                        });
+                        return Ok(Response { imports });
+                    }
+                    Err(why) => {
+                        tracing::warn!(key = %upload.key, error = %why, "could not submit the continuation; failing so that Lambda's retry resumes the import");
+                        return Err(HandlerError::Interrupted {
+                            key: upload.key,
+                            source: ImportError::OutOfTime { last_row },
+                        });
+                    }
+                }
+            }
+            Err(source) => {
+                return Err(HandlerError::Interrupted {
+                    key: upload.key.clone(),
+                    source,
+                })
+            }
+        };
         imports.push(match result {
             ImportResult::Finished(summary) => {
                 emit_metrics(&summary);
@@ -204,4 +241,213 @@ fn chrono_now_ms() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contacts::ports::memory::MemoryStore;
+    use contacts::ports::StoreError;
+    use std::time::{Duration, Instant};
+
+    const BUCKET: &str = "contact-uploads";
+
+    fn s3_event(key: &str) -> S3Event {
+        serde_json::from_value(serde_json::json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-22T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:TEST"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {"x-amz-request-id": "1", "x-amz-id-2": "2"},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "imports",
+                   "bucket": {"name": BUCKET, "arn": "arn:aws:s3:::contact-uploads"},
+                   "object": {"key": key, "size": 1, "eTag": "abc", "sequencer": "0A1"}}
+        }]}))
+        .expect("S3 event")
+    }
+
+    fn file(rows: usize) -> Vec<u8> {
+        let mut body = String::from("Name,Phone\n");
+        for i in 0..rows {
+            body.push_str(&format!("Person {i},+4474{i:08}\n"));
+        }
+        body.into_bytes()
+    }
+
+    struct Unreachable;
+
+    impl Continuation for Unreachable {
+        async fn continue_with(&self, _: &serde_json::Value) -> Result<(), StoreError> {
+            Err(StoreError::Service {
+                operation: "lambda:Invoke",
+                source: "connection refused".into(),
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_import_out_of_time_continues_in_a_new_invocation_and_counts_once() {
+        let store = MemoryStore::default();
+        let key = "imports/acme/whatsapp/big.csv";
+        let rows = 10_000;
+        store.insert_object(BUCKET, key, &file(rows), &[]);
+        let config = Config::default();
+        // Far too little time for 10,000 rows: the import hands over after some.
+        let deadline = Some(Instant::now() + Duration::from_millis(40));
+        let first = handle(&store, &store, &store, &config, s3_event(key), deadline)
+            .await
+            .expect("handed over");
+        assert_eq!(first.imports[0].status, "continuing", "{first:?}");
+        let written = store.contact_count();
+        assert!(
+            0 < written && written < rows,
+            "{written} rows before the hand-over"
+        );
+
+        let continued = store
+            .continuations
+            .lock()
+            .expect("lock")
+            .pop()
+            .expect("one continuation");
+        let event: S3Event = serde_json::from_value(continued).expect("an S3 event again");
+        assert_eq!(event.records.len(), 1);
+        let second = handle(&store, &store, &store, &config, event, None)
+            .await
+            .expect("finished");
+        assert_eq!(second.imports[0].status, "completed", "{second:?}");
+        let summary: serde_json::Value = serde_json::from_str(
+            &store
+                .object_text(
+                    BUCKET,
+                    &format!(
+                        "reports/acme/{}/summary.json",
+                        second.imports[0].import_id.as_deref().expect("id")
+                    ),
+                )
+                .expect("summary"),
+        )
+        .expect("json");
+        assert_eq!(summary["rows"]["total"], rows);
+        assert_eq!(
+            summary["rows"]["created"], rows,
+            "no row counted twice or lost"
+        );
+        assert_eq!(store.contact_count(), rows);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_continuation_the_error_lets_lambda_retry_resume() {
+        let store = MemoryStore::default();
+        let key = "imports/acme/whatsapp/big.csv";
+        store.insert_object(BUCKET, key, &file(10_000), &[]);
+        let deadline = Some(Instant::now() + Duration::from_millis(40));
+        let err = handle(
+            &store,
+            &store,
+            &Unreachable,
+            &Config::default(),
+            s3_event(key),
+            deadline,
+        )
+        .await
+        .expect_err("interrupted");
+        assert!(err.to_string().contains("ran out of time"), "{err}");
+        let resumed = handle(
+            &store,
+            &store,
+            &Unreachable,
+            &Config::default(),
+            s3_event(key),
+            None,
+        )
+        .await
+        .expect("resumed");
+        assert_eq!(resumed.imports[0].status, "completed");
+        assert_eq!(store.contact_count(), 10_000);
+    }
+
+    /// A writer the JSON log lines go to.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_log_line_of_an_import_names_the_import_and_the_account() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        // What lambda_runtime's default subscriber builds with AWS_LAMBDA_LOG_FORMAT=JSON.
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_target(false)
+            .without_time()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        let store = MemoryStore::default();
+        let key = "imports/acme/whatsapp/mixed.csv";
+        store.insert_object(BUCKET, key, b"Name,Phone\nEva,+447911123456\nBad,12\n", &[]);
+        store.insert_object(
+            BUCKET,
+            "imports/acme/whatsapp/none.csv",
+            b"Name\nEva\n",
+            &[],
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                for key in [key, "imports/acme/whatsapp/none.csv"] {
+                    handle(
+                        &store,
+                        &store,
+                        &store,
+                        &Config::default(),
+                        s3_event(key),
+                        None,
+                    )
+                    .await
+                    .expect("imported");
+                }
+                // A duplicate event is logged too.
+                handle(
+                    &store,
+                    &store,
+                    &store,
+                    &Config::default(),
+                    s3_event(key),
+                    None,
+                )
+                .await
+                .expect("skipped");
+            })
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect();
+        assert!(lines.len() >= 3, "{text}");
+        for line in &lines {
+            let span = &line["span"];
+            assert!(
+                span["import_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("imp_"))
+                    && span["account_id"] == "acme",
+                "a line without import_id and account_id: {line}"
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! Wiring only; the import itself is `contacts::import`.
 
 use aws_lambda_events::s3::S3Event;
-use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
+use contacts::aws::{load_sdk_config, DynamoTable, LambdaContinuation, S3Objects};
 use contacts::config::Config;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -15,11 +15,15 @@ async fn main() -> Result<(), Error> {
     let sdk = load_sdk_config().await;
     let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-    let (config, objects, table) = (&config, &objects, &table);
+    // Lambda names the running function; locally (cargo lambda watch) it is the binary's.
+    let function_name =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "import-contacts".into());
+    let continuation = LambdaContinuation::new(aws_sdk_lambda::Client::new(&sdk), function_name);
+    let (config, objects, table, continuation) = (&config, &objects, &table, &continuation);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let deadline = handler::deadline_instant(event.context.deadline);
         tracing::info!(remaining_ms = ?deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_millis()), "invocation deadline");
-        handler::handle(objects, table, config, event.payload, deadline).await
+        handler::handle(objects, table, continuation, config, event.payload, deadline).await
     }))
     .await
 }

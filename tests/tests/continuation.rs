@@ -1,0 +1,109 @@
+//! End to end: an import longer than one invocation continues itself. Watch is restarted
+//! with a 20-second invocation timeout (`WATCH_TIMEOUT`), so the function gets a real,
+//! short deadline; the import checkpoints before it and invokes itself asynchronously
+//! through Lambda's Invoke API (the relay plays it locally). The file needs several
+//! invocations; contacts and counts must match a clean run.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use integration_tests::{enabled, s, unique_account, Stack};
+use serde_json::json;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn restart_watch(timeout: Option<u32>) {
+    let up = match timeout {
+        Some(seconds) => format!("WATCH_TIMEOUT={seconds} scripts/up.sh"),
+        None => "scripts/up.sh".to_string(),
+    };
+    let status = std::process::Command::new("bash")
+        .current_dir(ROOT)
+        .args(["-c", &format!("scripts/down.sh watch && {up}")])
+        .status()
+        .expect("restart watch");
+    assert!(status.success(), "functions restarted");
+}
+
+/// Puts the functions back to the default timeout whatever the test's outcome.
+struct DefaultTimeoutOnDrop;
+
+impl Drop for DefaultTimeoutOnDrop {
+    fn drop(&mut self) {
+        restart_watch(None);
+    }
+}
+
+#[tokio::test]
+async fn an_import_longer_than_one_invocation_continues_itself() {
+    if !enabled() {
+        return;
+    }
+    let stack = Stack::connect().await;
+    restart_watch(Some(20));
+    let _restore = DefaultTimeoutOnDrop;
+
+    let account = unique_account("continue");
+    let mut body = String::from("Name,Phone\n");
+    let mut valid = HashSet::new();
+    let mut rejected = 0u64;
+    for i in 0..8_000u32 {
+        if i % 1000 == 500 {
+            body.push_str(&format!("Bad {i},12\n"));
+            rejected += 1;
+        } else {
+            body.push_str(&format!("Person {i},+4475{i:08}\n"));
+            valid.insert(format!("+4475{i:08}"));
+        }
+    }
+    let key = format!("imports/{account}/whatsapp/continue.csv");
+    stack.upload(&key, body.as_bytes(), &[]).await;
+    let summary = stack
+        .wait_for_summary_within(&account, &key, 1, Duration::from_secs(600))
+        .await;
+
+    assert_eq!(
+        summary["rows"],
+        json!({"total": 8000, "created": valid.len(), "updated": 0, "unchanged": 0,
+               "skipped_existing": 0, "duplicate_in_file": 0, "rejected": rejected}),
+        "{summary}"
+    );
+    let contacts = stack.contacts_of(&account).await;
+    let phones: Vec<String> = contacts.iter().filter_map(|c| s(c, "phone")).collect();
+    let unique: HashSet<String> = phones.iter().cloned().collect();
+    assert_eq!(phones.len(), unique.len(), "no duplicates");
+    assert_eq!(unique, valid, "every valid contact present once");
+    let report = stack.rows_report(&summary).await;
+    assert_eq!(
+        report.iter().filter(|r| r[1] == "rejected").count() as u64,
+        rejected,
+        "each rejected row reported once"
+    );
+
+    // The relay logs each invocation's answer: at least one said "continuing", and the
+    // asynchronous invoke it made was taken.
+    let relay_log = std::fs::read_to_string(format!("{ROOT}/.run/relay.log")).expect("relay log");
+    let encoded_key = key.replace('/', "%2F");
+    let ours: Vec<&str> = relay_log
+        .lines()
+        .filter(|l| l.contains(&key) || l.contains(&encoded_key))
+        .collect();
+    let continued = ours.iter().filter(|l| l.contains("\"continuing\"")).count();
+    let queued = ours
+        .iter()
+        .filter(|l| l.contains("queued (asynchronous invoke)"))
+        .count();
+    eprintln!(
+        "{continued} hand-overs, {queued} asynchronous invokes:\n{}",
+        ours.join("\n")
+    );
+    assert!(
+        continued >= 1,
+        "the import never handed over:\n{}",
+        ours.join("\n")
+    );
+    assert!(
+        queued >= continued,
+        "each hand-over invoked the function again"
+    );
+}
