@@ -1,5 +1,5 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test build bootstrap status bench bench-memory
+.PHONY: up down demo test build build-local bootstrap status bench bench-memory cold-start
 
 up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background
 	scripts/up.sh
@@ -15,7 +15,10 @@ test:      ## every test, unit and end-to-end; stops the stack at the end
 
 build: bootstrap  ## release binaries for AWS Lambda arm64 in target/lambda/; zig (the linker) comes from .venv
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p import-contacts -p contact-events
+
+build-local: bootstrap  ## the same release binaries for x86_64 (LocalStack's Lambda on an Intel/AMD host)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release -p import-contacts -p contact-events
 
 bootstrap: ## .venv with the pinned emulator and tools
 	scripts/bootstrap.sh
@@ -30,6 +33,10 @@ fuzz:      ## fuzz parse -> map -> validate and phone normalisation, 60 s per ta
 bench: up  ## one table: parse speed, CPU and requests per row, memory, latency vs a naive importer
 	cargo build --release -p integration-tests --bin bench_parse
 	.venv/bin/python scripts/bench.py
+
+cold-start: up  ## binary sizes and cold-start init time of both functions (host release build, local Runtime API)
+	cargo build --release -p import-contacts -p contact-events
+	.venv/bin/python scripts/cold_start.py
 
 bench-memory: up  ## peak RSS of the import function for a 100 MB CSV (and a tenth of it) and a 50 MB XLSX
 	.venv/bin/python scripts/bench_memory.py

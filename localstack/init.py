@@ -70,7 +70,13 @@ def notification(queue_arn):
         "Events": ["s3:ObjectCreated:*"],
         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "imports/"}]}},
     }]
-    current = s3.get_bucket_notification_configuration(Bucket=BUCKET).get("QueueConfigurations", [])
+    config = s3.get_bucket_notification_configuration(Bucket=BUCKET)
+    if config.get("LambdaFunctionConfigurations"):
+        # LocalStack with the functions deployed (deploy_functions.py): S3 invokes
+        # import-contacts itself; the relay's queue is not wanted.
+        print("init: imports/ notifies a Lambda function; left as it is")
+        return
+    current = config.get("QueueConfigurations", [])
     # Each put queues an s3:TestEvent: only put when something differs.
     if [shape(c) for c in current] != [shape(w) for w in wanted]:
         s3.put_bucket_notification_configuration(Bucket=BUCKET,
