@@ -17,6 +17,10 @@ pub struct Config {
     pub max_rows: u64,
     /// `WRITE_CONCURRENCY`: conditional writes in flight at once.
     pub write_concurrency: usize,
+    /// `IMPORT_TIME_LIMIT_SECONDS`: most time one invocation imports before it hands
+    /// over to a new one, when that comes before the invocation's own deadline. Unset on
+    /// Lambda; set locally, where `cargo lambda watch` gives no usable deadline.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 /// A variable with a value the functions cannot use.
@@ -40,6 +44,7 @@ impl Default for Config {
             max_upload_bytes: 104_857_600,
             max_rows: 1_000_000,
             write_concurrency: 16,
+            time_limit: None,
         }
     }
 }
@@ -87,6 +92,13 @@ impl Config {
             max_upload_bytes: number("MAX_UPLOAD_BYTES", defaults.max_upload_bytes)?,
             max_rows: number("MAX_ROWS", defaults.max_rows)?,
             write_concurrency: write_concurrency.min(256) as usize,
+            time_limit: match get("IMPORT_TIME_LIMIT_SECONDS") {
+                None => None,
+                Some(_) => Some(std::time::Duration::from_secs(number(
+                    "IMPORT_TIME_LIMIT_SECONDS",
+                    0,
+                )?)),
+            },
         })
     }
 }
@@ -112,6 +124,14 @@ mod tests {
     fn bad_values_name_the_variable() {
         let err = Config::from_lookup(|n| (n == "MAX_ROWS").then(|| "lots".to_string()))
             .expect_err("bad");
+        assert!(Config::from_lookup(
+            |n| (n == "IMPORT_TIME_LIMIT_SECONDS").then(|| "0".to_string())
+        )
+        .is_err());
+        let limited =
+            Config::from_lookup(|n| (n == "IMPORT_TIME_LIMIT_SECONDS").then(|| "20".to_string()))
+                .expect("valid");
+        assert_eq!(limited.time_limit, Some(std::time::Duration::from_secs(20)));
         assert!(err.to_string().contains("MAX_ROWS"));
         assert!(
             Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "XYZ".to_string())).is_err()

@@ -1,8 +1,8 @@
 //! End to end: an import longer than one invocation continues itself. Watch is restarted
-//! with a 20-second invocation timeout (`WATCH_TIMEOUT`), so the function gets a real,
-//! short deadline; the import checkpoints before it and invokes itself asynchronously
-//! through Lambda's Invoke API (the relay plays it locally). The file needs several
-//! invocations; contacts and counts must match a clean run.
+//! with a 20-second invocation time limit (`WATCH_TIMEOUT`, which up.sh passes on as
+//! `IMPORT_TIME_LIMIT_SECONDS`); the import checkpoints before it and invokes itself
+//! asynchronously through Lambda's Invoke API (the relay plays it locally). The file
+//! needs several invocations; contacts and counts must match a clean run.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -109,6 +109,17 @@ pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
     Some(std::time::Instant::now() + std::time::Duration::from_millis(remaining))
 }
 
+/// The earlier of two optional deadlines.
+pub fn earliest(
+    a: Option<std::time::Instant>,
+    b: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Imports every record of the event, in order. An import that runs short of time
 /// saves its progress and continues in a new invocation (with the records still to do);
 /// if that cannot be submitted, the error makes Lambda's retry resume it instead.

@@ -21,7 +21,10 @@ async fn main() -> Result<(), Error> {
     let continuation = LambdaContinuation::new(aws_sdk_lambda::Client::new(&sdk), function_name);
     let (config, objects, table, continuation) = (&config, &objects, &table, &continuation);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        let deadline = handler::deadline_instant(event.context.deadline);
+        let deadline = handler::earliest(
+            handler::deadline_instant(event.context.deadline),
+            config.time_limit.map(|limit| std::time::Instant::now() + limit),
+        );
         tracing::info!(remaining_ms = ?deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_millis()), "invocation deadline");
         handler::handle(objects, table, continuation, config, event.payload, deadline).await
     }))
