@@ -99,5 +99,96 @@ fn main() {
         }
     });
     let two = rows as f64 / start.elapsed().as_secs_f64();
-    println!("parse_map_validate rows={rows} accepted={accepted} rejected={rejected} one_thread_rows_per_s={one:.0} two_threads_rows_per_s={two:.0} scaling={:.2} peak_rss_mb={:.1}", two / one, peak_rss_mb());
+    let phones = phone_scaling(rows);
+    println!("parse_map_validate rows={rows} accepted={accepted} rejected={rejected} one_thread_rows_per_s={one:.0} two_threads_rows_per_s={two:.0} scaling={:.2} peak_rss_mb={:.1}{phones}", two / one, peak_rss_mb());
+}
+
+/// The phone library alone, to see what limits scaling: its default database runs every
+/// regex under one global mutex; a `Database` per thread (loaded from the crate's own
+/// metadata XML, found in cargo's registry) has a cache of its own. Empty when the XML
+/// cannot be found.
+fn phone_scaling(rows: usize) -> String {
+    use phonenumber::metadata::Database;
+    let Some(xml) = metadata_xml() else {
+        return String::new();
+    };
+    let load = Instant::now();
+    let Ok(own) = Database::parse(&xml) else {
+        return String::new();
+    };
+    let load_ms = load.elapsed().as_secs_f64() * 1000.0;
+    let phones: Vec<String> = (0..rows)
+        .map(|i| match i % 4 {
+            0 => format!("+4474{:08}", i % 100_000_000),
+            1 => format!("074{:02}{:06}", (i / 1_000_000) % 100, i % 1_000_000),
+            2 => format!("+9198{:03}{:05}", (i / 100_000) % 1000, i % 100_000),
+            _ => format!("+316{:08}", i % 100_000_000),
+        })
+        .collect();
+    let gb = Some(phonenumber::country::Id::GB);
+    let check = |db: Option<&Database>, part: &[String]| {
+        let mut valid = 0usize;
+        for phone in part {
+            let parsed = match db {
+                Some(db) => phonenumber::parse_with(db, gb, phone),
+                None => phonenumber::parse(gb, phone),
+            };
+            if let Ok(number) = parsed {
+                let ok = match db {
+                    Some(db) => number.is_valid_with(db) && number.number_type(db) != phonenumber::Type::Unknown,
+                    None => number.is_valid(),
+                };
+                valid += usize::from(ok);
+            }
+        }
+        valid
+    };
+    let (first, second) = phones.split_at(rows / 2);
+    let timed = |f: &dyn Fn()| {
+        let start = Instant::now();
+        f();
+        rows as f64 / start.elapsed().as_secs_f64()
+    };
+    let global_one = timed(&|| {
+        check(None, &phones);
+    });
+    let global_two = timed(&|| {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| check(None, first));
+            let b = scope.spawn(|| check(None, second));
+            let _ = (a.join(), b.join());
+        })
+    });
+    let own_one = timed(&|| {
+        check(Some(&own), &phones);
+    });
+    let own_two = timed(&|| {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| Database::parse(&xml).map(|db| check(Some(&db), first)));
+            let b = scope.spawn(|| Database::parse(&xml).map(|db| check(Some(&db), second)));
+            let _ = (a.join(), b.join());
+        })
+    });
+    format!(
+        " phones_global_db_one_thread_per_s={global_one:.0} phones_global_db_two_threads_per_s={global_two:.0} phones_own_db_one_thread_per_s={own_one:.0} phones_db_per_thread_two_threads_per_s={own_two:.0} metadata_load_ms={load_ms:.0}"
+    )
+}
+
+fn metadata_xml() -> Option<String> {
+    let home = std::env::var("CARGO_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))?;
+    let src = std::path::Path::new(&home).join("registry/src");
+    for index in std::fs::read_dir(src).ok()?.flatten() {
+        for package in std::fs::read_dir(index.path()).ok()?.flatten() {
+            let name = package.file_name().to_string_lossy().into_owned();
+            if name.starts_with("phonenumber-0.3.10") {
+                let xml = package.path().join("assets/PhoneNumberMetadata.xml");
+                if let Ok(text) = std::fs::read_to_string(xml) {
+                    return Some(text);
+                }
+            }
+        }
+    }
+    None
 }
