@@ -352,28 +352,22 @@ mod tests {
         let store = MemoryStore::default();
         let key = "imports/acme/whatsapp/big.csv";
         store.insert_object(BUCKET, key, &file(10_000), &[]);
-        let deadline = Some(Instant::now() + Duration::from_millis(40));
-        let err = handle(
-            &store,
-            &store,
-            &Unreachable,
-            &Config::default(),
-            s3_event(key),
-            deadline,
-        )
-        .await
-        .expect_err("interrupted");
+        let config = Config::default();
+        let run = |deadline| {
+            handle(
+                &store,
+                &store,
+                &Unreachable,
+                &config,
+                s3_event(key),
+                deadline,
+            )
+        };
+        let err = run(Some(Instant::now() + Duration::from_millis(40)))
+            .await
+            .expect_err("interrupted");
         assert!(err.to_string().contains("ran out of time"), "{err}");
-        let resumed = handle(
-            &store,
-            &store,
-            &Unreachable,
-            &Config::default(),
-            s3_event(key),
-            None,
-        )
-        .await
-        .expect("resumed");
+        let resumed = run(None).await.expect("resumed");
         assert_eq!(resumed.imports[0].status, "completed");
         assert_eq!(store.contact_count(), 10_000);
     }

@@ -135,7 +135,10 @@ fn phone_scaling(rows: usize) -> String {
             };
             if let Ok(number) = parsed {
                 let ok = match db {
-                    Some(db) => number.is_valid_with(db) && number.number_type(db) != phonenumber::Type::Unknown,
+                    Some(db) => {
+                        number.is_valid_with(db)
+                            && number.number_type(db) != phonenumber::Type::Unknown
+                    }
                     None => number.is_valid(),
                 };
                 valid += usize::from(ok);
