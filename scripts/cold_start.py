@@ -92,6 +92,9 @@ def s3_event(key):
     return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
                          "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
                          "eventName": "ObjectCreated:Put",
+                         "userIdentity": {"principalId": "AWS:COLDSTART"},
+                         "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                         "responseElements": {"x-amz-request-id": "COLDSTART", "x-amz-id-2": "COLDSTART"},
                          "s3": {"s3SchemaVersion": "1.0", "configurationId": "imports",
                                 "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
                                 "object": {"key": key, "size": 0, "eTag": uuid.uuid4().hex, "sequencer": uuid.uuid4().hex}}}]}
