@@ -124,7 +124,23 @@ def ceiling(seconds=8, threads=8):
     return count[0] / seconds
 
 
+def restart_functions(release):
+    """Watch with optimised (release) or debug builds of the functions."""
+    env = dict(os.environ, WATCH_RELEASE="1" if release else "0")
+    subprocess.run(["scripts/down.sh", "watch"], check=True, capture_output=True)
+    subprocess.run(["scripts/up.sh"], check=True, capture_output=True, env=env)
+
+
 def main():
+    # CPU per row is what Lambda runs: the release build, not watch's default debug one.
+    restart_functions(release=True)
+    try:
+        measure()
+    finally:
+        restart_functions(release=False)
+
+
+def measure():
     rows = []
     parse = subprocess.run(["target/release/bench_parse", str(PARSE_ROWS)], capture_output=True, text=True, check=True).stdout
     p = dict(kv.split("=") for kv in parse.split()[1:])
@@ -155,7 +171,7 @@ def main():
     n = naive(path, "naive-" + uuid.uuid4().hex[:8], EP)
     ours_cpu_k, naive_cpu_k = cpu / ROWS * 1000, n["cpu_s"] / ROWS * 1000
     rows += [(f"end to end, {ROWS} rows, no added latency (rows/s)", f"{ROWS / wall:.0f} (naive {ROWS / n['wall_s']:.0f})", "emulator-bound"),
-             ("CPU s per 1,000 rows: ours (debug build under watch) vs naive", f"{ours_cpu_k:.3f} vs {naive_cpu_k:.3f} = {naive_cpu_k / ours_cpu_k:.1f}x less", ">= 10x less"),
+             ("CPU s per 1,000 rows: ours (release build under watch) vs naive", f"{ours_cpu_k:.3f} vs {naive_cpu_k:.3f} = {naive_cpu_k / ours_cpu_k:.1f}x less", ">= 10x less"),
              ("DynamoDB requests per row, fresh import", f"{ddb_req / ROWS:.3f} ({ddb_req} incl. job/settings)", "<= 1, no read before write"),
              ("DynamoDB requests per row, re-import (all unchanged)", f"{ddb_req2 / ROWS:.3f}", ""),
              ("write capacity units per row, fresh / re-import (items < 1 KB)", f"{contact_writes / ROWS:.3f} / {ddb_req2 / ROWS:.3f}", "a failed conditional put costs 1 WCU"),
