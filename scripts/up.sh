@@ -62,10 +62,11 @@ else
   # --ignore-changes: a reload would kill imports in flight; WATCH_RELOAD=1 make up
   # keeps watch's hot reload for editing sessions.
   reload=--ignore-changes; [[ ${WATCH_RELOAD:-0} == 1 ]] && reload=
-  # watch hands functions a deadline already past, so imports get their time limit from
-  # this instead (Lambda's maximum by default); --timeout makes watch wait as long.
-  export IMPORT_TIME_LIMIT_SECONDS=${WATCH_TIMEOUT:-900}
-  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4 --timeout "${WATCH_TIMEOUT:-900}"
+  # watch hands functions no usable deadline, so imports get their time limit from this
+  # instead (Lambda's maximum by default). Not watch's --timeout: with it, a function
+  # idle that long gets an invoke without a request id from watch and exits.
+  export IMPORT_TIME_LIMIT_SECONDS=${IMPORT_TIME_LIMIT_SECONDS:-900}
+  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
 fi
 
 # Ready when both functions answer (an error for the empty event is an answer too):

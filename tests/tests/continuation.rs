@@ -1,6 +1,6 @@
 //! End to end: an import longer than one invocation continues itself. Watch is restarted
-//! with a 20-second invocation time limit (`WATCH_TIMEOUT`, which up.sh passes on as
-//! `IMPORT_TIME_LIMIT_SECONDS`); the import checkpoints before it and invokes itself
+//! with a 20-second invocation time limit (`IMPORT_TIME_LIMIT_SECONDS`, which up.sh passes
+//! on to the functions); the import checkpoints before it and invokes itself
 //! asynchronously through Lambda's Invoke API (the relay plays it locally). The file
 //! needs several invocations; contacts and counts must match a clean run.
 
@@ -14,7 +14,7 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 fn restart_watch(timeout: Option<u32>) {
     let up = match timeout {
-        Some(seconds) => format!("WATCH_TIMEOUT={seconds} scripts/up.sh"),
+        Some(seconds) => format!("IMPORT_TIME_LIMIT_SECONDS={seconds} scripts/up.sh"),
         None => "scripts/up.sh".to_string(),
     };
     let status = std::process::Command::new("bash")
