@@ -248,6 +248,24 @@ impl Stack {
     }
 }
 
+/// Asserts that the account's contacts are exactly `expected` (E.164 phones), each
+/// stored once; returns the contact items for further checks.
+pub async fn assert_contacts_exactly(
+    stack: &Stack,
+    account: &str,
+    expected: &std::collections::HashSet<String>,
+) -> Vec<HashMap<String, AttributeValue>> {
+    let contacts = stack.contacts_of(account).await;
+    let stored: Vec<String> = contacts.iter().filter_map(|c| s(c, "phone")).collect();
+    let unique: std::collections::HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), unique.len(), "no duplicates");
+    assert_eq!(
+        &unique, expected,
+        "every valid contact present once, nothing else"
+    );
+    contacts
+}
+
 /// Invokes a function through the Lambda runtime API (`cargo lambda watch`): the
 /// answer, or the runtime's error document.
 pub fn invoke(function: &str, payload: &Value) -> Result<Value, Value> {

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use integration_tests::{enabled, s, unique_account, Stack};
+use integration_tests::{assert_contacts_exactly, enabled, unique_account, Stack};
 use serde_json::json;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -68,11 +68,7 @@ async fn an_import_longer_than_one_invocation_continues_itself() {
                "skipped_existing": 0, "duplicate_in_file": 0, "rejected": rejected}),
         "{summary}"
     );
-    let contacts = stack.contacts_of(&account).await;
-    let phones: Vec<String> = contacts.iter().filter_map(|c| s(c, "phone")).collect();
-    let unique: HashSet<String> = phones.iter().cloned().collect();
-    assert_eq!(phones.len(), unique.len(), "no duplicates");
-    assert_eq!(unique, valid, "every valid contact present once");
+    assert_contacts_exactly(&stack, &account, &valid).await;
     let report = stack.rows_report(&summary).await;
     assert_eq!(
         report.iter().filter(|r| r[1] == "rejected").count() as u64,

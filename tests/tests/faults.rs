@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use integration_tests::{enabled, s, unique_account, Stack};
+use integration_tests::{assert_contacts_exactly, enabled, unique_account, Stack};
 use serde_json::json;
 
 const PROXY: &str = "http://127.0.0.1:4567/__proxy";
@@ -59,14 +59,7 @@ async fn twenty_thousand_rows_through_throttling_errors_and_dropped_connections(
         json!({"total": 20000, "created": 19960, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": 0, "rejected": 40}),
         "{summary}"
     );
-    let contacts = stack.contacts_of(&account).await;
-    let stored: Vec<String> = contacts.iter().filter_map(|c| s(c, "phone")).collect();
-    let unique: HashSet<String> = stored.iter().cloned().collect();
-    assert_eq!(stored.len(), unique.len(), "no duplicates");
-    assert_eq!(
-        unique, expected,
-        "every valid contact present, nothing else"
-    );
+    let contacts = assert_contacts_exactly(&stack, &account, &expected).await;
     assert!(
         contacts.iter().all(|c| c
             .get("version")

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use integration_tests::{enabled, s, unique_account, Stack};
+use integration_tests::{assert_contacts_exactly, enabled, unique_account, Stack};
 use serde_json::json;
 
 /// Contact writes seen by the fault proxy since the last reset: the test watches the
@@ -84,11 +84,7 @@ async fn killed_mid_file_then_retried_imports_exactly_once() {
         json!({"total": 8000, "created": created, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": duplicates, "rejected": rejected}),
         "{summary}"
     );
-    let contacts = stack.contacts_of(&account).await;
-    let phones: Vec<String> = contacts.iter().filter_map(|c| s(c, "phone")).collect();
-    let unique: HashSet<String> = phones.iter().cloned().collect();
-    assert_eq!(phones.len(), unique.len(), "no duplicates");
-    assert_eq!(unique, valid, "every valid contact present once");
+    assert_contacts_exactly(&stack, &account, &valid).await;
     let rows = stack.rows_report(&summary).await;
     assert!(
         rows.iter().filter(|r| r[1] == "rejected").count() as u64 >= rejected - 1,
