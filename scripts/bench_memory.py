@@ -17,7 +17,7 @@ import string
 import subprocess
 import uuid
 
-from bench import import_file
+from bench import import_file, restart_functions
 
 CSV_MB = float(os.environ.get("CSV_MB", "100"))
 XLSX_MB = float(os.environ.get("XLSX_MB", "50"))
@@ -69,11 +69,6 @@ def xlsx_file(megabytes):
         return buf.getvalue(), target
 
 
-def restart_functions():
-    subprocess.run(["scripts/down.sh", "watch"], check=True, capture_output=True)
-    subprocess.run(["scripts/up.sh"], check=True, capture_output=True)
-
-
 def peak_rss_mb():
     out = subprocess.run(["pgrep", "-f", "target/.*/import-contacts"], capture_output=True, text=True).stdout
     peak = 0
@@ -88,7 +83,7 @@ def peak_rss_mb():
 
 
 def measure(label, body, count, ext):
-    restart_functions()
+    restart_functions(release=False)
     account = "mem-" + uuid.uuid4().hex[:8]
     summary, cpu, wall, _, _ = import_file(account, body, name=f"bench-memory.{ext}")
     assert summary["status"] == "completed" and summary["rows"]["created"] == count, summary
