@@ -331,27 +331,19 @@ fn detect_encoding(sample: &[u8]) -> Result<TextEncoding, SourceError> {
 
 /// Counts the valid multi-byte UTF-8 characters and the invalid byte sequences in a
 /// sample. A character cut by the end of the sample is neither.
-fn utf8_evidence(mut bytes: &[u8]) -> (usize, usize) {
-    let mut multibyte = 0;
-    let mut invalid = 0;
-    loop {
-        let (valid, rest) = match std::str::from_utf8(bytes) {
-            Ok(text) => (text, None),
-            Err(e) => {
-                let (valid, after) = bytes.split_at(e.valid_up_to());
-                let text = std::str::from_utf8(valid).unwrap_or_default();
-                (text, e.error_len().map(|len| &after[len..]))
-            }
-        };
-        multibyte += valid.chars().filter(|c| !c.is_ascii()).count();
-        match rest {
-            Some(rest) => {
-                invalid += 1;
-                bytes = rest;
-            }
-            None => return (multibyte, invalid),
+fn utf8_evidence(bytes: &[u8]) -> (usize, usize) {
+    let (mut multibyte, mut invalid) = (0, 0);
+    let mut chunks = bytes.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        multibyte += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        let bad = chunk.invalid();
+        let cut = chunks.peek().is_none()
+            && std::str::from_utf8(bad).is_err_and(|e| e.error_len().is_none());
+        if !bad.is_empty() && !cut {
+            invalid += 1;
         }
     }
+    (multibyte, invalid)
 }
 
 fn decode_sample(sample: &[u8], encoding: TextEncoding) -> String {
@@ -362,23 +354,13 @@ fn decode_sample(sample: &[u8], encoding: TextEncoding) -> String {
 }
 
 /// UTF-8 text with any invalid sequence read as Windows-1252, as cells are.
-fn utf8_or_1252(mut bytes: &[u8]) -> String {
+fn utf8_or_1252(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len());
-    loop {
-        match std::str::from_utf8(bytes) {
-            Ok(valid) => {
-                text.push_str(valid);
-                return text;
-            }
-            Err(e) => {
-                let (valid, after) = bytes.split_at(e.valid_up_to());
-                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
-                let bad = e.error_len().unwrap_or(after.len());
-                text.push_str(&WINDOWS_1252.decode_without_bom_handling(&after[..bad]).0);
-                bytes = &after[bad..];
-            }
-        }
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.push_str(&WINDOWS_1252.decode_without_bom_handling(chunk.invalid()).0);
     }
+    text
 }
 
 /// Cells are UTF-8 after decoding; a stray non-UTF-8 cell in a UTF-8 file (a file
