@@ -1,7 +1,7 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test build build-local bootstrap status bench bench-memory cold-start
+.PHONY: up down demo test lint build build-local bootstrap status bench bench-memory cold-start
 
-up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background
+up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background; FAULT_PROXY=1 make up runs the functions through the fault proxy (:4567)
 	scripts/up.sh
 
 down:      ## stop everything `make up` started
@@ -10,8 +10,11 @@ down:      ## stop everything `make up` started
 demo: up   ## upload samples/ as account demo, print each report and the contacts written
 	.venv/bin/python scripts/demo.py
 
-test:      ## every test, unit and end-to-end; stops the stack at the end
+test:      ## every test, unit and end-to-end, and the Python lint; stops the stack at the end
 	scripts/test.sh
+
+lint: bootstrap  ## ruff check of the Python helpers (rules in ruff.toml; make test runs it too)
+	.venv/bin/ruff check .
 
 build: bootstrap  ## release binaries for AWS Lambda arm64 in target/lambda/; zig (the linker) comes from .venv
 	rustup target add aarch64-unknown-linux-gnu

@@ -299,7 +299,7 @@ def check_sam_policies(checker: Checker, where: str, policies) -> None:
 def sam_translate(path: str, template: dict) -> dict:
     """The template as CloudFormation sees it after the SAM transform (cfn-lint's
     wrapper of the SAM translator, which stands in for local CodeUris)."""
-    from cfnlint.template.transforms._sam import Transform  # noqa: PLC0415
+    from cfnlint.template.transforms._sam import Transform
 
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     transform = Transform(path, copy.deepcopy(template), region)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """LocalStack ready hook (Docker only): deploy both built functions into LocalStack's
 Lambda and wire the real S3 -> Lambda notification, so no relay is needed.
 
@@ -17,17 +16,13 @@ import os
 import time
 import zipfile
 
-import boto3
 from botocore.exceptions import ClientError
 
-ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
-TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
+from local_aws import BUCKET, TABLE, client
+
 ARCH = os.environ.get("FUNCTIONS_ARCH", "x86_64")
 FUNCTIONS_DIR = os.environ.get("FUNCTIONS_DIR", "/opt/functions")
-REGION = "us-east-1"
-kw = dict(endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-s3, lam, iam = (boto3.client(name, **kw) for name in ("s3", "lambda", "iam"))
+s3, lam, iam = (client(name) for name in ("s3", "lambda", "iam"))
 
 FUNCTIONS = {
     # name: (timeout s, memory MB, environment)

@@ -1,7 +1,9 @@
 """A fault-injecting HTTP proxy between the functions and the emulator.
 
-Locally the functions reach AWS through this proxy (127.0.0.1:4567 -> 127.0.0.1:4566).
-By default it only forwards and counts. Tests and benchmarks switch faults on:
+With `FAULT_PROXY=1 scripts/up.sh` the functions reach AWS through this proxy
+(127.0.0.1:4567 -> 127.0.0.1:4566); by default they talk to the emulator directly and
+the proxy does not run. The tests and benchmarks that need it restart watch that way.
+It only forwards and counts until they switch faults on:
 
     POST /__proxy/faults {"match": "acct-123", "throttle": 0.1, "error500": 0.05,
                           "drop": 0.05, "latency_ms": 5}

@@ -3,19 +3,14 @@
 
 Bucket, table (GSI `by_account`, TTL on `expires_at`), queue, and the bucket notification
 `imports/` -> queue. Safe to run any number of times. Also LocalStack's ready hook
-(see docker-compose.yml), where it runs inside the container with LocalStack's Python.
+(see docker-compose.yml), where it runs inside the container with LocalStack's Python;
+like every script here it reads endpoint, credentials and names from local_aws.py.
 """
-import os
-
-import boto3
 from botocore.exceptions import ClientError
 
-ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
-TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
-QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
-kw = dict(endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-s3, ddb, sqs = (boto3.client(name, **kw) for name in ("s3", "dynamodb", "sqs"))
+from local_aws import BUCKET, ENDPOINT, QUEUE, REGION, TABLE, client
+
+s3, ddb, sqs = (client(name) for name in ("s3", "dynamodb", "sqs"))
 
 
 def error_code(e):
@@ -24,7 +19,8 @@ def error_code(e):
 
 def bucket():
     try:
-        s3.create_bucket(Bucket=BUCKET)  # us-east-1: no LocationConstraint
+        where = {} if REGION == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": REGION}}
+        s3.create_bucket(Bucket=BUCKET, **where)  # us-east-1 takes no LocationConstraint
     except ClientError as e:
         if error_code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise

@@ -24,23 +24,35 @@ import re
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
-ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
+from local_aws import QUEUE, client
+
 WATCH = os.environ.get("RELAY_WATCH_URL", "http://127.0.0.1:9000")
-INVOKE_URL = f"{WATCH}/2015-03-31/functions/import-contacts/invocations"
 LAMBDA_PORT = int(os.environ.get("RELAY_LAMBDA_PORT", "9001"))
 INVOCATIONS = re.compile(r"^/2015-03-31/functions/([A-Za-z0-9_.:-]+)/invocations$")
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
 INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
-sqs = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1",
-                   aws_access_key_id="test", aws_secret_access_key="test")
+sqs = client("sqs")
+# watch's Lambda Invoke API. The relay retries on its own schedule (RETRY_DELAYS, like
+# Lambda's asynchronous invoke), so botocore must not retry an invoke as well: a retried
+# invoke would run the function again at once.
+lam = client("lambda", endpoint_url=WATCH, retries={"total_max_attempts": 1},
+             read_timeout=INVOKE_TIMEOUT, connect_timeout=10, max_pool_connections=WORKERS + 4)
+
+
+def keep_error_body(response_dict, customized_response_dict, **_):
+    """watch answers a function error with HTTP 500 and the runtime's error document
+    ({"errorType", "errorMessage"}), which botocore's error parser does not keep: add
+    the body to the error response, for the log."""
+    if response_dict["status_code"] >= 300:
+        customized_response_dict["Body"] = bytes(response_dict["body"]).decode(errors="replace")
+
+
+lam.meta.events.register("before-parse.lambda.Invoke", keep_error_body)
 
 
 def log(msg):
@@ -59,18 +71,19 @@ def with_aws_fields(record):
     return record
 
 
-def invoke(event, url=INVOKE_URL):
-    """(ok, short description). A function error comes back as HTTP 500 with errorType."""
-    req = urllib.request.Request(url, data=json.dumps(event).encode(),
-                                 headers={"content-type": "application/json"})
+def invoke(event, function="import-contacts"):
+    """(ok, short description): the function's answer, or what went wrong."""
     try:
-        with urllib.request.urlopen(req, timeout=INVOKE_TIMEOUT) as resp:
-            body = resp.read().decode(errors="replace")
-        return True, body
-    except urllib.error.HTTPError as e:
-        return False, f"HTTP {e.code} {e.read().decode(errors='replace')}"
-    except OSError as e:  # refused, reset, timed out
+        resp = lam.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    except ClientError as e:  # watch answered with an error status
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return False, f"HTTP {status} {e.response.get('Body') or e.response.get('Error')}"
+    except BotoCoreError as e:  # refused, reset, timed out
         return False, repr(e)
+    body = resp["Payload"].read().decode(errors="replace")
+    if resp.get("FunctionError"):
+        return False, f"function error ({resp['FunctionError']}) {body}"
+    return True, body
 
 
 def handle(body):
@@ -96,11 +109,11 @@ def keys_of(event):
 
 
 def invoke_with_retries(event, function):
-    keys, url = keys_of(event), f"{WATCH}/2015-03-31/functions/{function}/invocations"
+    keys = keys_of(event)
     start = time.monotonic()
     for attempt, delay in enumerate((0, *RETRY_DELAYS), start=1):
         time.sleep(delay)
-        ok, answer = invoke(event, url)
+        ok, answer = invoke(event, function)
         if ok:
             return f"{keys} -> {function} ok in {time.monotonic() - start:.1f}s: {answer[:300]}"
     return f"{keys} -> {function} FAILED after {attempt} attempts, dropped: {answer[:500]}"
@@ -175,7 +188,7 @@ def main():
             time.sleep(2)
     server = ThreadingHTTPServer(("127.0.0.1", LAMBDA_PORT), AsyncInvokeApi)
     threading.Thread(target=server.serve_forever, name="invoke-api", daemon=True).start()
-    log(f"polling {queue_url} with {WORKERS} workers -> {INVOKE_URL}; "
+    log(f"polling {queue_url} with {WORKERS} workers -> {WATCH} (import-contacts); "
         f"asynchronous Invoke API on 127.0.0.1:{LAMBDA_PORT}")
     threads = [threading.Thread(target=worker, args=(queue_url,), name=str(i), daemon=True)
                for i in range(WORKERS)]

@@ -1,11 +1,15 @@
 """`make bench`: our own cost next to the emulator's, in one table.
 
-Runs against the stack `make up` started (functions under cargo lambda watch, moto,
-the fault proxy). The emulator bounds every end-to-end figure here, so the table
-separates what we control (CPU per row, requests per row, memory) from what it does.
-ROWS (default 10000) sets the end-to-end file size; PARSE_ROWS (default 500000) the
-parse benchmark's.
+Runs against the stack `make up` started (functions under cargo lambda watch, moto).
+It restarts watch with release builds whose requests go through the fault proxy
+(FAULT_PROXY=1 scripts/up.sh), which counts requests per row and adds latency, and puts
+the default (debug builds, no proxy) back at the end. The emulator bounds every
+end-to-end figure here, so the table separates what we control (CPU per row, requests
+per row, memory) from what it does. ROWS (default 10000) sets the end-to-end file size;
+PARSE_ROWS (default 500000) the parse benchmark's.
 """
+
+import argparse
 import json
 import os
 import subprocess
@@ -13,55 +17,43 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
+from pathlib import Path
 
-import boto3
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
+from local_aws import (
+    BUCKET,
+    ENDPOINT,
+    PROXY,
+    TABLE,
+    client,
+    cpu_seconds,
+    function_processes,
+    proxy,
+    stack_progress,
+    wait_for,
+)
 
-EP, PROXY = "http://127.0.0.1:4566", "http://127.0.0.1:4567"
-KW = dict(endpoint_url=EP, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-s3, ddb = boto3.client("s3", **KW), boto3.client("dynamodb", **KW)
+s3, ddb = client("s3"), client("dynamodb")
 ROWS = int(os.environ.get("ROWS", "10000"))
 PARSE_ROWS = int(os.environ.get("PARSE_ROWS", "500000"))
 
 
-def proxy(path, doc=None):
-    req = urllib.request.Request(PROXY + "/__proxy/" + path, data=None if doc is None else json.dumps(doc).encode(),
-                                 method="GET" if doc is None else "POST")
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"{}")
-
-
-def function_pids():
-    out = subprocess.run(["pgrep", "-f", "target/.*/import-contacts"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def cpu_seconds(pids):
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
-            pass
-    return total
-
-
 class RssSampler(threading.Thread):
-    def __init__(self, pids):
+    """Peak resident set size of the processes, sampled every 20 ms."""
+
+    def __init__(self, processes):
         super().__init__(daemon=True)
-        self.pids, self.peak, self.stop = pids, 0, False
+        self.processes, self.peak, self.stop = processes, 0, False
 
     def run(self):
+        import psutil
+
         while not self.stop:
-            for pid in self.pids:
+            for p in self.processes:
                 try:
-                    for line in open(f"/proc/{pid}/status"):
-                        if line.startswith("VmRSS:"):
-                            self.peak = max(self.peak, int(line.split()[1]))
-                except OSError:
+                    self.peak = max(self.peak, p.memory_info().rss)
+                except psutil.Error:
                     pass
             time.sleep(0.02)
 
@@ -73,36 +65,45 @@ def csv_body(rows, offset):
     return ("\n".join(lines) + "\n").encode()
 
 
-def import_file(account, body, name="bench.csv"):
-    """Uploads, waits for the summary; returns (summary, cpu_s, wall_s, peak_rss_mb, requests)."""
+def import_file(account, body, name="bench.csv", proxied=False):
+    """Uploads, waits for the summary; returns (summary, cpu_s, wall_s, peak_rss_mb, requests).
+
+    `requests` (by service and operation) comes from the fault proxy when `proxied`
+    (the functions run through it), else it is None."""
     key = f"imports/{account}/whatsapp/{name}"
-    pids = function_pids()
-    proxy("stats/reset", {})
-    cpu0, sampler = cpu_seconds(pids), RssSampler(pids)
+    processes = function_processes()
+    if not processes:
+        raise SystemExit("bench: no import-contacts process under this checkout's cargo lambda watch; run make up")
+    if proxied:
+        proxy("stats/reset", {})
+    cpu0, sampler = cpu_seconds(processes), RssSampler(processes)
     sampler.start()
     start = time.monotonic()
-    s3.put_object(Bucket="contact-uploads", Key=key, Body=body)
-    while True:
-        found = [o["Key"] for o in s3.list_objects_v2(Bucket="contact-uploads", Prefix=f"reports/{account}/").get("Contents", [])
-                 if o["Key"].endswith("summary.json")]
-        done = [json.loads(s3.get_object(Bucket="contact-uploads", Key=k)["Body"].read()) for k in found]
-        done = [d for d in done if d["source"]["key"] == key]
-        if len(done) >= 1 + import_file.seen.get(key, 0):
-            break
-        time.sleep(0.2)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    done = []
+
+    def finished():
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"reports/{account}/")
+        found = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith("summary.json")]
+        docs = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in found]
+        done[:] = [d for d in docs if d["source"]["key"] == key]
+        return len(done) >= 1 + import_file.seen.get(key, 0)
+
+    wait_for(finished, lambda: stack_progress(ddb), f"bench: waiting for the summary of {key}", interval=0.2)
     wall = time.monotonic() - start
     import_file.seen[key] = len(done)
     sampler.stop = True
-    summary = sorted(done, key=lambda d: d["started_at"])[-1]
-    requests = proxy("stats")["requests"]
-    return summary, cpu_seconds(pids) - cpu0, wall, sampler.peak / 1024, requests
+    summary = max(done, key=lambda d: d["started_at"])
+    requests = proxy("stats")["requests"] if proxied else None
+    return summary, cpu_seconds(processes) - cpu0, wall, sampler.peak / 2**20, requests
 
 
 import_file.seen = {}
 
 
 def naive(path, account, endpoint):
-    out = subprocess.run([sys.executable, "scripts/naive_import.py", path, account, endpoint], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "scripts/naive_import.py", path, account, endpoint],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -110,30 +111,34 @@ def ceiling(seconds=8, threads=8):
     count, lock, stop = [0], threading.Lock(), time.monotonic() + seconds
 
     def hammer(n):
-        client = boto3.client("dynamodb", **KW)
+        ddb = client("dynamodb")
         i = 0
         while time.monotonic() < stop:
-            client.put_item(TableName="contacts", Item={"pk": {"S": f"BENCH#{n}#{i}"}, "sk": {"S": "X"}})
+            ddb.put_item(TableName=TABLE, Item={"pk": {"S": f"BENCH#{n}#{i}"}, "sk": {"S": "X"}})
             i += 1
         with lock:
             count[0] += i
 
     workers = [threading.Thread(target=hammer, args=(n,)) for n in range(threads)]
-    [w.start() for w in workers]
-    [w.join() for w in workers]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     return count[0] / seconds
 
 
-def restart_functions(release):
-    """Watch with optimised (release) or debug builds of the functions."""
-    env = dict(os.environ, WATCH_RELEASE="1" if release else "0")
+def restart_functions(release, proxied=False):
+    """Watch with optimised (release) or debug builds of the functions, reaching the
+    emulator through the fault proxy when `proxied`, directly otherwise."""
+    env = dict(os.environ, WATCH_RELEASE="1" if release else "0", FAULT_PROXY="1" if proxied else "0")
     subprocess.run(["scripts/down.sh", "watch"], check=True, capture_output=True)
     subprocess.run(["scripts/up.sh"], check=True, capture_output=True, env=env)
 
 
 def main():
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     # CPU per row is what Lambda runs: the release build, not watch's default debug one.
-    restart_functions(release=True)
+    restart_functions(release=True, proxied=True)
     try:
         measure()
     finally:
@@ -160,15 +165,15 @@ def measure():
         f.write(csv_body(ROWS, 0))
         path = f.name
     account = "bench-" + uuid.uuid4().hex[:8]
-    summary, cpu, wall, rss, req = import_file(account, csv_body(ROWS, 0))
+    summary, cpu, wall, rss, req = import_file(account, csv_body(ROWS, 0), proxied=True)
     assert summary["rows"]["created"] == ROWS, summary
     ddb_req = sum(v for k, v in req.items() if k.startswith("dynamodb:"))
     puts = sum(v for k, v in req.items() if k in ("dynamodb:PutItem", "dynamodb:UpdateItem"))
     contact_writes = puts - 0  # job checkpoints are PutItems too: reported separately below
-    again, cpu2, wall2, rss2, req2 = import_file(account, csv_body(ROWS, 0))
+    again, _, _, rss2, req2 = import_file(account, csv_body(ROWS, 0), proxied=True)
     assert again["rows"]["unchanged"] == ROWS, again
     ddb_req2 = sum(v for k, v in req2.items() if k.startswith("dynamodb:"))
-    n = naive(path, "naive-" + uuid.uuid4().hex[:8], EP)
+    n = naive(path, "naive-" + uuid.uuid4().hex[:8], ENDPOINT)
     ours_cpu_k, naive_cpu_k = cpu / ROWS * 1000, n["cpu_s"] / ROWS * 1000
     rows += [(f"end to end, {ROWS} rows, no added latency (rows/s)", f"{ROWS / wall:.0f} (naive {ROWS / n['wall_s']:.0f})", "emulator-bound"),
              ("CPU s per 1,000 rows: ours (release build under watch) vs naive", f"{ours_cpu_k:.3f} vs {naive_cpu_k:.3f} = {naive_cpu_k / ours_cpu_k:.1f}x less", ">= 10x less"),
@@ -179,12 +184,12 @@ def measure():
 
     proxy("faults", {"latency_ms": 5})
     try:
-        summary3, _, wall3, rss3, _ = import_file("bench-" + uuid.uuid4().hex[:8], csv_body(ROWS, 0))
+        _, _, wall3, _, _ = import_file("bench-" + uuid.uuid4().hex[:8], csv_body(ROWS, 0), proxied=True)
         n3 = naive(path, "naive-" + uuid.uuid4().hex[:8], PROXY)
     finally:
         proxy("faults", {})
     ours3, naive3 = ROWS / wall3, ROWS / n3["wall_s"]
-    rows.append((f"end to end with +5 ms per DynamoDB request (rows/s)", f"{ours3:.0f} vs naive {naive3:.0f} = {ours3 / naive3:.1f}x; {ours3 / ceil * 100:.0f}% of ceiling", ">= 4x naive, within 20% of ceiling"))
+    rows.append(("end to end with +5 ms per DynamoDB request (rows/s)", f"{ours3:.0f} vs naive {naive3:.0f} = {ours3 / naive3:.1f}x; {ours3 / ceil * 100:.0f}% of ceiling", ">= 4x naive, within 20% of ceiling"))
 
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':{width}}  {'value':45}  target")

@@ -8,16 +8,18 @@ CSV_MB (default 100) and XLSX_MB (default 50) set the big files' sizes; a CSV a 
 of CSV_MB is imported first, so the table shows whether memory grows with the file.
 Rows are about 1 KB (a notes column of random text), so a 100 MB CSV is about 100,000
 rows; every row is a new contact. Expect several minutes per file: the emulator takes a
-few hundred writes per second.
+few hundred writes per second; each wait lasts as long as the stack makes progress.
 """
+
+import argparse
 import io
 import os
 import random
 import string
-import subprocess
 import uuid
 
 from bench import import_file, restart_functions
+from local_aws import function_processes  # bench.py put localstack/ on sys.path
 
 CSV_MB = float(os.environ.get("CSV_MB", "100"))
 XLSX_MB = float(os.environ.get("XLSX_MB", "50"))
@@ -70,13 +72,16 @@ def xlsx_file(megabytes):
 
 
 def peak_rss_mb():
-    out = subprocess.run(["pgrep", "-f", "target/.*/import-contacts"], capture_output=True, text=True).stdout
+    """The largest VmHWM (the kernel's own peak RSS) of the import-contacts processes
+    under this checkout's watch. psutil finds them; it has no peak RSS, so that one
+    line comes from /proc."""
     peak = 0
-    for pid in out.split():
+    for p in function_processes():
         try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
+            with open(f"/proc/{p.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
         except OSError:
             pass
     return peak / 1024
@@ -85,12 +90,13 @@ def peak_rss_mb():
 def measure(label, body, count, ext):
     restart_functions(release=False)
     account = "mem-" + uuid.uuid4().hex[:8]
-    summary, cpu, wall, _, _ = import_file(account, body, name=f"bench-memory.{ext}")
+    summary, _, wall, _, _ = import_file(account, body, name=f"bench-memory.{ext}")
     assert summary["status"] == "completed" and summary["rows"]["created"] == count, summary
     return (label, f"{len(body) / 1e6:.1f} MB", count, f"{wall:.0f} s", f"{peak_rss_mb():.1f}")
 
 
 def main():
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     results = []
     small, small_rows = csv_file(CSV_MB / 10)
     results.append(measure("CSV, a tenth", small, small_rows, "csv"))
@@ -104,7 +110,7 @@ def main():
     widths = [max(len(str(r[i])) for r in results + [header]) for i in range(len(header))]
     print()
     for r in [header] + results:
-        print("  ".join(f"{str(v):{w}}" for v, w in zip(r, widths)))
+        print("  ".join(f"{v!s:{w}}" for v, w in zip(r, widths)))
     print("(functions are the debug builds cargo lambda watch runs; RSS is the process's VmHWM)")
 
 

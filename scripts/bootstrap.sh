@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (moto server, boto3, cargo-lambda, cfn-lint) from localstack/requirements.txt.
+# Creates .venv (moto server, boto3, cargo-lambda, cfn-lint, psutil, ruff) from
+# localstack/requirements.txt.
 # Idempotent: a stamp records the hash of the requirements last installed, so a re-run
 # with unchanged requirements costs nothing.
 set -euo pipefail

@@ -10,21 +10,27 @@ binary RUNS times as a fresh process, and measures:
 
 It runs the host's (x86_64) release build, `cargo build --release` with the same LTO
 profile as the arm64 Lambda build: AWS's arm64 hardware is not available here.
+RUNS (default 10) sets the number of fresh processes per function.
 """
+
+import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-import boto3
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
+from local_aws import ACCESS_KEY_ID, ENDPOINT, REGION, SECRET_ACCESS_KEY, TABLE, client, wait_for
 
 RUNS = int(os.environ.get("RUNS", "10"))
-EP = "http://127.0.0.1:4566"
-KW = dict(endpoint_url=EP, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
 BUCKET = "coldstart-bench"  # no notification: only this script's invocations import from it
 
 
@@ -70,13 +76,30 @@ def run_once(binary, event):
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
                AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
                AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_FORMAT="JSON",
-               AWS_ENDPOINT_URL=EP, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="test",
-               AWS_SECRET_ACCESS_KEY="test", CONTACTS_TABLE="contacts", CONTACTS_BUCKET=BUCKET)
+               AWS_ENDPOINT_URL=ENDPOINT, AWS_REGION=REGION, AWS_ACCESS_KEY_ID=ACCESS_KEY_ID,
+               AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY, CONTACTS_TABLE=TABLE, CONTACTS_BUCKET=BUCKET)
     start = time.monotonic()
     proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        if not server.state["idle"].wait(60):
-            raise SystemExit(f"{binary} did not finish its invocation within 60 s")
+        # Done when the process asks for its second invocation; stuck when it neither
+        # reaches the Runtime API nor uses CPU for a while.
+        watched = psutil.Process(proc.pid)
+
+        def progress():
+            try:
+                cpu = round(sum(watched.cpu_times()[:2]), 1)
+            except psutil.Error:
+                cpu = None
+            return server.state["first_next"], server.state["answered"], cpu
+
+        def finished():
+            if server.state["idle"].wait(0.5):  # wakes at once when set: no busy polling
+                return True
+            if proc.poll() is not None:
+                raise SystemExit(f"{binary} exited with status {proc.returncode} before finishing its invocation")
+            return False
+
+        wait_for(finished, progress, f"{binary}: waiting for its invocation", stall_seconds=60, interval=0)
     finally:
         proc.kill()
         proc.wait()
@@ -101,12 +124,14 @@ def s3_event(key):
 
 
 def main():
-    s3 = boto3.client("s3", **KW)
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    s3 = client("s3")
     try:
         s3.create_bucket(Bucket=BUCKET)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    inbound = json.load(open("functions/contact-events/events/message-inbound.json"))
+    with open("functions/contact-events/events/message-inbound.json") as f:
+        inbound = json.load(f)
     rows = []
     for name in ("import-contacts", "contact-events"):
         binary = f"target/release/{name}"

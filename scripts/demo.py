@@ -4,22 +4,21 @@ each summary and then the contacts written. Run with the stack up (`make demo` d
 
 A file named `*.sms.*` goes to channel sms, any other to whatsapp. Upload options (S3
 user metadata) come from a sidecar `<file>.meta.json`, e.g. {"lists": "VIP", "on-existing": "ignore"}.
+
+It waits as long as the stack makes progress, and gives up when nothing has moved for
+STALL_SECONDS (default 120; see localstack/local_aws.py).
 """
+
+import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
-import boto3
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
+from local_aws import BUCKET, TABLE, Stalled, client, stack_progress, wait_for
 
 ACCOUNT = "demo"
-BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
-TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
-TIMEOUT = float(os.environ.get("DEMO_TIMEOUT", "300"))
-kw = dict(endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"), region_name="us-east-1",
-          aws_access_key_id="test", aws_secret_access_key="test")
-s3, ddb = boto3.client("s3", **kw), boto3.client("dynamodb", **kw)
+s3, ddb = client("s3"), client("dynamodb")
 
 
 def forget_earlier_runs():
@@ -76,25 +75,32 @@ def plain(value):
 
 
 def main():
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     files = sorted(p for p in Path("samples").glob("*")
                    if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".meta.json"))
     if not files:
         sys.exit("demo: no files in samples/")
     forget_earlier_runs()
     pending = [upload(p) for p in files]
-    deadline = time.time() + TIMEOUT
-    while pending and time.time() < deadline:
+
+    def print_finished():
         summaries = finished_summaries()
         for key in [k for k in pending if k in summaries]:
             print(f"\n== summary of {key}\n{json.dumps(summaries[key], indent=2, ensure_ascii=False)}")
             pending.remove(key)
-        time.sleep(1)
+        return not pending
+
+    stalled = None
+    try:
+        wait_for(print_finished, lambda: (len(pending), stack_progress(ddb)), "demo: waiting for reports")
+    except Stalled as e:
+        stalled = e
     contacts = sorted(scan(f"CONTACT#{ACCOUNT}#"), key=lambda i: i["pk"]["S"])
     print(f"\n== {len(contacts)} contacts of account {ACCOUNT}")
     for item in contacts:
         print(json.dumps({k: plain(v) for k, v in sorted(item.items())}, ensure_ascii=False))
-    if pending:
-        sys.exit(f"demo: no report after {TIMEOUT:.0f}s for {pending}; see .run/relay.log and .run/watch.log")
+    if stalled:
+        sys.exit(f"demo: no report for {pending}: {stalled}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:m
     kill -KILL -- "-$pid" $pids 2>/dev/null
     echo "down: stopped $name (pid $pid)"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" ".run/$name.endpoint"  # up.sh notes where watch's functions send requests
 done
 
 [[ $# -gt 0 ]] && exit 0

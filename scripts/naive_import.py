@@ -1,25 +1,35 @@
 """The naive importer the benchmark compares against: Python, `phonenumbers` and
 boto3, one conditional put per row, sequential. Prints wall and CPU seconds as JSON.
 
-    naive_import.py FILE.csv ACCOUNT ENDPOINT
+    naive_import.py FILE.csv ACCOUNT [ENDPOINT]
 """
+
+import argparse
 import csv
 import json
 import resource
 import sys
 import time
+from pathlib import Path
 
-import boto3
 import phonenumbers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
+from local_aws import ENDPOINT, TABLE, client
 
 
 def main():
-    path, account, endpoint = sys.argv[1:4]
-    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="test", aws_secret_access_key="test")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", metavar="FILE.csv", help="a CSV with Name and Phone columns")
+    parser.add_argument("account", metavar="ACCOUNT", help="the account to write the contacts to")
+    parser.add_argument("endpoint", metavar="ENDPOINT", nargs="?", default=ENDPOINT,
+                        help=f"DynamoDB endpoint (default {ENDPOINT}; the fault proxy for added latency)")
+    args = parser.parse_args()
+    account = args.account
+    ddb = client("dynamodb", endpoint_url=args.endpoint)
     start = time.monotonic()
     created = rejected = existing = 0
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(args.path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             try:
                 number = phonenumbers.parse(row["Phone"], "GB")
@@ -34,7 +44,7 @@ def main():
                     "account_id": {"S": account}, "channel": {"S": "whatsapp"}, "phone": {"S": e164},
                     "name": {"S": row["Name"]}, "status": {"S": "active"}}
             try:
-                ddb.put_item(TableName="contacts", Item=item, ConditionExpression="attribute_not_exists(pk)")
+                ddb.put_item(TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(pk)")
                 created += 1
             except ddb.exceptions.ConditionalCheckFailedException:
                 existing += 1

@@ -6,29 +6,26 @@ Reads the table the functions write (CONTACTS_TABLE, default `contacts`) at
 AWS_ENDPOINT_URL (default the local emulator). While an import runs its job item shows
 `running` and the counts at its last checkpoint (at least every 2,000 rows or 5 s).
 """
-import os
-import sys
 
-import boto3
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
+from local_aws import TABLE, client
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: status.py ACCOUNT_ID [LIMIT]")
-    account, limit = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"),
-                       aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-                       aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"))
-    table = os.environ.get("CONTACTS_TABLE", "contacts")
-    items, kwargs = [], {"TableName": table, "FilterExpression": "begins_with(pk, :p) AND sk = :job",
-                         "ExpressionAttributeValues": {":p": {"S": f"IMPORT#{account}#"}, ":job": {"S": "JOB"}}}
-    while True:
-        page = ddb.scan(**kwargs)
-        items += page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("account", metavar="ACCOUNT_ID", help="the account whose imports to list")
+    parser.add_argument("limit", metavar="LIMIT", type=int, nargs="?", default=20,
+                        help="how many imports to print, newest first (default 20)")
+    args = parser.parse_args()
+    account, limit = args.account, args.limit
+    pages = client("dynamodb").get_paginator("scan").paginate(
+        TableName=TABLE, FilterExpression="begins_with(pk, :p) AND sk = :job",
+        ExpressionAttributeValues={":p": {"S": f"IMPORT#{account}#"}, ":job": {"S": "JOB"}})
+    items = [item for page in pages for item in page.get("Items", [])]
     items.sort(key=lambda i: i.get("started_at", {}).get("S", ""), reverse=True)
     if not items:
         print(f"no imports for account {account!r}")

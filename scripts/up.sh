@@ -3,6 +3,12 @@
 # answers on 4566, e.g. LocalStack), resources, both functions under `cargo lambda watch`
 # and the S3 -> function relay. Idempotent: what already runs is left alone.
 # Returns when an upload would be imported: both functions answer an invoke.
+#
+# FAULT_PROXY=1 also starts localstack/fault_proxy.py (127.0.0.1:4567) and runs the
+# functions through it, for the tests and benchmarks that inject faults or count
+# requests; they restart watch that way (scripts/down.sh watch && FAULT_PROXY=1
+# scripts/up.sh) and put it back after. By default the functions reach the emulator
+# directly. Waits here give up only when nothing has moved for UP_STALL_SECONDS (300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -13,6 +19,11 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 AWS_DEFAULT_R
 export CONTACTS_TABLE=${CONTACTS_TABLE:-contacts} CONTACTS_BUCKET=${CONTACTS_BUCKET:-contact-uploads}
 export NO_COLOR=1  # plain text in .run/*.log (tracing-subscriber honours it)
 mkdir -p .run
+
+fault_proxy=${FAULT_PROXY:-0}
+functions_endpoint=$AWS_ENDPOINT_URL  # where the functions send their AWS requests
+[[ $fault_proxy == 1 ]] && functions_endpoint=http://127.0.0.1:4567
+stall=${UP_STALL_SECONDS:-300}
 
 answers() { curl -s -o /dev/null --max-time 2 "$1"; }  # any HTTP answer will do
 running() {  # the pid file names a live process that is still ours (pids get reused)
@@ -25,24 +36,40 @@ start() {  # own session (setsid), so down.sh can stop the process with all its 
   echo "up: started $name (pid $!), log .run/$name.log"
 }
 fail() { echo "up: $1; see $2:" >&2; tail -n 30 "$2" >&2; exit 1; }
+# Runs "$@" until it succeeds while service $1 (pid file, log) starts: fails when the
+# process exits, or when neither its CPU time nor its log has moved for $stall seconds.
+until_ready() {
+  local name=$1 pid seen= now moved=$SECONDS; shift
+  pid=$(cat ".run/$name.pid")
+  until "$@"; do
+    kill -0 "$pid" 2>/dev/null || fail "$name exited" ".run/$name.log"
+    now="$(ps -o times= -p "$pid") $(stat -c %s ".run/$name.log")"
+    if [[ $now != "$seen" ]]; then
+      seen=$now moved=$SECONDS
+    elif ((SECONDS - moved >= stall)); then
+      fail "$name: nothing moved for ${stall}s" ".run/$name.log"
+    fi
+    sleep 0.5
+  done
+}
 
 if answers http://127.0.0.1:4566/; then
   echo "up: emulator already answers on 127.0.0.1:4566"
 else
   start emulator moto_server -H 127.0.0.1 -p 4566
-  for _ in $(seq 100); do answers http://127.0.0.1:4566/ && break; sleep 0.2; done
-  answers http://127.0.0.1:4566/ || fail "the emulator did not start" .run/emulator.log
+  until_ready emulator answers http://127.0.0.1:4566/
 fi
 python localstack/init.py
 
-# The functions reach the emulator through the fault proxy (pass-through unless a test
-# or benchmark switches faults or latency on); tests and scripts use 4566 directly.
-if running proxy fault_proxy.py; then
-  echo "up: fault proxy already runs (pid $(cat .run/proxy.pid))"
-else
-  start proxy python -u localstack/fault_proxy.py
-  for _ in $(seq 50); do answers http://127.0.0.1:4567/__proxy/stats && break; sleep 0.2; done
-  answers http://127.0.0.1:4567/__proxy/stats || fail "the fault proxy did not start" .run/proxy.log
+# The fault proxy forwards to 4566 and counts; tests and benchmarks switch faults or
+# latency on. Tests and scripts themselves always use 4566 directly.
+if [[ $fault_proxy == 1 ]]; then
+  if running proxy fault_proxy.py; then
+    echo "up: fault proxy already runs (pid $(cat .run/proxy.pid))"
+  else
+    start proxy python -u localstack/fault_proxy.py
+    until_ready proxy answers http://127.0.0.1:4567/__proxy/stats
+  fi
 fi
 
 # Build exactly what watch will `cargo run --bin <name>`, one at a time, so that the first
@@ -53,12 +80,18 @@ cargo build "${profile[@]}" --bin import-contacts
 cargo build "${profile[@]}" --bin contact-events
 
 if running watch "lambda watch"; then
-  echo "up: cargo lambda watch already runs (pid $(cat .run/watch.pid))"
+  current=$(cat .run/watch.endpoint 2>/dev/null || echo unknown)
+  echo "up: cargo lambda watch already runs (pid $(cat .run/watch.pid)); its functions reach $current"
+  if [[ -n ${FAULT_PROXY:-} && $current != "$functions_endpoint" ]]; then
+    echo "up: FAULT_PROXY=$FAULT_PROXY wants them on $functions_endpoint:" \
+      "scripts/down.sh watch && FAULT_PROXY=$FAULT_PROXY scripts/up.sh" >&2
+    exit 1
+  fi
 elif answers http://127.0.0.1:9000/; then
   echo "up: something else already listens on 127.0.0.1:9000" >&2; exit 1
 else
   # Cargo.toml's [workspace.metadata.lambda.watch.env] wins over this environment for
-  # the keys it sets; the exports above cover anything it leaves out.
+  # the keys it sets, so it must not set AWS_ENDPOINT_URL: the endpoint comes from here.
   # --ignore-changes: a reload would kill imports in flight; WATCH_RELOAD=1 make up
   # keeps watch's hot reload for editing sessions.
   reload=--ignore-changes; [[ ${WATCH_RELOAD:-0} == 1 ]] && reload=
@@ -66,7 +99,8 @@ else
   # instead (Lambda's maximum by default). Not watch's --timeout: with it, a function
   # idle that long gets an invoke without a request id from watch and exits.
   export IMPORT_TIME_LIMIT_SECONDS=${IMPORT_TIME_LIMIT_SECONDS:-900}
-  start watch env AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
+  start watch env AWS_ENDPOINT_URL="$functions_endpoint" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
+  echo "$functions_endpoint" > .run/watch.endpoint
 fi
 
 # Ready when both functions answer (an error for the empty event is an answer too):
@@ -76,14 +110,11 @@ invoke() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H 'content-type: application/json' -d '{}' \
     "http://127.0.0.1:9000/2015-03-31/functions/$1/invocations" || true
 }
-log_from=$(($(stat -c %s .run/watch.log) + 1)) deadline=$((SECONDS + 300))
+log_from=$(($(stat -c %s .run/watch.log) + 1))
+exits_at_start() { tail -c "+$log_from" .run/watch.log | grep -q 'command exited'; }
 for fn in import-contacts contact-events; do
-  until code=$(invoke "$fn"); [[ $code != 000 ]]; do
-    kill -0 "$(cat .run/watch.pid)" 2>/dev/null || fail "cargo lambda watch exited" .run/watch.log
-    tail -c "+$log_from" .run/watch.log | grep -q 'command exited' && fail "a function exits at start-up" .run/watch.log
-    ((SECONDS < deadline)) || fail "$fn did not answer an invoke within 300s" .run/watch.log
-    sleep 1
-  done
+  answered() { code=$(invoke "$fn"); [[ $code != 000 ]] || { exits_at_start && fail "a function exits at start-up" .run/watch.log; false; }; }
+  until_ready watch answered
   [[ $code == 200 || $code == 500 ]] || fail "$fn answers HTTP $code on 127.0.0.1:9000" .run/watch.log
 done
 
@@ -95,4 +126,4 @@ else
   RELAY_INVOKE_TIMEOUT=${RELAY_INVOKE_TIMEOUT:-60} start relay python -u localstack/relay.py
 fi
 echo "up: ready. Upload to s3://$CONTACTS_BUCKET/imports/{account}/{channel}/... at $AWS_ENDPOINT_URL;" \
-  "logs in .run/*.log; stop with make down"
+  "functions reach $functions_endpoint; logs in .run/*.log; stop with make down"

@@ -1,6 +1,6 @@
 //! Configuration read once at start-up from the environment (DESIGN section 3).
 
-use crate::phone::Region;
+use crate::domain::phone::Region;
 
 /// Function configuration.
 #[derive(Clone, Debug)]

@@ -1,35 +1,31 @@
-//! # contacts: the contact book's domain, parsing, ports and AWS adapters
+//! # contacts: the contact book's domain, parsing, services, ports and AWS adapters
 //!
 //! The two Lambda functions (`import-contacts`, `contact-events`) are thin: they read
-//! [`config::Config`], build AWS clients once and hand events to this crate.
+//! [`config::Config`], build AWS clients once and hand events to one service each
+//! ([`import::Importer`], [`events::EventService`]).
 //!
-//! Layers, from the inside out:
-//! - **domain** (pure, synchronous, unit-tested): [`text`] cleaning, [`field`] names and
-//!   limits, [`mapping`] of column titles, [`phone`] normalisation to E.164,
-//!   [`validate`] of one row, [`contact`] items and how a row merges into a stored one,
-//!   [`options`] of an upload, [`upload`] key layout and import ids, [`report`] files;
-//! - **parsing** ([`source`]): CSV / TXT streams with encoding and delimiter sniffing,
-//!   workbooks through calamine, all yielding [`source::RawRow`]s;
-//! - **ports** ([`ports`]): small async traits the handlers are generic over, with
-//!   an in-memory implementation for unit tests;
-//! - **adapters** ([`aws`]): S3 and DynamoDB implementations of those ports;
-//! - **services**: [`save`] (one conditional write per contact, retried on races),
-//!   [`import`] (the whole pipeline of one upload) and [`events`] (contact-events).
+//! Layers, from the inside out (no module imports one further out):
+//! - [`domain`]: pure and synchronous. Text cleaning, fields and column mapping, phone
+//!   rules, row validation, contacts and how a row merges into a stored one, upload
+//!   options and key layout, outcome and status codes.
+//! - [`parse`]: bytes to rows. CSV / TXT with encoding and delimiter sniffing, workbooks
+//!   through calamine; everything yields [`parse::RawRow`]s.
+//! - [`ports`]: the small async traits services are generic over (object store,
+//!   contacts, jobs, settings, event ledger, continuation).
+//! - services: [`book`] (one contact's conditional write, shared by imports and events),
+//!   [`import`] (the pipeline of one upload and its reports) and [`events`]
+//!   (contact-events' payloads and rules).
+//! - [`aws`]: the S3, DynamoDB and Lambda adapters behind the ports, and every key format
+//!   in [`aws::keys`].
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod book;
 pub mod config;
-pub mod contact;
+pub mod domain;
 pub mod events;
-pub mod field;
 pub mod import;
-pub mod mapping;
-pub mod options;
-pub mod phone;
+pub mod parse;
 pub mod ports;
-pub mod report;
-pub mod save;
-pub mod source;
-pub mod text;
-pub mod upload;
-pub mod validate;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;

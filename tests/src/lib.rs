@@ -2,11 +2,18 @@
 //! emulator on 127.0.0.1:4566, the functions under `cargo lambda watch` on :9000, the
 //! relay) with the real AWS SDK, exactly as a user or another system would.
 //!
-//! The tests run only when `E2E=1` (as `make test` sets after `make up`); plain
-//! `cargo test` skips them with a message, because they need the stack.
+//! The end-to-end tests are `#[ignore]`d, so a plain `cargo test` lists them as ignored
+//! rather than passing them without the stack. With the stack up (`make up`), run them
+//! with `cargo test -p integration-tests -- --ignored`; `make test` does both.
+//!
+//! Waits are progress-based ([`Stack::wait_until`]): they fail when nothing in the stack
+//! has moved for [`stall_limit`], never after a fixed total, so a busy machine makes them
+//! slower, not red.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -16,16 +23,197 @@ use serde_json::Value;
 pub const BUCKET: &str = "contact-uploads";
 /// The table `localstack/init.py` creates.
 pub const TABLE: &str = "contacts";
+/// The repository's root: `scripts/`, and `.run/` with the stack's pid files and logs.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const ENDPOINT: &str = "http://127.0.0.1:4566";
 const INVOKE: &str = "http://127.0.0.1:9000/2015-03-31/functions";
+/// The fault proxy's control API (`localstack/fault_proxy.py`).
+pub const PROXY: &str = "http://127.0.0.1:4567/__proxy";
+/// How often a wait asks its own question (a summary there yet?).
+const POLL_EVERY: Duration = Duration::from_millis(300);
+/// How often a wait looks at the stack's progress (a few requests and a `ps`).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
-/// Whether the end-to-end tests should run; prints why not.
-pub fn enabled() -> bool {
-    let on = std::env::var("E2E").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipped: end-to-end tests need the local stack; run `make test` (or `make up` then `E2E=1 cargo test -p integration-tests`)");
+/// How long an end-to-end wait tolerates seeing nothing move in the stack:
+/// `E2E_STALL_SECONDS`, default 120. A running import creates items and uses CPU all
+/// the time, so two minutes of stillness means a stuck stack, not a slow one.
+pub fn stall_limit() -> Duration {
+    let seconds = std::env::var("E2E_STALL_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(seconds)
+}
+
+/// What moves while the stack works, read cheaply: never a table scan (moto walks the
+/// whole table for each, which takes seconds once the tests have written a few
+/// thousand contacts). Any change counts as progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The table's item count: every import creates its job item and its new contacts.
+    pub items: Option<i64>,
+    /// Objects under `reports/`: every finished import writes its summary and rows.csv.
+    pub reports: Option<usize>,
+    /// CPU seconds of the functions under this checkout's `cargo lambda watch`: a
+    /// re-import that changes nothing still works.
+    pub function_cpu_seconds: Option<u64>,
+    /// Requests the fault proxy forwarded, when it runs.
+    pub proxied: Option<u64>,
+}
+
+/// One process under this checkout's `cargo lambda watch`, from `ps`.
+#[derive(Debug, Clone)]
+pub struct FunctionProcess {
+    /// Process id.
+    pub pid: u32,
+    /// The function (the binary's name: `import-contacts`, `contact-events`).
+    pub name: String,
+    /// CPU time used so far, in whole seconds.
+    pub cpu_seconds: u64,
+}
+
+/// The function processes under the `cargo lambda watch` this checkout started (the
+/// descendants of the pid in `.run/watch.pid`), so that a test never touches another
+/// checkout's stack. Empty when no watch of ours runs.
+pub fn function_processes() -> Vec<FunctionProcess> {
+    let Some(watch) = std::fs::read_to_string(format!("{ROOT}/.run/watch.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return Vec::new();
+    };
+    let Ok(out) = std::process::Command::new("ps")
+        .args(["-e", "-o", "pid=,ppid=,times=,comm="])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let table: Vec<(u32, u32, u64, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split_whitespace();
+            let pid = cells.next()?.parse().ok()?;
+            let ppid = cells.next()?.parse().ok()?;
+            let cpu = cells.next()?.parse().ok()?;
+            Some((pid, ppid, cpu, cells.collect::<Vec<_>>().join(" ")))
+        })
+        .collect();
+    let mut ours = vec![watch];
+    let mut found = Vec::new();
+    while let Some(parent) = ours.pop() {
+        for (pid, ppid, cpu, name) in &table {
+            if *ppid == parent {
+                ours.push(*pid);
+                if name == "import-contacts" || name == "contact-events" {
+                    found.push(FunctionProcess {
+                        pid: *pid,
+                        name: name.clone(),
+                        cpu_seconds: *cpu,
+                    });
+                }
+            }
+        }
     }
-    on
+    found
+}
+
+/// Requests the fault proxy has forwarded since its last reset; `None` when no proxy runs.
+pub fn proxied_requests() -> Option<u64> {
+    let stats: Value = ureq::get(&format!("{PROXY}/stats"))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .ok()?
+        .into_json()
+        .ok()?;
+    Some(
+        stats["requests"]
+            .as_object()?
+            .values()
+            .filter_map(Value::as_u64)
+            .sum(),
+    )
+}
+
+/// Routes the functions through the fault proxy for as long as it lives: watch is
+/// restarted with `FAULT_PROXY=1 scripts/up.sh` (which starts the proxy if needed), and
+/// on drop restarted on the default, direct path to the emulator. By default the
+/// functions talk to the emulator directly, so only the tests that inject faults pay for
+/// the proxy; tests that hold this at the same time share one restart.
+pub struct ThroughFaultProxy(());
+
+static PROXY_USERS: Mutex<usize> = Mutex::new(0);
+
+impl ThroughFaultProxy {
+    /// Restarts watch through the proxy (unless another test of this process already did).
+    pub fn route_functions() -> ThroughFaultProxy {
+        let mut users = PROXY_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if *users == 0 {
+            restart_watch("FAULT_PROXY=1");
+        }
+        *users += 1;
+        ThroughFaultProxy(())
+    }
+
+    /// Sets the proxy's faults (`{}`: all off); see `localstack/fault_proxy.py`.
+    pub fn set_faults(&self, faults: &Value) {
+        ureq::post(&format!("{PROXY}/faults"))
+            .send_json(faults.clone())
+            .expect("the fault proxy answers (FAULT_PROXY=1 scripts/up.sh starts it)");
+    }
+
+    /// The proxy's counters: `requests` and `injected`, by service and operation.
+    pub fn stats(&self) -> Value {
+        ureq::get(&format!("{PROXY}/stats"))
+            .call()
+            .expect("the fault proxy answers")
+            .into_json()
+            .expect("stats are JSON")
+    }
+}
+
+impl Drop for ThroughFaultProxy {
+    fn drop(&mut self) {
+        let mut users = PROXY_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            if let Err(e) = ureq::post(&format!("{PROXY}/faults")).send_json(serde_json::json!({}))
+            {
+                eprintln!("could not switch the proxy's faults off: {e}");
+            }
+            // No panic here: this may run while a failed test unwinds.
+            if let Err(e) = try_restart_watch("") {
+                eprintln!("could not put the functions back on the direct path: {e}");
+            }
+        }
+    }
+}
+
+/// Restarts `cargo lambda watch` (both functions) with `env` (shell assignments such as
+/// `FAULT_PROXY=1 IMPORT_TIME_LIMIT_SECONDS=20`; empty for the defaults), as `make up`
+/// starts it. Kills what the functions are doing: the relay retries those invokes.
+pub fn restart_watch(env: &str) {
+    if let Err(e) = try_restart_watch(env) {
+        panic!("{e}");
+    }
+}
+
+/// [`restart_watch`] that reports failure instead of panicking (for `Drop`).
+pub fn try_restart_watch(env: &str) -> Result<(), String> {
+    let status = std::process::Command::new("bash")
+        .current_dir(ROOT)
+        .args([
+            "-c",
+            &format!("scripts/down.sh watch && {env} scripts/up.sh"),
+        ])
+        .status()
+        .map_err(|e| format!("cannot run scripts/up.sh: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "restarting the functions ({env} scripts/up.sh) failed: {status}"
+        ))
+    }
 }
 
 /// A unique account id, so tests never see each other's contacts.
@@ -83,6 +271,12 @@ impl Stack {
 
     /// Every finished summary.json under the account's reports, oldest first.
     pub async fn summaries(&self, account: &str) -> Vec<Value> {
+        self.try_summaries(account).await.expect("list reports")
+    }
+
+    /// [`Stack::summaries`], or the emulator's error (moto answers 500 now and then
+    /// under load).
+    pub async fn try_summaries(&self, account: &str) -> Result<Vec<Value>, String> {
         let listed = self
             .s3
             .list_objects_v2()
@@ -90,7 +284,7 @@ impl Stack {
             .prefix(format!("reports/{account}/"))
             .send()
             .await
-            .expect("list reports");
+            .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
         let mut found = Vec::new();
         for object in listed.contents() {
             let Some(key) = object.key().filter(|k| k.ends_with("/summary.json")) else {
@@ -100,41 +294,87 @@ impl Stack {
             found.push(doc);
         }
         found.sort_by(|a, b| a["started_at"].as_str().cmp(&b["started_at"].as_str()));
-        found
+        Ok(found)
+    }
+
+    /// What moves in the stack now (see [`Progress`]).
+    pub async fn progress(&self) -> Progress {
+        let items = self
+            .ddb
+            .describe_table()
+            .table_name(TABLE)
+            .send()
+            .await
+            .ok()
+            .and_then(|t| t.table().and_then(|t| t.item_count()));
+        let reports = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("reports/")
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(|page| page.ok().map(|p| p.contents().len()))
+            .sum::<Option<usize>>();
+        let functions = function_processes();
+        Progress {
+            items,
+            reports,
+            function_cpu_seconds: (!functions.is_empty())
+                .then(|| functions.iter().map(|f| f.cpu_seconds).sum()),
+            proxied: proxied_requests(),
+        }
+    }
+
+    /// Calls `poll` until it answers `Some`, and returns that answer. Fails (panics,
+    /// naming `what`) only when [`Stack::progress`] has not changed for [`stall_limit`]:
+    /// however long a busy machine takes, a wait lasts while the stack moves.
+    pub async fn wait_until<T, F, Fut>(&self, what: &str, mut poll: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let limit = stall_limit();
+        let mut seen = self.progress().await;
+        let (mut moved, mut probed) = (Instant::now(), Instant::now());
+        loop {
+            if let Some(answer) = poll().await {
+                return answer;
+            }
+            if probed.elapsed() >= PROBE_EVERY {
+                probed = Instant::now();
+                let now = self.progress().await;
+                if now != seen {
+                    seen = now;
+                    moved = Instant::now();
+                } else if moved.elapsed() >= limit {
+                    panic!(
+                        "{what}: nothing moved in the stack for {limit:?} (still {seen:?}); \
+                         is `make up` running? See .run/relay.log and .run/watch.log"
+                    );
+                }
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
     }
 
     /// Waits for the summary of the upload of `key` (the `n`-th one when uploaded more
-    /// than once, counting from 1).
+    /// than once, counting from 1), as long as the stack makes progress.
     pub async fn wait_for_summary(&self, account: &str, key: &str, n: usize) -> Value {
-        self.wait_for_summary_within(account, key, n, Duration::from_secs(180))
-            .await
-    }
-
-    /// [`Stack::wait_for_summary`] with a longer patience, for big files.
-    pub async fn wait_for_summary_within(
-        &self,
-        account: &str,
-        key: &str,
-        n: usize,
-        patience: Duration,
-    ) -> Value {
-        let deadline = Instant::now() + patience;
-        loop {
+        self.wait_until(&format!("summary {n} of {key}"), || async move {
             let matching: Vec<Value> = self
-                .summaries(account)
+                .try_summaries(account)
                 .await
+                .ok()? // the emulator is busy: ask again
                 .into_iter()
                 .filter(|s| s["source"]["key"] == key)
                 .collect();
-            if matching.len() >= n {
-                return matching[n - 1].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no summary for {key} within 180 s (is `make up` running?)"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+            matching.get(n - 1).cloned()
+        })
+        .await
     }
 
     /// Uploads and waits for the import's summary.

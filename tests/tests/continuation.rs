@@ -5,42 +5,29 @@
 //! needs several invocations; contacts and counts must match a clean run.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use integration_tests::{assert_contacts_exactly, enabled, unique_account, Stack};
+use integration_tests::{
+    assert_contacts_exactly, restart_watch, try_restart_watch, unique_account, Stack, ROOT,
+};
 use serde_json::json;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn restart_watch(timeout: Option<u32>) {
-    let up = match timeout {
-        Some(seconds) => format!("IMPORT_TIME_LIMIT_SECONDS={seconds} scripts/up.sh"),
-        None => "scripts/up.sh".to_string(),
-    };
-    let status = std::process::Command::new("bash")
-        .current_dir(ROOT)
-        .args(["-c", &format!("scripts/down.sh watch && {up}")])
-        .status()
-        .expect("restart watch");
-    assert!(status.success(), "functions restarted");
-}
-
-/// Puts the functions back to the default timeout whatever the test's outcome.
+/// Puts the functions back to the default time limit whatever the test's outcome.
 struct DefaultTimeoutOnDrop;
 
 impl Drop for DefaultTimeoutOnDrop {
     fn drop(&mut self) {
-        restart_watch(None);
+        // No panic here: this may run while a failed test unwinds.
+        if let Err(e) = try_restart_watch("") {
+            eprintln!("{e}");
+        }
     }
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn an_import_longer_than_one_invocation_continues_itself() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
-    restart_watch(Some(20));
+    restart_watch("IMPORT_TIME_LIMIT_SECONDS=20");
     let _restore = DefaultTimeoutOnDrop;
 
     let account = unique_account("continue");
@@ -58,9 +45,7 @@ async fn an_import_longer_than_one_invocation_continues_itself() {
     }
     let key = format!("imports/{account}/whatsapp/continue.csv");
     stack.upload(&key, body.as_bytes(), &[]).await;
-    let summary = stack
-        .wait_for_summary_within(&account, &key, 1, Duration::from_secs(600))
-        .await;
+    let summary = stack.wait_for_summary(&account, &key, 1).await;
 
     assert_eq!(
         summary["rows"],

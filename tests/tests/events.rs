@@ -2,7 +2,7 @@
 //! watch`) against the emulator.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{b, enabled, invoke, s, unique_account, Stack, BUCKET};
+use integration_tests::{b, invoke, s, unique_account, Stack, BUCKET};
 use serde_json::{json, Value};
 
 fn inbound(account: &str, message_id: &str, from: &str, profile: Option<&str>) -> Value {
@@ -20,10 +20,8 @@ async fn set_status(stack: &Stack, account: &str, phone: &str, status: &str) {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn inbound_messages_create_reactivate_and_respect_blocks() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("inbound");
     let phone = "+447911123456";
@@ -110,10 +108,8 @@ async fn inbound_messages_create_reactivate_and_respect_blocks() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn captured_details_complete_an_anonymous_contact_and_race_with_inbound() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("captured");
     let phone = "+447400123456";
@@ -145,10 +141,8 @@ async fn captured_details_complete_an_anonymous_contact_and_race_with_inbound() 
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn campaign_recipients_inline_and_from_a_file_are_saved_once() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("campaign");
     let event = json!({"type": "campaign.completed", "account_id": account, "campaign_id": "cmp-42", "channel": "whatsapp",
@@ -240,10 +234,8 @@ async fn campaign_recipients_inline_and_from_a_file_are_saved_once() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn envelopes_batches_and_bad_events() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("shapes");
     let detail = json!({"account_id": account, "channel": "sms", "message_id": "eb-1", "from": "+447911123456", "profile_name": "EB"});

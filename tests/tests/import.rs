@@ -1,14 +1,12 @@
 //! End to end: files uploaded to the emulator are imported by import-contacts running
 //! under `cargo lambda watch`, triggered by the emulator's own S3 notification.
 
-use integration_tests::{b, enabled, invoke, repo_file, s, ss, unique_account, Stack};
+use integration_tests::{b, invoke, repo_file, s, ss, unique_account, Stack};
 use serde_json::json;
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn myoperator_style_file_saves_contacts_and_reports_problem_rows() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("myop");
     let summary = stack
@@ -86,10 +84,8 @@ async fn myoperator_style_file_saves_contacts_and_reports_problem_rows() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn interakt_style_file_combines_names_country_codes_and_custom_attributes() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("interakt");
     let summary = stack
@@ -149,10 +145,8 @@ async fn interakt_style_file_combines_names_country_codes_and_custom_attributes(
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn webex_style_uk_numbers_with_default_country_and_lists() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("webex");
     let summary = stack
@@ -180,10 +174,8 @@ async fn webex_style_uk_numbers_with_default_country_and_lists() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn spotler_style_semicolons_and_numbers_without_plus() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("spotler");
     let summary = stack
@@ -221,10 +213,8 @@ async fn spotler_style_semicolons_and_numbers_without_plus() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn xlsx_workbook_first_sheet_with_data_numeric_and_date_cells() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("xlsx");
     let summary = stack
@@ -256,10 +246,8 @@ async fn xlsx_workbook_first_sheet_with_data_numeric_and_date_cells() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn same_file_twice_second_report_is_all_unchanged() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("twice");
     let body = repo_file("samples/myoperator.csv");
@@ -279,10 +267,8 @@ async fn same_file_twice_second_report_is_all_unchanged() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn option_ignore_leaves_existing_contacts_and_update_changes_them() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("ignore");
     stack
@@ -338,10 +324,8 @@ async fn option_ignore_leaves_existing_contacts_and_update_changes_them() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn blocked_contact_stays_blocked_through_an_import() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("blocked");
     stack
@@ -380,10 +364,8 @@ async fn blocked_contact_stays_blocked_through_an_import() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn dry_run_reports_without_writing() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("dry");
     let summary = stack
@@ -404,10 +386,8 @@ async fn dry_run_reports_without_writing() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn account_setting_supplies_the_default_country() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("settings");
     let setting = [
@@ -442,10 +422,8 @@ async fn account_setting_supplies_the_default_country() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn pasted_number_list_in_txt() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("txt");
     let summary = stack
@@ -464,10 +442,8 @@ async fn pasted_number_list_in_txt() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn file_level_failures_say_why_and_write_nothing() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let garbage: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 256) as u8).collect();
     type Case<'a> = (&'a str, &'a [u8], &'a [(&'a str, &'a str)], &'a str);
@@ -515,10 +491,8 @@ async fn file_level_failures_say_why_and_write_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn real_aws_event_shape_invoked_directly_with_encoded_key() {
-    if !enabled() {
-        return;
-    }
     let stack = Stack::connect().await;
     let account = unique_account("direct");
     let key = format!("imports/{account}/whatsapp/My File (1).csv");

@@ -1,8 +1,8 @@
-//! Invocation shapes: a bare event, an EventBridge envelope, or an SQS batch answered
-//! with `batchItemFailures`.
+//! The handler: an invocation payload in (a bare event, an EventBridge envelope or an
+//! SQS batch; `contacts::events::envelope` tells them apart), one reply out, and one
+//! metrics line per invocation.
 
-use contacts::config::Config;
-use contacts::events::{unwrap_envelope, EventError, EventService};
+use contacts::events::{EventError, EventService, Invocation, Reply};
 use contacts::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
 use serde_json::{json, Value};
 
@@ -20,65 +20,23 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-fn is_sqs_batch(payload: &Value) -> bool {
-    payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .is_some_and(|records| {
-            !records.is_empty()
-                && records
-                    .iter()
-                    .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-        })
-}
-
-/// Handles one invocation.
-pub async fn handle<O, D>(
-    objects: &O,
-    table: &D,
-    config: &Config,
+/// Handles one invocation: a single event answers or fails; a batch answers with
+/// `batchItemFailures`.
+pub async fn handle<O, C, S, L>(
+    service: &EventService<'_, O, C, S, L>,
     payload: Value,
-) -> Result<Value, HandlerError>
+) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
-    D: ContactStore + SettingsStore + EventLedger,
+    C: ContactStore,
+    S: SettingsStore,
+    L: EventLedger,
 {
-    let service = EventService {
-        objects,
-        table,
-        config,
-    };
-    if !is_sqs_batch(&payload) {
-        let result = service.handle(&unwrap_envelope(payload)).await;
-        emit_metrics(1, u64::from(result.is_err()));
-        return Ok(result?);
-    }
-    let mut failures = Vec::new();
-    for record in payload["Records"].as_array().into_iter().flatten() {
-        let id = record
-            .get("messageId")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let body = record
-            .get("body")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let result = match serde_json::from_str::<Value>(body) {
-            Ok(event) => service.handle(&unwrap_envelope(event)).await.map(|_| ()),
-            Err(e) => Err(EventError::InvalidField {
-                field: "body".into(),
-                problem: format!("is not JSON ({e})"),
-            }),
-        };
-        if let Err(e) = result {
-            tracing::warn!(message_id = %id, error = %e, "event in batch failed");
-            failures.push(json!({"itemIdentifier": id}));
-        }
-    }
-    let total = payload["Records"].as_array().map_or(0, Vec::len) as u64;
-    emit_metrics(total, failures.len() as u64);
-    Ok(json!({"batchItemFailures": failures}))
+    let invocation = Invocation::from_payload(payload);
+    let events = invocation.event_count();
+    let reply = service.handle_invocation(invocation).await;
+    emit_metrics(events, reply.as_ref().map_or(1, Reply::failures));
+    Ok(reply?)
 }
 
 /// One CloudWatch Embedded Metric Format line per invocation (a batch counts once).
@@ -102,11 +60,26 @@ fn emit_metrics(events: u64, failed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contacts::ports::memory::MemoryStore;
+    use contacts::config::Config;
+    use contacts::domain::upload::Channel;
+    use contacts::ports::memory::MemoryPorts;
+
+    async fn invoke(ports: &MemoryPorts, payload: Value) -> Result<Value, HandlerError> {
+        let config = Config::default();
+        let service = EventService {
+            objects: &ports.objects,
+            contacts: &ports.contacts,
+            settings: &ports.settings,
+            ledger: &ports.ledger,
+            config: &config,
+        };
+        let reply = handle(&service, payload).await?;
+        Ok(serde_json::to_value(reply).expect("replies serialise"))
+    }
 
     #[tokio::test]
     async fn sqs_batch_reports_exactly_the_failed_records() {
-        let store = MemoryStore::default();
+        let store = MemoryPorts::default();
         let good = json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp", "message_id": "m1", "from": "+447911123456"});
         let bad = json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp", "from": "+447911123456"});
         let batch = json!({"Records": [
@@ -114,13 +87,56 @@ mod tests {
             {"messageId": "b", "eventSource": "aws:sqs", "body": bad.to_string()},
             {"messageId": "c", "eventSource": "aws:sqs", "body": "not json"},
         ]});
-        let answer = handle(&store, &store, &Config::default(), batch)
-            .await
-            .expect("batch answered");
+        let answer = invoke(&store, batch).await.expect("batch answered");
         assert_eq!(
             answer,
             json!({"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}]})
         );
-        assert_eq!(store.contact_count(), 1);
+        assert_eq!(store.contacts.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_single_event_is_an_invalid_event_error() {
+        let store = MemoryPorts::default();
+        let event = json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123458", "email": "not-an-email"});
+        let err = invoke(&store, event).await.expect_err("refused");
+        let diagnostic = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(diagnostic.error_type, "InvalidEvent");
+        assert!(
+            diagnostic.error_message.contains("`email`"),
+            "{}",
+            diagnostic.error_message
+        );
+        assert!(store
+            .contacts
+            .get("acme", Channel::Sms, "+447911123458")
+            .is_none());
+    }
+
+    /// Every example in `events/` (the payloads `cargo lambda invoke --data-file` takes)
+    /// decodes through the envelope and payload types.
+    #[test]
+    fn example_payloads_decode() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let mut examples = 0;
+        for entry in std::fs::read_dir(&dir).expect("events/ exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let payload: Value = serde_json::from_str(&text).expect("JSON");
+            let events = match Invocation::from_payload(payload) {
+                Invocation::Single(event) => vec![event],
+                Invocation::Batch(records) => records.into_iter().map(|r| r.event).collect(),
+            };
+            for event in events {
+                if let Err(e) = event {
+                    panic!("{}: {e}", path.display());
+                }
+            }
+            examples += 1;
+        }
+        assert_eq!(examples, 6, "every example was read");
     }
 }

@@ -3,6 +3,7 @@
 
 use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
 use contacts::config::Config;
+use contacts::events::EventService;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -15,9 +16,16 @@ async fn main() -> Result<(), Error> {
     let sdk = load_sdk_config().await;
     let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-    let (config, objects, table) = (&config, &objects, &table);
+    // One table holds contacts, account settings and the processed-event ledger.
+    let service = &EventService {
+        objects: &objects,
+        contacts: &table,
+        settings: &table,
+        ledger: &table,
+        config: &config,
+    };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler::handle(objects, table, config, event.payload).await
+        handler::handle(service, event.payload).await
     }))
     .await
 }

@@ -1,11 +1,11 @@
 //! The handler, generic over the ports so it is testable without AWS.
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
-use contacts::config::Config;
+use contacts::domain::outcome::ImportStatus;
+use contacts::domain::upload::decode_event_key;
+use contacts::import::report::Summary;
 use contacts::import::{ImportError, ImportResult, Importer, Upload};
 use contacts::ports::{ContactStore, Continuation, JobStore, ObjectStore, SettingsStore};
-use contacts::report::Summary;
-use contacts::upload::decode_event_key;
 use serde::Serialize;
 
 /// The function's answer: one entry per record.
@@ -20,15 +20,30 @@ pub struct Response {
 pub struct RecordResult {
     /// Decoded key.
     pub key: String,
-    /// `completed`, `completed_with_errors`, `failed`, `skipped`, or `continuing` (ran
-    /// short of time; a new invocation resumes it and the records after it).
-    pub status: String,
+    /// What became of it.
+    pub status: RecordStatus,
     /// The import id, when imported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub import_id: Option<String>,
     /// Why it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What became of one record.
+#[derive(Copy, Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Imported; no row rejected.
+    Completed,
+    /// Imported; some rows rejected.
+    CompletedWithErrors,
+    /// The file as a whole failed (see its summary).
+    Failed,
+    /// Not imported: not an upload key, or a duplicate event.
+    Skipped,
+    /// Ran short of time; a new invocation resumes it and the records after it.
+    Continuing,
 }
 
 /// A failure the runtime reports with its type, so a retry can resume the import.
@@ -123,25 +138,18 @@ pub fn earliest(
 /// Imports every record of the event, in order. An import that runs short of time
 /// saves its progress and continues in a new invocation (with the records still to do);
 /// if that cannot be submitted, the error makes Lambda's retry resume it instead.
-pub async fn handle<O, D, C>(
-    objects: &O,
-    table: &D,
-    continuation: &C,
-    config: &Config,
+pub async fn handle<O, C, J, S, K>(
+    importer: &Importer<'_, O, C, J, S>,
+    continuation: &K,
     event: S3Event,
-    deadline: Option<std::time::Instant>,
 ) -> Result<Response, HandlerError>
 where
     O: ObjectStore,
-    D: ContactStore + JobStore + SettingsStore,
-    C: Continuation,
+    C: ContactStore,
+    J: JobStore,
+    S: SettingsStore,
+    K: Continuation,
 {
-    let importer = Importer {
-        objects,
-        table,
-        config,
-        deadline,
-    };
     let mut imports = Vec::new();
     for (index, record) in event.records.iter().enumerate() {
         if record
@@ -153,64 +161,90 @@ where
             continue;
         }
         let upload = upload_of(record);
-        let result = match importer.run(&upload).await {
-            Ok(result) => result,
+        match importer.run(&upload).await {
+            Ok(result) => imports.push(record_result(upload.key, result)),
             Err(ImportError::OutOfTime { last_row }) => {
-                let mut rest = event.clone();
-                rest.records.drain(..index);
-                let submitted = match serde_json::to_value(&rest) {
-                    Ok(rest) => continuation
-                        .continue_with(&rest)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                match submitted {
-                    Ok(()) => {
-                        tracing::info!(key = %upload.key, last_row, "out of time; the import continues in a new invocation");
-                        imports.push(RecordResult {
-                            key: upload.key,
-                            status: "continuing".into(),
-                            import_id: None,
-                            reason: Some(format!("ran short of time after line {last_row}; continuing in a new invocation")),
-                        });
-                        return Ok(Response { imports });
-                    }
-                    Err(why) => {
-                        tracing::warn!(key = %upload.key, error = %why, "could not submit the continuation; failing so that Lambda's retry resumes the import");
-                        return Err(HandlerError::Interrupted {
-                            key: upload.key,
-                            source: ImportError::OutOfTime { last_row },
-                        });
-                    }
-                }
+                hand_over(continuation, &event, index, &upload.key, last_row).await?;
+                imports.push(RecordResult {
+                    key: upload.key,
+                    status: RecordStatus::Continuing,
+                    import_id: None,
+                    reason: Some(format!(
+                        "ran short of time after line {last_row}; continuing in a new invocation"
+                    )),
+                });
+                return Ok(Response { imports });
             }
             Err(source) => {
                 return Err(HandlerError::Interrupted {
-                    key: upload.key.clone(),
+                    key: upload.key,
                     source,
                 })
             }
-        };
-        imports.push(match result {
-            ImportResult::Finished(summary) => {
-                emit_metrics(&summary);
-                RecordResult {
-                    key: upload.key,
-                    status: summary.status.as_str().into(),
-                    import_id: Some(summary.import_id.clone()),
-                    reason: None,
-                }
-            }
-            ImportResult::Skipped(reason) => RecordResult {
-                key: upload.key,
-                status: "skipped".into(),
-                import_id: None,
-                reason: Some(reason),
-            },
-        });
+        }
     }
     Ok(Response { imports })
+}
+
+/// Submits the records from `index` on to a new invocation; when that fails, the
+/// error makes Lambda's retry resume the import instead.
+async fn hand_over<K: Continuation>(
+    continuation: &K,
+    event: &S3Event,
+    index: usize,
+    key: &str,
+    last_row: u64,
+) -> Result<(), HandlerError> {
+    let mut rest = event.clone();
+    rest.records.drain(..index);
+    let submitted = match serde_json::to_value(&rest) {
+        Ok(rest) => continuation
+            .continue_with(&rest)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match submitted {
+        Ok(()) => {
+            tracing::info!(
+                key,
+                last_row,
+                "out of time; the import continues in a new invocation"
+            );
+            Ok(())
+        }
+        Err(why) => {
+            tracing::warn!(key, error = %why, "could not submit the continuation; failing so that Lambda's retry resumes the import");
+            Err(HandlerError::Interrupted {
+                key: key.to_string(),
+                source: ImportError::OutOfTime { last_row },
+            })
+        }
+    }
+}
+
+fn record_result(key: String, result: ImportResult) -> RecordResult {
+    match result {
+        ImportResult::Finished(summary) => {
+            emit_metrics(&summary);
+            RecordResult {
+                key,
+                status: match summary.status {
+                    ImportStatus::Completed | ImportStatus::Running => RecordStatus::Completed,
+                    ImportStatus::CompletedWithErrors => RecordStatus::CompletedWithErrors,
+                    ImportStatus::Failed => RecordStatus::Failed,
+                },
+                import_id: Some(summary.import_id.clone()),
+                reason: None,
+            }
+        }
+        ImportResult::Skipped(reason) => RecordResult {
+            key,
+            status: RecordStatus::Skipped,
+            import_id: None,
+            reason: Some(reason),
+        },
+    }
 }
 
 /// One CloudWatch Embedded Metric Format line per import.
@@ -257,11 +291,32 @@ fn chrono_now_ms() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contacts::ports::memory::MemoryStore;
+    use contacts::config::Config;
+    use contacts::ports::memory::{
+        MemoryContacts, MemoryJobs, MemoryObjects, MemoryPorts, MemorySettings,
+    };
     use contacts::ports::StoreError;
     use std::time::{Duration, Instant};
 
     const BUCKET: &str = "contact-uploads";
+
+    type MemoryImporter<'a> =
+        Importer<'a, MemoryObjects, MemoryContacts, MemoryJobs, MemorySettings>;
+
+    fn importer<'a>(
+        store: &'a MemoryPorts,
+        config: &'a Config,
+        deadline: Option<Instant>,
+    ) -> MemoryImporter<'a> {
+        Importer {
+            objects: &store.objects,
+            contacts: &store.contacts,
+            jobs: &store.jobs,
+            settings: &store.settings,
+            config,
+            deadline,
+        }
+    }
 
     fn s3_event(key: &str) -> S3Event {
         serde_json::from_value(serde_json::json!({"Records": [{
@@ -298,38 +353,50 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_import_out_of_time_continues_in_a_new_invocation_and_counts_once() {
-        let store = MemoryStore::default();
+        let store = MemoryPorts::default();
         let key = "imports/acme/whatsapp/big.csv";
         let rows = 10_000;
-        store.insert_object(BUCKET, key, &file(rows), &[]);
+        store.objects.insert(BUCKET, key, &file(rows), &[]);
         let config = Config::default();
         // Far too little time for 10,000 rows: the import hands over after some.
         let deadline = Some(Instant::now() + Duration::from_millis(40));
-        let first = handle(&store, &store, &store, &config, s3_event(key), deadline)
-            .await
-            .expect("handed over");
-        assert_eq!(first.imports[0].status, "continuing", "{first:?}");
-        let written = store.contact_count();
+        let first = handle(
+            &importer(&store, &config, deadline),
+            &store.continuation,
+            s3_event(key),
+        )
+        .await
+        .expect("handed over");
+        assert_eq!(
+            first.imports[0].status,
+            RecordStatus::Continuing,
+            "{first:?}"
+        );
+        let written = store.contacts.count();
         assert!(
             0 < written && written < rows,
             "{written} rows before the hand-over"
         );
 
         let continued = store
-            .continuations
-            .lock()
-            .expect("lock")
+            .continuation
+            .submitted()
             .pop()
             .expect("one continuation");
         let event: S3Event = serde_json::from_value(continued).expect("an S3 event again");
         assert_eq!(event.records.len(), 1);
-        let second = handle(&store, &store, &store, &config, event, None)
+        let second = handle(&importer(&store, &config, None), &store.continuation, event)
             .await
             .expect("finished");
-        assert_eq!(second.imports[0].status, "completed", "{second:?}");
+        assert_eq!(
+            second.imports[0].status,
+            RecordStatus::Completed,
+            "{second:?}"
+        );
         let summary: serde_json::Value = serde_json::from_str(
             &store
-                .object_text(
+                .objects
+                .text(
                     BUCKET,
                     &format!(
                         "reports/acme/{}/summary.json",
@@ -344,32 +411,31 @@ mod tests {
             summary["rows"]["created"], rows,
             "no row counted twice or lost"
         );
-        assert_eq!(store.contact_count(), rows);
+        assert_eq!(store.contacts.count(), rows);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_a_continuation_the_error_lets_lambda_retry_resume() {
-        let store = MemoryStore::default();
+        let store = MemoryPorts::default();
         let key = "imports/acme/whatsapp/big.csv";
-        store.insert_object(BUCKET, key, &file(10_000), &[]);
+        store.objects.insert(BUCKET, key, &file(10_000), &[]);
         let config = Config::default();
-        let run = |deadline| {
+        let (store, config) = (&store, &config);
+        let run = |deadline| async move {
             handle(
-                &store,
-                &store,
+                &importer(store, config, deadline),
                 &Unreachable,
-                &config,
                 s3_event(key),
-                deadline,
             )
+            .await
         };
         let err = run(Some(Instant::now() + Duration::from_millis(40)))
             .await
             .expect_err("interrupted");
         assert!(err.to_string().contains("ran out of time"), "{err}");
         let resumed = run(None).await.expect("resumed");
-        assert_eq!(resumed.imports[0].status, "completed");
-        assert_eq!(store.contact_count(), 10_000);
+        assert_eq!(resumed.imports[0].status, RecordStatus::Completed);
+        assert_eq!(store.contacts.count(), 10_000);
     }
 
     /// A writer the JSON log lines go to.
@@ -398,10 +464,12 @@ mod tests {
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || writer.clone())
             .finish();
-        let store = MemoryStore::default();
+        let store = MemoryPorts::default();
         let key = "imports/acme/whatsapp/mixed.csv";
-        store.insert_object(BUCKET, key, b"Name,Phone\nEva,+447911123456\nBad,12\n", &[]);
-        store.insert_object(
+        store
+            .objects
+            .insert(BUCKET, key, b"Name,Phone\nEva,+447911123456\nBad,12\n", &[]);
+        store.objects.insert(
             BUCKET,
             "imports/acme/whatsapp/none.csv",
             b"Name\nEva\n",
@@ -416,12 +484,9 @@ mod tests {
                 // The last is a duplicate event: it is logged too.
                 for key in [key, "imports/acme/whatsapp/none.csv", key] {
                     handle(
-                        &store,
-                        &store,
-                        &store,
-                        &Config::default(),
+                        &importer(&store, &Config::default(), None),
+                        &store.continuation,
                         s3_event(key),
-                        None,
                     )
                     .await
                     .expect("imported or skipped");

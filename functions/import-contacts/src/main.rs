@@ -4,6 +4,7 @@
 use aws_lambda_events::s3::S3Event;
 use contacts::aws::{load_sdk_config, DynamoTable, LambdaContinuation, S3Objects};
 use contacts::config::Config;
+use contacts::import::Importer;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 mod handler;
@@ -26,7 +27,16 @@ async fn main() -> Result<(), Error> {
             config.time_limit.map(|limit| std::time::Instant::now() + limit),
         );
         tracing::info!(remaining_ms = ?deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_millis()), "invocation deadline");
-        handler::handle(objects, table, continuation, config, event.payload, deadline).await
+        let importer = Importer {
+            objects,
+            contacts: table,
+            jobs: table,
+            settings: table,
+            config,
+            deadline,
+        };
+        // Boxed: the import's future is deep, and inline it overflows the layout query.
+        Box::pin(handler::handle(&importer, continuation, event.payload)).await
     }))
     .await
 }

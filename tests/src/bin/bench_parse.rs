@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use contacts::mapping::ColumnMap;
-use contacts::phone::Region;
-use contacts::source::{read_text, Format, ReadOptions, RowKind};
-use contacts::upload::Channel;
-use contacts::validate::{validate_row, RowRules, Verdict};
+use contacts::domain::mapping::ColumnMap;
+use contacts::domain::phone::Region;
+use contacts::domain::upload::Channel;
+use contacts::domain::validate::{validate_row, RowRules, Verdict};
+use contacts::parse::{read_text, Format, ReadOptions, RowKind};
 
 fn make_csv(rows: usize, offset: usize) -> Vec<u8> {
     let mut out = String::from("First Name,Last Name,Phone Number,Email,Plan,Signed Up\n");

@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
-use crate::contact::ContactDraft;
-use crate::field::Field;
-use crate::mapping::{ColumnMap, Target, Unused};
-use crate::phone::{self, PhoneContext, PhoneRejection, Region};
-use crate::text::{clean_value, split_multi, truncate_chars};
-use crate::upload::Channel;
+use crate::domain::contact::ContactDraft;
+use crate::domain::field::Field;
+use crate::domain::mapping::{ColumnMap, Target, Unused};
+use crate::domain::phone::{self, PhoneContext, PhoneRejection, Region};
+use crate::domain::text::{clean_value, split_multi, truncate_chars};
+use crate::domain::upload::Channel;
 
 /// Longest custom attribute value we store.
 pub const MAX_ATTR_CHARS: usize = 1024;
@@ -22,7 +22,10 @@ pub const MAX_ATTR_NAME_CHARS: usize = 100;
 pub const MAX_MULTI_VALUES: usize = 50;
 
 /// A warning about a non-key field: the field is dropped, the row imported.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum WarningCode {
     /// A name with characters a name cannot hold.
     InvalidName,
@@ -58,11 +61,49 @@ impl WarningCode {
     }
 }
 
+/// The code of a problem on one row: rows.csv's `code` column.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemCode {
+    /// The row was rejected for this reason.
+    Rejected(PhoneRejection),
+    /// A field was dropped, or cells ignored.
+    Warning(WarningCode),
+    /// The same number came earlier in the file.
+    DuplicateInFile,
+}
+
+impl ProblemCode {
+    /// The documented code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::Rejected(reason) => reason.code(),
+            ProblemCode::Warning(warning) => warning.code(),
+            ProblemCode::DuplicateInFile => "duplicate_in_file",
+        }
+    }
+
+    /// The rejection reason, when the row was rejected.
+    pub fn rejection(self) -> Option<PhoneRejection> {
+        match self {
+            ProblemCode::Rejected(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The warning, when a field was dropped.
+    pub fn warning(self) -> Option<WarningCode> {
+        match self {
+            ProblemCode::Warning(code) => Some(code),
+            _ => None,
+        }
+    }
+}
+
 /// A problem on one row, with the column it is in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// Reason or warning code.
-    pub code: &'static str,
+    pub code: ProblemCode,
     /// Column title.
     pub column: String,
     /// What is wrong, for a person.
@@ -134,7 +175,7 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
             return Verdict::Rejected {
                 reason,
                 problem: Problem {
-                    code: reason.code(),
+                    code: ProblemCode::Rejected(reason),
                     column: column.to_string(),
                     message,
                 },
@@ -156,7 +197,7 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
             continue;
         }
         let warn = |code: WarningCode, message: String| Problem {
-            code: code.code(),
+            code: ProblemCode::Warning(code),
             column: column.title.clone(),
             message,
         };
@@ -187,26 +228,26 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
                         WarningCode::FieldTooLong,
                         format!("longer than {MAX_ATTR_CHARS} characters"),
                     ));
-                } else if draft.attrs.len() >= crate::contact::MAX_STORED_ATTRS {
+                } else if draft.attrs.len() >= crate::domain::contact::MAX_STORED_ATTRS {
                     // A contact item must stay well under DynamoDB's 400 KB.
                     warnings.push(warn(
                         WarningCode::FieldTooLong,
                         format!(
                             "a contact holds at most {} custom attributes; this column was not imported",
-                            crate::contact::MAX_STORED_ATTRS
+                            crate::domain::contact::MAX_STORED_ATTRS
                         ),
                     ));
                 } else {
                     let name = truncate_chars(name, MAX_ATTR_NAME_CHARS).to_string();
                     let value = normalize_attr_value(&value);
-                    if crate::contact::attrs_bytes(&draft.attrs) + name.len() + value.len()
-                        > crate::contact::MAX_ATTRS_BYTES
+                    if crate::domain::contact::attrs_bytes(&draft.attrs) + name.len() + value.len()
+                        > crate::domain::contact::MAX_ATTRS_BYTES
                     {
                         warnings.push(warn(
                             WarningCode::FieldTooLong,
                             format!(
                                 "a contact's custom attributes hold at most {} KB together; this column was not imported",
-                                crate::contact::MAX_ATTRS_BYTES / 1024
+                                crate::domain::contact::MAX_ATTRS_BYTES / 1024
                             ),
                         ));
                     } else {
@@ -224,7 +265,7 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
             .any(|c| !clean_value(c).is_empty())
     {
         warnings.push(Problem {
-            code: WarningCode::ExtraCells.code(),
+            code: ProblemCode::Warning(WarningCode::ExtraCells),
             column: format!("column {}", header_len + 1),
             message: format!(
                 "the row has {} cells but the header only {} titles; the extra cells were ignored",
@@ -505,7 +546,7 @@ mod tests {
     fn accepted(v: Verdict) -> (ContactDraft, Vec<&'static str>) {
         match v {
             Verdict::Accepted { draft, warnings } => {
-                (draft, warnings.iter().map(|w| w.code).collect())
+                (draft, warnings.iter().map(|w| w.code.as_str()).collect())
             }
             Verdict::Rejected { problem, .. } => panic!("rejected: {problem:?}"),
         }

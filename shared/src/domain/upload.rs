@@ -170,16 +170,6 @@ pub fn import_id(identity: &UploadIdentity<'_>) -> String {
     format!("imp_{}", &hex::encode(digest)[..16])
 }
 
-/// Key of an import's summary.
-pub fn summary_key(account_id: &str, import_id: &str) -> String {
-    format!("reports/{account_id}/{import_id}/summary.json")
-}
-
-/// Key of an import's problem rows.
-pub fn rows_report_key(account_id: &str, import_id: &str) -> String {
-    format!("reports/{account_id}/{import_id}/rows.csv")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,70 +5,9 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-/// What became of one data row.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// A new contact.
-    Created,
-    /// An existing contact with a value that differed.
-    Updated,
-    /// An existing contact, nothing differed: no write.
-    Unchanged,
-    /// An existing contact left alone (option `ignore`).
-    SkippedExisting,
-    /// The same number earlier in the file.
-    DuplicateInFile,
-    /// The key field is unusable.
-    Rejected,
-}
-
-impl Outcome {
-    /// The documented name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "unchanged",
-            Outcome::SkippedExisting => "skipped_existing",
-            Outcome::DuplicateInFile => "duplicate_in_file",
-            Outcome::Rejected => "rejected",
-        }
-    }
-}
-
-/// Row counts by outcome.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RowCounts {
-    /// Data rows (not the header, not blank lines).
-    pub total: u64,
-    /// New contacts.
-    pub created: u64,
-    /// Updated contacts.
-    pub updated: u64,
-    /// Existing contacts with nothing new.
-    pub unchanged: u64,
-    /// Existing contacts left alone.
-    pub skipped_existing: u64,
-    /// Repeats of an earlier number.
-    pub duplicate_in_file: u64,
-    /// Rows refused.
-    pub rejected: u64,
-}
-
-impl RowCounts {
-    /// Counts one outcome.
-    pub fn add(&mut self, outcome: Outcome) {
-        self.total += 1;
-        *match outcome {
-            Outcome::Created => &mut self.created,
-            Outcome::Updated => &mut self.updated,
-            Outcome::Unchanged => &mut self.unchanged,
-            Outcome::SkippedExisting => &mut self.skipped_existing,
-            Outcome::DuplicateInFile => &mut self.duplicate_in_file,
-            Outcome::Rejected => &mut self.rejected,
-        } += 1;
-    }
-}
+use crate::domain::outcome::{FailureCode, ImportStatus, Outcome, RowCounts};
+use crate::domain::phone::PhoneRejection;
+use crate::domain::validate::{Problem, WarningCode};
 
 /// `source` of summary.json.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,37 +36,10 @@ pub struct SourceSummary {
 /// `error` of summary.json when the whole file failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileError {
-    /// `unsupported_format`, `empty_file`, `missing_phone_column`, `file_too_large`,
-    /// `too_many_rows`, `unreadable_file`, `bad_option`.
-    pub code: String,
+    /// Why the whole file failed.
+    pub code: FailureCode,
     /// What happened and what to do, for a person.
     pub message: String,
-}
-
-/// The import's overall status.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImportStatus {
-    /// Still going (job item only).
-    Running,
-    /// Every row taken.
-    Completed,
-    /// At least one row rejected.
-    CompletedWithErrors,
-    /// The file as a whole failed.
-    Failed,
-}
-
-impl ImportStatus {
-    /// The documented value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportStatus::Running => "running",
-            ImportStatus::Completed => "completed",
-            ImportStatus::CompletedWithErrors => "completed_with_errors",
-            ImportStatus::Failed => "failed",
-        }
-    }
 }
 
 /// summary.json.
@@ -154,9 +66,9 @@ pub struct Summary {
     /// Counts by outcome.
     pub rows: RowCounts,
     /// Rejections by reason code.
-    pub rejections_by_reason: BTreeMap<String, u64>,
+    pub rejections_by_reason: BTreeMap<PhoneRejection, u64>,
     /// Warnings by code.
-    pub warnings_by_code: BTreeMap<String, u64>,
+    pub warnings_by_code: BTreeMap<WarningCode, u64>,
     /// Column title -> field, `attr:Name` or `ignore`.
     pub column_mapping: BTreeMap<String, String>,
     /// One sentence for the user.
@@ -165,18 +77,6 @@ pub struct Summary {
     pub error: Option<FileError>,
     /// Key of rows.csv.
     pub rows_report_key: Option<String>,
-}
-
-/// The user-facing sentence: "N new contacts saved to Contact Book."
-pub fn saved_message(created: u64, dry_run: bool) -> String {
-    let noun = if created == 1 { "contact" } else { "contacts" };
-    if dry_run {
-        format!(
-            "Dry run: {created} new {noun} would be saved to Contact Book; nothing was written."
-        )
-    } else {
-        format!("{created} new {noun} saved to Contact Book.")
-    }
 }
 
 /// Makes a cell safe to open in a spreadsheet: a cell that starts with `= + - @`, tab
@@ -201,17 +101,20 @@ fn is_plain_number(cell: &str) -> bool {
 
 /// One line of rows.csv.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReportLine {
+pub struct ReportLine<'a> {
     /// 1-based line in the file (header = 1).
     pub row: u64,
-    /// Outcome name.
+    /// What became of the row.
     pub outcome: Outcome,
-    /// Codes, `;`-joined when a row has several problems.
-    pub code: String,
-    /// Columns, joined alike.
-    pub column: String,
-    /// Messages, joined alike.
-    pub message: String,
+    /// Its problems; several are `;`-joined in each of the code, column and message cells.
+    pub problems: Vec<&'a Problem>,
+}
+
+impl ReportLine<'_> {
+    fn joined(&self, part: fn(&Problem) -> &str) -> String {
+        let parts: Vec<&str> = self.problems.iter().map(|p| part(p)).collect();
+        parts.join("; ")
+    }
 }
 
 /// Writes rows.csv to a temporary file as rows finish, so memory does not grow with
@@ -244,13 +147,18 @@ impl RowsReport {
     }
 
     /// Appends one problem row with its original cells.
-    pub fn push(&mut self, line: &ReportLine, cells: &[String]) -> std::io::Result<()> {
+    pub fn push(&mut self, line: &ReportLine<'_>, cells: &[String]) -> std::io::Result<()> {
+        let (code, column, message) = (
+            line.joined(|p| p.code.as_str()),
+            line.joined(|p| &p.column),
+            line.joined(|p| &p.message),
+        );
         let mut record: Vec<std::borrow::Cow<'_, str>> = vec![
             line.row.to_string().into(),
             line.outcome.as_str().into(),
-            spreadsheet_safe(&line.code),
-            spreadsheet_safe(&line.column),
-            spreadsheet_safe(&line.message),
+            spreadsheet_safe(&code),
+            spreadsheet_safe(&column),
+            spreadsheet_safe(&message),
         ];
         record.extend(cells.iter().map(|c| spreadsheet_safe(c)));
         self.writer
@@ -282,6 +190,7 @@ impl RowsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validate::ProblemCode;
 
     #[test]
     fn formula_cells_are_neutralised_but_numbers_kept() {
@@ -301,12 +210,15 @@ mod tests {
     #[test]
     fn rows_report_has_report_columns_then_original_cells() {
         let mut report = RowsReport::create(&["Name".into(), "Phone".into()]).expect("temp file");
+        let problem = Problem {
+            code: ProblemCode::Rejected(PhoneRejection::Invalid),
+            column: "Phone".into(),
+            message: "bad".into(),
+        };
         let line = ReportLine {
             row: 3,
             outcome: Outcome::Rejected,
-            code: "invalid_phone".into(),
-            column: "Phone".into(),
-            message: "bad".into(),
+            problems: vec![&problem],
         };
         report
             .push(&line, &["=cmd()".into(), "12".into()])
@@ -314,17 +226,5 @@ mod tests {
         let file = report.finish().expect("finish");
         let text = std::fs::read_to_string(file.path()).expect("read");
         assert_eq!(text, "row,outcome,code,column,message,Name,Phone\n3,rejected,invalid_phone,Phone,bad,'=cmd(),12\n");
-    }
-
-    #[test]
-    fn message_counts_new_contacts() {
-        assert_eq!(
-            saved_message(10, false),
-            "10 new contacts saved to Contact Book."
-        );
-        assert_eq!(
-            saved_message(1, false),
-            "1 new contact saved to Contact Book."
-        );
     }
 }

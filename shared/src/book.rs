@@ -2,11 +2,12 @@
 //! the stored item returned by the failed condition (no read before write), and retry
 //! when someone else wrote in between. Never a lost update.
 
-use crate::contact::{Contact, ContactDraft, WriteStamp};
-use crate::options::OnExisting;
+use crate::aws::keys;
+use crate::domain::contact::{Contact, ContactDraft, WriteStamp};
+use crate::domain::options::OnExisting;
+use crate::domain::outcome::Outcome;
+use crate::domain::upload::Channel;
 use crate::ports::{ContactStore, Precondition, PutOutcome, StoreError};
-use crate::report::Outcome;
-use crate::upload::Channel;
 
 /// How many times a write is retried after losing a race.
 const MAX_ATTEMPTS: usize = 8;
@@ -78,7 +79,12 @@ where
             }
         }
     }
-    Err(SaveError::Contention(create().pk()))
+    let contact = create();
+    Err(SaveError::Contention(keys::contact_pk(
+        &contact.account_id,
+        contact.channel,
+        &contact.phone,
+    )))
 }
 
 /// Saves a validated row (imports and campaign recipients): the row outcome.
@@ -151,8 +157,8 @@ fn written_by(contact: &Contact, stamp: &WriteStamp) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contact::Source;
-    use crate::ports::memory::MemoryStore;
+    use crate::domain::contact::Source;
+    use crate::ports::memory::MemoryContacts;
 
     fn stamp() -> WriteStamp {
         static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -176,7 +182,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_then_unchanged_then_updated_with_one_write_each_time() {
-        let store = MemoryStore::default();
+        let store = MemoryContacts::default();
         let save = |d: ContactDraft, on: OnExisting| {
             let store = &store;
             async move {
@@ -204,7 +210,7 @@ mod tests {
             Outcome::Updated
         );
         let stored = store
-            .contact("CONTACT#acme#whatsapp#+447911123456")
+            .by_pk("CONTACT#acme#whatsapp#+447911123456")
             .expect("stored");
         assert_eq!(
             stored.text.get("name").map(String::as_str),
@@ -215,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn dry_run_plans_without_writing() {
-        let store = MemoryStore::default();
+        let store = MemoryContacts::default();
         let outcome = plan_draft(
             &store,
             "acme",
@@ -227,12 +233,12 @@ mod tests {
         .await
         .expect("planned");
         assert_eq!(outcome, Outcome::Created);
-        assert_eq!(store.contact_count(), 0);
+        assert_eq!(store.count(), 0);
     }
 
     /// Writes, then answers as if the connection dropped and the SDK's retry found the
     /// item: the condition fails with our own item.
-    struct LostAnswers(MemoryStore);
+    struct LostAnswers(MemoryContacts);
 
     impl ContactStore for LostAnswers {
         async fn get_contact(
@@ -258,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_whose_answer_was_lost_still_counts_once() {
-        let store = LostAnswers(MemoryStore::default());
+        let store = LostAnswers(MemoryContacts::default());
         let first = save_draft(
             &store,
             "acme",
@@ -283,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn replayed_rows_of_a_resumed_import_keep_their_first_outcome() {
-        let store = MemoryStore::default();
+        let store = MemoryContacts::default();
         let first = stamp();
         save_draft(
             &store,

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::mapping::Target;
-use crate::phone::Region;
-use crate::text::{clean_value, split_commas};
+use crate::domain::mapping::Target;
+use crate::domain::phone::Region;
+use crate::domain::text::{clean_value, split_commas};
 
 /// What to do with a contact that already exists.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -197,7 +197,7 @@ fn parse_mapping(value: &str) -> Result<Vec<(String, Target)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::Field;
+    use crate::domain::field::Field;
 
     fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::field::Field;
-use crate::text::{clean_value, header_key};
+use crate::domain::field::Field;
+use crate::domain::text::{clean_value, header_key};
 
 /// Where a column's values go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +163,12 @@ impl ColumnMap {
             let mut titles = header
                 .iter()
                 .take(20)
-                .map(|h| format!("{:?}", crate::text::truncate_chars(&clean_value(h), 40)))
+                .map(|h| {
+                    format!(
+                        "{:?}",
+                        crate::domain::text::truncate_chars(&clean_value(h), 40)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             if header.len() > 20 {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::upload::Channel;
+use crate::domain::upload::Channel;
 
 /// Where a contact first came from, or what last completed it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -169,21 +169,6 @@ pub struct Contact {
     pub version: u64,
 }
 
-/// Partition key of a contact item.
-pub fn contact_pk(account_id: &str, channel: Channel, e164: &str) -> String {
-    format!("CONTACT#{account_id}#{}#{e164}", channel.as_str())
-}
-
-/// The `by_account` GSI shard of a number: a stable hash (FNV-1a) mod 16, two digits.
-pub fn gsi_shard(e164: &str) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in e164.bytes() {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    format!("{:02}", hash % 16)
-}
-
 /// Who writes, and what they stamp on the contact.
 #[derive(Clone, Debug)]
 pub struct WriteStamp {
@@ -198,11 +183,6 @@ pub struct WriteStamp {
 }
 
 impl Contact {
-    /// Partition key.
-    pub fn pk(&self) -> String {
-        contact_pk(&self.account_id, self.channel, &self.phone)
-    }
-
     /// A new active contact from a draft.
     pub fn create(
         account_id: &str,
@@ -284,7 +264,7 @@ impl Contact {
             }
         }
         if dropped > 0 {
-            tracing::warn!(dropped, phone = %crate::text::mask_phone(&self.phone), "contact is at its list, tag or attribute limit; values not stored");
+            tracing::warn!(dropped, phone = %crate::domain::text::mask_phone(&self.phone), "contact is at its list, tag or attribute limit; values not stored");
         }
         changed
     }
@@ -391,13 +371,5 @@ mod tests {
         shorter.attrs.insert("A0_0".into(), "x".into());
         assert!(contact.apply(&shorter));
         assert_eq!(contact.attrs.get("A0_0").map(String::as_str), Some("x"));
-    }
-
-    #[test]
-    fn shards_are_two_stable_digits() {
-        let shard = gsi_shard("+447911123456");
-        assert_eq!(shard.len(), 2);
-        assert_eq!(shard, gsi_shard("+447911123456"));
-        assert!(shard.parse::<u32>().expect("digits") < 16);
     }
 }

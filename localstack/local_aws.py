@@ -1,0 +1,145 @@
+"""How the Python helpers reach the local stack: read from the environment once, here.
+
+Every script in localstack/ and scripts/ takes its AWS clients, resource names and the
+fault proxy's address from this module (scripts/ put localstack/ on sys.path first):
+
+    AWS_ENDPOINT_URL                           the emulator, default http://127.0.0.1:4566
+    AWS_REGION or AWS_DEFAULT_REGION           default us-east-1
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   default test / test (the emulator takes any)
+    CONTACTS_BUCKET, CONTACTS_TABLE, CONTACTS_QUEUE   what init.py creates
+    FAULT_PROXY_URL                            localstack/fault_proxy.py, default http://127.0.0.1:4567
+    STALL_SECONDS                              how long a wait tolerates nothing moving (120)
+
+Waits are progress-based (`wait_for`): they give up when nothing in the stack has moved
+for STALL_SECONDS, never after a fixed total, so a busy machine only makes them slower.
+"""
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "test")
+SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "test")
+BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
+TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
+QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
+PROXY = os.environ.get("FAULT_PROXY_URL", "http://127.0.0.1:4567")
+STALL_SECONDS = float(os.environ.get("STALL_SECONDS", "120"))
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"  # pid files and logs of what scripts/up.sh started
+
+
+def client(service, endpoint_url=None, retries=None, **config):
+    """A boto3 client for the local stack.
+
+    botocore retries throttling, 5xx and dropped connections itself (standard mode, 5
+    attempts unless `retries` says otherwise); each client has a session of its own,
+    so threads can make clients at the same time.
+    """
+    retries = {"mode": "standard", "max_attempts": 5} if retries is None else retries
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint_url or ENDPOINT,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=Config(retries=retries, **config),
+    )
+
+
+def proxy(path, doc=None, timeout=10):
+    """The fault proxy's control API: GET without `doc`, POST `doc` as JSON."""
+    data = None if doc is None else json.dumps(doc).encode()
+    req = urllib.request.Request(f"{PROXY}/__proxy/{path}", data=data, method="GET" if doc is None else "POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def proxied_requests():
+    """Requests the fault proxy has forwarded since its last reset; None when no proxy runs."""
+    try:
+        return sum(proxy("stats", timeout=2)["requests"].values())
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def function_processes(name="import-contacts"):
+    """The processes of one function under this checkout's `cargo lambda watch`
+    (descendants of the pid in .run/watch.pid), never another checkout's."""
+    import psutil  # only the scripts that measure or watch processes need it
+
+    try:
+        watch = psutil.Process(int((RUN / "watch.pid").read_text()))
+        children = watch.children(recursive=True)
+    except (OSError, ValueError, psutil.Error):
+        return []
+    found = []
+    for p in children:
+        try:
+            if p.name() == name:
+                found.append(p)
+        except psutil.Error:
+            pass  # exited meanwhile
+    return found
+
+
+def cpu_seconds(processes):
+    """User + system CPU seconds of the processes that still run."""
+    import psutil
+
+    total = 0.0
+    for p in processes:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def stack_progress(ddb):
+    """What moves while the stack works, cheap to read: the table's item count (every
+    import creates its job item and new contacts), the CPU time of the functions under
+    watch, and the fault proxy's request count when it runs. Never a table scan: moto
+    scans the whole table for each one."""
+    try:
+        items = ddb.describe_table(TableName=TABLE)["Table"].get("ItemCount")
+    except (BotoCoreError, ClientError):  # a busy emulator is no answer, not a failure
+        items = None
+    functions = function_processes("import-contacts") + function_processes("contact-events")
+    return items, round(cpu_seconds(functions), 1), proxied_requests()
+
+
+class Stalled(SystemExit):
+    """A wait saw nothing move for too long. A SystemExit, so a script that does not
+    catch it ends with the message and status 1, without a traceback."""
+
+
+def wait_for(poll, progress, what, stall_seconds=STALL_SECONDS, interval=1.0):
+    """Calls poll() until it returns something truthy, and returns that.
+
+    Gives up (raises Stalled) only when progress() has returned the same value for
+    stall_seconds: a slow stack gets all the time it needs, a stuck one fails.
+    """
+    last, moved = progress(), time.monotonic()
+    while True:
+        result = poll()
+        if result:
+            return result
+        now = progress()
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall_seconds:
+            raise Stalled(
+                f"{what}: nothing moved for {stall_seconds:.0f}s (last seen {now}); "
+                f"see {RUN}/relay.log and {RUN}/watch.log"
+            )
+        time.sleep(interval)

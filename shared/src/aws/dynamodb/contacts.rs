@@ -1,0 +1,465 @@
+//! [`ContactStore`]: a contact's item (DESIGN section 9) and the one conditional write
+//! per save: a put when the contact must be new, an update under the version read
+//! otherwise. A refused write answers the item as it is now (`ALL_OLD`), so the caller
+//! merges into it without a read.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::item::{n, s, Item, Reader};
+use super::DynamoTable;
+use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, CONTACT_SK};
+use crate::aws::service;
+use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
+use crate::domain::upload::Channel;
+use crate::ports::{ContactStore, Precondition, PutOutcome, StoreError};
+
+/// Condition of a create: no item has this key yet.
+const ABSENT: &str = "attribute_not_exists(pk)";
+/// Condition of an update: the item is still at the version the merge started from.
+const SAME_VERSION: &str = "attribute_exists(pk) AND #version = :expected";
+
+impl From<&Contact> for Item {
+    /// The whole item: keys, `by_account` GSI keys and every attribute the contact has.
+    /// Absent optional values and empty sets are left out (DynamoDB refuses empty sets).
+    fn from(contact: &Contact) -> Item {
+        let (account, channel, phone) = (&contact.account_id, contact.channel, &contact.phone);
+        let mut item: Item = contact
+            .text
+            .iter()
+            .map(|(field, value)| (field.clone(), s(value)))
+            .collect();
+        let always = [
+            ("pk", s(contact_pk(account, channel, phone))),
+            ("sk", s(CONTACT_SK)),
+            ("gsi1pk", s(gsi1pk(account, phone))),
+            ("gsi1sk", s(gsi1sk(channel, phone))),
+            ("account_id", s(account)),
+            ("channel", s(channel.as_str())),
+            ("phone", s(phone)),
+            ("status", s(contact.status.as_str())),
+            ("anonymous", AttributeValue::Bool(contact.anonymous)),
+            ("source", s(contact.source.as_str())),
+            ("created_at", s(&contact.created_at)),
+            ("updated_at", s(&contact.updated_at)),
+            ("version", n(contact.version)),
+        ];
+        item.extend(always.map(|(name, value)| (name.to_string(), value)));
+        item.extend(optional_attributes(contact));
+        item
+    }
+}
+
+/// The attributes a contact may not have.
+fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, AttributeValue)> {
+    let set = |values: &std::collections::BTreeSet<String>| {
+        (!values.is_empty()).then(|| AttributeValue::Ss(values.iter().cloned().collect()))
+    };
+    let attrs = (!contact.attrs.is_empty()).then(|| {
+        AttributeValue::M(
+            contact
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), s(v)))
+                .collect(),
+        )
+    });
+    [
+        (
+            "whatsapp_opted",
+            contact.whatsapp_opted.map(AttributeValue::Bool),
+        ),
+        ("lists", set(&contact.lists)),
+        ("tags", set(&contact.tags)),
+        ("attrs", attrs),
+        ("last_import_id", contact.last_import_id.as_ref().map(s)),
+        ("last_campaign_id", contact.last_campaign_id.as_ref().map(s)),
+        ("last_inbound_at", contact.last_inbound_at.as_ref().map(s)),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_string(), value?)))
+}
+
+impl TryFrom<&Item> for Contact {
+    type Error = StoreError;
+
+    /// Strict: every attribute we always write must be there with its type, and
+    /// `channel`, `status` and `source` must hold a value we know.
+    fn try_from(item: &Item) -> Result<Contact, StoreError> {
+        let read = Reader::new(item);
+        let mut text = std::collections::BTreeMap::new();
+        for field in TEXT_FIELDS {
+            if let Some(value) = read.optional_string(field)? {
+                text.insert(field.to_string(), value.to_string());
+            }
+        }
+        let optional =
+            |name: &str| Ok::<_, StoreError>(read.optional_string(name)?.map(str::to_string));
+        Ok(Contact {
+            account_id: read.string("account_id")?.to_string(),
+            channel: read.code("channel", Channel::parse)?,
+            phone: read.string("phone")?.to_string(),
+            text,
+            whatsapp_opted: read.optional_boolean("whatsapp_opted")?,
+            lists: read.string_set("lists")?,
+            tags: read.string_set("tags")?,
+            attrs: read.string_map("attrs")?,
+            status: read.code("status", Status::parse)?,
+            anonymous: read.boolean("anonymous")?,
+            source: read.code("source", Source::parse)?,
+            created_at: read.string("created_at")?.to_string(),
+            updated_at: read.string("updated_at")?.to_string(),
+            last_import_id: optional("last_import_id")?,
+            last_campaign_id: optional("last_campaign_id")?,
+            last_inbound_at: optional("last_inbound_at")?,
+            version: read.number("version")?,
+        })
+    }
+}
+
+/// How a conditional write ended.
+enum Write {
+    /// It was made.
+    Done,
+    /// The condition failed; the item as it is now, when there is one.
+    Refused(Option<Item>),
+}
+
+impl ContactStore for DynamoTable {
+    async fn get_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(contact_pk(account_id, channel, phone)))
+            .key("sk", s(CONTACT_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| service("DynamoDB GetItem")(e.into_service_error()))?;
+        out.item().map(Contact::try_from).transpose()
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> Result<PutOutcome, StoreError> {
+        let item = Item::from(contact);
+        let write = match precondition {
+            Precondition::Absent => self.create_contact(item).await?,
+            Precondition::Version(expected) => self.update_contact(item, expected).await?,
+        };
+        match write {
+            Write::Done => Ok(PutOutcome::Written),
+            Write::Refused(current) => {
+                let current = current.as_ref().map(Contact::try_from).transpose()?;
+                Ok(PutOutcome::Conflict(current.map(Box::new)))
+            }
+        }
+    }
+}
+
+impl DynamoTable {
+    /// Puts the whole item when no item has its key.
+    async fn create_contact(&self, item: Item) -> Result<Write, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(ABSENT)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(Write::Done),
+            Err(PutItemError::ConditionalCheckFailedException(refused)) => {
+                Ok(Write::Refused(refused.item))
+            }
+            Err(other) => Err(service("DynamoDB PutItem")(other)),
+        }
+    }
+
+    /// SETs every attribute we own (attributes other writers added survive) when the
+    /// stored version is still `expected`.
+    async fn update_contact(&self, mut item: Item, expected: u64) -> Result<Write, StoreError> {
+        let key: Item = ["pk", "sk"]
+            .into_iter()
+            .filter_map(|name| item.remove_entry(name))
+            .collect();
+        let update = SetEvery::attribute_of(item, expected);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(update.expression)
+            .condition_expression(SAME_VERSION)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(Write::Done),
+            Err(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                Ok(Write::Refused(refused.item))
+            }
+            Err(other) => Err(service("DynamoDB UpdateItem")(other)),
+        }
+    }
+}
+
+/// An update expression setting every attribute, with the placeholders it and
+/// [`SAME_VERSION`] use. Attributes go in name order: one contact, one request.
+struct SetEvery {
+    expression: String,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+impl SetEvery {
+    fn attribute_of(attributes: Item, expected: u64) -> SetEvery {
+        let mut attributes: Vec<_> = attributes.into_iter().collect();
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut names = HashMap::from([("#version".to_string(), "version".to_string())]);
+        let mut values = Item::from([(":expected".to_string(), n(expected))]);
+        let mut sets = Vec::with_capacity(attributes.len());
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), name);
+            values.insert(format!(":v{i}"), value);
+            sets.push(format!("#a{i} = :v{i}"));
+        }
+        SetEvery {
+            expression: format!("SET {}", sets.join(", ")),
+            names,
+            values,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
+    use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+    use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+    use crate::aws::dynamodb::testing::{
+        eva, eva_item, malformed, refused, Requests, EVA_PK, TABLE,
+    };
+
+    #[tokio::test]
+    async fn a_new_contact_is_put_whole_only_when_absent() {
+        // GIVEN a table that accepts the put
+        let requests = Requests::<PutItemInput>::new();
+        let rule = mock!(Client::put_item)
+            .match_requests(requests.recorder())
+            .then_output(|| PutItemOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN a new contact is saved
+        let outcome = table.put_contact(&eva(), Precondition::Absent).await;
+
+        // THEN one put carries the whole item under attribute_not_exists, asking for
+        // the stored item should the condition fail
+        assert_eq!(outcome.expect("written"), PutOutcome::Written);
+        let put = requests.only();
+        assert_eq!(put.table_name(), Some(TABLE));
+        assert_eq!(put.item(), Some(&eva_item()));
+        assert_eq!(put.condition_expression(), Some("attribute_not_exists(pk)"));
+        assert_eq!(
+            put.return_values_on_condition_check_failure(),
+            Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_sets_every_attribute_under_the_version_read() {
+        // GIVEN a table that accepts the update, and Eva renamed from version 1
+        let requests = Requests::<UpdateItemInput>::new();
+        let rule = mock!(Client::update_item)
+            .match_requests(requests.recorder())
+            .then_output(|| UpdateItemOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+        let mut renamed = eva();
+        renamed.text.insert("name".into(), "Eva Smith".into());
+        renamed.version = 2;
+
+        // WHEN it is saved under the version read
+        let outcome = table.put_contact(&renamed, Precondition::Version(1)).await;
+
+        // THEN the update is keyed on the contact, conditioned on version 1, and sets
+        // every other attribute of its item
+        assert_eq!(outcome.expect("written"), PutOutcome::Written);
+        let update = requests.only();
+        assert_eq!(update.table_name(), Some(TABLE));
+        let key = Item::from([("pk".into(), s(EVA_PK)), ("sk".into(), s("PROFILE"))]);
+        assert_eq!(update.key(), Some(&key));
+        assert_eq!(
+            update.condition_expression(),
+            Some("attribute_exists(pk) AND #version = :expected")
+        );
+        let names = update.expression_attribute_names().expect("names");
+        let values = update.expression_attribute_values().expect("values");
+        assert_eq!(names.get("#version").map(String::as_str), Some("version"));
+        assert_eq!(values.get(":expected"), Some(&n(1)));
+        let mut expected = Item::from(&renamed);
+        expected.retain(|name, _| name != "pk" && name != "sk");
+        assert_eq!(set_attributes(&update), expected);
+        assert_eq!(expected.get("name"), Some(&s("Eva Smith")));
+        assert_eq!(expected.get("version"), Some(&n(2)));
+        assert_eq!(
+            update.return_values_on_condition_check_failure(),
+            Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+    }
+
+    /// What an update's `SET a = b, …` writes, its placeholders resolved.
+    fn set_attributes(update: &UpdateItemInput) -> Item {
+        let names = update.expression_attribute_names().expect("names");
+        let values = update.expression_attribute_values().expect("values");
+        let expression = update.update_expression().expect("expression");
+        let sets = expression.strip_prefix("SET ").expect("a SET expression");
+        sets.split(", ")
+            .map(|set| {
+                let (name, value) = set.split_once(" = ").expect("name = value");
+                (names[name].clone(), values[value].clone())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_answers_the_stored_contact() {
+        // GIVEN a contact already stored, with another name, which the put's condition
+        // finds and returns (ALL_OLD)
+        let mut stored = eva_item();
+        stored.insert("name".into(), s("Eva Stored"));
+        let rule = mock!(Client::put_item).then_error(move || refused(Some(stored.clone())));
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN Eva is created
+        let outcome = table.put_contact(&eva(), Precondition::Absent).await;
+
+        // THEN the conflict carries the stored contact, decoded
+        let mut expected = eva();
+        expected.text.insert("name".into(), "Eva Stored".into());
+        assert_eq!(
+            outcome.expect("a conflict is an answer"),
+            PutOutcome::Conflict(Some(Box::new(expected)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_update_of_a_deleted_contact_has_nothing_to_merge() {
+        // GIVEN the contact was deleted since it was read: no ALL_OLD item
+        let rule = mock!(Client::update_item).then_error(|| {
+            UpdateItemError::ConditionalCheckFailedException(
+                aws_sdk_dynamodb::types::error::ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN it is updated
+        let outcome = table.put_contact(&eva(), Precondition::Version(1)).await;
+
+        // THEN it is a conflict with nothing stored
+        assert_eq!(outcome.expect("answer"), PutOutcome::Conflict(None));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_is_malformed_naming_the_item() {
+        // GIVEN a stored contact whose status is no status we know
+        let requests = Requests::<GetItemInput>::new();
+        let mut stored = eva_item();
+        stored.insert("status".into(), s("paused"));
+        let rule = mock!(Client::get_item)
+            .match_requests(requests.recorder())
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .set_item(Some(stored.clone()))
+                    .build()
+            });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN it is read
+        let read = table
+            .get_contact("acme", Channel::Whatsapp, "+447911123456")
+            .await;
+
+        // THEN the read fails naming the item and the value, not defaulting to active
+        assert_eq!(
+            malformed(read),
+            (EVA_PK.into(), "unknown status `paused`".into())
+        );
+        let get = requests.only();
+        let key = Item::from([("pk".into(), s(EVA_PK)), ("sk".into(), s("PROFILE"))]);
+        assert_eq!(get.key(), Some(&key));
+        assert_eq!(get.consistent_read(), Some(true));
+    }
+
+    #[test]
+    fn a_contact_round_trips_through_its_item() {
+        assert_eq!(Contact::try_from(&eva_item()).expect("decodes"), eva());
+        assert_eq!(Item::from(&eva()), eva_item());
+    }
+
+    #[test]
+    fn optional_attributes_stay_optional() {
+        // GIVEN an item with none of the optional attributes
+        let mut item = eva_item();
+        for name in ["name", "whatsapp_opted", "lists", "attrs", "last_import_id"] {
+            item.remove(name);
+        }
+
+        // WHEN it is read THEN they are absent or empty
+        let contact = Contact::try_from(&item).expect("decodes");
+        assert!(contact.text.is_empty() && contact.lists.is_empty() && contact.attrs.is_empty());
+        assert_eq!(
+            (contact.whatsapp_opted, contact.last_import_id),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn unknown_codes_and_missing_attributes_name_the_item() {
+        let cases: [(&str, Option<AttributeValue>, &str); 6] = [
+            ("source", Some(s("fax")), "unknown source `fax`"),
+            ("channel", Some(s("telegram")), "unknown channel `telegram`"),
+            ("status", None, "missing attribute `status`"),
+            ("version", None, "missing attribute `version`"),
+            (
+                "anonymous",
+                Some(s("no")),
+                "attribute `anonymous` is not a boolean (BOOL)",
+            ),
+            (
+                "attrs",
+                Some(AttributeValue::M(HashMap::from([("Plan".into(), n(3))]))),
+                "attribute `attrs.Plan` is not a string (S)",
+            ),
+        ];
+        for (name, value, problem) in cases {
+            // GIVEN Eva's item with one attribute changed or removed
+            let mut item = eva_item();
+            match value {
+                Some(value) => item.insert(name.into(), value),
+                None => item.remove(name),
+            };
+            // WHEN it is read THEN the error names the item and the problem
+            let read = Contact::try_from(&item);
+            assert_eq!(malformed(read), (EVA_PK.into(), problem.into()), "{name}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The DynamoDB adapter: one table (DESIGN section 9) holding four kinds of item, each
+//! behind its own port and in its own file.
+//!
+//! | file | port | item |
+//! |---|---|---|
+//! | `contacts.rs` | [`ContactStore`](crate::ports::ContactStore) | `CONTACT#…` / `PROFILE`: the conditional writes |
+//! | `jobs.rs` | [`JobStore`](crate::ports::JobStore) | `IMPORT#…` / `JOB`: the claim and progress |
+//! | `settings.rs` | [`SettingsStore`](crate::ports::SettingsStore) | `ACCOUNT#…` / `SETTINGS` |
+//! | `ledger.rs` | [`EventLedger`](crate::ports::EventLedger) | `EVENT#…` / `SEEN` |
+//!
+//! Each file maps its domain type to an item (`From<&Contact> for Item`) and back
+//! (`TryFrom<&Item>`). Reading is strict (`item.rs`): an attribute we always write that
+//! is missing, of the wrong type, or holding a code we do not know is
+//! [`StoreError::Malformed`](crate::ports::StoreError::Malformed) naming the item, never
+//! a silent default. Keys come from [`crate::aws::keys`].
+
+mod contacts;
+mod item;
+mod jobs;
+mod ledger;
+mod settings;
+#[cfg(test)]
+mod testing;
+
+/// DynamoDB adapter: contacts, jobs, settings and processed events in one table.
+#[derive(Clone, Debug)]
+pub struct DynamoTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoTable {
+    /// Wraps a client for `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoTable {
+        DynamoTable {
+            client,
+            table: table.into(),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Every key format of the table and the bucket (DESIGN sections 4 and 9), in one place.
+//! Pure functions: the services use them for what they report (a contact's `pk` in an
+//! answer, a report's key in summary.json), the adapters for what they store.
+
+use crate::domain::upload::Channel;
+
+/// Sort key of a contact item.
+pub const CONTACT_SK: &str = "PROFILE";
+/// Sort key of an import job item.
+pub const JOB_SK: &str = "JOB";
+/// Sort key of an account settings item.
+pub const SETTINGS_SK: &str = "SETTINGS";
+/// Sort key of a processed-event item.
+pub const EVENT_SK: &str = "SEEN";
+
+/// Partition key of a contact item.
+pub fn contact_pk(account_id: &str, channel: Channel, e164: &str) -> String {
+    format!("CONTACT#{account_id}#{}#{e164}", channel.as_str())
+}
+
+/// Partition key of an import job item.
+pub fn job_pk(account_id: &str, import_id: &str) -> String {
+    format!("IMPORT#{account_id}#{import_id}")
+}
+
+/// Partition key of an account's settings item.
+pub fn settings_pk(account_id: &str) -> String {
+    format!("ACCOUNT#{account_id}")
+}
+
+/// Partition key of a processed-event item.
+pub fn event_pk(account_id: &str, event_key: &str) -> String {
+    format!("EVENT#{account_id}#{event_key}")
+}
+
+/// The `by_account` GSI partition of a contact: `{account_id}#{shard}`.
+pub fn gsi1pk(account_id: &str, e164: &str) -> String {
+    format!("{account_id}#{}", gsi_shard(e164))
+}
+
+/// The `by_account` GSI sort key of a contact: `{channel}#{e164}`.
+pub fn gsi1sk(channel: Channel, e164: &str) -> String {
+    format!("{}#{e164}", channel.as_str())
+}
+
+/// The `by_account` GSI shard of a number: a stable hash (FNV-1a) mod 16, two digits.
+pub fn gsi_shard(e164: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in e164.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{:02}", hash % 16)
+}
+
+/// Key of an import's summary.json.
+pub fn summary_key(account_id: &str, import_id: &str) -> String {
+    format!("reports/{account_id}/{import_id}/summary.json")
+}
+
+/// Key of an import's rows.csv.
+pub fn rows_report_key(account_id: &str, import_id: &str) -> String {
+    format!("reports/{account_id}/{import_id}/rows.csv")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_contract() {
+        assert_eq!(
+            contact_pk("acme", Channel::Whatsapp, "+447911123456"),
+            "CONTACT#acme#whatsapp#+447911123456"
+        );
+        assert_eq!(job_pk("acme", "imp_1"), "IMPORT#acme#imp_1");
+        assert_eq!(settings_pk("acme"), "ACCOUNT#acme");
+        assert_eq!(event_pk("acme", "msg:1"), "EVENT#acme#msg:1");
+        assert_eq!(gsi1sk(Channel::Sms, "+1"), "sms#+1");
+        assert_eq!(summary_key("a", "i"), "reports/a/i/summary.json");
+        assert_eq!(rows_report_key("a", "i"), "reports/a/i/rows.csv");
+    }
+
+    #[test]
+    fn shard_is_stable_and_two_digits() {
+        let shard = gsi_shard("+447911123456");
+        assert_eq!(shard.len(), 2);
+        assert_eq!(shard, gsi_shard("+447911123456"));
+        assert!(shard.parse::<u8>().is_ok_and(|s| s < 16));
+        assert_eq!(gsi1pk("acme", "+447911123456"), format!("acme#{shard}"));
+    }
+}

@@ -1,0 +1,169 @@
+//! What each event answers (DESIGN section 10). Answers are also what the ledger keeps
+//! for a redelivered event, so they read back as well as they write.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::phone::PhoneRejection;
+
+/// The answer to one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// To `campaign.completed`.
+    Campaign(CampaignAnswer),
+    /// To `message.inbound`.
+    Inbound(InboundAnswer),
+    /// To `contact.captured`.
+    Captured(CapturedAnswer),
+}
+
+/// The answer to `campaign.completed`, by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CampaignAnswer {
+    /// The delivered recipients were saved.
+    Saved(RecipientsSaved),
+    /// The campaign did not succeed: nothing was saved.
+    NotSaved(RecipientsNotSaved),
+}
+
+/// What saving a campaign's recipients did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientsSaved {
+    /// New contacts.
+    pub created: u64,
+    /// Existing contacts that changed.
+    pub updated: u64,
+    /// Existing contacts with nothing new.
+    pub unchanged: u64,
+    /// Recipients whose number is unusable.
+    pub rejected: u64,
+    /// Repeats of an earlier recipient's number.
+    pub duplicates: u64,
+    /// Recipients the message did not reach (not saved).
+    pub not_delivered: u64,
+    /// Rejections by reason code.
+    pub rejections_by_reason: BTreeMap<PhoneRejection, u64>,
+    /// "N new contacts saved to Contact Book."
+    pub message: String,
+}
+
+/// Why a campaign's recipients were not saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientsNotSaved {
+    /// For a person.
+    pub reason: String,
+    /// Always 0.
+    pub created: u64,
+    /// Always 0.
+    pub updated: u64,
+    /// Always 0.
+    pub unchanged: u64,
+    /// Always 0.
+    pub rejected: u64,
+    /// "0 new contacts saved to Contact Book."
+    pub message: String,
+}
+
+/// The answer to `message.inbound`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundAnswer {
+    /// What the sender's contact is now.
+    pub contact: InboundContact,
+    /// The contact's partition key.
+    pub pk: String,
+}
+
+/// What an inbound message found or made.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundContact {
+    /// An unknown number: a new anonymous contact.
+    CreatedAnonymous,
+    /// An archived contact, active again.
+    Reactivated,
+    /// An active contact.
+    Existing,
+    /// A blocked contact: left blocked and unchanged.
+    Blocked,
+}
+
+impl InboundContact {
+    /// The documented name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundContact::CreatedAnonymous => "created_anonymous",
+            InboundContact::Reactivated => "reactivated",
+            InboundContact::Existing => "existing",
+            InboundContact::Blocked => "blocked",
+        }
+    }
+}
+
+/// The answer to `contact.captured`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedAnswer {
+    /// What the save did.
+    pub contact: CapturedContact,
+    /// The contact's partition key.
+    pub pk: String,
+    /// Whether the contact is still anonymous (no name captured yet).
+    pub anonymous: bool,
+}
+
+/// What saving captured details did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapturedContact {
+    /// A new contact.
+    Created,
+    /// An existing contact gained details.
+    Updated,
+    /// An existing contact already had them.
+    Unchanged,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_serialise_to_the_documented_shapes_and_read_back() {
+        let saved = CampaignAnswer::Saved(RecipientsSaved {
+            created: 2,
+            rejected: 1,
+            rejections_by_reason: BTreeMap::from([(PhoneRejection::Missing, 1)]),
+            message: "2 new contacts saved to Contact Book.".into(),
+            ..Default::default()
+        });
+        let value = serde_json::to_value(Answer::Campaign(saved.clone())).expect("serialises");
+        assert_eq!(
+            value,
+            json!({"status": "saved", "created": 2, "updated": 0, "unchanged": 0, "rejected": 1,
+                   "duplicates": 0, "not_delivered": 0, "rejections_by_reason": {"missing_phone": 1},
+                   "message": "2 new contacts saved to Contact Book."})
+        );
+        assert_eq!(
+            serde_json::from_value::<CampaignAnswer>(value).expect("reads back"),
+            saved
+        );
+
+        let inbound = InboundAnswer {
+            contact: InboundContact::CreatedAnonymous,
+            pk: "CONTACT#acme#sms#+447911123456".into(),
+        };
+        let value = serde_json::to_value(Answer::Inbound(inbound.clone())).expect("serialises");
+        assert_eq!(
+            value,
+            json!({"contact": "created_anonymous", "pk": "CONTACT#acme#sms#+447911123456"})
+        );
+        assert_eq!(value["contact"], InboundContact::CreatedAnonymous.as_str());
+        assert_eq!(
+            serde_json::from_value::<InboundAnswer>(value).expect("reads back"),
+            inbound
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Invocation shapes (DESIGN section 10): a bare event (direct invoke), an EventBridge
+//! envelope (`detail` holds the event, `detail-type` its type when the detail has none)
+//! and an SQS batch (each record's body is a bare event or an EventBridge envelope,
+//! answered with `batchItemFailures`).
+//!
+//! This is the boundary: the function hands over the payload as JSON it has not looked
+//! at, and serde decides the shape by trying each in turn.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::answer::Answer;
+use super::error::{invalid, EventError};
+use super::payload::{decode, Event};
+
+/// One invocation's events, decoded.
+// One value per invocation, moved once: boxing the single event would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Invocation {
+    /// A direct invoke or an EventBridge envelope: one event, whose error is the
+    /// invocation's.
+    Single(Result<Event, EventError>),
+    /// An SQS batch: one event per record; the ones that fail are redelivered.
+    Batch(Vec<Record>),
+}
+
+/// One record of an SQS batch.
+#[derive(Debug)]
+pub struct Record {
+    /// The SQS message id: the `itemIdentifier` when it fails.
+    pub message_id: String,
+    /// The event its body holds.
+    pub event: Result<Event, EventError>,
+}
+
+impl Invocation {
+    /// Decodes an invocation payload: an SQS batch when it has `Records` and every one is
+    /// from `aws:sqs`, else an EventBridge envelope, else a bare event.
+    pub fn from_payload(payload: Value) -> Invocation {
+        match Shape::deserialize(payload) {
+            Ok(Shape::Batch(SqsBatch(batch))) => {
+                Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
+            }
+            Ok(Shape::Single(carrier)) => Invocation::Single(carrier.event()),
+            // `Carrier::Bare` takes any JSON value: not reached.
+            Err(e) => Invocation::Single(Err(invalid("(event)", e.to_string()))),
+        }
+    }
+
+    /// How many events it carries (a batch counts its records).
+    pub fn event_count(&self) -> u64 {
+        match self {
+            Invocation::Single(_) => 1,
+            Invocation::Batch(records) => records.len() as u64,
+        }
+    }
+}
+
+/// What an invocation answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// The answer to a single event.
+    Event(Answer),
+    /// A batch: `batchItemFailures` names exactly the records that failed.
+    Batch(SqsBatchResponse),
+}
+
+impl Reply {
+    /// How many events failed.
+    pub fn failures(&self) -> u64 {
+        match self {
+            Reply::Event(_) => 0,
+            Reply::Batch(response) => response.batch_item_failures.len() as u64,
+        }
+    }
+}
+
+/// The shapes of an invocation payload, tried in order.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Shape {
+    Batch(SqsBatch),
+    Single(Carrier),
+}
+
+/// The shapes one event arrives in, tried in order.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Carrier {
+    Routed(Box<EventBridgeEvent>),
+    Bare(Value),
+}
+
+impl Carrier {
+    fn event(self) -> Result<Event, EventError> {
+        match self {
+            Carrier::Routed(envelope) => decode(&envelope.detail, Some(&envelope.detail_type)),
+            Carrier::Bare(event) => decode(&event, None),
+        }
+    }
+}
+
+/// An [`SqsEvent`] whose records all come from SQS: an event that merely has a
+/// `Records` field is not a batch.
+#[derive(Deserialize)]
+#[serde(try_from = "SqsEvent")]
+struct SqsBatch(SqsEvent);
+
+impl TryFrom<SqsEvent> for SqsBatch {
+    type Error = &'static str;
+
+    fn try_from(event: SqsEvent) -> Result<Self, Self::Error> {
+        let from_sqs = |r: &SqsMessage| r.event_source.as_deref() == Some("aws:sqs");
+        if event.records.is_empty() || !event.records.iter().all(from_sqs) {
+            return Err("not an SQS batch");
+        }
+        Ok(SqsBatch(event))
+    }
+}
+
+impl From<SqsMessage> for Record {
+    fn from(message: SqsMessage) -> Record {
+        let body = message.body.unwrap_or_default();
+        // Any JSON is a carrier (`Bare` takes every value): an error is a syntax error.
+        let event = match serde_json::from_str::<Carrier>(&body) {
+            Ok(carrier) => carrier.event(),
+            Err(e) => Err(invalid("body", format!("is not JSON ({e})"))),
+        };
+        Record {
+            message_id: message.message_id.unwrap_or_default(),
+            event,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inbound() -> Value {
+        json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m1", "from": "+447911123456"})
+    }
+
+    fn single(payload: Value) -> Result<Event, EventError> {
+        match Invocation::from_payload(payload) {
+            Invocation::Single(event) => event,
+            other => panic!("not a single event: {other:?}"),
+        }
+    }
+
+    fn field(result: Result<Event, EventError>) -> String {
+        match result {
+            Err(EventError::InvalidField { field, .. }) => field,
+            other => panic!("not an invalid field: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bare_event_is_one_event() {
+        let invocation = Invocation::from_payload(inbound());
+        assert_eq!(invocation.event_count(), 1);
+        assert!(matches!(
+            invocation,
+            Invocation::Single(Ok(Event::MessageInbound(_)))
+        ));
+    }
+
+    #[test]
+    fn an_eventbridge_detail_takes_its_type_from_detail_type() {
+        let mut detail = inbound();
+        detail.as_object_mut().expect("object").remove("type");
+        let envelope = json!({"version": "0", "detail-type": "message.inbound", "source": "inbox", "detail": detail});
+        assert!(matches!(single(envelope), Ok(Event::MessageInbound(_))));
+        let typed =
+            json!({"detail-type": "something.else", "source": "inbox", "detail": inbound()});
+        assert!(matches!(single(typed), Ok(Event::MessageInbound(_))));
+        let bad =
+            json!({"detail-type": "message.inbound", "source": "inbox", "detail": {"from": 5}});
+        assert_eq!(field(single(bad)), "from");
+    }
+
+    #[test]
+    fn an_sqs_batch_decodes_each_record_on_its_own() {
+        let routed = json!({"detail-type": "message.inbound", "source": "inbox", "detail": {"from": "+447911123456"}});
+        let batch = json!({"Records": [
+            {"messageId": "a", "eventSource": "aws:sqs", "body": inbound().to_string()},
+            {"messageId": "b", "eventSource": "aws:sqs", "body": "not json"},
+            {"messageId": "c", "eventSource": "aws:sqs", "body": routed.to_string()},
+            {"messageId": "d", "eventSource": "aws:sqs"},
+            {"messageId": "e", "eventSource": "aws:sqs", "body": "{\"type\": \"nope\"}"},
+        ]});
+        let invocation = Invocation::from_payload(batch);
+        assert_eq!(invocation.event_count(), 5);
+        let Invocation::Batch(records) = invocation else {
+            panic!("not a batch")
+        };
+        let ids: Vec<&str> = records.iter().map(|r| r.message_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d", "e"]);
+        assert!(matches!(records[0].event, Ok(Event::MessageInbound(_))));
+        assert!(matches!(records[2].event, Ok(Event::MessageInbound(_))));
+        let mut records = records.into_iter().map(|r| r.event);
+        let _ = records.next();
+        assert_eq!(field(records.next().expect("b")), "body");
+        let _ = records.next();
+        assert_eq!(field(records.next().expect("d")), "body");
+        assert_eq!(field(records.next().expect("e")), "type");
+    }
+
+    #[test]
+    fn records_not_all_from_sqs_are_not_a_batch() {
+        for payload in [
+            json!({"Records": []}),
+            json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}, {"eventSource": "aws:s3"}]}),
+        ] {
+            assert_eq!(field(single(payload)), "type");
+        }
+    }
+
+    #[test]
+    fn a_batch_reply_is_the_documented_shape() {
+        let mut response = SqsBatchResponse::default();
+        response.add_failure("b");
+        let reply = Reply::Batch(response);
+        assert_eq!(reply.failures(), 1);
+        assert_eq!(
+            serde_json::to_value(&reply).expect("serialises"),
+            json!({"batchItemFailures": [{"itemIdentifier": "b"}]})
+        );
+    }
+}

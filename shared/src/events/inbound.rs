@@ -1,0 +1,186 @@
+//! `message.inbound`: someone wrote to the account, once per `message_id`. An unknown
+//! number becomes an anonymous contact (named from `first_name` + `last_name`, else the
+//! profile name); an archived contact is re-activated with its stored name; a blocked
+//! one stays blocked and untouched.
+
+use std::cell::Cell;
+
+use super::answer::{InboundAnswer, InboundContact};
+use super::error::{invalid, EventError};
+use super::payload::{account_id, channel, MessageInbound, Text};
+use super::{now, rfc3339, stamp, EventService};
+use crate::aws::keys::contact_pk;
+use crate::book::{upsert, Upserted};
+use crate::domain::contact::{Contact, ContactDraft, Source, Status, WriteStamp};
+use crate::domain::phone::{self, PhoneContext};
+use crate::domain::text::{mask_phone, truncate_chars};
+use crate::domain::upload::Channel;
+use crate::domain::validate::is_valid_name;
+use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
+
+/// A `message.inbound` event whose fields are checked.
+struct Inbound {
+    account_id: String,
+    channel: Channel,
+    message_id: String,
+    /// The sender, E.164.
+    phone: String,
+    /// RFC 3339 UTC with the sender's precision: comparable as text.
+    received_at: String,
+    /// The name a new contact gets, and an unnamed one gains.
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+impl<O, C, S, L> EventService<'_, O, C, S, L>
+where
+    O: ObjectStore,
+    C: ContactStore,
+    S: SettingsStore,
+    L: EventLedger,
+{
+    pub(super) async fn message_inbound(
+        &self,
+        event: MessageInbound,
+    ) -> Result<InboundAnswer, EventError> {
+        let inbound = self.check_inbound(event).await?;
+        let key = format!("msg:{}", inbound.message_id);
+        self.once(&inbound.account_id, &key, || self.save_inbound(&inbound))
+            .await
+    }
+
+    async fn check_inbound(&self, event: MessageInbound) -> Result<Inbound, EventError> {
+        let account_id = account_id(event.account_id)?;
+        let channel = channel(event.channel)?;
+        let message_id = event.message_id.required("message_id")?;
+        let raw_from = event.from.required("from")?;
+        let region = self.region_for(event.default_country, &account_id).await?;
+        // Whatever the channel, a message came from this number: any valid number will do.
+        let context = PhoneContext {
+            default_region: region,
+            channel: Channel::Voice,
+        };
+        let phone = phone::normalize(&raw_from, None, context)
+            .map_err(|e| invalid("from", format!("{e} ({})", e.code())))?;
+        let received_at = received_at(event.received_at)?;
+        let valid = |name: Text<50>| name.into_option().filter(|n| is_valid_name(n));
+        let (first_name, last_name) = (valid(event.first_name), valid(event.last_name));
+        let profile = event
+            .profile_name
+            .into_option()
+            .map(|n| truncate_chars(&n, 101).to_string())
+            .filter(|n| is_valid_name(n));
+        let given: Vec<&str> = [first_name.as_deref(), last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let name = if given.is_empty() {
+            profile
+        } else {
+            Some(given.join(" "))
+        };
+        Ok(Inbound {
+            account_id,
+            channel,
+            message_id,
+            phone,
+            received_at,
+            name,
+            first_name,
+            last_name,
+        })
+    }
+
+    async fn save_inbound(&self, inbound: &Inbound) -> Result<InboundAnswer, EventError> {
+        let found = Cell::new(InboundContact::Existing);
+        let stamp = stamp(Source::Inbound, None);
+        let result = upsert(
+            self.contacts,
+            || inbound.new_contact(&stamp),
+            |current| {
+                let (what, next) = inbound.merge(current, &stamp);
+                found.set(what);
+                Ok(next)
+            },
+        )
+        .await?;
+        let contact = match &result {
+            Upserted::Created(c) => {
+                found.set(InboundContact::CreatedAnonymous);
+                c
+            }
+            Upserted::Updated(c) | Upserted::Unchanged(c) | Upserted::LeftAlone(c) => c,
+        };
+        tracing::info!(account_id = inbound.account_id, contact = found.get().as_str(), phone = %mask_phone(&contact.phone), "inbound message");
+        Ok(InboundAnswer {
+            contact: found.get(),
+            pk: contact_pk(&contact.account_id, contact.channel, &contact.phone),
+        })
+    }
+}
+
+impl Inbound {
+    /// An unknown sender: an anonymous contact.
+    fn new_contact(&self, stamp: &WriteStamp) -> Contact {
+        let mut draft = ContactDraft {
+            phone: self.phone.clone(),
+            ..Default::default()
+        };
+        for (field, value) in [
+            ("name", &self.name),
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+        ] {
+            if let Some(v) = value {
+                draft.text.insert(field, v.clone());
+            }
+        }
+        let mut contact = Contact::create(&self.account_id, self.channel, &draft, stamp);
+        contact.anonymous = true;
+        contact.last_inbound_at = Some(self.received_at.clone());
+        contact
+    }
+
+    /// A known sender: what they are, and the contact to write (`None`: no write).
+    fn merge(&self, current: &Contact, stamp: &WriteStamp) -> (InboundContact, Option<Contact>) {
+        let mut next = current.clone();
+        let found = match current.status {
+            Status::Blocked => return (InboundContact::Blocked, None),
+            Status::Archived => {
+                next.status = Status::Active;
+                InboundContact::Reactivated
+            }
+            Status::Active => InboundContact::Existing,
+        };
+        // A profile name fills a gap; it never replaces a name.
+        if let (None, Some(n)) = (next.text.get("name"), &self.name) {
+            next.text.insert("name".into(), n.clone());
+        }
+        let received_at = self.received_at.as_str();
+        if next
+            .last_inbound_at
+            .as_deref()
+            .is_none_or(|t| t < received_at)
+        {
+            next.last_inbound_at = Some(self.received_at.clone());
+        }
+        if next == *current {
+            return (found, None);
+        }
+        next.touch(stamp);
+        (found, Some(next))
+    }
+}
+
+/// `received_at` in UTC, or now when it is not given.
+fn received_at(value: Text<64>) -> Result<String, EventError> {
+    let Some(text) = value.into_option() else {
+        return Ok(rfc3339(now()));
+    };
+    let time = chrono::DateTime::parse_from_rfc3339(&text)
+        .map_err(|_| invalid("received_at", "must be an RFC 3339 time"))?;
+    Ok(time
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}

@@ -1,0 +1,332 @@
+//! The service end to end over the in-memory ports: payload in, answer and writes out.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::domain::contact::{Contact, Status};
+use crate::domain::upload::Channel;
+use crate::ports::memory::MemoryPorts;
+use crate::ports::{Precondition, PutOutcome};
+
+async fn send(ports: &MemoryPorts, event: Value) -> Result<Value, EventError> {
+    let config = Config::default();
+    let service = EventService {
+        objects: &ports.objects,
+        contacts: &ports.contacts,
+        settings: &ports.settings,
+        ledger: &ports.ledger,
+        config: &config,
+    };
+    let reply = service
+        .handle_invocation(Invocation::from_payload(event))
+        .await?;
+    Ok(serde_json::to_value(reply).expect("answers serialise"))
+}
+
+fn inbound(id: &str, status_name: Option<&str>) -> Value {
+    json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp", "message_id": id,
+           "from": "+447911123456", "profile_name": status_name, "received_at": "2026-11-21T10:00:00Z"})
+}
+
+const PK: &str = "CONTACT#acme#whatsapp#+447911123456";
+const PHONE: &str = "+447911123456";
+
+fn contact(ports: &MemoryPorts, phone: &str) -> Option<Contact> {
+    ports.contacts.get("acme", Channel::Whatsapp, phone)
+}
+
+/// Changes the stored contact's status as someone else would.
+async fn set_status(ports: &MemoryPorts, status: Status) {
+    let mut stored = contact(ports, PHONE).expect("exists");
+    let version = stored.version;
+    stored.status = status;
+    let put = ports
+        .contacts
+        .put_contact(&stored, Precondition::Version(version))
+        .await
+        .expect("put");
+    assert_eq!(put, PutOutcome::Written);
+}
+
+#[tokio::test]
+async fn campaign_saves_delivered_recipients_once() {
+    let store = MemoryPorts::default();
+    let event = json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": "cmp-42", "channel": "whatsapp",
+        "status": "succeeded", "default_country": "IN", "recipients": [
+            {"phone": "+919876543210", "name": "John Doe", "delivery_status": "delivered"},
+            {"phone": "98765 43211", "name": "Jane", "delivery_status": "read"},
+            {"phone": "+919876543212", "name": "Failed", "delivery_status": "failed"},
+            {"phone": "", "name": "Blank"},
+            {"phone": "+919876543210", "name": "John again"}]});
+    let answer = send(&store, event.clone()).await.expect("saved");
+    assert_eq!(answer["created"], 2);
+    assert_eq!(answer["rejected"], 1);
+    assert_eq!(answer["not_delivered"], 1);
+    assert_eq!(answer["duplicates"], 1);
+    assert_eq!(answer["message"], "2 new contacts saved to Contact Book.");
+    assert_eq!(answer["rejections_by_reason"], json!({"missing_phone": 1}));
+    let writes = store.contacts.writes();
+    assert_eq!(send(&store, event).await.expect("again"), answer);
+    assert_eq!(
+        store.contacts.writes(),
+        writes,
+        "a redelivery writes nothing"
+    );
+    let john = contact(&store, "+919876543210").expect("saved");
+    assert_eq!(john.last_campaign_id.as_deref(), Some("cmp-42"));
+    assert_eq!(john.source, Source::Campaign);
+}
+
+#[tokio::test]
+async fn failed_campaign_saves_nothing() {
+    let store = MemoryPorts::default();
+    let answer = send(&store, json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": "c", "channel": "sms",
+        "status": "failed", "recipients": [{"phone": "+919876543210", "name": "A"}]})).await.expect("answered");
+    assert_eq!(answer["status"], "not_saved");
+    assert_eq!(
+        answer,
+        json!({"status": "not_saved", "created": 0, "updated": 0, "unchanged": 0, "rejected": 0,
+               "reason": "campaign status is \"failed\"; only succeeded campaigns save their recipients",
+               "message": "0 new contacts saved to Contact Book."})
+    );
+    assert_eq!(store.contacts.count(), 0);
+}
+
+fn campaign_file(id: &str, key: &str) -> Value {
+    json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": id, "channel": "whatsapp",
+           "status": "succeeded", "default_country": "IN", "recipients_file": {"bucket": "contact-uploads", "key": key}})
+}
+
+#[tokio::test]
+async fn campaign_recipients_file_is_read_like_an_upload() {
+    let store = MemoryPorts::default();
+    let key = "campaigns/acme/cmp-43/recipients.csv";
+    let body = b"Name;Phone\nJohn D.;+919876543210\nNew Person;98765 43213\nNo Number;\n";
+    store.objects.insert("contact-uploads", key, body, &[]);
+    let answer = send(&store, campaign_file("cmp-43", key))
+        .await
+        .expect("saved");
+    assert_eq!(
+        (&answer["created"], &answer["rejected"], &answer["status"]),
+        (&json!(2), &json!(1), &json!("saved"))
+    );
+    let john = contact(&store, "+919876543210").expect("saved");
+    assert_eq!(john.text.get("name").map(String::as_str), Some("John D."));
+    assert!(contact(&store, "+919876543213").is_some());
+}
+
+#[tokio::test]
+async fn an_unusable_recipients_file_is_refused_and_nothing_is_written() {
+    let store = MemoryPorts::default();
+    store.objects.insert(
+        "contact-uploads",
+        "c/no-name.csv",
+        b"Phone\n+919876543214\n",
+        &[],
+    );
+    match send(&store, campaign_file("a", "c/no-name.csv")).await {
+        Err(e @ EventError::MissingRequiredHeaders(HeaderProblem::NoNameColumn(_))) => {
+            assert!(e.to_string().starts_with("missing_required_headers"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    store
+        .objects
+        .insert("contact-uploads", "c/no-phone.csv", b"Name\nEva\n", &[]);
+    assert!(matches!(
+        send(&store, campaign_file("b", "c/no-phone.csv")).await,
+        Err(EventError::MissingRequiredHeaders(HeaderProblem::Mapping(
+            _
+        )))
+    ));
+    assert!(matches!(
+        send(&store, campaign_file("c", "c/missing.csv")).await,
+        Err(EventError::RecipientsFile {
+            problem: FileProblem::NotFound,
+            ..
+        })
+    ));
+    let err = send(&store, campaign_file("d", "c/recipients.pdf"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.error_type(), "RecipientsFileUnreadable");
+    assert_eq!(err.to_string(), "the recipients file s3://contact-uploads/c/recipients.pdf cannot be read: files ending in .pdf are not supported; use CSV or XLSX");
+    assert_eq!(store.contacts.writes(), 0);
+}
+
+#[tokio::test]
+async fn inbound_creates_anonymous_then_existing_and_is_idempotent() {
+    let store = MemoryPorts::default();
+    let first = send(&store, inbound("m1", Some("Eva"))).await.expect("ok");
+    assert_eq!(first, json!({"contact": "created_anonymous", "pk": PK}));
+    let created = contact(&store, PHONE).expect("created");
+    assert!(created.anonymous);
+    assert_eq!(created.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(
+        send(&store, inbound("m1", Some("Eva"))).await.expect("ok"),
+        first,
+        "same message twice"
+    );
+    assert_eq!(
+        send(&store, inbound("m2", Some("Other")))
+            .await
+            .expect("ok")["contact"],
+        "existing"
+    );
+    assert_eq!(
+        contact(&store, PHONE)
+            .and_then(|c| c.text.get("name").cloned())
+            .as_deref(),
+        Some("Eva")
+    );
+}
+
+#[tokio::test]
+async fn archived_comes_back_blocked_stays_blocked() {
+    let store = MemoryPorts::default();
+    send(&store, inbound("m1", Some("Eva"))).await.expect("ok");
+    set_status(&store, Status::Archived).await;
+    assert_eq!(
+        send(&store, inbound("m2", None)).await.expect("ok")["contact"],
+        "reactivated"
+    );
+    assert_eq!(
+        contact(&store, PHONE).map(|c| c.status),
+        Some(Status::Active)
+    );
+    set_status(&store, Status::Blocked).await;
+    assert_eq!(
+        send(&store, inbound("m3", None)).await.expect("ok")["contact"],
+        "blocked"
+    );
+    assert_eq!(
+        contact(&store, PHONE).map(|c| c.status),
+        Some(Status::Blocked)
+    );
+}
+
+#[tokio::test]
+async fn inbound_reads_national_numbers_in_the_accounts_country() {
+    let store = MemoryPorts::default();
+    store.settings.set_default_country("acme", "IN");
+    let mut event = inbound("m1", Some("Priya"));
+    event["from"] = json!("98765 43210");
+    let answer = send(&store, event).await.expect("ok");
+    assert_eq!(answer["pk"], "CONTACT#acme#whatsapp#+919876543210");
+}
+
+#[tokio::test]
+async fn captured_completes_an_anonymous_contact() {
+    let store = MemoryPorts::default();
+    send(&store, inbound("m1", Some("Eva"))).await.expect("ok");
+    let answer = send(&store, json!({"type": "contact.captured", "account_id": "acme", "channel": "whatsapp", "phone": "+447911123456",
+        "email": "eva@example.com", "name": "Eva Smith", "captured_by": "ai_agent", "conversation_id": "conv-9"})).await.expect("ok");
+    assert_eq!(answer["contact"], "updated");
+    assert_eq!(
+        answer,
+        json!({"contact": "updated", "pk": PK, "anonymous": false})
+    );
+    let completed = contact(&store, PHONE).expect("exists");
+    assert!(!completed.anonymous);
+    assert_eq!(
+        completed.text.get("name").map(String::as_str),
+        Some("Eva Smith")
+    );
+    assert_eq!(
+        completed.text.get("email").map(String::as_str),
+        Some("eva@example.com")
+    );
+}
+
+#[tokio::test]
+async fn malformed_events_name_the_field_and_write_nothing() {
+    let store = MemoryPorts::default();
+    for (event, field) in [
+        (
+            json!({"type": "message.inbound", "channel": "whatsapp", "message_id": "m", "from": "+447911123456"}),
+            "account_id",
+        ),
+        (
+            json!({"type": "message.inbound", "account_id": "acme", "channel": "fax", "message_id": "m", "from": "+447911123456"}),
+            "channel",
+        ),
+        (
+            json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m", "from": "12"}),
+            "from",
+        ),
+        (
+            json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123456", "email": "nope"}),
+            "email",
+        ),
+        (
+            json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": 5, "channel": "sms", "status": "succeeded"}),
+            "campaign_id",
+        ),
+        (json!({"type": "unknown"}), "type"),
+        (
+            json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": "c", "channel": "sms", "status": "succeeded",
+                   "recipients": [{"phone": "+1"}, {"phone": "+2"}, {"phone": {"n": 3}}]}),
+            "recipients[2].phone",
+        ),
+        (
+            json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": "c", "channel": "sms", "status": "succeeded"}),
+            "recipients_file",
+        ),
+        (
+            json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m", "from": "+447911123456",
+                   "received_at": "yesterday"}),
+            "received_at",
+        ),
+        (
+            json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123456", "default_country": "XX"}),
+            "default_country",
+        ),
+        (
+            json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123456", "first_name": "<script>"}),
+            "first_name",
+        ),
+        (json!("message.inbound"), "(event)"),
+    ] {
+        match send(&store, event).await {
+            Err(EventError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    assert_eq!(store.contacts.count(), 0);
+    assert_eq!(store.contacts.writes(), 0);
+}
+
+#[tokio::test]
+async fn eventbridge_envelopes_are_unwrapped() {
+    let store = MemoryPorts::default();
+    let mut detail = inbound("m1", None);
+    detail.as_object_mut().expect("object").remove("type");
+    let answer = send(
+        &store,
+        json!({"detail-type": "message.inbound", "source": "inbox", "detail": detail}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(answer["contact"], "created_anonymous");
+}
+
+#[tokio::test]
+async fn a_batch_answers_exactly_its_failed_records() {
+    let store = MemoryPorts::default();
+    let mut missing_id = inbound("m2", None);
+    missing_id
+        .as_object_mut()
+        .expect("object")
+        .remove("message_id");
+    let batch = json!({"Records": [
+        {"messageId": "a", "eventSource": "aws:sqs", "body": inbound("m1", None).to_string()},
+        {"messageId": "b", "eventSource": "aws:sqs", "body": missing_id.to_string()},
+        {"messageId": "c", "eventSource": "aws:sqs", "body": "not json"},
+    ]});
+    let answer = send(&store, batch).await.expect("a batch always answers");
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}]})
+    );
+    assert_eq!(store.contacts.count(), 1);
+}

@@ -1,0 +1,221 @@
+//! The import of one upload, end to end: claim the job ([`job`]), check the object and
+//! its options and start parsing on a blocking thread ([`file`]), map and validate rows
+//! there ([`rows`]), write contacts with bounded concurrency and checkpoint progress
+//! ([`writer`]), count outcomes ([`run`]) and write summary.json and rows.csv
+//! ([`report`]).
+
+mod file;
+mod job;
+pub mod report;
+mod rows;
+mod run;
+mod writer;
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::aws::keys::summary_key;
+use crate::book::SaveError;
+use crate::config::Config;
+use crate::domain::outcome::ImportStatus;
+use crate::domain::upload::{import_id, UploadIdentity, UploadKey};
+use crate::ports::{
+    ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore, StoreError,
+};
+use report::{RowsReport, Summary};
+use run::{Run, RunError};
+
+/// How long a running job's owner holds it without a checkpoint before another
+/// invocation may take it over.
+pub const LEASE_SECONDS: i64 = 30;
+
+/// The upload an S3 event names.
+#[derive(Clone, Debug, Default)]
+pub struct Upload {
+    /// Bucket.
+    pub bucket: String,
+    /// Decoded key.
+    pub key: String,
+    /// Size from the event.
+    pub size: Option<u64>,
+    /// eTag from the event.
+    pub etag: Option<String>,
+    /// Version id from the event.
+    pub version_id: Option<String>,
+    /// Sequencer from the event, or its event time where the emulator has none.
+    pub sequencer: Option<String>,
+}
+
+/// What an invocation did with an upload.
+#[derive(Debug)]
+pub enum ImportResult {
+    /// Imported (or failed as a file); the summary was written.
+    Finished(Box<Summary>),
+    /// Not imported, with why (bad key layout, duplicate event).
+    Skipped(String),
+}
+
+/// A failure of the infrastructure, not of the file: the invocation should fail so it
+/// is retried; the job keeps its progress and the retry resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Saving a contact kept losing races.
+    #[error(transparent)]
+    Save(#[from] SaveError),
+    /// The local temporary report file failed.
+    #[error("writing the rows report failed")]
+    Report(#[from] std::io::Error),
+    /// The parsing thread panicked or was cancelled.
+    #[error("the parsing thread failed")]
+    Parser(#[source] tokio::task::JoinError),
+    /// The limiter of writes in flight was closed (a bug: it lives as long as the import).
+    #[error("the limiter of writes in flight was closed")]
+    WriteLimiter(#[source] tokio::sync::AcquireError),
+    /// The invocation is about to time out; progress is saved for the retry.
+    #[error("the invocation ran out of time after row {last_row}; a retry resumes from there")]
+    OutOfTime {
+        /// Last committed row.
+        last_row: u64,
+    },
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The import service: its ports, configuration and the invocation's deadline.
+pub struct Importer<'a, O, C, J, S> {
+    /// Where uploads and reports live.
+    pub objects: &'a O,
+    /// Contact items.
+    pub contacts: &'a C,
+    /// Job items.
+    pub jobs: &'a J,
+    /// Account settings.
+    pub settings: &'a S,
+    /// Configuration.
+    pub config: &'a Config,
+    /// When the invocation must end; the import hands over before it.
+    pub deadline: Option<Instant>,
+}
+
+impl<O, C, J, S> Importer<'_, O, C, J, S>
+where
+    O: ObjectStore,
+    C: ContactStore,
+    J: JobStore,
+    S: SettingsStore,
+{
+    /// Imports one upload.
+    pub async fn run(&self, upload: &Upload) -> Result<ImportResult, ImportError> {
+        let key = match UploadKey::parse(&upload.key) {
+            Ok(key) => key,
+            Err(e) => {
+                warn!(bucket = %upload.bucket, error = %e, "not an upload key; nothing imported");
+                return Ok(ImportResult::Skipped(e.to_string()));
+            }
+        };
+        let import_id = import_id(&UploadIdentity {
+            bucket: &upload.bucket,
+            key: &upload.key,
+            version_id: upload.version_id.as_deref(),
+            etag: upload.etag.as_deref(),
+            sequencer: upload.sequencer.as_deref(),
+        });
+        let span = tracing::info_span!("import", import_id = %import_id, account_id = %key.account_id, channel = %key.channel);
+        tracing::Instrument::instrument(self.run_claimed(key, import_id, upload), span).await
+    }
+
+    async fn run_claimed(
+        &self,
+        key: UploadKey,
+        import_id: String,
+        upload: &Upload,
+    ) -> Result<ImportResult, ImportError> {
+        let started = Instant::now();
+        let mut job = Job {
+            account_id: key.account_id.clone(),
+            import_id: import_id.clone(),
+            status: ImportStatus::Running,
+            progress: JobProgress::default(),
+            summary_key: summary_key(&key.account_id, &import_id),
+            source_key: upload.key.clone(),
+            started_at: now_rfc3339(),
+            lease_expires_at: chrono::Utc::now().timestamp() + LEASE_SECONDS,
+        };
+        let resume = match self.claim(&mut job).await? {
+            job::Claimed::Declined(why) => return Ok(ImportResult::Skipped(why)),
+            job::Claimed::Fresh => None,
+            job::Claimed::Resumed(progress) => Some(progress),
+        };
+        let mut run = Run::new(&key, &import_id, upload, &job.started_at, resume);
+        match self.import_file(&key, upload, &mut run, &mut job).await {
+            Ok(()) => {}
+            Err(RunError::File(failure)) => run.failure = Some(failure),
+            Err(RunError::Infra(e)) => {
+                self.release(&mut job, &run).await;
+                return Err(e);
+            }
+        }
+        let summary = run.summary(started.elapsed());
+        self.finish(&mut job, &summary, run.report.take()).await?;
+        Ok(ImportResult::Finished(Box::new(summary)))
+    }
+
+    /// Leaves the job resumable at once: a retry takes it over from its last checkpoint.
+    async fn release(&self, job: &mut Job, run: &Run) {
+        job.progress = run.committed_progress();
+        job.lease_expires_at = 0;
+        if let Err(save) = self.jobs.save_job(job).await {
+            warn!(error = %save, "could not record progress before failing");
+        }
+    }
+
+    async fn finish(
+        &self,
+        job: &mut Job,
+        summary: &Summary,
+        report: Option<RowsReport>,
+    ) -> Result<(), ImportError> {
+        let bucket = &summary.source.bucket;
+        if let (Some(report), Some(rows_key)) = (report, summary.rows_report_key.as_ref()) {
+            let file = report.finish()?;
+            let body = PutBody::File(file.path().to_path_buf());
+            let csv = "text/csv; charset=utf-8";
+            self.objects.put(bucket, rows_key, body, csv).await?;
+        }
+        let body = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+        let json = "application/json";
+        self.objects
+            .put(bucket, &job.summary_key, PutBody::Bytes(body), json)
+            .await?;
+        job.status = summary.status;
+        job.progress = JobProgress {
+            rows: summary.rows.clone(),
+            rejections_by_reason: summary.rejections_by_reason.clone(),
+            warnings_by_code: summary.warnings_by_code.clone(),
+            last_row: job.progress.last_row,
+        };
+        self.jobs.save_job(job).await?;
+        info!(
+            status = summary.status.as_str(),
+            total = summary.rows.total,
+            created = summary.rows.created,
+            rejected = summary.rows.rejected,
+            "import finished"
+        );
+        Ok(())
+    }
+}
+
+/// Checkpoint at least this often (rows).
+const CHECKPOINT_ROWS: u64 = 2_000;
+/// ... and at least this often (time).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests;

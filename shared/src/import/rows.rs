@@ -1,0 +1,212 @@
+//! The parsing half, on a blocking thread: maps the header, validates each row, finds
+//! numbers repeated in the file, and sends every row to the writer in file order.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use tokio::sync::mpsc;
+
+use super::run::Failure;
+use crate::domain::contact::ContactDraft;
+use crate::domain::field::Field;
+use crate::domain::mapping::{ColumnMap, MappingError};
+use crate::domain::options::UploadOptions;
+use crate::domain::outcome::FailureCode;
+use crate::domain::phone::Region;
+use crate::domain::text::mask_phone;
+use crate::domain::upload::Channel;
+use crate::domain::validate::{validate_row, Problem, ProblemCode, RowRules, Verdict};
+use crate::parse::{RawRow, RowKind, SourceError, SourceInfo};
+
+/// Messages from the parsing thread to the writer.
+pub(super) enum Step {
+    Header(ColumnMap),
+    Row(ParsedRow),
+}
+
+pub(super) struct ParsedRow {
+    pub(super) line: u64,
+    pub(super) cells: Vec<String>,
+    pub(super) verdict: RowVerdict,
+    /// Before the resume point: already counted and written by an earlier invocation.
+    pub(super) replayed: bool,
+}
+
+pub(super) enum RowVerdict {
+    Accepted {
+        draft: ContactDraft,
+        warnings: Vec<Problem>,
+    },
+    Rejected {
+        problem: Problem,
+    },
+    Duplicate {
+        problem: Problem,
+    },
+}
+
+/// What the parser saw of the file as a whole.
+pub(super) struct Parsed {
+    pub(super) info: SourceInfo,
+    pub(super) saw_header: bool,
+    pub(super) row_limit_hit_at: Option<u64>,
+}
+
+/// The blocking half of an import.
+pub(super) struct RowParser {
+    pub(super) channel: Channel,
+    pub(super) default_region: Option<Region>,
+    pub(super) options: UploadOptions,
+    pub(super) max_rows: u64,
+    /// Rows up to this line were committed by an earlier invocation.
+    pub(super) resume_after: u64,
+    pub(super) tx: mpsc::Sender<Step>,
+}
+
+/// The parser's state while rows go by.
+struct Visit<'p> {
+    parser: &'p RowParser,
+    columns: Option<ColumnMap>,
+    failure: Option<Failure>,
+    /// First line of each number seen, keyed by its digits.
+    seen: HashMap<u64, u64>,
+    data_rows: u64,
+    saw_header: bool,
+    row_limit_hit_at: Option<u64>,
+}
+
+impl RowParser {
+    /// Runs `read` (the file's reader) and handles each row it yields.
+    pub(super) fn parse(
+        self,
+        read: impl FnOnce(&mut dyn FnMut(RawRow) -> ControlFlow<()>) -> Result<SourceInfo, SourceError>,
+    ) -> Result<Parsed, Failure> {
+        let mut visit = Visit {
+            parser: &self,
+            columns: None,
+            failure: None,
+            seen: HashMap::new(),
+            data_rows: 0,
+            saw_header: false,
+            row_limit_hit_at: None,
+        };
+        let info = read(&mut |row| visit.row(row)).map_err(source_failure)?;
+        if let Some(failure) = visit.failure {
+            return Err(failure);
+        }
+        Ok(Parsed {
+            info,
+            saw_header: visit.saw_header,
+            row_limit_hit_at: visit.row_limit_hit_at,
+        })
+    }
+
+    fn send(&self, step: Step) -> ControlFlow<()> {
+        match self.tx.blocking_send(step) {
+            Ok(()) => ControlFlow::Continue(()),
+            // The writer stopped (an infrastructure error): stop reading.
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+}
+
+fn source_failure(e: SourceError) -> Failure {
+    match e {
+        SourceError::TooLarge(m) => Failure::new(FailureCode::FileTooLarge, m),
+        SourceError::NoSuchSheet { .. } => Failure::new(
+            FailureCode::BadOption,
+            format!("upload option x-amz-meta-sheet: {e}"),
+        ),
+        SourceError::Unreadable(m) => Failure::new(FailureCode::UnreadableFile, m),
+    }
+}
+
+impl Visit<'_> {
+    fn row(&mut self, row: RawRow) -> ControlFlow<()> {
+        if row.kind == RowKind::Header {
+            return self.header(&row.cells);
+        }
+        if self.columns.is_none() {
+            // A pasted list: no header, every line a number.
+            let map = ColumnMap::phone_only();
+            self.columns = Some(map.clone());
+            self.parser.send(Step::Header(map))?;
+        }
+        self.data_rows += 1;
+        if self.data_rows > self.parser.max_rows {
+            self.row_limit_hit_at = Some(row.line);
+            return ControlFlow::Break(());
+        }
+        let Some(columns) = self.columns.as_ref() else {
+            return ControlFlow::Break(());
+        };
+        let verdict = verdict(self.parser, columns, &mut self.seen, &row);
+        self.parser.send(Step::Row(ParsedRow {
+            replayed: row.line <= self.parser.resume_after,
+            line: row.line,
+            cells: row.cells,
+            verdict,
+        }))
+    }
+
+    fn header(&mut self, cells: &[String]) -> ControlFlow<()> {
+        self.saw_header = true;
+        match ColumnMap::from_header(cells, &self.parser.options.mapping) {
+            Ok(map) => {
+                self.columns = Some(map.clone());
+                self.parser.send(Step::Header(map))
+            }
+            Err(e) => {
+                let code = match e {
+                    MappingError::MissingPhoneColumn { .. } => FailureCode::MissingPhoneColumn,
+                    _ => FailureCode::BadOption,
+                };
+                self.failure = Some(Failure::new(code, e.to_string()));
+                ControlFlow::Break(())
+            }
+        }
+    }
+}
+
+/// Validates a row, then tells a number repeated in the file from its first row.
+fn verdict(
+    parser: &RowParser,
+    columns: &ColumnMap,
+    seen: &mut HashMap<u64, u64>,
+    row: &RawRow,
+) -> RowVerdict {
+    let options = &parser.options;
+    let rules = RowRules {
+        columns,
+        channel: parser.channel,
+        default_region: parser.default_region,
+        lists: &options.lists,
+        tags: &options.tags,
+    };
+    let (draft, warnings) = match validate_row(&row.cells, &rules) {
+        Verdict::Rejected { problem, .. } => return RowVerdict::Rejected { problem },
+        Verdict::Accepted { draft, warnings } => (draft, warnings),
+    };
+    // E.164 fits a u64 (at most 15 digits are accepted): a cheap key.
+    let number: u64 = draft
+        .phone
+        .trim_start_matches('+')
+        .parse()
+        .unwrap_or(u64::MAX);
+    match seen.get(&number) {
+        Some(first) => RowVerdict::Duplicate {
+            problem: Problem {
+                code: ProblemCode::DuplicateInFile,
+                column: columns.title_of(Field::Phone).to_string(),
+                message: format!(
+                    "{} is also on row {first}; the first row was used",
+                    mask_phone(&draft.phone)
+                ),
+            },
+        },
+        None => {
+            seen.insert(number, row.line);
+            RowVerdict::Accepted { draft, warnings }
+        }
+    }
+}

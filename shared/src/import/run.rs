@@ -1,0 +1,211 @@
+//! The state of one import run: counts by outcome, reasons and warnings, the rows
+//! report as it is written, and the summary it all ends in.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::report::{FileError, ReportLine, RowsReport, SourceSummary, Summary};
+use super::rows::{ParsedRow, RowVerdict};
+use super::{now_rfc3339, ImportError, Upload};
+use crate::aws::keys::rows_report_key;
+use crate::domain::mapping::ColumnMap;
+use crate::domain::outcome::{saved_message, FailureCode, ImportStatus, Outcome, RowCounts};
+use crate::domain::phone::PhoneRejection;
+use crate::domain::upload::UploadKey;
+use crate::domain::validate::{Problem, WarningCode};
+use crate::ports::JobProgress;
+
+/// A file-level failure: the summary's `error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Failure {
+    pub(super) code: FailureCode,
+    pub(super) message: String,
+}
+
+impl Failure {
+    pub(super) fn new(code: FailureCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a run stops early: the file failed (reported), or the infrastructure did
+/// (retried).
+pub(super) enum RunError {
+    File(Failure),
+    Infra(ImportError),
+}
+
+impl From<Failure> for RunError {
+    fn from(failure: Failure) -> Self {
+        RunError::File(failure)
+    }
+}
+
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Infra(ImportError::Report(e))
+    }
+}
+
+/// State of one import run: counts, report, source facts.
+pub(super) struct Run {
+    pub(super) import_id: String,
+    account_id: String,
+    channel: String,
+    pub(super) started_at: String,
+    pub(super) source: SourceSummary,
+    pub(super) dry_run: bool,
+    pub(super) rows: RowCounts,
+    rejections: BTreeMap<PhoneRejection, u64>,
+    warnings: BTreeMap<WarningCode, u64>,
+    column_mapping: BTreeMap<String, String>,
+    pub(super) report: Option<RowsReport>,
+    pub(super) failure: Option<Failure>,
+    pub(super) last_row: u64,
+}
+
+impl Run {
+    pub(super) fn new(
+        key: &UploadKey,
+        import_id: &str,
+        upload: &Upload,
+        started_at: &str,
+        resume: Option<JobProgress>,
+    ) -> Run {
+        let resume = resume.unwrap_or_default();
+        Run {
+            import_id: import_id.to_string(),
+            account_id: key.account_id.clone(),
+            channel: key.channel.as_str().to_string(),
+            started_at: started_at.to_string(),
+            source: SourceSummary {
+                bucket: upload.bucket.clone(),
+                key: upload.key.clone(),
+                etag: upload.etag.clone(),
+                version_id: upload.version_id.clone(),
+                size_bytes: upload.size.unwrap_or(0),
+                ..Default::default()
+            },
+            dry_run: false,
+            rows: resume.rows,
+            rejections: resume.rejections_by_reason,
+            warnings: resume.warnings_by_code,
+            column_mapping: BTreeMap::new(),
+            report: None,
+            failure: None,
+            last_row: resume.last_row,
+        }
+    }
+
+    pub(super) fn start_report(&mut self, columns: ColumnMap) -> std::io::Result<()> {
+        self.column_mapping = columns.summary();
+        self.report = Some(RowsReport::create(&columns.header)?);
+        Ok(())
+    }
+
+    /// Counts a row (unless an earlier invocation already did) and reports its problems.
+    pub(super) fn record(
+        &mut self,
+        row: &ParsedRow,
+        outcome: Option<Outcome>,
+    ) -> std::io::Result<()> {
+        let (problems, outcome): (Vec<&Problem>, Outcome) = match (&row.verdict, outcome) {
+            (RowVerdict::Rejected { problem }, _) => (vec![problem], Outcome::Rejected),
+            (RowVerdict::Duplicate { problem }, _) => (vec![problem], Outcome::DuplicateInFile),
+            (RowVerdict::Accepted { warnings, .. }, Some(outcome)) => {
+                (warnings.iter().collect(), outcome)
+            }
+            (RowVerdict::Accepted { .. }, None) => return Ok(()),
+        };
+        if !row.replayed {
+            self.count(row, outcome);
+        }
+        match self.report.as_mut() {
+            Some(report) if !problems.is_empty() => {
+                let line = ReportLine {
+                    row: row.line,
+                    outcome,
+                    problems,
+                };
+                report.push(&line, &row.cells)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn count(&mut self, row: &ParsedRow, outcome: Outcome) {
+        self.rows.add(outcome);
+        self.last_row = row.line;
+        match &row.verdict {
+            RowVerdict::Rejected { problem } => {
+                if let Some(reason) = problem.code.rejection() {
+                    *self.rejections.entry(reason).or_default() += 1;
+                }
+            }
+            RowVerdict::Accepted { warnings, .. } => {
+                for code in warnings.iter().filter_map(|w| w.code.warning()) {
+                    *self.warnings.entry(code).or_default() += 1;
+                }
+            }
+            RowVerdict::Duplicate { .. } => {}
+        }
+    }
+
+    pub(super) fn committed_progress(&self) -> JobProgress {
+        JobProgress {
+            rows: self.rows.clone(),
+            rejections_by_reason: self.rejections.clone(),
+            warnings_by_code: self.warnings.clone(),
+            last_row: self.last_row,
+        }
+    }
+
+    fn status(&self) -> ImportStatus {
+        if self.failure.is_some() {
+            ImportStatus::Failed
+        } else if self.rows.rejected > 0 {
+            ImportStatus::CompletedWithErrors
+        } else {
+            ImportStatus::Completed
+        }
+    }
+
+    fn message(&self) -> String {
+        let saved = saved_message(self.rows.created, self.dry_run);
+        match &self.failure {
+            Some(f) if self.rows.created > 0 => format!("{} {saved}", f.message),
+            Some(f) => f.message.clone(),
+            None => saved,
+        }
+    }
+
+    pub(super) fn summary(&self, elapsed: Duration) -> Summary {
+        Summary {
+            import_id: self.import_id.clone(),
+            account_id: self.account_id.clone(),
+            channel: self.channel.clone(),
+            source: self.source.clone(),
+            status: self.status(),
+            dry_run: self.dry_run,
+            started_at: self.started_at.clone(),
+            finished_at: now_rfc3339(),
+            duration_ms: elapsed.as_millis() as u64,
+            rows: self.rows.clone(),
+            rejections_by_reason: self.rejections.clone(),
+            warnings_by_code: self.warnings.clone(),
+            column_mapping: self.column_mapping.clone(),
+            message: self.message(),
+            error: self.failure.as_ref().map(|f| FileError {
+                code: f.code,
+                message: f.message.clone(),
+            }),
+            rows_report_key: self
+                .report
+                .as_ref()
+                .map(|_| rows_report_key(&self.account_id, &self.import_id)),
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The import service end to end over the in-memory ports.
+
+use super::*;
+use crate::domain::outcome::{FailureCode, Outcome};
+use crate::ports::memory::MemoryPorts;
+
+type MemoryImporter<'a> = Importer<
+    'a,
+    crate::ports::memory::MemoryObjects,
+    crate::ports::memory::MemoryContacts,
+    crate::ports::memory::MemoryJobs,
+    crate::ports::memory::MemorySettings,
+>;
+
+fn importer<'a>(store: &'a MemoryPorts, config: &'a Config) -> MemoryImporter<'a> {
+    Importer {
+        objects: &store.objects,
+        contacts: &store.contacts,
+        jobs: &store.jobs,
+        settings: &store.settings,
+        config,
+        deadline: None,
+    }
+}
+
+const BUCKET: &str = "contact-uploads";
+
+async fn import(
+    store: &MemoryPorts,
+    key: &str,
+    body: &[u8],
+    metadata: &[(&str, &str)],
+    sequencer: &str,
+) -> Summary {
+    import_with(&Config::default(), store, key, body, metadata, sequencer).await
+}
+
+async fn import_with(
+    config: &Config,
+    store: &MemoryPorts,
+    key: &str,
+    body: &[u8],
+    metadata: &[(&str, &str)],
+    sequencer: &str,
+) -> Summary {
+    store.objects.insert(BUCKET, key, body, metadata);
+    let importer = importer(store, config);
+    let upload = Upload {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        sequencer: Some(sequencer.into()),
+        ..Default::default()
+    };
+    match importer
+        .run(&upload)
+        .await
+        .expect("no infrastructure error")
+    {
+        ImportResult::Finished(summary) => *summary,
+        ImportResult::Skipped(why) => panic!("skipped: {why}"),
+    }
+}
+
+const MYOPERATOR: &[u8] = b"Name,Phone number\r\nAsha Rao,+91 98765 43210\r\nNo Number,\r\nRavi,+919876543211\r\nAsha again,+919876543210\r\n";
+
+#[tokio::test]
+async fn imports_counts_and_reports_every_row() {
+    let store = MemoryPorts::default();
+    let summary = import(
+        &store,
+        "imports/acme/whatsapp/list.csv",
+        MYOPERATOR,
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(summary.status, ImportStatus::CompletedWithErrors);
+    assert_eq!(
+        (
+            summary.rows.total,
+            summary.rows.created,
+            summary.rows.rejected,
+            summary.rows.duplicate_in_file
+        ),
+        (4, 2, 1, 1)
+    );
+    assert_eq!(summary.message, "2 new contacts saved to Contact Book.");
+    assert_eq!(
+        summary
+            .column_mapping
+            .get("Phone number")
+            .map(String::as_str),
+        Some("phone")
+    );
+    let rows = store
+        .objects
+        .text(
+            BUCKET,
+            summary.rows_report_key.as_deref().expect("rows key"),
+        )
+        .expect("rows.csv");
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(
+        lines[0],
+        "row,outcome,code,column,message,Name,Phone number"
+    );
+    assert!(
+        lines[1].starts_with("3,rejected,missing_phone,Phone number,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("5,duplicate_in_file,duplicate_in_file,"),
+        "{}",
+        lines[2]
+    );
+    let contact = store
+        .contacts
+        .by_pk("CONTACT#acme#whatsapp#+919876543210")
+        .expect("saved");
+    assert_eq!(
+        contact.text.get("name").map(String::as_str),
+        Some("Asha Rao")
+    );
+    assert!(store
+        .objects
+        .text(BUCKET, &summary_key("acme", &summary.import_id))
+        .is_some());
+}
+
+#[tokio::test]
+async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
+    let store = MemoryPorts::default();
+    import(
+        &store,
+        "imports/acme/whatsapp/list.csv",
+        MYOPERATOR,
+        &[],
+        "1",
+    )
+    .await;
+    let again = import(
+        &store,
+        "imports/acme/whatsapp/list.csv",
+        MYOPERATOR,
+        &[],
+        "2",
+    )
+    .await;
+    assert_eq!((again.rows.created, again.rows.unchanged), (0, 2));
+    let config = Config::default();
+    let importer = importer(&store, &config);
+    let upload = Upload {
+        bucket: BUCKET.into(),
+        key: "imports/acme/whatsapp/list.csv".into(),
+        sequencer: Some("2".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        importer.run(&upload).await,
+        Ok(ImportResult::Skipped(_))
+    ));
+}
+
+#[tokio::test]
+async fn options_ignore_dry_run_lists_and_country() {
+    let store = MemoryPorts::default();
+    let webex =
+        b"First Name,Last Name,Mobile\nOlivia,Jones,07911 123456\nHarry,Smith,07400 123456\n";
+    let dry = import(
+        &store,
+        "imports/acme/sms/uk.csv",
+        webex,
+        &[("default-country", "GB"), ("dry-run", "true")],
+        "1",
+    )
+    .await;
+    assert_eq!((dry.rows.created, dry.dry_run), (2, true));
+    assert_eq!(store.contacts.count(), 0);
+    let real = import(
+        &store,
+        "imports/acme/sms/uk.csv",
+        webex,
+        &[("default-country", "GB"), ("lists", "Spring, VIP")],
+        "2",
+    )
+    .await;
+    assert_eq!(real.rows.created, 2);
+    let olivia = store
+        .contacts
+        .by_pk("CONTACT#acme#sms#+447911123456")
+        .expect("saved");
+    assert_eq!(
+        olivia.text.get("name").map(String::as_str),
+        Some("Olivia Jones")
+    );
+    assert_eq!(olivia.lists.len(), 2);
+    let ignored = import(
+        &store,
+        "imports/acme/sms/uk.csv",
+        b"Phone,Name\n+447911123456,Changed\n",
+        &[("on-existing", "ignore")],
+        "3",
+    )
+    .await;
+    assert_eq!(ignored.rows.skipped_existing, 1);
+    assert_eq!(
+        store
+            .contacts
+            .by_pk("CONTACT#acme#sms#+447911123456")
+            .and_then(|c| c.text.get("name").cloned())
+            .as_deref(),
+        Some("Olivia Jones")
+    );
+}
+
+#[tokio::test]
+async fn file_level_failures_write_nothing() {
+    let store = MemoryPorts::default();
+    type Case<'a> = (&'a str, &'a [u8], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 5] = [
+        (
+            "imports/a/whatsapp/x.csv",
+            b"Name,Email\nEva,e@x.com\n",
+            &[],
+            "missing_phone_column",
+        ),
+        (
+            "imports/a/whatsapp/x.csv",
+            b"Name,Phone\n",
+            &[],
+            "empty_file",
+        ),
+        ("imports/a/whatsapp/x.csv", b"", &[], "empty_file"),
+        (
+            "imports/a/whatsapp/x.pdf",
+            b"%PDF",
+            &[],
+            "unsupported_format",
+        ),
+        (
+            "imports/a/whatsapp/x.csv",
+            b"Phone\n+447911123456\n",
+            &[("on-existing", "merge")],
+            "bad_option",
+        ),
+    ];
+    for (i, (key, body, meta, code)) in cases.into_iter().enumerate() {
+        let summary = import(&store, key, body, meta, &i.to_string()).await;
+        assert_eq!(summary.status, ImportStatus::Failed, "{code}");
+        assert_eq!(summary.error.as_ref().map(|e| e.code.as_str()), Some(code));
+    }
+    assert_eq!(store.contacts.count(), 0);
+}
+
+#[tokio::test]
+async fn too_large_is_refused_before_download() {
+    let store = MemoryPorts::default();
+    let config = Config {
+        max_upload_bytes: 10,
+        ..Config::default()
+    };
+    let summary = import_with(
+        &config,
+        &store,
+        "imports/acme/whatsapp/big.csv",
+        b"Phone\n+447911123456\n",
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(
+        summary.error.map(|e| e.code),
+        Some(FailureCode::FileTooLarge)
+    );
+    assert_eq!(store.contacts.count(), 0);
+}
+
+#[tokio::test]
+async fn max_rows_stops_and_says_what_was_written() {
+    let store = MemoryPorts::default();
+    let config = Config {
+        max_rows: 2,
+        ..Config::default()
+    };
+    let summary = import_with(
+        &config,
+        &store,
+        "imports/acme/whatsapp/many.csv",
+        b"Phone\n+447911123456\n+447911123457\n+447911123458\n",
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(
+        summary.error.as_ref().map(|e| e.code.as_str()),
+        Some("too_many_rows")
+    );
+    assert!(summary.message.contains("line 4"), "{}", summary.message);
+    assert_eq!((summary.rows.total, summary.rows.created), (2, 2));
+    assert_eq!(store.contacts.count(), 2);
+}
+
+#[tokio::test]
+async fn pasted_list_in_txt() {
+    let store = MemoryPorts::default();
+    let summary = import(
+        &store,
+        "imports/acme/whatsapp/paste.txt",
+        b"+447911123456\n+447400123456\n\nnot a number\n",
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(
+        (
+            summary.rows.total,
+            summary.rows.created,
+            summary.rows.rejected
+        ),
+        (3, 2, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_taken_over_job_resumes_after_its_last_committed_row() {
+    let store = MemoryPorts::default();
+    let key = "imports/acme/whatsapp/big.csv";
+    let body = b"Phone\n+447911123456\n+447911123457\nbad\n+447911123458\n";
+    store.objects.insert(BUCKET, key, body, &[]);
+    let upload = Upload {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        sequencer: Some("1".into()),
+        ..Default::default()
+    };
+    let id = import_id(&UploadIdentity {
+        bucket: BUCKET,
+        key,
+        sequencer: Some("1"),
+        ..Default::default()
+    });
+    // An earlier owner committed rows up to line 3 (two contacts) and died.
+    let mut progress = JobProgress {
+        last_row: 3,
+        ..Default::default()
+    };
+    progress.rows.add(Outcome::Created);
+    progress.rows.add(Outcome::Created);
+    let job = Job {
+        account_id: "acme".into(),
+        import_id: id.clone(),
+        status: ImportStatus::Running,
+        progress,
+        summary_key: summary_key("acme", &id),
+        source_key: key.into(),
+        started_at: now_rfc3339(),
+        lease_expires_at: 0,
+    };
+    store.jobs.save_job(&job).await.expect("saved");
+    let config = Config::default();
+    let importer = importer(&store, &config);
+    let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
+        panic!("skipped")
+    };
+    assert_eq!(
+        (
+            summary.rows.total,
+            summary.rows.created,
+            summary.rows.rejected
+        ),
+        (4, 3, 1)
+    );
+    assert_eq!(
+        store.contacts.writes(),
+        1,
+        "rows before the checkpoint are not written again"
+    );
+}

@@ -1,0 +1,293 @@
+//! In-memory doubles of the ports, one per port, with the same semantics as the AWS
+//! adapters: for unit tests here and in the functions (feature `test-util`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::*;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Objects by (bucket, key): body and user metadata.
+#[derive(Default)]
+pub struct MemoryObjects {
+    objects: Mutex<HashMap<(String, String), StoredObject>>,
+}
+
+/// An object's body and user metadata.
+type StoredObject = (Vec<u8>, HashMap<String, String>);
+
+impl MemoryObjects {
+    /// Stores an object.
+    pub fn insert(&self, bucket: &str, key: &str, body: &[u8], metadata: &[(&str, &str)]) {
+        let meta = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        lock(&self.objects).insert((bucket.into(), key.into()), (body.to_vec(), meta));
+    }
+
+    /// An object's body as text.
+    pub fn text(&self, bucket: &str, key: &str) -> Option<String> {
+        lock(&self.objects)
+            .get(&(bucket.into(), key.into()))
+            .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+    }
+
+    fn not_found(bucket: &str, key: &str) -> StoreError {
+        StoreError::NotFound {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
+}
+
+impl ObjectStore for MemoryObjects {
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, StoreError> {
+        let objects = lock(&self.objects);
+        let (body, metadata) = objects
+            .get(&(bucket.into(), key.into()))
+            .ok_or_else(|| Self::not_found(bucket, key))?;
+        Ok(ObjectInfo {
+            size: body.len() as u64,
+            etag: Some(format!("{:x}", body.len())),
+            version_id: None,
+            metadata: metadata.clone(),
+        })
+    }
+
+    async fn open(&self, bucket: &str, key: &str) -> Result<ByteStream, StoreError> {
+        let body = lock(&self.objects)
+            .get(&(bucket.into(), key.into()))
+            .map(|(b, _)| b.clone())
+            .ok_or_else(|| Self::not_found(bucket, key))?;
+        Ok(Box::pin(std::io::Cursor::new(body)))
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PutBody,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
+        let bytes = match body {
+            PutBody::Bytes(b) => b,
+            PutBody::File(path) => std::fs::read(path).map_err(|e| StoreError::Service {
+                operation: "read report file",
+                source: Box::new(e),
+            })?,
+        };
+        lock(&self.objects).insert((bucket.into(), key.into()), (bytes, HashMap::new()));
+        Ok(())
+    }
+}
+
+/// The identity a contact is stored under.
+type ContactKey = (String, Channel, String);
+
+fn key_of(contact: &Contact) -> ContactKey {
+    (
+        contact.account_id.clone(),
+        contact.channel,
+        contact.phone.clone(),
+    )
+}
+
+/// Contacts, with a count of the writes attempted.
+#[derive(Default)]
+pub struct MemoryContacts {
+    contacts: Mutex<HashMap<ContactKey, Contact>>,
+    writes: Mutex<u64>,
+}
+
+impl MemoryContacts {
+    /// A contact by account, channel and E.164 number.
+    pub fn get(&self, account_id: &str, channel: Channel, phone: &str) -> Option<Contact> {
+        lock(&self.contacts)
+            .get(&(account_id.into(), channel, phone.into()))
+            .cloned()
+    }
+
+    /// A contact by its item key (`CONTACT#{account}#{channel}#{e164}`).
+    pub fn by_pk(&self, pk: &str) -> Option<Contact> {
+        lock(&self.contacts)
+            .values()
+            .find(|c| crate::aws::keys::contact_pk(&c.account_id, c.channel, &c.phone) == pk)
+            .cloned()
+    }
+
+    /// Number of contacts stored.
+    pub fn count(&self) -> usize {
+        lock(&self.contacts).len()
+    }
+
+    /// Number of contact writes attempted.
+    pub fn writes(&self) -> u64 {
+        *lock(&self.writes)
+    }
+}
+
+impl ContactStore for MemoryContacts {
+    async fn get_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        Ok(self.get(account_id, channel, phone))
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> Result<PutOutcome, StoreError> {
+        *lock(&self.writes) += 1;
+        let mut contacts = lock(&self.contacts);
+        let existing = contacts.get(&key_of(contact));
+        let ok = match (precondition, existing) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Version(v), Some(old)) => old.version == v,
+            _ => false,
+        };
+        if !ok {
+            return Ok(PutOutcome::Conflict(existing.cloned().map(Box::new)));
+        }
+        contacts.insert(key_of(contact), contact.clone());
+        Ok(PutOutcome::Written)
+    }
+}
+
+/// Import jobs by import id.
+#[derive(Default)]
+pub struct MemoryJobs {
+    jobs: Mutex<HashMap<String, Job>>,
+}
+
+impl MemoryJobs {
+    /// A job by import id.
+    pub fn get(&self, import_id: &str) -> Option<Job> {
+        lock(&self.jobs).get(import_id).cloned()
+    }
+}
+
+impl JobStore for MemoryJobs {
+    async fn claim_job(&self, job: &Job, now: i64) -> Result<Claim, StoreError> {
+        let mut jobs = lock(&self.jobs);
+        match jobs.get(&job.import_id) {
+            None => {
+                jobs.insert(job.import_id.clone(), job.clone());
+                Ok(Claim::Started)
+            }
+            Some(old) if old.status == ImportStatus::Running && old.lease_expires_at < now => {
+                let old = old.clone();
+                let taken = Job {
+                    progress: old.progress.clone(),
+                    ..job.clone()
+                };
+                jobs.insert(job.import_id.clone(), taken);
+                Ok(Claim::TakenOver(Box::new(old)))
+            }
+            Some(old) => Ok(Claim::Declined(Box::new(old.clone()))),
+        }
+    }
+
+    async fn save_job(&self, job: &Job) -> Result<(), StoreError> {
+        lock(&self.jobs).insert(job.import_id.clone(), job.clone());
+        Ok(())
+    }
+}
+
+/// Account settings: the default country by account.
+#[derive(Default)]
+pub struct MemorySettings {
+    default_countries: Mutex<HashMap<String, String>>,
+}
+
+impl MemorySettings {
+    /// Sets an account's default country.
+    pub fn set_default_country(&self, account_id: &str, country: &str) {
+        lock(&self.default_countries).insert(account_id.into(), country.into());
+    }
+}
+
+impl SettingsStore for MemorySettings {
+    async fn default_country(&self, account_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.default_countries).get(account_id).cloned())
+    }
+}
+
+/// Processed events and their answers, by account and event key.
+#[derive(Default)]
+pub struct MemoryLedger {
+    events: Mutex<HashMap<String, String>>,
+}
+
+impl EventLedger for MemoryLedger {
+    async fn record_event(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        _expires_at: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut events = lock(&self.events);
+        let key = format!("{account_id}#{event_key}");
+        if let Some(previous) = events.get(&key) {
+            return Ok(Some(previous.clone()));
+        }
+        events.insert(key, answer.to_string());
+        Ok(None)
+    }
+
+    async fn store_answer(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        lock(&self.events).insert(format!("{account_id}#{event_key}"), answer.to_string());
+        Ok(())
+    }
+}
+
+/// Records the events handed to [`Continuation::continue_with`].
+#[derive(Default)]
+pub struct MemoryContinuation {
+    submitted: Mutex<Vec<serde_json::Value>>,
+}
+
+impl MemoryContinuation {
+    /// The events submitted so far.
+    pub fn submitted(&self) -> Vec<serde_json::Value> {
+        lock(&self.submitted).clone()
+    }
+}
+
+impl Continuation for MemoryContinuation {
+    async fn continue_with(&self, event: &serde_json::Value) -> Result<(), StoreError> {
+        lock(&self.submitted).push(event.clone());
+        Ok(())
+    }
+}
+
+/// One double of each port, for tests that need them all.
+#[derive(Default)]
+pub struct MemoryPorts {
+    /// S3.
+    pub objects: MemoryObjects,
+    /// Contact items.
+    pub contacts: MemoryContacts,
+    /// Job items.
+    pub jobs: MemoryJobs,
+    /// Account settings.
+    pub settings: MemorySettings,
+    /// Processed events.
+    pub ledger: MemoryLedger,
+    /// Continuations submitted.
+    pub continuation: MemoryContinuation,
+}

@@ -1,0 +1,232 @@
+//! Ports: the small async traits the services are generic over, one per kind of store.
+//! The AWS adapters live in [`crate::aws`]; with the `test-util` feature (and in this
+//! crate's tests), `memory` has an in-memory double of each port.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::contact::Contact;
+use crate::domain::outcome::{ImportStatus, RowCounts};
+use crate::domain::phone::PhoneRejection;
+use crate::domain::upload::Channel;
+use crate::domain::validate::WarningCode;
+
+/// A failure talking to a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The service call failed (after the SDK's own retries).
+    #[error("{operation} failed: {source}")]
+    Service {
+        /// What was being done.
+        operation: &'static str,
+        /// The SDK error, kept whole.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The object does not exist.
+    #[error("s3://{bucket}/{key} does not exist")]
+    NotFound {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// A stored item does not have the shape we write.
+    #[error("stored item {pk} is malformed: {problem}")]
+    Malformed {
+        /// Its key.
+        pk: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// What HEAD says about an object.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// eTag without quotes.
+    pub etag: Option<String>,
+    /// Version id.
+    pub version_id: Option<String>,
+    /// User metadata (keys without `x-amz-meta-`).
+    pub metadata: HashMap<String, String>,
+}
+
+/// A streamed object body.
+pub type ByteStream = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// The body of an object to write.
+#[derive(Debug)]
+pub enum PutBody {
+    /// Small bodies, in memory.
+    Bytes(Vec<u8>),
+    /// Large bodies, from a file.
+    File(PathBuf),
+}
+
+/// Object storage (S3).
+pub trait ObjectStore: Send + Sync {
+    /// HEAD: size, eTag, metadata.
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<ObjectInfo, StoreError>> + Send;
+    /// GET as a stream.
+    fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<ByteStream, StoreError>> + Send;
+    /// PUT.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PutBody,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The condition a contact write is made under.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Create: no item with this key exists.
+    Absent,
+    /// Update: the stored version is still this one (nobody wrote in between).
+    Version(u64),
+}
+
+/// Result of a conditional contact write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The write happened.
+    Written,
+    /// The condition failed; the item as it is now (`ALL_OLD`), if any.
+    Conflict(Option<Box<Contact>>),
+}
+
+/// Contact items.
+pub trait ContactStore: Send + Sync {
+    /// Reads a contact (dry runs and events).
+    fn get_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+    ) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+    /// Writes a whole contact under a precondition.
+    fn put_contact(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+}
+
+/// Progress of an import, as the job item records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Counts so far.
+    pub rows: RowCounts,
+    /// Rejections so far.
+    pub rejections_by_reason: BTreeMap<PhoneRejection, u64>,
+    /// Warnings so far.
+    pub warnings_by_code: BTreeMap<WarningCode, u64>,
+    /// Last file line whose outcome is committed: a resumed run starts after it.
+    pub last_row: u64,
+}
+
+/// The job item of one import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Account.
+    pub account_id: String,
+    /// Import id.
+    pub import_id: String,
+    /// Status.
+    pub status: ImportStatus,
+    /// Progress.
+    pub progress: JobProgress,
+    /// Key of summary.json.
+    pub summary_key: String,
+    /// The upload's key.
+    pub source_key: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// Unix seconds after which a `running` job's owner is presumed dead.
+    pub lease_expires_at: i64,
+}
+
+/// Result of trying to take a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// New job: start from the first row.
+    Started,
+    /// A running job whose owner's lease expired: resume from its progress.
+    TakenOver(Box<Job>),
+    /// Someone else is running it, or it is finished: do nothing.
+    Declined(Box<Job>),
+}
+
+/// Import job items.
+pub trait JobStore: Send + Sync {
+    /// Takes the job with one conditional put: when absent, or running with an expired
+    /// lease at `now` (Unix seconds).
+    fn claim_job(
+        &self,
+        job: &Job,
+        now: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Records progress or the final status.
+    fn save_job(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Account settings.
+pub trait SettingsStore: Send + Sync {
+    /// The account's `default_country` setting.
+    fn default_country(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// Events already processed (idempotency of contact-events).
+pub trait EventLedger: Send + Sync {
+    /// Records `event_key` with the answer given; `Some(previous answer)` when it was
+    /// already recorded, so a redelivery answers the same.
+    fn record_event(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Replaces the recorded answer (after the work it stands for is done).
+    fn store_answer(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Continues an import in a fresh invocation of the same function when this one runs
+/// short of time (Lambda's asynchronous invoke of itself).
+pub trait Continuation: Send + Sync {
+    /// Submits `event` (the records still to import, as the function receives them)
+    /// for asynchronous processing; returns once it is accepted.
+    fn continue_with(
+        &self,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
