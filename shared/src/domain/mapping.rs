@@ -96,85 +96,13 @@ impl ColumnMap {
         header: &[String],
         explicit: &[(String, Target)],
     ) -> Result<ColumnMap, MappingError> {
-        let explicit_keys: Vec<(String, &Target)> = explicit
-            .iter()
-            .map(|(t, target)| (header_key(t), target))
-            .collect();
-        for (title, _) in explicit {
-            if !header.iter().any(|h| header_key(h) == header_key(title)) {
-                return Err(MappingError::UnknownMappedColumn(title.clone()));
-            }
-        }
-        let mut explicit_fields = HashSet::new();
-        for (_, target) in &explicit_keys {
-            if let Target::Field(f) = target {
-                if !explicit_fields.insert(*f) {
-                    return Err(MappingError::FieldMappedTwice(f.name()));
-                }
-            }
-        }
-
-        let mut seen_titles = HashSet::new();
-        let mut used_fields: HashSet<Field> = explicit_fields.clone();
-        let mut columns = Vec::with_capacity(header.len());
-        for (index, raw) in header.iter().enumerate() {
-            let title = clean_value(raw);
-            let key = header_key(&title);
-            if key.is_empty() {
-                columns.push(Column {
-                    index,
-                    title: format!("column {}", index + 1),
-                    target: None,
-                    unused: Some(Unused::Untitled),
-                });
-                continue;
-            }
-            if !seen_titles.insert(key.clone()) {
-                columns.push(Column {
-                    index,
-                    title,
-                    target: None,
-                    unused: Some(Unused::DuplicateHeader),
-                });
-                continue;
-            }
-            let target = match explicit_keys.iter().find(|(k, _)| *k == key) {
-                Some((_, target)) => (*target).clone(),
-                None => match Field::from_header(&title) {
-                    // A second column matching a field already fed (say "Mobile" after
-                    // "Phone") is kept as a custom attribute rather than lost.
-                    Some(field) if used_fields.insert(field) => Target::Field(field),
-                    _ => Target::Attr(title.clone()),
-                },
-            };
-            columns.push(Column {
-                index,
-                title,
-                target: Some(target),
-                unused: None,
-            });
-        }
+        let (explicit_keys, explicit_fields) = explicit_targets(header, explicit)?;
         let map = ColumnMap {
-            columns,
+            columns: map_columns(header, &explicit_keys, explicit_fields),
             header: header.to_vec(),
         };
         if map.index_of(Field::Phone).is_none() {
-            // Bounded: a hostile header can be megabytes long.
-            let mut titles = header
-                .iter()
-                .take(20)
-                .map(|h| {
-                    format!(
-                        "{:?}",
-                        crate::domain::text::truncate_chars(&clean_value(h), 40)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            if header.len() > 20 {
-                titles.push_str(&format!(" and {} more", header.len() - 20));
-            }
-            return Err(MappingError::MissingPhoneColumn { titles });
+            return Err(missing_phone_column(header));
         }
         Ok(map)
     }
@@ -223,6 +151,105 @@ impl ColumnMap {
             })
             .collect()
     }
+}
+
+/// The mapping option's targets, by title compared like headers.
+type ExplicitKeys<'t> = Vec<(String, &'t Target)>;
+
+/// The mapping option keyed like headers, and the fields it feeds. Refuses titles the
+/// header does not have and fields fed by two columns.
+fn explicit_targets<'t>(
+    header: &[String],
+    explicit: &'t [(String, Target)],
+) -> Result<(ExplicitKeys<'t>, HashSet<Field>), MappingError> {
+    let explicit_keys: Vec<(String, &Target)> = explicit
+        .iter()
+        .map(|(t, target)| (header_key(t), target))
+        .collect();
+    for (title, _) in explicit {
+        if !header.iter().any(|h| header_key(h) == header_key(title)) {
+            return Err(MappingError::UnknownMappedColumn(title.clone()));
+        }
+    }
+    let mut explicit_fields = HashSet::new();
+    for (_, target) in &explicit_keys {
+        if let Target::Field(f) = target {
+            if !explicit_fields.insert(*f) {
+                return Err(MappingError::FieldMappedTwice(f.name()));
+            }
+        }
+    }
+    Ok((explicit_keys, explicit_fields))
+}
+
+/// Every column in file order: untitled ones and repeated titles are unused; the rest
+/// go where the mapping option says, else to the field their title matches.
+/// `used_fields` starts with the fields the mapping option feeds.
+fn map_columns(
+    header: &[String],
+    explicit_keys: &[(String, &Target)],
+    mut used_fields: HashSet<Field>,
+) -> Vec<Column> {
+    let mut seen_titles = HashSet::new();
+    let mut columns = Vec::with_capacity(header.len());
+    for (index, raw) in header.iter().enumerate() {
+        let title = clean_value(raw);
+        let key = header_key(&title);
+        if key.is_empty() {
+            columns.push(Column {
+                index,
+                title: format!("column {}", index + 1),
+                target: None,
+                unused: Some(Unused::Untitled),
+            });
+            continue;
+        }
+        if !seen_titles.insert(key.clone()) {
+            columns.push(Column {
+                index,
+                title,
+                target: None,
+                unused: Some(Unused::DuplicateHeader),
+            });
+            continue;
+        }
+        let target = match explicit_keys.iter().find(|(k, _)| *k == key) {
+            Some((_, target)) => (*target).clone(),
+            None => match Field::from_header(&title) {
+                // A second column matching a field already fed (say "Mobile" after
+                // "Phone") is kept as a custom attribute rather than lost.
+                Some(field) if used_fields.insert(field) => Target::Field(field),
+                _ => Target::Attr(title.clone()),
+            },
+        };
+        columns.push(Column {
+            index,
+            title,
+            target: Some(target),
+            unused: None,
+        });
+    }
+    columns
+}
+
+/// The error for a header without a phone column, quoting its first titles.
+fn missing_phone_column(header: &[String]) -> MappingError {
+    // Bounded: a hostile header can be megabytes long.
+    let mut titles = header
+        .iter()
+        .take(20)
+        .map(|h| {
+            format!(
+                "{:?}",
+                crate::domain::text::truncate_chars(&clean_value(h), 40)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if header.len() > 20 {
+        titles.push_str(&format!(" and {} more", header.len() - 20));
+    }
+    MappingError::MissingPhoneColumn { titles }
 }
 
 #[cfg(test)]

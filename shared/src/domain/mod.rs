@@ -15,3 +15,4 @@ pub mod phone;
 pub mod text;
 pub mod upload;
 pub mod validate;
+pub mod values;

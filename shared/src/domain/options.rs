@@ -101,74 +101,88 @@ impl UploadOptions {
     pub fn from_metadata(metadata: &HashMap<String, String>) -> Result<UploadOptions, BadOption> {
         let mut options = UploadOptions::default();
         for (raw_key, raw_value) in metadata {
-            let key = raw_key.to_ascii_lowercase().replace('_', "-");
-            let key = key.strip_prefix("x-amz-meta-").unwrap_or(&key).to_string();
-            let value = raw_value.trim();
-            match key.as_str() {
-                "on-existing" => {
-                    options.on_existing = match value.to_ascii_lowercase().as_str() {
-                        "update" => OnExisting::Update,
-                        "ignore" => OnExisting::Ignore,
-                        _ => {
-                            return Err(bad(
-                                &key,
-                                format!("{value:?} is not one of update, ignore"),
-                            ))
-                        }
-                    }
-                }
-                "default-country" if !value.is_empty() => {
-                    options.default_country = Some(Region::parse(value).ok_or_else(|| {
-                        bad(&key, format!("{value:?} is not an ISO 3166-1 alpha-2 country code such as GB, IN or NL"))
-                    })?);
-                }
-                "lists" | "tags" => {
-                    let values = split_commas(value);
-                    if values.len() > MAX_OPTION_VALUES {
-                        return Err(bad(&key, format!("at most {MAX_OPTION_VALUES} names")));
-                    }
-                    if let Some(long) = values.iter().find(|v| v.chars().count() > 100) {
-                        return Err(bad(&key, format!("{long:?} is longer than 100 characters")));
-                    }
-                    let set = if key == "lists" {
-                        &mut options.lists
-                    } else {
-                        &mut options.tags
-                    };
-                    set.extend(values);
-                }
-                "delimiter" => {
-                    options.delimiter = Some(match value.to_ascii_lowercase().as_str() {
-                        "comma" | "," => Delimiter::Comma,
-                        "semicolon" | ";" => Delimiter::Semicolon,
-                        "tab" | "\t" => Delimiter::Tab,
-                        "pipe" | "|" => Delimiter::Pipe,
-                        _ => {
-                            return Err(bad(
-                                &key,
-                                format!("{value:?} is not one of comma, semicolon, tab, pipe"),
-                            ))
-                        }
-                    })
-                }
-                "sheet" => {
-                    let name = clean_value(value);
-                    if !name.is_empty() {
-                        options.sheet = Some(name);
-                    }
-                }
-                "dry-run" => {
-                    options.dry_run = match value.to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" | "" => false,
-                        _ => return Err(bad(&key, format!("{value:?} is not true or false"))),
-                    }
-                }
-                "mapping" => options.mapping = parse_mapping(value).map_err(|p| bad(&key, p))?,
-                _ => {}
-            }
+            let key = option_key(raw_key);
+            options
+                .set(&key, raw_value.trim())
+                .map_err(|problem| bad(&key, problem))?;
         }
         Ok(options)
+    }
+
+    /// Sets the option named `key` (normalised, see [`option_key`]); the error says what
+    /// is wrong with `value`.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "on-existing" => self.on_existing = parse_on_existing(value)?,
+            "default-country" if !value.is_empty() => {
+                self.default_country = Some(Region::parse(value).ok_or_else(|| {
+                    format!(
+                        "{value:?} is not an ISO 3166-1 alpha-2 country code such as GB, IN or NL"
+                    )
+                })?);
+            }
+            "lists" => self.lists.extend(parse_names(value)?),
+            "tags" => self.tags.extend(parse_names(value)?),
+            "delimiter" => self.delimiter = Some(parse_delimiter(value)?),
+            "sheet" => {
+                let name = clean_value(value);
+                if !name.is_empty() {
+                    self.sheet = Some(name);
+                }
+            }
+            "dry-run" => self.dry_run = parse_dry_run(value)?,
+            "mapping" => self.mapping = parse_mapping(value)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A metadata key as the options are named: lower case, `_` read as `-`, without the
+/// `x-amz-meta-` prefix.
+fn option_key(raw_key: &str) -> String {
+    let key = raw_key.to_ascii_lowercase().replace('_', "-");
+    key.strip_prefix("x-amz-meta-").unwrap_or(&key).to_string()
+}
+
+fn parse_on_existing(value: &str) -> Result<OnExisting, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "update" => Ok(OnExisting::Update),
+        "ignore" => Ok(OnExisting::Ignore),
+        _ => Err(format!("{value:?} is not one of update, ignore")),
+    }
+}
+
+/// The list or tag names of the `lists` or `tags` option, comma separated.
+fn parse_names(value: &str) -> Result<Vec<String>, String> {
+    let values = split_commas(value);
+    if values.len() > MAX_OPTION_VALUES {
+        return Err(format!("at most {MAX_OPTION_VALUES} names"));
+    }
+    if let Some(long) = values.iter().find(|v| v.chars().count() > 100) {
+        return Err(format!("{long:?} is longer than 100 characters"));
+    }
+    Ok(values)
+}
+
+fn parse_delimiter(value: &str) -> Result<Delimiter, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "comma" | "," => Ok(Delimiter::Comma),
+        "semicolon" | ";" => Ok(Delimiter::Semicolon),
+        "tab" | "\t" => Ok(Delimiter::Tab),
+        "pipe" | "|" => Ok(Delimiter::Pipe),
+        _ => Err(format!(
+            "{value:?} is not one of comma, semicolon, tab, pipe"
+        )),
+    }
+}
+
+/// `dry-run`: an empty value is the default, false.
+fn parse_dry_run(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
     }
 }
 

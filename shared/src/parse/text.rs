@@ -18,11 +18,7 @@ pub fn read_text<R: Read>(
     options: &ReadOptions,
     mut visit: impl FnMut(RawRow) -> ControlFlow<()>,
 ) -> Result<SourceInfo, SourceError> {
-    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
-    (&mut input)
-        .take(SAMPLE_BYTES as u64)
-        .read_to_end(&mut sample)
-        .map_err(|e| SourceError::Unreadable(format!("the file could not be read: {e}")))?;
+    let sample = read_sample(&mut input)?;
     let encoding = detect_encoding(&sample)?;
     let sample_text = decode_sample(&sample, encoding);
     if looks_binary(&sample_text) {
@@ -36,25 +32,8 @@ pub fn read_text<R: Read>(
     };
     let list_mode =
         options.format == Format::Txt && !first_line_is_table_header(&sample_text, delimiter);
-    let stream = Cursor::new(sample).chain(input);
-    let stream: Box<dyn Read> = match encoding {
-        TextEncoding::Utf8 { bom } => {
-            let mut stream = stream;
-            if bom {
-                let mut skip = [0u8; 3];
-                stream
-                    .read_exact(&mut skip)
-                    .map_err(|e| SourceError::Unreadable(e.to_string()))?;
-            }
-            Box::new(stream)
-        }
-        TextEncoding::Other(enc) => Box::new(
-            DecodeReaderBytesBuilder::new()
-                .encoding(Some(enc))
-                .bom_override(true)
-                .build(stream),
-        ),
-    };
+    // The sample was consumed for sniffing: put it back in front of the rest.
+    let stream = decoded_stream(Cursor::new(sample).chain(input), encoding)?;
     let lines = LineCounter::default();
     let stream = CountingReader {
         inner: stream,
@@ -69,40 +48,83 @@ pub fn read_text<R: Read>(
         .delimiter(if list_mode { 0x1F } else { delimiter })
         .quoting(!list_mode)
         .from_reader(stream);
-    let mut record = csv::ByteRecord::new();
-    let mut seen_header = list_mode;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                return Err(SourceError::Unreadable(match e.position() {
-                    Some(pos) => {
-                        format!("the file could not be read at line {}: {}", pos.line(), e)
-                    }
-                    None => format!("the file could not be read: {e}"),
-                }))
+    // A pasted list has no header: every row is data.
+    visit_records(&mut reader, &lines, list_mode, &mut visit)?;
+    Ok(SourceInfo {
+        encoding: Some(encoding.name()),
+        delimiter: (!list_mode).then_some(delimiter as char),
+        sheet: None,
+    })
+}
+
+/// The first [`SAMPLE_BYTES`] of the upload, from which encoding and delimiter are sniffed.
+fn read_sample(input: &mut impl Read) -> Result<Vec<u8>, SourceError> {
+    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+    input
+        .take(SAMPLE_BYTES as u64)
+        .read_to_end(&mut sample)
+        .map_err(|e| SourceError::Unreadable(format!("the file could not be read: {e}")))?;
+    Ok(sample)
+}
+
+/// The upload as UTF-8 bytes for csv: UTF-8 passes through without its BOM, anything
+/// else is decoded as it streams.
+fn decoded_stream<'a>(
+    mut stream: impl Read + 'a,
+    encoding: TextEncoding,
+) -> Result<Box<dyn Read + 'a>, SourceError> {
+    Ok(match encoding {
+        TextEncoding::Utf8 { bom } => {
+            if bom {
+                let mut skip = [0u8; 3];
+                stream
+                    .read_exact(&mut skip)
+                    .map_err(|e| SourceError::Unreadable(e.to_string()))?;
             }
+            Box::new(stream)
         }
+        TextEncoding::Other(enc) => Box::new(
+            DecodeReaderBytesBuilder::new()
+                .encoding(Some(enc))
+                .bom_override(true)
+                .build(stream),
+        ),
+    })
+}
+
+/// Pushes every non-blank record to `visit`, the first as the header unless
+/// `header_seen`, until the input ends or `visit` breaks.
+fn visit_records<R: Read>(
+    reader: &mut csv::Reader<R>,
+    lines: &LineCounter,
+    mut header_seen: bool,
+    visit: &mut impl FnMut(RawRow) -> ControlFlow<()>,
+) -> Result<(), SourceError> {
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record).map_err(read_error)? {
         let cells: Vec<String> = record.iter().map(decode_cell).collect();
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
         let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
-        let kind = if seen_header {
+        let kind = if header_seen {
             RowKind::Data
         } else {
             RowKind::Header
         };
-        seen_header = true;
+        header_seen = true;
         if visit(RawRow { line, cells, kind }).is_break() {
             break;
         }
     }
-    Ok(SourceInfo {
-        encoding: Some(encoding.name()),
-        delimiter: (!list_mode).then_some(delimiter as char),
-        sheet: None,
+    Ok(())
+}
+
+/// A csv error, with the line it happened on when csv knows it.
+fn read_error(e: csv::Error) -> SourceError {
+    SourceError::Unreadable(match e.position() {
+        Some(pos) => format!("the file could not be read at line {}: {}", pos.line(), e),
+        None => format!("the file could not be read: {e}"),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Workbooks (XLSX, XLS, ODS) through calamine, after checking the archive is not a bomb.
 
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek};
 use std::ops::ControlFlow;
 
 use calamine::{Data, DataType, Reader};
@@ -146,31 +146,9 @@ pub fn read_workbook(
     if matches!(options.format, Format::Xlsx | Format::Ods) || bytes.starts_with(b"PK") {
         check_archive(&bytes, limits)?;
     }
-    let unreadable = |e: &dyn std::fmt::Display| {
-        SourceError::Unreadable(format!("the workbook could not be read: {e}"))
-    };
     let mut workbook =
         calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
-    let names = workbook.sheet_names();
-    let candidates: Vec<String> = match &options.sheet {
-        Some(wanted) => {
-            let found = names.iter().find(|n| *n == wanted).or_else(|| {
-                names
-                    .iter()
-                    .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
-            });
-            match found {
-                Some(name) => vec![name.clone()],
-                None => {
-                    return Err(SourceError::NoSuchSheet {
-                        requested: wanted.clone(),
-                        available: names.join(", "),
-                    })
-                }
-            }
-        }
-        None => names.clone(),
-    };
+    let candidates = sheet_candidates(workbook.sheet_names(), options.sheet.as_deref())?;
     for name in candidates {
         let mut emitter = RowEmitter {
             visit: &mut visit,
@@ -180,46 +158,9 @@ pub fn read_workbook(
         };
         if let calamine::Sheets::Xlsx(xlsx) = &mut workbook {
             // Stream cells: memory stays bounded whatever dimensions the sheet declares.
-            let mut cells = xlsx
-                .worksheet_cells_reader(&name)
-                .map_err(|e| unreadable(&e))?;
-            let mut current: Option<(u32, Vec<String>)> = None;
-            while let Some(cell) = cells.next_cell().map_err(|e| unreadable(&e))? {
-                let (row, col) = cell.get_position();
-                let value = cell_text(&Data::from(cell.get_value().clone()));
-                if current.as_ref().is_some_and(|(r, _)| *r != row) {
-                    if let Some((r, cells)) = current.take() {
-                        emitter.emit(r, cells);
-                    }
-                }
-                if emitter.stopped {
-                    break;
-                }
-                let (_, row_cells) = current.get_or_insert_with(|| (row, Vec::new()));
-                let col = col as usize;
-                if col < limits.max_columns && !value.is_empty() {
-                    if row_cells.len() <= col {
-                        row_cells.resize(col + 1, String::new());
-                    }
-                    row_cells[col] = value;
-                }
-            }
-            if let Some((r, cells)) = current.take() {
-                emitter.emit(r, cells);
-            }
+            stream_xlsx_sheet(xlsx, &name, &mut emitter)?;
         } else {
-            let range = workbook
-                .worksheet_range(&name)
-                .map_err(|e| unreadable(&e))?;
-            let (start_row, start_col) = range.start().unwrap_or((0, 0));
-            for (offset, row) in range.rows().enumerate() {
-                let mut cells = vec![String::new(); start_col as usize];
-                cells.extend(row.iter().take(limits.max_columns).map(cell_text));
-                emitter.emit(start_row + offset as u32, cells);
-                if emitter.stopped {
-                    break;
-                }
-            }
+            read_sheet_range(&mut workbook, &name, &mut emitter)?;
         }
         if emitter.seen_header {
             return Ok(SourceInfo {
@@ -234,6 +175,87 @@ pub fn read_workbook(
         delimiter: None,
         sheet: None,
     })
+}
+
+fn unreadable(e: &dyn std::fmt::Display) -> SourceError {
+    SourceError::Unreadable(format!("the workbook could not be read: {e}"))
+}
+
+/// The sheets to try in order: the one the `sheet` option names (exactly, else ignoring
+/// case and surrounding spaces), or all of them when it names none.
+fn sheet_candidates(names: Vec<String>, wanted: Option<&str>) -> Result<Vec<String>, SourceError> {
+    let Some(wanted) = wanted else {
+        return Ok(names);
+    };
+    let found = names.iter().find(|n| n.as_str() == wanted).or_else(|| {
+        names
+            .iter()
+            .find(|n| n.trim().eq_ignore_ascii_case(wanted.trim()))
+    });
+    match found {
+        Some(name) => Ok(vec![name.clone()]),
+        None => Err(SourceError::NoSuchSheet {
+            requested: wanted.to_string(),
+            available: names.join(", "),
+        }),
+    }
+}
+
+/// Emits an XLSX sheet's rows from its cells as they stream: calamine gives cells in
+/// row order, so a row is complete when the next row's first cell arrives.
+fn stream_xlsx_sheet<RS: Read + Seek, V: FnMut(RawRow) -> ControlFlow<()>>(
+    xlsx: &mut calamine::Xlsx<RS>,
+    name: &str,
+    emitter: &mut RowEmitter<'_, V>,
+) -> Result<(), SourceError> {
+    let mut cells = xlsx
+        .worksheet_cells_reader(name)
+        .map_err(|e| unreadable(&e))?;
+    let mut current: Option<(u32, Vec<String>)> = None;
+    while let Some(cell) = cells.next_cell().map_err(|e| unreadable(&e))? {
+        let (row, col) = cell.get_position();
+        let value = cell_text(&Data::from(cell.get_value().clone()));
+        if current.as_ref().is_some_and(|(r, _)| *r != row) {
+            if let Some((r, cells)) = current.take() {
+                emitter.emit(r, cells);
+            }
+        }
+        if emitter.stopped {
+            break;
+        }
+        let (_, row_cells) = current.get_or_insert_with(|| (row, Vec::new()));
+        let col = col as usize;
+        if col < emitter.max_columns && !value.is_empty() {
+            if row_cells.len() <= col {
+                row_cells.resize(col + 1, String::new());
+            }
+            row_cells[col] = value;
+        }
+    }
+    if let Some((r, cells)) = current.take() {
+        emitter.emit(r, cells);
+    }
+    Ok(())
+}
+
+/// Emits the rows of a sheet read whole (XLS, ODS), padded on the left to where the
+/// sheet's used range starts so cells keep their column.
+fn read_sheet_range<RS: Read + Seek, V: FnMut(RawRow) -> ControlFlow<()>>(
+    workbook: &mut calamine::Sheets<RS>,
+    name: &str,
+    emitter: &mut RowEmitter<'_, V>,
+) -> Result<(), SourceError> {
+    let range = workbook.worksheet_range(name).map_err(|e| unreadable(&e))?;
+    let (start_row, start_col) = range.start().unwrap_or((0, 0));
+    for (offset, row) in range.rows().enumerate() {
+        let mut cells = vec![String::new(); start_col as usize];
+        cells.extend(row.iter().take(emitter.max_columns).map(cell_text));
+        emitter.emit(start_row + offset as u32, cells);
+        if emitter.stopped {
+            break;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) struct RowEmitter<'v, V: FnMut(RawRow) -> ControlFlow<()>> {
