@@ -26,7 +26,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from local_aws import QUEUE, client
 
@@ -36,6 +36,9 @@ INVOCATIONS = re.compile(r"^/2015-03-31/functions/([A-Za-z0-9_.:-]+)/invocations
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
 INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
+# Lambda's service does not go away; watch does, while `make up` or a test restarts it.
+# An invoke that cannot connect is not an attempt: wait for watch up to this long.
+WATCH_DOWN_SECONDS = int(os.environ.get("RELAY_WATCH_DOWN_SECONDS", "600"))
 sqs = client("sqs")
 # watch's Lambda Invoke API. The relay retries on its own schedule (RETRY_DELAYS, like
 # Lambda's asynchronous invoke), so botocore must not retry an invoke as well: a retried
@@ -73,13 +76,20 @@ def with_aws_fields(record):
 
 def invoke(event, function="import-contacts"):
     """(ok, short description): the function's answer, or what went wrong."""
-    try:
-        resp = lam.invoke(FunctionName=function, Payload=json.dumps(event).encode())
-    except ClientError as e:  # watch answered with an error status
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return False, f"HTTP {status} {e.response.get('Body') or e.response.get('Error')}"
-    except BotoCoreError as e:  # refused, reset, timed out
-        return False, repr(e)
+    down_since = time.monotonic()
+    while True:
+        try:
+            resp = lam.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+            break
+        except EndpointConnectionError as e:  # watch is not listening (being restarted)
+            if time.monotonic() - down_since > WATCH_DOWN_SECONDS:
+                return False, f"watch did not listen for {WATCH_DOWN_SECONDS}s: {e!r}"
+            time.sleep(1)
+        except ClientError as e:  # watch answered with an error status
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return False, f"HTTP {status} {e.response.get('Body') or e.response.get('Error')}"
+        except BotoCoreError as e:  # reset, timed out
+            return False, repr(e)
     body = resp["Payload"].read().decode(errors="replace")
     if resp.get("FunctionError"):
         return False, f"function error ({resp['FunctionError']}) {body}"
