@@ -152,11 +152,6 @@ def measure():
     rows += [("parse+map+validate, 1 thread (rows/s)", p["one_thread_rows_per_s"], ">= 120000"),
              ("parse+map+validate, 2 threads (rows/s)", f"{p['two_threads_rows_per_s']} (x{p['scaling']})", ">= 1.8x one thread"),
              (f"parse bench peak RSS, {PARSE_ROWS} rows in memory (MB)", p["peak_rss_mb"], "")]
-    if "phones_global_db_one_thread_per_s" in p:
-        g1, g2 = float(p["phones_global_db_one_thread_per_s"]), float(p["phones_global_db_two_threads_per_s"])
-        o1, o2 = float(p["phones_own_db_one_thread_per_s"]), float(p["phones_db_per_thread_two_threads_per_s"])
-        rows += [("phonenumber alone, shared default database: 1 / 2 threads (numbers/s)", f"{g1:.0f} / {g2:.0f} (x{g2 / g1:.2f})", "why parsing stays on one thread"),
-                 ("phonenumber alone, a database per thread: 1 / 2 threads (numbers/s)", f"{o1:.0f} / {o2:.0f} (x{o2 / o1:.2f})", f"metadata load {p['metadata_load_ms']} ms per thread")]
 
     ceil = ceiling()
     rows.append(("emulator ceiling, 8 parallel boto3 clients (PutItem/s)", f"{ceil:.0f}", ""))

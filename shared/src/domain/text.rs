@@ -19,6 +19,10 @@ pub fn header_key(title: &str) -> String {
 /// surrounding whitespace. Tabs and line breaks inside a value become spaces, because a
 /// stored name or address is one line.
 pub fn clean_value(value: &str) -> String {
+    // Most cells are printable ASCII: only the surrounding spaces can go.
+    if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return value.trim_matches(' ').to_string();
+    }
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         if matches!(c, '\t' | '\n' | '\r') {

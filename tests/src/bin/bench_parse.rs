@@ -1,7 +1,7 @@
 //! Parse + map + validate throughput, without any AWS: `cargo run --release -p
 //! integration-tests --bin bench_parse [rows]`. Prints rows/s on one thread and on two
 //! (the file split in two halves, each half parsed and validated on its own thread),
-//! and the peak RSS of this process.
+//! and the peak RSS of this process; each the median of nine alternating rounds.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -37,6 +37,8 @@ fn run(bytes: &[u8]) -> (usize, usize) {
         delimiter: None,
         sheet: None,
     };
+    // Like the import: the default region is read once per file, not per row.
+    let default_region = Region::parse("GB");
     let mut columns: Option<ColumnMap> = None;
     let (mut accepted, mut rejected) = (0usize, 0usize);
     read_text(bytes, &options, |row| {
@@ -50,7 +52,7 @@ fn run(bytes: &[u8]) -> (usize, usize) {
         let rules = RowRules {
             columns: map,
             channel: Channel::Whatsapp,
-            default_region: Region::parse("GB"),
+            default_region,
             lists: &lists,
             tags: &lists,
         };
@@ -84,114 +86,34 @@ fn main() {
     let halves = [make_csv(rows / 2, 0), make_csv(rows - rows / 2, rows / 2)];
     run(&make_csv(1000, 0)); // load the phone metadata before timing
 
-    let start = Instant::now();
-    let (accepted, rejected) = run(&whole);
-    let one = rows as f64 / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = halves
-            .iter()
-            .map(|half| scope.spawn(move || run(half)))
-            .collect();
-        for h in handles {
-            h.join().expect("thread");
-        }
-    });
-    let two = rows as f64 / start.elapsed().as_secs_f64();
-    let phones = phone_scaling(rows);
-    println!("parse_map_validate rows={rows} accepted={accepted} rejected={rejected} one_thread_rows_per_s={one:.0} two_threads_rows_per_s={two:.0} scaling={:.2} peak_rss_mb={:.1}{phones}", two / one, peak_rss_mb());
-}
-
-/// The phone library alone, to see what limits scaling: its default database runs every
-/// regex under one global mutex; a `Database` per thread (loaded from the crate's own
-/// metadata XML, found in cargo's registry) has a cache of its own. Empty when the XML
-/// cannot be found.
-fn phone_scaling(rows: usize) -> String {
-    use phonenumber::metadata::Database;
-    let Some(xml) = metadata_xml() else {
-        return String::new();
-    };
-    let load = Instant::now();
-    let Ok(own) = Database::parse(&xml) else {
-        return String::new();
-    };
-    let load_ms = load.elapsed().as_secs_f64() * 1000.0;
-    let phones: Vec<String> = (0..rows)
-        .map(|i| match i % 4 {
-            0 => format!("+4474{:08}", i % 100_000_000),
-            1 => format!("074{:02}{:06}", (i / 1_000_000) % 100, i % 1_000_000),
-            2 => format!("+9198{:03}{:05}", (i / 100_000) % 1000, i % 100_000),
-            _ => format!("+316{:08}", i % 100_000_000),
-        })
-        .collect();
-    let gb = Some(phonenumber::country::Id::GB);
-    let check = |db: Option<&Database>, part: &[String]| {
-        let mut valid = 0usize;
-        for phone in part {
-            let parsed = match db {
-                Some(db) => phonenumber::parse_with(db, gb, phone),
-                None => phonenumber::parse(gb, phone),
-            };
-            if let Ok(number) = parsed {
-                let ok = match db {
-                    Some(db) => {
-                        number.is_valid_with(db)
-                            && number.number_type(db) != phonenumber::Type::Unknown
-                    }
-                    None => number.is_valid(),
-                };
-                valid += usize::from(ok);
-            }
-        }
-        valid
-    };
-    let (first, second) = phones.split_at(rows / 2);
-    let timed = |f: &dyn Fn()| {
+    // This machine's speed drifts by tens of percent between seconds (a shared VM):
+    // alternate one- and two-thread runs and report each one's median.
+    let (mut ones, mut twos) = (Vec::new(), Vec::new());
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..ROUNDS {
         let start = Instant::now();
-        f();
-        rows as f64 / start.elapsed().as_secs_f64()
-    };
-    let global_one = timed(&|| {
-        check(None, &phones);
-    });
-    let global_two = timed(&|| {
+        (accepted, rejected) = run(&whole);
+        ones.push(rows as f64 / start.elapsed().as_secs_f64());
+
+        let start = Instant::now();
         std::thread::scope(|scope| {
-            let a = scope.spawn(|| check(None, first));
-            let b = scope.spawn(|| check(None, second));
-            let _ = (a.join(), b.join());
-        })
-    });
-    let own_one = timed(&|| {
-        check(Some(&own), &phones);
-    });
-    let own_two = timed(&|| {
-        std::thread::scope(|scope| {
-            let a = scope.spawn(|| Database::parse(&xml).map(|db| check(Some(&db), first)));
-            let b = scope.spawn(|| Database::parse(&xml).map(|db| check(Some(&db), second)));
-            let _ = (a.join(), b.join());
-        })
-    });
-    format!(
-        " phones_global_db_one_thread_per_s={global_one:.0} phones_global_db_two_threads_per_s={global_two:.0} phones_own_db_one_thread_per_s={own_one:.0} phones_db_per_thread_two_threads_per_s={own_two:.0} metadata_load_ms={load_ms:.0}"
-    )
+            let handles: Vec<_> = halves
+                .iter()
+                .map(|half| scope.spawn(move || run(half)))
+                .collect();
+            for h in handles {
+                h.join().expect("thread");
+            }
+        });
+        twos.push(rows as f64 / start.elapsed().as_secs_f64());
+    }
+    let (one, two) = (median(&mut ones), median(&mut twos));
+    println!("parse_map_validate rows={rows} rounds={ROUNDS} accepted={accepted} rejected={rejected} one_thread_rows_per_s={one:.0} two_threads_rows_per_s={two:.0} scaling={:.2} peak_rss_mb={:.1}", two / one, peak_rss_mb());
 }
 
-fn metadata_xml() -> Option<String> {
-    let home = std::env::var("CARGO_HOME")
-        .ok()
-        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))?;
-    let src = std::path::Path::new(&home).join("registry/src");
-    for index in std::fs::read_dir(src).ok()?.flatten() {
-        for package in std::fs::read_dir(index.path()).ok()?.flatten() {
-            let name = package.file_name().to_string_lossy().into_owned();
-            if name.starts_with("phonenumber-0.3.10") {
-                let xml = package.path().join("assets/PhoneNumberMetadata.xml");
-                if let Ok(text) = std::fs::read_to_string(xml) {
-                    return Some(text);
-                }
-            }
-        }
-    }
-    None
+const ROUNDS: usize = 9;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }

@@ -8,6 +8,8 @@ use phonenumber::{Mode, PhoneNumber, Type};
 
 use crate::domain::upload::Channel;
 
+mod number_type;
+
 /// Why a phone number was refused. Each maps to a documented rejection code.
 #[derive(
     Copy,
@@ -258,7 +260,8 @@ fn international_without_plus(digits: &str) -> Option<PhoneNumber> {
 
 fn parse_valid(region: Option<country::Id>, text: &str) -> Result<PhoneNumber, PhoneRejection> {
     let number = phonenumber::parse(region, text).map_err(|_| PhoneRejection::Invalid)?;
-    if number.is_valid() {
+    let national = number.national().to_string();
+    if number_type::number_type(number.code().value(), &national) != Type::Unknown {
         Ok(number)
     } else {
         Err(PhoneRejection::Invalid)
@@ -288,7 +291,8 @@ fn check_channel(number: &PhoneNumber, channel: Channel) -> Result<(), PhoneReje
     if channel == Channel::Voice {
         return Ok(());
     }
-    match number.number_type(&DATABASE) {
+    let national = number.national().value().to_string();
+    match number_type::number_type(number.code().value(), &national) {
         Type::Mobile | Type::FixedLineOrMobile => Ok(()),
         _ => Err(PhoneRejection::NotMobile),
     }
