@@ -8,7 +8,7 @@ descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$
 alive() { ps -o stat= -p "$*" | grep -qv '^ *Z'; }  # a zombie has exited already
 
 only=" $* "  # optional names (relay watch proxy emulator): stop just those
-for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:moto_server; do
+for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:emulator.py; do
   name=${entry%%:*}
   [[ $# -gt 0 && $only != *" $name "* ]] && continue
   pidfile=.run/$name.pid

@@ -56,7 +56,7 @@ until_ready() {
 if answers http://127.0.0.1:4566/; then
   echo "up: emulator already answers on 127.0.0.1:4566"
 else
-  start emulator moto_server -H 127.0.0.1 -p 4566
+  start emulator python -u localstack/emulator.py -H 127.0.0.1 -p 4566
   until_ready emulator answers http://127.0.0.1:4566/
 fi
 python localstack/init.py

@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""The AWS emulator for `make up`: moto's own WSGI application, served by waitress.
+
+`moto_server` serves moto with werkzeug's development server, which closes the
+connection after every response and starts a thread per connection. Every DynamoDB
+write then cost the functions a TCP connect and teardown, and moto a new thread: the
+function spent more CPU in the kernel than in its own code. waitress keeps HTTP/1.1
+connections alive, as AWS's endpoints do, and serves them from a fixed thread pool.
+The application is the one `moto_server` builds (all services, one process, state in
+memory).
+"""
+import argparse
+import os
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from waitress import serve
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app = DomainDispatcherApplication(create_backend_app)
+    # Large uploads (the memory benchmark's 100 MB CSV) must not be refused.
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="moto",
+          max_request_body_size=2**34, channel_timeout=300, connection_limit=200)
+
+
+if __name__ == "__main__":
+    main()
