@@ -15,6 +15,8 @@ import os
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress import serve
 
+import moto_patches
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,6 +24,7 @@ def main():
     parser.add_argument("-p", "--port", type=int, default=4566)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
+    moto_patches.apply()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     # Large uploads (the memory benchmark's 100 MB CSV) must not be refused.

@@ -7,7 +7,10 @@ use crate::domain::contact::{Contact, ContactDraft, WriteStamp};
 use crate::domain::options::OnExisting;
 use crate::domain::outcome::Outcome;
 use crate::domain::upload::Channel;
-use crate::ports::{ContactStore, Precondition, PutOutcome, StoreError};
+use crate::ports::{
+    Cancelled, ContactStore, Precondition, PutOutcome, StoreError, TransactOutcome,
+    MAX_WRITES_PER_TRANSACTION,
+};
 
 /// How many times a write is retried after losing a race.
 const MAX_ATTEMPTS: usize = 8;
@@ -106,6 +109,126 @@ pub async fn save_draft<S: ContactStore>(
     )
     .await?;
     Ok(outcome_of(&result, stamp))
+}
+
+/// Saves validated rows (an import's) in transactions of up to
+/// [`MAX_WRITES_PER_TRANSACTION`]: the same rules and outcomes as [`save_draft`] for
+/// each row, one request for many rows. Every row is first written as a create; a
+/// cancelled transaction names the rows that exist (with their items, `ALL_OLD`), and
+/// the next round updates those under their version and sends the others again. Rows
+/// still open after [`MAX_ATTEMPTS`] rounds, and a second row for the same number,
+/// are saved one by one.
+pub async fn save_drafts<S: ContactStore>(
+    store: &S,
+    account_id: &str,
+    channel: Channel,
+    drafts: &[&ContactDraft],
+    stamp: &WriteStamp,
+    on_existing: OnExisting,
+) -> Result<Vec<Outcome>, SaveError> {
+    let create = |draft: &ContactDraft| Contact::create(account_id, channel, draft, stamp);
+    let merge = |draft: &ContactDraft, current: &Contact| match on_existing {
+        OnExisting::Ignore => Err(()),
+        OnExisting::Update => Ok(current.merged(draft, stamp)),
+    };
+    let mut seen = std::collections::HashSet::with_capacity(drafts.len());
+    let mut states: Vec<Saving> = drafts
+        .iter()
+        .map(|draft| match seen.insert(draft.phone.as_str()) {
+            true => Saving::Unknown,
+            false => Saving::OneByOne,
+        })
+        .collect();
+    for round in 0..MAX_ATTEMPTS {
+        let mut writes = Vec::new();
+        let mut rows = Vec::new();
+        for (row, state) in states.iter_mut().enumerate() {
+            let write = match state {
+                Saving::Unknown => (create(drafts[row]), Precondition::Absent),
+                Saving::Known(current) => match merge(drafts[row], current) {
+                    Err(()) => {
+                        *state = Saving::Done(Upserted::LeftAlone(current.clone()));
+                        continue;
+                    }
+                    Ok(None) => {
+                        *state = Saving::Done(Upserted::Unchanged(current.clone()));
+                        continue;
+                    }
+                    Ok(Some(next)) => (next, Precondition::Version(current.version)),
+                },
+                Saving::Done(_) | Saving::OneByOne => continue,
+            };
+            writes.push(write);
+            rows.push(row);
+        }
+        if writes.is_empty() {
+            break;
+        }
+        let mut learnt = false;
+        for (writes, rows) in writes
+            .chunks(MAX_WRITES_PER_TRANSACTION)
+            .zip(rows.chunks(MAX_WRITES_PER_TRANSACTION))
+        {
+            match store.put_contacts(writes).await? {
+                TransactOutcome::Committed => {
+                    learnt = true;
+                    for ((contact, precondition), &row) in writes.iter().zip(rows) {
+                        states[row] = Saving::Done(written(contact.clone(), *precondition));
+                    }
+                }
+                TransactOutcome::Cancelled(outcomes) => {
+                    for (((contact, precondition), &row), outcome) in
+                        writes.iter().zip(rows).zip(outcomes)
+                    {
+                        states[row] = match outcome {
+                            Cancelled::Retry => continue,
+                            // A retried request found what its lost first try wrote.
+                            Cancelled::Conflict(Some(now)) if *now == *contact => {
+                                Saving::Done(written(*now, *precondition))
+                            }
+                            Cancelled::Conflict(Some(now)) => Saving::Known(now),
+                            Cancelled::Conflict(None) => Saving::Unknown,
+                        };
+                        learnt = true;
+                    }
+                }
+            }
+        }
+        if !learnt {
+            // Cancelled for reasons outside these rows (throttling, another
+            // transaction on the same items): back off before sending them again.
+            tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
+        }
+    }
+    let mut outcomes = Vec::with_capacity(drafts.len());
+    for (draft, state) in drafts.iter().zip(states) {
+        let saved = match state {
+            Saving::Done(saved) => saved,
+            _ => upsert(store, || create(draft), |current| merge(draft, current)).await?,
+        };
+        outcomes.push(outcome_of(&saved, stamp));
+    }
+    Ok(outcomes)
+}
+
+/// Where one row of [`save_drafts`] stands.
+enum Saving {
+    /// Not known to exist: try a create.
+    Unknown,
+    /// Exists as this: merge into it.
+    Known(Box<Contact>),
+    /// Saved, or nothing to save.
+    Done(Upserted),
+    /// Another row of the batch has the same number: saved alone, after it.
+    OneByOne,
+}
+
+/// What a write that happened did.
+fn written(contact: Contact, precondition: Precondition) -> Upserted {
+    match precondition {
+        Precondition::Absent => Upserted::Created(Box::new(contact)),
+        Precondition::Version(_) => Upserted::Updated(Box::new(contact)),
+    }
 }
 
 /// What a dry run reports for a row: reads, never writes.
@@ -260,6 +383,185 @@ mod tests {
                 conflict => Ok(conflict),
             }
         }
+
+        async fn put_contacts(
+            &self,
+            writes: &[(Contact, Precondition)],
+        ) -> Result<TransactOutcome, StoreError> {
+            match self.0.put_contacts(writes).await? {
+                TransactOutcome::Committed => Ok(TransactOutcome::Cancelled(
+                    writes
+                        .iter()
+                        .map(|(c, _)| Cancelled::Conflict(Some(Box::new(c.clone()))))
+                        .collect(),
+                )),
+                cancelled => Ok(cancelled),
+            }
+        }
+    }
+
+    fn numbered(name: &str, n: usize) -> ContactDraft {
+        draft(name).with_phone(&format!("+4479111{n:05}"))
+    }
+
+    async fn save_all(
+        store: &impl ContactStore,
+        drafts: &[ContactDraft],
+        on_existing: OnExisting,
+    ) -> Vec<Outcome> {
+        let drafts: Vec<&ContactDraft> = drafts.iter().collect();
+        save_drafts(store, "acme", Channel::Sms, &drafts, &stamp(), on_existing)
+            .await
+            .expect("saved")
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_new_contacts_is_one_transaction_per_hundred_rows() {
+        let store = MemoryContacts::default();
+        let drafts: Vec<_> = (0..150).map(|n| numbered("Eva", n)).collect();
+
+        let outcomes = save_all(&store, &drafts, OnExisting::Update).await;
+
+        assert_eq!(outcomes, vec![Outcome::Created; 150]);
+        assert_eq!(store.count(), 150);
+        assert_eq!(store.transactions(), 2);
+        assert_eq!(store.writes(), 150);
+    }
+
+    #[tokio::test]
+    async fn a_batch_meeting_stored_contacts_updates_them_and_creates_the_rest() {
+        // GIVEN rows 0-2 stored: 0 as the batch has it, 1 with another name, 2 to ignore
+        let store = MemoryContacts::default();
+        let stored = [numbered("Eva", 0), numbered("Old", 1), numbered("Eva", 2)];
+        save_all(&store, &stored, OnExisting::Update).await;
+        let before = store.transactions();
+
+        // WHEN a batch of five (the stored three first) is saved
+        let batch: Vec<_> = (0..5).map(|n| numbered("Eva", n)).collect();
+        let outcomes = save_all(&store, &batch, OnExisting::Update).await;
+
+        // THEN the first transaction is cancelled by the three; the one committed
+        // updates one and creates two; the unchanged ones are not written
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Unchanged,
+                Outcome::Updated,
+                Outcome::Unchanged,
+                Outcome::Created,
+                Outcome::Created
+            ]
+        );
+        assert_eq!(store.transactions() - before, 1);
+        let renamed = store
+            .get("acme", Channel::Sms, "+447911100001")
+            .expect("stored");
+        assert_eq!(renamed.text.get("name").map(String::as_str), Some("Eva"));
+        assert_eq!(renamed.version, 2);
+
+        // AND with `ignore`, stored contacts are left alone
+        let batch: Vec<_> = (3..7).map(|n| numbered("Other", n)).collect();
+        let outcomes = save_all(&store, &batch, OnExisting::Ignore).await;
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::SkippedExisting,
+                Outcome::SkippedExisting,
+                Outcome::Created,
+                Outcome::Created
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_whose_answer_was_lost_still_counts_once() {
+        let store = LostAnswers(MemoryContacts::default());
+        let drafts: Vec<_> = (0..3).map(|n| numbered("Eva", n)).collect();
+        assert_eq!(
+            save_all(&store, &drafts, OnExisting::Update).await,
+            vec![Outcome::Created; 3]
+        );
+        let renamed: Vec<_> = (0..3).map(|n| numbered("Eva Smith", n)).collect();
+        assert_eq!(
+            save_all(&store, &renamed, OnExisting::Update).await,
+            vec![Outcome::Updated; 3]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_row_for_the_same_number_is_saved_after_the_first() {
+        let store = MemoryContacts::default();
+        let drafts = [
+            numbered("Eva", 0),
+            numbered("Eva Smith", 0),
+            numbered("Bo", 1),
+        ];
+
+        let outcomes = save_all(&store, &drafts, OnExisting::Update).await;
+
+        assert_eq!(
+            outcomes,
+            [Outcome::Created, Outcome::Updated, Outcome::Created]
+        );
+        let eva = store
+            .get("acme", Channel::Sms, "+447911100000")
+            .expect("stored");
+        assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva Smith"));
+    }
+
+    /// Cancels its first transactions for reasons outside the rows (throttling).
+    struct Throttled(MemoryContacts, std::sync::atomic::AtomicU32);
+
+    impl ContactStore for Throttled {
+        async fn get_contact(
+            &self,
+            a: &str,
+            c: Channel,
+            p: &str,
+        ) -> Result<Option<Contact>, StoreError> {
+            self.0.get_contact(a, c, p).await
+        }
+
+        async fn put_contact(
+            &self,
+            contact: &Contact,
+            precondition: Precondition,
+        ) -> Result<PutOutcome, StoreError> {
+            self.0.put_contact(contact, precondition).await
+        }
+
+        async fn put_contacts(
+            &self,
+            writes: &[(Contact, Precondition)],
+        ) -> Result<TransactOutcome, StoreError> {
+            if self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+                return Ok(TransactOutcome::Cancelled(vec![
+                    Cancelled::Retry;
+                    writes.len()
+                ]));
+            }
+            self.0.put_contacts(writes).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_cancelled_by_throttling_are_sent_again_then_saved_one_by_one() {
+        let drafts: Vec<_> = (0..4).map(|n| numbered("Eva", n)).collect();
+        // Two cancelled rounds: the third commits.
+        let store = Throttled(MemoryContacts::default(), 2.into());
+        assert_eq!(
+            save_all(&store, &drafts, OnExisting::Update).await,
+            vec![Outcome::Created; 4]
+        );
+        assert_eq!(store.0.transactions(), 1);
+        // Never a committed round: every row saved on its own.
+        let store = Throttled(MemoryContacts::default(), 1000.into());
+        assert_eq!(
+            save_all(&store, &drafts, OnExisting::Update).await,
+            vec![Outcome::Created; 4]
+        );
+        assert_eq!(store.0.count(), 4);
+        assert_eq!(store.0.transactions(), 0);
     }
 
     #[tokio::test]

@@ -1,78 +1,96 @@
-//! The writing half: contacts are written with bounded concurrency, outcomes taken in
-//! file order (so checkpoints are exact), progress checkpointed, and the import handed
+//! The writing half: contacts are written in batches of one transaction with bounded
+//! concurrency, outcomes taken in file order (so checkpoints are exact), progress checkpointed, and the import handed
 //! over before the invocation's deadline.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::rows::{ParsedRow, RowVerdict, Step};
 use super::run::{Run, RunError};
 use super::{ImportError, Importer, CHECKPOINT_EVERY, CHECKPOINT_ROWS, LEASE_SECONDS};
-use crate::book::{plan_draft, save_draft};
+use crate::book::{plan_draft, save_drafts};
 use crate::domain::contact::WriteStamp;
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::Outcome;
 use crate::domain::upload::UploadKey;
-use crate::ports::{ContactStore, Job, JobStore, ObjectStore, SettingsStore};
+use crate::ports::{
+    ContactStore, Job, JobStore, ObjectStore, SettingsStore, MAX_WRITES_PER_TRANSACTION,
+};
 
-/// Rows whose writes may be under way while an earlier row's write is still pending.
-const ORDERED_WINDOW: usize = 1024;
 /// Stop and hand over when less than this is left of the invocation (or a quarter of
 /// what was left at the start, for short local deadlines).
 const HANDOVER_MARGIN: Duration = Duration::from_secs(20);
 
-/// What one row's write needs, shared by every row of the import.
-struct RowWrite<'a, C> {
+/// What a batch's write needs, shared by every batch of the import.
+struct BatchWrite<'a, C> {
     contacts: &'a C,
-    in_flight: &'a Semaphore,
     key: &'a UploadKey,
     options: &'a UploadOptions,
     stamp: &'a WriteStamp,
 }
 
-impl<C: ContactStore> RowWrite<'_, C> {
-    /// The row's outcome; `None` for the header and for rows an earlier invocation wrote.
-    async fn outcome(&self, step: &Step) -> Result<Option<Outcome>, RunError> {
-        let row = match step {
-            Step::Row(row) if !row.replayed => row,
-            _ => return Ok(None),
-        };
-        let draft = match &row.verdict {
-            RowVerdict::Accepted { draft, .. } => draft,
-            RowVerdict::Duplicate { .. } => return Ok(Some(Outcome::DuplicateInFile)),
-            RowVerdict::Rejected { .. } => return Ok(Some(Outcome::Rejected)),
-        };
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|e| RunError::Infra(ImportError::WriteLimiter(e)))?;
+impl<C: ContactStore> BatchWrite<'_, C> {
+    /// Each step's outcome, in order: `None` for the header and for rows an earlier
+    /// invocation wrote. The accepted rows are saved together (one transaction when
+    /// they are all new).
+    async fn outcomes(&self, steps: Vec<Step>) -> Result<Vec<(Step, Option<Outcome>)>, RunError> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(steps.len());
+        let mut accepted = Vec::new();
+        let mut drafts = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let row = match step {
+                Step::Row(row) if !row.replayed => row,
+                _ => {
+                    outcomes.push(None);
+                    continue;
+                }
+            };
+            outcomes.push(match &row.verdict {
+                RowVerdict::Accepted { draft, .. } => {
+                    accepted.push(i);
+                    drafts.push(draft);
+                    None
+                }
+                RowVerdict::Duplicate { .. } => Some(Outcome::DuplicateInFile),
+                RowVerdict::Rejected { .. } => Some(Outcome::Rejected),
+            });
+        }
         let (account, channel) = (&self.key.account_id, self.key.channel);
         let on_existing = self.options.on_existing;
         let saved = if self.options.dry_run {
-            plan_draft(
-                self.contacts,
-                account,
-                channel,
-                draft,
-                self.stamp,
-                on_existing,
-            )
-            .await
+            let mut planned = Vec::with_capacity(drafts.len());
+            for draft in &drafts {
+                planned.push(
+                    plan_draft(
+                        self.contacts,
+                        account,
+                        channel,
+                        draft,
+                        self.stamp,
+                        on_existing,
+                    )
+                    .await,
+                );
+            }
+            planned.into_iter().collect::<Result<Vec<_>, _>>()
         } else {
-            save_draft(
+            save_drafts(
                 self.contacts,
                 account,
                 channel,
-                draft,
+                &drafts,
                 self.stamp,
                 on_existing,
             )
             .await
         };
-        Ok(Some(saved.map_err(|e| RunError::Infra(e.into()))?))
+        let saved = saved.map_err(|e| RunError::Infra(e.into()))?;
+        for (i, outcome) in accepted.into_iter().zip(saved) {
+            outcomes[i] = Some(outcome);
+        }
+        Ok(steps.into_iter().zip(outcomes).collect())
     }
 }
 
@@ -92,13 +110,10 @@ where
         options: &UploadOptions,
         stamp: &WriteStamp,
     ) -> Result<(), RunError> {
-        // Up to `write_concurrency` writes in flight, but a window of many more rows:
-        // results are taken in file order (for exact checkpoints), and one row waiting
-        // out a throttling backoff must not stall the rows behind it.
-        let in_flight = Semaphore::new(self.config.write_concurrency.max(1));
-        let writer = RowWrite {
+        // Rows go in batches of up to one transaction, `write_concurrency` batches in
+        // flight; outcomes are taken in file order (for exact checkpoints).
+        let writer = BatchWrite {
             contacts: self.contacts,
-            in_flight: &in_flight,
             key,
             options,
             stamp,
@@ -108,15 +123,18 @@ where
             rx.recv().await.map(|step| (step, rx))
         });
         let done = steps
-            .map(|step| async move { writer.outcome(&step).await.map(|o| (step, o)) })
-            .buffered(ORDERED_WINDOW);
+            .ready_chunks(MAX_WRITES_PER_TRANSACTION)
+            .map(|batch| writer.outcomes(batch))
+            .buffered(self.config.write_concurrency.max(1));
         let mut done = std::pin::pin!(done);
         let mut progress = Progress::new(self.deadline, run.rows.total);
-        while let Some(result) = done.next().await {
-            match result? {
-                (Step::Header(columns), _) => run.start_report(columns)?,
-                (Step::Row(row), outcome) => {
-                    self.record(&row, outcome, run, job, &mut progress).await?
+        while let Some(batch) = done.next().await {
+            for step in batch? {
+                match step {
+                    (Step::Header(columns), _) => run.start_report(columns)?,
+                    (Step::Row(row), outcome) => {
+                        self.record(&row, outcome, run, job, &mut progress).await?
+                    }
                 }
             }
         }

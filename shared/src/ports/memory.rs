@@ -101,6 +101,7 @@ fn key_of(contact: &Contact) -> ContactKey {
 pub struct MemoryContacts {
     contacts: Mutex<HashMap<ContactKey, Contact>>,
     writes: Mutex<u64>,
+    transactions: Mutex<u64>,
 }
 
 impl MemoryContacts {
@@ -124,9 +125,14 @@ impl MemoryContacts {
         lock(&self.contacts).len()
     }
 
-    /// Number of contact writes attempted.
+    /// Number of contact writes attempted (each write of a transaction counts).
     pub fn writes(&self) -> u64 {
         *lock(&self.writes)
+    }
+
+    /// Number of transactions committed.
+    pub fn transactions(&self) -> u64 {
+        *lock(&self.transactions)
     }
 }
 
@@ -158,6 +164,33 @@ impl ContactStore for MemoryContacts {
         }
         contacts.insert(key_of(contact), contact.clone());
         Ok(PutOutcome::Written)
+    }
+
+    async fn put_contacts(
+        &self,
+        writes: &[(Contact, Precondition)],
+    ) -> Result<TransactOutcome, StoreError> {
+        *lock(&self.writes) += writes.len() as u64;
+        let mut contacts = lock(&self.contacts);
+        let checks: Vec<Cancelled> = writes
+            .iter()
+            .map(|(contact, precondition)| {
+                let existing = contacts.get(&key_of(contact));
+                match (precondition, existing) {
+                    (Precondition::Absent, None) => Cancelled::Retry,
+                    (Precondition::Version(v), Some(old)) if old.version == *v => Cancelled::Retry,
+                    _ => Cancelled::Conflict(existing.cloned().map(Box::new)),
+                }
+            })
+            .collect();
+        if checks.iter().any(|c| matches!(c, Cancelled::Conflict(_))) {
+            return Ok(TransactOutcome::Cancelled(checks));
+        }
+        for (contact, _) in writes {
+            contacts.insert(key_of(contact), contact.clone());
+        }
+        *lock(&self.transactions) += 1;
+        Ok(TransactOutcome::Committed)
     }
 }
 

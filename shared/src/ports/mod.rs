@@ -112,6 +112,27 @@ pub enum PutOutcome {
     Conflict(Option<Box<Contact>>),
 }
 
+/// What became of one write of a transaction that was cancelled (nothing was written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// Its precondition held: it failed with the others, and may be sent again as it is.
+    Retry,
+    /// Its precondition failed; the item as it is now (`ALL_OLD`), if any.
+    Conflict(Option<Box<Contact>>),
+}
+
+/// Result of writing several contacts all or nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransactOutcome {
+    /// Every write happened.
+    Committed,
+    /// None happened; what became of each write, in the order given.
+    Cancelled(Vec<Cancelled>),
+}
+
+/// Most writes one [`ContactStore::put_contacts`] call takes (DynamoDB's transaction limit).
+pub const MAX_WRITES_PER_TRANSACTION: usize = 100;
+
 /// Contact items.
 pub trait ContactStore: Send + Sync {
     /// Reads a contact (dry runs and events).
@@ -127,6 +148,12 @@ pub trait ContactStore: Send + Sync {
         contact: &Contact,
         precondition: Precondition,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+    /// Writes up to [`MAX_WRITES_PER_TRANSACTION`] contacts (distinct keys), each under
+    /// its precondition, in one transaction: all of them or none.
+    fn put_contacts(
+        &self,
+        writes: &[(Contact, Precondition)],
+    ) -> impl Future<Output = Result<TransactOutcome, StoreError>> + Send;
 }
 
 /// Progress of an import, as the job item records it.

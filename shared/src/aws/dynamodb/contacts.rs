@@ -6,8 +6,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
 
 use super::item::{n, s, Item, Reader};
 use super::DynamoTable;
@@ -15,7 +19,9 @@ use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, CONTACT_SK};
 use crate::aws::service;
 use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
 use crate::domain::upload::Channel;
-use crate::ports::{ContactStore, Precondition, PutOutcome, StoreError};
+use crate::ports::{
+    Cancelled, ContactStore, Precondition, PutOutcome, StoreError, TransactOutcome,
+};
 
 /// Condition of a create: no item has this key yet.
 const ABSENT: &str = "attribute_not_exists(pk)";
@@ -166,9 +172,94 @@ impl ContactStore for DynamoTable {
             }
         }
     }
+
+    async fn put_contacts(
+        &self,
+        writes: &[(Contact, Precondition)],
+    ) -> Result<TransactOutcome, StoreError> {
+        let items = writes
+            .iter()
+            .map(|(contact, precondition)| self.transact_item(contact, *precondition))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(TransactOutcome::Committed),
+            Err(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let reasons = cancelled.cancellation_reasons();
+                let outcomes = (0..writes.len())
+                    .map(|i| cancelled_write(reasons.get(i)))
+                    .collect::<Result<_, _>>()?;
+                Ok(TransactOutcome::Cancelled(outcomes))
+            }
+            Err(other) => Err(service("DynamoDB TransactWriteItems")(other)),
+        }
+    }
+}
+
+/// One write of a cancelled transaction: only a failed condition is the write's own
+/// problem; anything else (a conflicting transaction, throttling, the other writes'
+/// failures) is worth sending again.
+fn cancelled_write(reason: Option<&CancellationReason>) -> Result<Cancelled, StoreError> {
+    match reason {
+        Some(reason) if reason.code() == Some("ConditionalCheckFailed") => {
+            let current = reason.item().map(Contact::try_from).transpose()?;
+            Ok(Cancelled::Conflict(current.map(Box::new)))
+        }
+        _ => Ok(Cancelled::Retry),
+    }
 }
 
 impl DynamoTable {
+    /// A transaction's write: the same put or update as a single save makes.
+    fn transact_item(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let item = Item::from(contact);
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Service {
+            operation: "build DynamoDB TransactWriteItems",
+            source: Box::new(e),
+        };
+        let write = TransactWriteItem::builder();
+        Ok(match precondition {
+            Precondition::Absent => write.put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(ABSENT)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(invalid)?,
+            ),
+            Precondition::Version(expected) => {
+                let (key, update) = SetEvery::update_of(item, expected);
+                write.update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .update_expression(update.expression)
+                        .condition_expression(SAME_VERSION)
+                        .set_expression_attribute_names(Some(update.names))
+                        .set_expression_attribute_values(Some(update.values))
+                        .return_values_on_condition_check_failure(
+                            ReturnValuesOnConditionCheckFailure::AllOld,
+                        )
+                        .build()
+                        .map_err(invalid)?,
+                )
+            }
+        }
+        .build())
+    }
+
     /// Puts the whole item when no item has its key.
     async fn create_contact(&self, item: Item) -> Result<Write, StoreError> {
         let result = self
@@ -191,12 +282,8 @@ impl DynamoTable {
 
     /// SETs every attribute we own (attributes other writers added survive) when the
     /// stored version is still `expected`.
-    async fn update_contact(&self, mut item: Item, expected: u64) -> Result<Write, StoreError> {
-        let key: Item = ["pk", "sk"]
-            .into_iter()
-            .filter_map(|name| item.remove_entry(name))
-            .collect();
-        let update = SetEvery::attribute_of(item, expected);
+    async fn update_contact(&self, item: Item, expected: u64) -> Result<Write, StoreError> {
+        let (key, update) = SetEvery::update_of(item, expected);
         let result = self
             .client
             .update_item()
@@ -228,6 +315,15 @@ struct SetEvery {
 }
 
 impl SetEvery {
+    /// The item's key, and the update setting the rest of it.
+    fn update_of(mut item: Item, expected: u64) -> (Item, SetEvery) {
+        let key: Item = ["pk", "sk"]
+            .into_iter()
+            .filter_map(|name| item.remove_entry(name))
+            .collect();
+        (key, SetEvery::attribute_of(item, expected))
+    }
+
     fn attribute_of(attributes: Item, expected: u64) -> SetEvery {
         let mut attributes: Vec<_> = attributes.into_iter().collect();
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
@@ -251,7 +347,11 @@ impl SetEvery {
 mod tests {
     use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
     use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+    use aws_sdk_dynamodb::operation::transact_write_items::{
+        TransactWriteItemsInput, TransactWriteItemsOutput,
+    };
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
     use aws_sdk_dynamodb::Client;
     use aws_smithy_mocks::{mock, mock_client};
 
@@ -461,5 +561,86 @@ mod tests {
             let read = Contact::try_from(&item);
             assert_eq!(malformed(read), (EVA_PK.into(), problem.into()), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_puts_new_contacts_and_updates_known_ones_under_their_version() {
+        // GIVEN a table that accepts the transaction
+        let requests = Requests::<TransactWriteItemsInput>::new();
+        let rule = mock!(Client::transact_write_items)
+            .match_requests(requests.recorder())
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+        let mut bo = eva();
+        bo.phone = "+447400123456".into();
+        bo.version = 3;
+
+        // WHEN Eva (new) and Bo (read at version 3) are written together
+        let writes = [
+            (eva(), Precondition::Absent),
+            (bo, Precondition::Version(3)),
+        ];
+        let outcome = table.put_contacts(&writes).await;
+
+        // THEN one request carries a conditional put and a conditional update, each
+        // asking for the stored item should its condition fail
+        assert_eq!(outcome.expect("committed"), TransactOutcome::Committed);
+        let sent = requests.only();
+        let items = sent.transact_items();
+        assert_eq!(items.len(), 2);
+        let put = items[0].put().expect("a put");
+        assert_eq!(put.item(), &eva_item());
+        assert_eq!(put.condition_expression(), Some(ABSENT));
+        assert_eq!(
+            put.return_values_on_condition_check_failure(),
+            Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+        let update = items[1].update().expect("an update");
+        assert_eq!(
+            update.key().get("pk"),
+            Some(&s("CONTACT#acme#whatsapp#+447400123456"))
+        );
+        assert_eq!(update.condition_expression(), Some(SAME_VERSION));
+        assert_eq!(
+            update
+                .expression_attribute_values()
+                .and_then(|v| v.get(":expected")),
+            Some(&n(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_transaction_names_the_failed_conditions_with_their_items() {
+        // GIVEN a table that cancels: the first write's condition failed (Eva stored),
+        // the second was fine, the third met a concurrent transaction
+        let rule = mock!(Client::transact_write_items).then_error(|| {
+            let reason = |code: &str| CancellationReason::builder().code(code);
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(
+                        reason("ConditionalCheckFailed")
+                            .set_item(Some(eva_item()))
+                            .build(),
+                    )
+                    .cancellation_reasons(reason("None").build())
+                    .cancellation_reasons(reason("TransactionConflict").build())
+                    .build(),
+            )
+        });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+        let writes: Vec<_> = (0..3).map(|_| (eva(), Precondition::Absent)).collect();
+
+        // WHEN they are written
+        let outcome = table.put_contacts(&writes).await;
+
+        // THEN only the first is a conflict, with the stored contact
+        assert_eq!(
+            outcome.expect("answered"),
+            TransactOutcome::Cancelled(vec![
+                Cancelled::Conflict(Some(Box::new(eva()))),
+                Cancelled::Retry,
+                Cancelled::Retry,
+            ])
+        );
     }
 }
