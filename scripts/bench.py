@@ -3,9 +3,10 @@
 Runs against the stack `make up` started (functions under cargo lambda watch, moto).
 It restarts watch with release builds whose requests go through the fault proxy
 (FAULT_PROXY=1 scripts/up.sh), which counts requests per row and adds latency, and puts
-the default (debug builds, no proxy) back at the end. The emulator bounds every
-end-to-end figure here, so the table separates what we control (CPU per row, requests
-per row, memory) from what it does. ROWS (default 10000) sets the end-to-end file size;
+the default (debug builds, no proxy) back for its last row, the end-to-end figure of
+`make up`. Imports write 100 rows per DynamoDB transaction, so they are not bound by
+the emulator's single-request ceiling the way the naive importer (one PutItem per row)
+is. ROWS (default 10000) sets the end-to-end file size;
 PARSE_ROWS (default 500000) the parse benchmark's.
 """
 
@@ -154,7 +155,7 @@ def measure():
              (f"parse bench peak RSS, {PARSE_ROWS} rows in memory (MB)", p["peak_rss_mb"], "")]
 
     ceil = ceiling()
-    rows.append(("emulator ceiling, 8 parallel boto3 clients (PutItem/s)", f"{ceil:.0f}", ""))
+    rows.append(("emulator ceiling, 8 parallel boto3 clients (single PutItem/s)", f"{ceil:.0f}", ""))
 
     with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as f:
         f.write(csv_body(ROWS, 0))
@@ -163,18 +164,18 @@ def measure():
     summary, cpu, wall, rss, req = import_file(account, csv_body(ROWS, 0), proxied=True)
     assert summary["rows"]["created"] == ROWS, summary
     ddb_req = sum(v for k, v in req.items() if k.startswith("dynamodb:"))
-    puts = sum(v for k, v in req.items() if k in ("dynamodb:PutItem", "dynamodb:UpdateItem"))
-    contact_writes = puts - 0  # job checkpoints are PutItems too: reported separately below
+    transactions = req.get("dynamodb:TransactWriteItems", 0)
     again, _, _, rss2, req2 = import_file(account, csv_body(ROWS, 0), proxied=True)
     assert again["rows"]["unchanged"] == ROWS, again
     ddb_req2 = sum(v for k, v in req2.items() if k.startswith("dynamodb:"))
     n = naive(path, "naive-" + uuid.uuid4().hex[:8], ENDPOINT)
-    ours_cpu_k, naive_cpu_k = cpu / ROWS * 1000, n["cpu_s"] / ROWS * 1000
-    rows += [(f"end to end, {ROWS} rows, no added latency (rows/s)", f"{ROWS / wall:.0f} (naive {ROWS / n['wall_s']:.0f})", "emulator-bound"),
-             ("CPU s per 1,000 rows: ours (release build under watch) vs naive", f"{ours_cpu_k:.3f} vs {naive_cpu_k:.3f} = {naive_cpu_k / ours_cpu_k:.1f}x less", ">= 10x less"),
-             ("DynamoDB requests per row, fresh import", f"{ddb_req / ROWS:.3f} ({ddb_req} incl. job/settings)", "<= 1, no read before write"),
+    ours_us, naive_us = cpu / ROWS * 1e6, n["cpu_s"] / ROWS * 1e6
+    rows += [(f"end to end, release, {ROWS} rows (rows/s)", f"{ROWS / wall:.0f} (naive {ROWS / n['wall_s']:.0f})", ""),
+             ("CPU per row, release build under watch (us)", f"{ours_us:.0f}", "<= 100"),
+             ("CPU per row: naive vs ours", f"{naive_us:.0f} vs {ours_us:.0f} us = {naive_us / ours_us:.1f}x less", ">= 10x less"),
+             ("DynamoDB requests per row, fresh import", f"{ddb_req / ROWS:.3f} ({ddb_req}: {transactions} transactions, the rest job/settings)", "<= 1"),
              ("DynamoDB requests per row, re-import (all unchanged)", f"{ddb_req2 / ROWS:.3f}", ""),
-             ("write capacity units per row, fresh / re-import (items < 1 KB)", f"{contact_writes / ROWS:.3f} / {ddb_req2 / ROWS:.3f}", "a failed conditional put costs 1 WCU"),
+             ("write units per new row on AWS (transactional write, item < 1 KB)", "2", "naive: 1"),
              ("peak RSS of the function process (MB)", f"{max(rss, rss2):.1f}", "< 128 for 500k rows")]
 
     proxy("faults", {"latency_ms": 5})
@@ -184,7 +185,16 @@ def measure():
     finally:
         proxy("faults", {})
     ours3, naive3 = ROWS / wall3, ROWS / n3["wall_s"]
-    rows.append(("end to end with +5 ms per DynamoDB request (rows/s)", f"{ours3:.0f} vs naive {naive3:.0f} = {ours3 / naive3:.1f}x; {ours3 / ceil * 100:.0f}% of ceiling", ">= 4x naive, within 20% of ceiling"))
+    rows.append(("end to end with +5 ms per DynamoDB request (rows/s)", f"{ours3:.0f} vs naive {naive3:.0f} = {ours3 / naive3:.1f}x", ">= 4x naive"))
+
+    # What `make up` runs: debug builds of our crates (dependencies optimised), no proxy.
+    restart_functions(release=False)
+    _, cpu4, wall4, _, _ = import_file("bench-" + uuid.uuid4().hex[:8], csv_body(ROWS, 0))
+    ours4 = ROWS / wall4
+    naive_rate = ROWS / n["wall_s"]
+    value = (f"{ours4:.0f} vs naive {naive_rate:.0f} = {ours4 / naive_rate:.1f}x; "
+             f"{ours4 / ceil:.1f}x the single-put ceiling; {cpu4 / ROWS * 1e6:.0f} us CPU/row")
+    rows.append((f"end to end through make up's build, {ROWS} rows (rows/s)", value, ">= 2.5x naive"))
 
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':{width}}  {'value':45}  target")

@@ -1,5 +1,5 @@
 //! End to end: an import longer than one invocation continues itself. Watch is restarted
-//! with a 20-second invocation time limit (`IMPORT_TIME_LIMIT_SECONDS`, which up.sh passes
+//! with a 5-second invocation time limit (`IMPORT_TIME_LIMIT_SECONDS`, which up.sh passes
 //! on to the functions); the import checkpoints before it and invokes itself
 //! asynchronously through Lambda's Invoke API (the relay plays it locally). The file
 //! needs several invocations; contacts and counts must match a clean run.
@@ -27,14 +27,14 @@ impl Drop for DefaultTimeoutOnDrop {
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn an_import_longer_than_one_invocation_continues_itself() {
     let stack = Stack::connect().await;
-    restart_watch("IMPORT_TIME_LIMIT_SECONDS=20");
+    restart_watch("IMPORT_TIME_LIMIT_SECONDS=5");
     let _restore = DefaultTimeoutOnDrop;
 
     let account = unique_account("continue");
     let mut body = String::from("Name,Phone\n");
     let mut valid = HashSet::new();
     let mut rejected = 0u64;
-    for i in 0..8_000u32 {
+    for i in 0..20_000u32 {
         if i % 1000 == 500 {
             body.push_str(&format!("Bad {i},12\n"));
             rejected += 1;
@@ -49,7 +49,7 @@ async fn an_import_longer_than_one_invocation_continues_itself() {
 
     assert_eq!(
         summary["rows"],
-        json!({"total": 8000, "created": valid.len(), "updated": 0, "unchanged": 0,
+        json!({"total": 20_000, "created": valid.len(), "updated": 0, "unchanged": 0,
                "skipped_existing": 0, "duplicate_in_file": 0, "rejected": rejected}),
         "{summary}"
     );

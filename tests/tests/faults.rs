@@ -26,6 +26,7 @@ async fn twenty_thousand_rows_through_throttling_errors_and_dropped_connections(
             expected.insert(phone);
         }
     }
+    // The import writes 100 rows per request: a few hundred requests, a tenth faulty.
     proxy.set_faults(&json!({"match": account, "throttle": 0.05, "error500": 0.03, "drop": 0.02}));
     // However long a busy machine takes: the wait fails only when nothing moves.
     let summary = stack
@@ -39,7 +40,7 @@ async fn twenty_thousand_rows_through_throttling_errors_and_dropped_connections(
             .values()
             .filter_map(|v| v.as_u64())
             .sum::<u64>()
-            > 100),
+            >= 10),
         "faults were injected: {stats}"
     );
     assert_eq!(summary["status"], "completed_with_errors", "{summary}");
