@@ -99,6 +99,9 @@ else
   # instead (Lambda's maximum by default). Not watch's --timeout: with it, a function
   # idle that long gets an invoke without a request id from watch and exits.
   export IMPORT_TIME_LIMIT_SECONDS=${IMPORT_TIME_LIMIT_SECONDS:-900}
+  # The key of erasure tombstones (contact.erase). Locally a fixed development value;
+  # deployed, an SSM parameter (infra/template.yaml, SuppressionSecret).
+  export SUPPRESSION_SECRET=${SUPPRESSION_SECRET:-local-development-suppression-secret}
   start watch env AWS_ENDPOINT_URL="$functions_endpoint" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
   echo "$functions_endpoint" > .run/watch.endpoint
 fi

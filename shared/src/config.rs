@@ -1,6 +1,7 @@
 //! Configuration read once at start-up from the environment (DESIGN section 3).
 
 use crate::domain::phone::Region;
+use crate::domain::suppression::SuppressionKey;
 
 /// Function configuration.
 #[derive(Clone, Debug)]
@@ -21,6 +22,9 @@ pub struct Config {
     /// over to a new one, when that comes before the invocation's own deadline. Unset on
     /// Lambda; set locally, where `cargo lambda watch` gives no usable deadline.
     pub time_limit: Option<std::time::Duration>,
+    /// `SUPPRESSION_SECRET`: the key of erasure tombstones. Without it `contact.erase`
+    /// is refused, and imports and campaigns have no tombstones to check.
+    pub suppression: Option<SuppressionKey>,
 }
 
 /// A variable with a value the functions cannot use.
@@ -45,6 +49,7 @@ impl Default for Config {
             max_rows: 1_000_000,
             write_concurrency: 16,
             time_limit: None,
+            suppression: None,
         }
     }
 }
@@ -85,6 +90,14 @@ impl Config {
             })?),
         };
         let write_concurrency = number("WRITE_CONCURRENCY", defaults.write_concurrency as u64)?;
+        let suppression = match get("SUPPRESSION_SECRET") {
+            None => None,
+            Some(secret) => Some(SuppressionKey::new(secret.as_bytes()).ok_or(ConfigError {
+                name: "SUPPRESSION_SECRET",
+                value: "(not shown)".into(),
+                problem: "expected a secret of at least 16 bytes",
+            })?),
+        };
         Ok(Config {
             table: get("CONTACTS_TABLE").unwrap_or(defaults.table),
             bucket: get("CONTACTS_BUCKET").unwrap_or(defaults.bucket),
@@ -99,6 +112,7 @@ impl Config {
                     0,
                 )?)),
             },
+            suppression,
         })
     }
 }

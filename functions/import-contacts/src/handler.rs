@@ -5,7 +5,9 @@ use contacts::domain::outcome::ImportStatus;
 use contacts::domain::upload::decode_event_key;
 use contacts::import::report::Summary;
 use contacts::import::{ImportError, ImportResult, Importer, Upload};
-use contacts::ports::{ContactStore, Continuation, JobStore, ObjectStore, SettingsStore};
+use contacts::ports::{
+    ContactStore, Continuation, JobStore, ObjectStore, SettingsStore, Suppressions,
+};
 use serde::Serialize;
 
 /// The function's answer: one entry per record.
@@ -145,7 +147,7 @@ pub async fn handle<O, C, J, S, K>(
 ) -> Result<Response, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     J: JobStore,
     S: SettingsStore,
     K: Continuation,

@@ -12,6 +12,8 @@ pub const JOB_SK: &str = "JOB";
 pub const SETTINGS_SK: &str = "SETTINGS";
 /// Sort key of a processed-event item.
 pub const EVENT_SK: &str = "SEEN";
+/// Sort key of an erasure tombstone.
+pub const SUPPRESS_SK: &str = "SUPPRESS";
 
 /// Partition key of a contact item.
 pub fn contact_pk(account_id: &str, channel: Channel, e164: &str) -> String {
@@ -31,6 +33,11 @@ pub fn settings_pk(account_id: &str) -> String {
 /// Partition key of a processed-event item.
 pub fn event_pk(account_id: &str, event_key: &str) -> String {
     format!("EVENT#{account_id}#{event_key}")
+}
+
+/// Partition key of an erasure tombstone: the number only as its HMAC digest.
+pub fn suppress_pk(account_id: &str, channel: Channel, digest: &str) -> String {
+    format!("SUPPRESS#{account_id}#{}#{digest}", channel.as_str())
 }
 
 /// The `by_account` GSI partition of a contact: `{account_id}#{shard}`.
@@ -76,6 +83,10 @@ mod tests {
         assert_eq!(job_pk("acme", "imp_1"), "IMPORT#acme#imp_1");
         assert_eq!(settings_pk("acme"), "ACCOUNT#acme");
         assert_eq!(event_pk("acme", "msg:1"), "EVENT#acme#msg:1");
+        assert_eq!(
+            suppress_pk("acme", Channel::Sms, "ab12"),
+            "SUPPRESS#acme#sms#ab12"
+        );
         assert_eq!(gsi1sk(Channel::Sms, "+1"), "sms#+1");
         assert_eq!(summary_key("a", "i"), "reports/a/i/summary.json");
         assert_eq!(rows_report_key("a", "i"), "reports/a/i/rows.csv");

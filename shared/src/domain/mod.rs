@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod options;
 pub mod outcome;
 pub mod phone;
+pub mod suppression;
 pub mod text;
 pub mod upload;
 pub mod validate;

@@ -17,6 +17,8 @@ pub enum Answer {
     Inbound(InboundAnswer),
     /// To `contact.captured`.
     Captured(CapturedAnswer),
+    /// To `contact.erase`.
+    Erase(EraseAnswer),
 }
 
 /// The answer to `campaign.completed`, by `status`.
@@ -125,6 +127,19 @@ pub enum CapturedContact {
     Unchanged,
 }
 
+/// The answer to `contact.erase`, by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EraseAnswer {
+    /// The contact is gone; `items` counts the items deleted.
+    Erased {
+        /// Items deleted.
+        items: u64,
+    },
+    /// No contact has that number on that channel: nothing changed.
+    NotFound,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +180,13 @@ mod tests {
             serde_json::from_value::<InboundAnswer>(value).expect("reads back"),
             inbound
         );
+
+        let erased = serde_json::to_value(Answer::Erase(EraseAnswer::Erased { items: 1 }));
+        assert_eq!(
+            erased.expect("serialises"),
+            json!({"status": "erased", "items": 1})
+        );
+        let unknown = serde_json::to_value(Answer::Erase(EraseAnswer::NotFound));
+        assert_eq!(unknown.expect("serialises"), json!({"status": "not_found"}));
     }
 }

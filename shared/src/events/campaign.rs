@@ -24,7 +24,9 @@ use crate::domain::validate::{validate_row, RowRules, Verdict};
 use crate::parse::{
     read_rows, Body, Format, RawRow, ReadOptions, RowKind, SourceError, WorkbookLimits,
 };
-use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, StoreError};
+use crate::ports::{
+    ContactStore, EventLedger, ObjectStore, SettingsStore, StoreError, Suppressions,
+};
 
 /// A `campaign.completed` event whose fields are checked.
 struct Campaign {
@@ -56,7 +58,7 @@ struct RecipientRow {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -162,6 +164,11 @@ where
                 continue;
             }
             let (account_id, channel) = (&campaign.account_id, campaign.channel);
+            if self.erased(account_id, channel, &draft.phone).await? {
+                *reasons.entry(PhoneRejection::Suppressed).or_default() += 1;
+                counts.add(Outcome::Rejected);
+                continue;
+            }
             let outcome = save_draft(
                 self.contacts,
                 account_id,

@@ -12,12 +12,12 @@ use crate::domain::contact::{Contact, ContactDraft, Source, WriteStamp};
 use crate::domain::phone::{self, PhoneContext};
 use crate::domain::upload::Channel;
 use crate::domain::validate::{is_valid_email, is_valid_name};
-use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
+use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
 
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {

@@ -39,6 +39,14 @@ pub enum EventError {
     /// A contact kept changing under us: retryable.
     #[error(transparent)]
     Save(#[from] SaveError),
+    /// The deployment lacks a setting this event needs.
+    #[error("{what} is not available: the function has no {variable} (see the README's deployment section)")]
+    NotConfigured {
+        /// The event type.
+        what: &'static str,
+        /// The environment variable to set.
+        variable: &'static str,
+    },
 }
 
 impl EventError {
@@ -49,6 +57,7 @@ impl EventError {
             EventError::MissingRequiredHeaders(_) => "MissingRequiredHeaders",
             EventError::RecipientsFile { .. } => "RecipientsFileUnreadable",
             EventError::Store(_) | EventError::Save(_) => "Retryable",
+            EventError::NotConfigured { .. } => "NotConfigured",
         }
     }
 }

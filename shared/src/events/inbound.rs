@@ -16,7 +16,7 @@ use crate::domain::phone::{self, PhoneContext};
 use crate::domain::text::{mask_phone, truncate_chars};
 use crate::domain::upload::Channel;
 use crate::domain::validate::is_valid_name;
-use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
+use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
 
 /// A `message.inbound` event whose fields are checked.
 struct Inbound {
@@ -36,7 +36,7 @@ struct Inbound {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -46,8 +46,15 @@ where
     ) -> Result<InboundAnswer, EventError> {
         let inbound = self.check_inbound(event).await?;
         let key = format!("msg:{}", inbound.message_id);
-        self.once(&inbound.account_id, &key, || self.save_inbound(&inbound))
-            .await
+        // The ledger keeps what the message did, not whose contact it was (no personal
+        // data in event items): the key is the sender's, from the event itself.
+        let contact = self
+            .once(&inbound.account_id, &key, || self.save_inbound(&inbound))
+            .await?;
+        Ok(InboundAnswer {
+            contact,
+            pk: contact_pk(&inbound.account_id, inbound.channel, &inbound.phone),
+        })
     }
 
     async fn check_inbound(&self, event: MessageInbound) -> Result<Inbound, EventError> {
@@ -92,7 +99,7 @@ where
         })
     }
 
-    async fn save_inbound(&self, inbound: &Inbound) -> Result<InboundAnswer, EventError> {
+    async fn save_inbound(&self, inbound: &Inbound) -> Result<InboundContact, EventError> {
         let found = Cell::new(InboundContact::Existing);
         let stamp = stamp(Source::Inbound, None);
         let result = upsert(
@@ -113,10 +120,12 @@ where
             Upserted::Updated(c) | Upserted::Unchanged(c) | Upserted::LeftAlone(c) => c,
         };
         tracing::info!(account_id = inbound.account_id, contact = found.get().as_str(), phone = %mask_phone(&contact.phone), "inbound message");
-        Ok(InboundAnswer {
-            contact: found.get(),
-            pk: contact_pk(&contact.account_id, contact.channel, &contact.phone),
-        })
+        if found.get() == InboundContact::CreatedAnonymous {
+            // Only the person's own message brings an erased person back.
+            self.lift_erasure(&inbound.account_id, inbound.channel, &inbound.phone)
+                .await?;
+        }
+        Ok(found.get())
     }
 }
 

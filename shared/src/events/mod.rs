@@ -8,7 +8,7 @@
 //!   path (`recipients[2].phone`).
 //! - [`EventService`] (here): dispatches each event, and runs the ones that must happen
 //!   once per event key (a campaign, a message) through the [`EventLedger`].
-//! - `campaign`, `inbound`, `captured`: one event each: its checks, then its writes
+//! - `campaign`, `inbound`, `captured`, `erase`: one event each: its checks, then its writes
 //!   through [`crate::book`], the write path imports use too.
 //! - [`answer`]: what each event answers; [`error`]: why one was refused.
 
@@ -16,6 +16,7 @@ pub mod answer;
 mod campaign;
 mod captured;
 pub mod envelope;
+mod erase;
 pub mod error;
 mod inbound;
 pub mod payload;
@@ -29,11 +30,11 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::domain::phone::Region;
-use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
+use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
 
 pub use answer::{
-    Answer, CampaignAnswer, CapturedAnswer, CapturedContact, InboundAnswer, InboundContact,
-    RecipientsNotSaved, RecipientsSaved,
+    Answer, CampaignAnswer, CapturedAnswer, CapturedContact, EraseAnswer, InboundAnswer,
+    InboundContact, RecipientsNotSaved, RecipientsSaved,
 };
 pub use envelope::{Invocation, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
@@ -65,7 +66,7 @@ pub struct EventService<'a, O, C, S, L> {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -109,6 +110,7 @@ where
             Event::ContactCaptured(e) => Box::pin(self.contact_captured(e))
                 .await
                 .map(Answer::Captured),
+            Event::ContactErase(e) => Box::pin(self.contact_erase(e)).await.map(Answer::Erase),
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Event {
     MessageInbound(MessageInbound),
     /// `contact.captured`.
     ContactCaptured(ContactCaptured),
+    /// `contact.erase`.
+    ContactErase(ContactErase),
 }
 
 /// The value of an event's `type`.
@@ -41,14 +43,17 @@ pub enum EventType {
     MessageInbound,
     /// `contact.captured`.
     ContactCaptured,
+    /// `contact.erase`.
+    ContactErase,
 }
 
 impl EventType {
     /// Every type, in the order messages list them.
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 4] = [
         EventType::CampaignCompleted,
         EventType::MessageInbound,
         EventType::ContactCaptured,
+        EventType::ContactErase,
     ];
 
     /// The documented name.
@@ -57,6 +62,7 @@ impl EventType {
             EventType::CampaignCompleted => "campaign.completed",
             EventType::MessageInbound => "message.inbound",
             EventType::ContactCaptured => "contact.captured",
+            EventType::ContactErase => "contact.erase",
         }
     }
 
@@ -163,6 +169,20 @@ pub struct ContactCaptured {
     pub default_country: Text<8>,
 }
 
+/// `contact.erase`: a person's right to erasure (DESIGN section 14).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
+pub struct ContactErase {
+    /// Owning account.
+    pub account_id: Text<64>,
+    /// The contact's channel.
+    pub channel: Text<16>,
+    /// The contact's number.
+    pub phone: Text<64>,
+    /// ISO 3166-1 alpha-2 country for a national number.
+    pub default_country: Text<8>,
+}
+
 /// Decodes an event from `json` (a value the deserializer can read twice). `type_hint`
 /// is the type when the event has none (an EventBridge envelope's `detail-type`).
 pub fn decode<'de, D>(json: D, type_hint: Option<&str>) -> Result<Event, EventError>
@@ -178,9 +198,10 @@ where
         .or_else(|| type_hint.map(clean_value).filter(|t| !t.is_empty()))
         .ok_or_else(|| invalid("type", "is required"))?;
     let kind = EventType::parse(&name).ok_or_else(|| {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         invalid(
             "type",
-            format!("{name:?} is not one of campaign.completed, message.inbound, contact.captured"),
+            format!("{name:?} is not one of {}", known.join(", ")),
         )
     })?;
     let event = match kind {
@@ -193,6 +214,7 @@ where
         EventType::ContactCaptured => {
             serde_path_to_error::deserialize(json).map(Event::ContactCaptured)
         }
+        EventType::ContactErase => serde_path_to_error::deserialize(json).map(Event::ContactErase),
     };
     event.map_err(undecodable)
 }
@@ -551,7 +573,7 @@ mod tests {
             (
                 json!({"type": "unknown"}),
                 "type",
-                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured",
+                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contact.erase",
             ),
             (json!({"type": 3}), "type", "must be a string, not a number"),
             (json!({"account_id": "acme"}), "type", "is required"),

@@ -4,18 +4,26 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::domain::contact::{Contact, Status};
+use crate::domain::suppression::SuppressionKey;
 use crate::domain::upload::Channel;
 use crate::ports::memory::MemoryPorts;
 use crate::ports::{Precondition, PutOutcome};
 
 async fn send(ports: &MemoryPorts, event: Value) -> Result<Value, EventError> {
-    let config = Config::default();
+    send_with(&Config::default(), ports, event).await
+}
+
+async fn send_with(
+    config: &Config,
+    ports: &MemoryPorts,
+    event: Value,
+) -> Result<Value, EventError> {
     let service = EventService {
         objects: &ports.objects,
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
-        config: &config,
+        config,
     };
     let reply = service
         .handle_invocation(Invocation::from_payload(event))
@@ -329,4 +337,98 @@ async fn a_batch_answers_exactly_its_failed_records() {
         json!({"batchItemFailures": [{"itemIdentifier": "b"}, {"itemIdentifier": "c"}]})
     );
     assert_eq!(store.contacts.count(), 1);
+}
+
+fn with_suppression() -> Config {
+    Config {
+        suppression: SuppressionKey::new(b"test-suppression-secret"),
+        ..Config::default()
+    }
+}
+
+fn erase(phone: &str) -> Value {
+    json!({"type": "contact.erase", "account_id": "acme", "channel": "whatsapp", "phone": phone})
+}
+
+#[tokio::test]
+async fn an_erased_person_is_gone_kept_out_of_campaigns_and_back_only_by_writing() {
+    // GIVEN Eva, known from an inbound message
+    let (ports, config) = (MemoryPorts::default(), with_suppression());
+    send_with(&config, &ports, inbound("m1", Some("Eva")))
+        .await
+        .expect("saved");
+
+    // WHEN she is erased (her number written nationally, as an agent might)
+    let mut national = erase("07911 123456");
+    national["default_country"] = json!("GB");
+    let answer = send_with(&config, &ports, national).await;
+
+    // THEN her contact is gone, a tombstone keyed by the digest stands in its place,
+    // and erasing again finds nothing
+    let digest = config.suppression.as_ref().expect("key").digest(PHONE);
+    assert_eq!(
+        answer.expect("erased"),
+        json!({"status": "erased", "items": 1})
+    );
+    assert!(contact(&ports, PHONE).is_none());
+    assert!(ports
+        .contacts
+        .is_suppressed("acme", Channel::Whatsapp, &digest));
+    let again = send_with(&config, &ports, erase(PHONE)).await;
+    assert_eq!(again.expect("answered"), json!({"status": "not_found"}));
+
+    // AND a campaign that reached her number does not bring her back
+    let campaign = json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": "cmp-9",
+        "channel": "whatsapp", "status": "succeeded",
+        "recipients": [{"phone": PHONE, "name": "Eva"}, {"phone": "+447400123456", "name": "Bo"}]});
+    let saved = send_with(&config, &ports, campaign).await.expect("saved");
+    assert_eq!(saved["created"], 1);
+    assert_eq!(saved["rejections_by_reason"], json!({"suppressed": 1}));
+    assert!(contact(&ports, PHONE).is_none());
+
+    // AND her own message does, and lifts the tombstone
+    let back = send_with(&config, &ports, inbound("m2", None)).await;
+    assert_eq!(back.expect("saved")["contact"], "created_anonymous");
+    assert!(contact(&ports, PHONE).is_some());
+    assert!(!ports
+        .contacts
+        .is_suppressed("acme", Channel::Whatsapp, &digest));
+}
+
+#[tokio::test]
+async fn erasure_needs_a_secret_and_a_valid_number() {
+    let ports = MemoryPorts::default();
+    let unconfigured = send(&ports, erase(PHONE)).await;
+    assert!(
+        matches!(
+            unconfigured,
+            Err(EventError::NotConfigured {
+                variable: "SUPPRESSION_SECRET",
+                ..
+            })
+        ),
+        "{unconfigured:?}"
+    );
+    let config = with_suppression();
+    match send_with(&config, &ports, erase("12")).await {
+        Err(EventError::InvalidField { field, .. }) => assert_eq!(field, "phone"),
+        other => panic!("expected an invalid phone, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_event_ledger_keeps_no_number() {
+    let ports = MemoryPorts::default();
+    let first = send(&ports, inbound("m1", Some("Eva")))
+        .await
+        .expect("saved");
+    assert_eq!(first["pk"], PK);
+    assert!(!ports.ledger.answers().iter().any(|a| a.contains("7911")));
+    // A redelivery still answers with the contact's key, derived from the event.
+    assert_eq!(
+        send(&ports, inbound("m1", Some("Eva")))
+            .await
+            .expect("again"),
+        first
+    );
 }

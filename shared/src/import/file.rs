@@ -15,7 +15,7 @@ use crate::domain::phone::Region;
 use crate::domain::upload::UploadKey;
 use crate::parse::{read_rows, Body, Format, ReadOptions, WorkbookLimits};
 use crate::ports::{
-    ContactStore, Job, JobStore, ObjectInfo, ObjectStore, SettingsStore, StoreError,
+    ContactStore, Job, JobStore, ObjectInfo, ObjectStore, SettingsStore, StoreError, Suppressions,
 };
 
 /// Rows parsed ahead of the writer.
@@ -24,7 +24,7 @@ const PARSED_AHEAD: usize = 1024;
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     J: JobStore,
     S: SettingsStore,
 {

@@ -7,7 +7,9 @@ use tracing::info;
 
 use super::{ImportError, Importer, LEASE_SECONDS};
 use crate::domain::outcome::ImportStatus;
-use crate::ports::{Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, SettingsStore};
+use crate::ports::{
+    Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, SettingsStore, Suppressions,
+};
 
 /// What the claim means for this invocation.
 pub(super) enum Claimed {
@@ -22,7 +24,7 @@ pub(super) enum Claimed {
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     J: JobStore,
     S: SettingsStore,
 {

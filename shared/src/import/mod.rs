@@ -22,6 +22,7 @@ use crate::domain::outcome::ImportStatus;
 use crate::domain::upload::{import_id, UploadIdentity, UploadKey};
 use crate::ports::{
     ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore, StoreError,
+    Suppressions,
 };
 use report::{RowsReport, Summary};
 use run::{Run, RunError};
@@ -106,7 +107,7 @@ pub struct Importer<'a, O, C, J, S> {
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     J: JobStore,
     S: SettingsStore,
 {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -12,7 +13,7 @@ use crate::domain::field::Field;
 use crate::domain::mapping::{ColumnMap, MappingError};
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::FailureCode;
-use crate::domain::phone::Region;
+use crate::domain::phone::{PhoneRejection, Region};
 use crate::domain::text::mask_phone;
 use crate::domain::upload::Channel;
 use crate::domain::validate::{validate_row, Problem, ProblemCode, RowRules, Verdict};
@@ -30,6 +31,21 @@ pub(super) struct ParsedRow {
     pub(super) verdict: RowVerdict,
     /// Before the resume point: already counted and written by an earlier invocation.
     pub(super) replayed: bool,
+    /// Title of the file's phone column, for problems found when the row is written.
+    pub(super) phone_column: Arc<str>,
+}
+
+impl ParsedRow {
+    /// Rejects an accepted row for `reason`, found when it was about to be written.
+    pub(super) fn reject(&mut self, reason: PhoneRejection) {
+        self.verdict = RowVerdict::Rejected {
+            problem: Problem {
+                code: ProblemCode::Rejected(reason),
+                column: self.phone_column.to_string(),
+                message: reason.to_string(),
+            },
+        };
+    }
 }
 
 pub(super) enum RowVerdict {
@@ -67,6 +83,7 @@ pub(super) struct RowParser {
 struct Visit<'p> {
     parser: &'p RowParser,
     columns: Option<ColumnMap>,
+    phone_column: Arc<str>,
     failure: Option<Failure>,
     /// First line of each number seen, keyed by its digits.
     seen: HashMap<u64, u64>,
@@ -84,6 +101,7 @@ impl RowParser {
         let mut visit = Visit {
             parser: &self,
             columns: None,
+            phone_column: Arc::from(""),
             failure: None,
             seen: HashMap::new(),
             data_rows: 0,
@@ -129,6 +147,7 @@ impl Visit<'_> {
         if self.columns.is_none() {
             // A pasted list: no header, every line a number.
             let map = ColumnMap::phone_only();
+            self.phone_column = Arc::from(map.title_of(Field::Phone));
             self.columns = Some(map.clone());
             self.parser.send(Step::Header(map))?;
         }
@@ -146,6 +165,7 @@ impl Visit<'_> {
             line: row.line,
             cells: row.cells,
             verdict,
+            phone_column: self.phone_column.clone(),
         }))
     }
 
@@ -153,6 +173,7 @@ impl Visit<'_> {
         self.saw_header = true;
         match ColumnMap::from_header(cells, &self.parser.options.mapping) {
             Ok(map) => {
+                self.phone_column = Arc::from(map.title_of(Field::Phone));
                 self.columns = Some(map.clone());
                 self.parser.send(Step::Header(map))
             }

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::domain::outcome::{FailureCode, Outcome};
+use crate::domain::phone::PhoneRejection;
+use crate::domain::upload::Channel;
 use crate::ports::memory::MemoryPorts;
 
 type MemoryImporter<'a> = Importer<
@@ -375,5 +377,78 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
         store.contacts.writes(),
         1,
         "rows before the checkpoint are not written again"
+    );
+}
+
+#[tokio::test]
+async fn an_erased_number_is_rejected_as_suppressed_and_the_rest_imported() {
+    // GIVEN a deployment with a suppression key, and +91 98765 43210 erased
+    let store = MemoryPorts::default();
+    let config = Config {
+        suppression: crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret"),
+        ..Config::default()
+    };
+    let key = config.suppression.as_ref().expect("key");
+    let digest = key.digest("+919876543210");
+    let erased = store
+        .contacts
+        .erase_contact("acme", Channel::Whatsapp, "+919876543210", &digest)
+        .await
+        .expect("answered");
+    assert!(!erased, "nothing to erase yet, so no tombstone either");
+    let first = import_with(
+        &config,
+        &store,
+        "imports/acme/whatsapp/a.csv",
+        MYOPERATOR,
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(first.rows.created, 2);
+    let erased = store
+        .contacts
+        .erase_contact("acme", Channel::Whatsapp, "+919876543210", &digest)
+        .await
+        .expect("answered");
+    assert!(erased);
+
+    // WHEN the same file comes again
+    let second = import_with(
+        &config,
+        &store,
+        "imports/acme/whatsapp/b.csv",
+        MYOPERATOR,
+        &[],
+        "2",
+    )
+    .await;
+
+    // THEN the erased number is rejected (suppressed), the other row is unchanged,
+    // and the report names the row and the phone column
+    assert_eq!(
+        second.rows.rejected, 2,
+        "the blank row and the erased number"
+    );
+    assert_eq!(second.rows.unchanged, 1);
+    assert_eq!(
+        second.rejections_by_reason.get(&PhoneRejection::Suppressed),
+        Some(&1)
+    );
+    assert!(store
+        .contacts
+        .get("acme", Channel::Whatsapp, "+919876543210")
+        .is_none());
+    let rows = store
+        .objects
+        .text(BUCKET, second.rows_report_key.as_deref().expect("rows key"))
+        .expect("rows report");
+    let line = rows
+        .lines()
+        .find(|l| l.contains("suppressed"))
+        .expect("a report line for the erased row");
+    assert!(
+        line.starts_with("2,rejected,suppressed,Phone number,"),
+        "{line}"
     );
 }

@@ -14,9 +14,12 @@ use crate::book::{plan_draft, save_drafts};
 use crate::domain::contact::WriteStamp;
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::Outcome;
+use crate::domain::phone::PhoneRejection;
+use crate::domain::suppression::SuppressionKey;
 use crate::domain::upload::UploadKey;
 use crate::ports::{
-    ContactStore, Job, JobStore, ObjectStore, SettingsStore, MAX_WRITES_PER_TRANSACTION,
+    ContactStore, Job, JobStore, ObjectStore, SettingsStore, Suppressions,
+    MAX_WRITES_PER_TRANSACTION,
 };
 
 /// Stop and hand over when less than this is left of the invocation (or a quarter of
@@ -26,16 +29,21 @@ const HANDOVER_MARGIN: Duration = Duration::from_secs(20);
 /// What a batch's write needs, shared by every batch of the import.
 struct BatchWrite<'a, C> {
     contacts: &'a C,
+    suppression: Option<&'a SuppressionKey>,
     key: &'a UploadKey,
     options: &'a UploadOptions,
     stamp: &'a WriteStamp,
 }
 
-impl<C: ContactStore> BatchWrite<'_, C> {
+impl<C: ContactStore + Suppressions> BatchWrite<'_, C> {
     /// Each step's outcome, in order: `None` for the header and for rows an earlier
     /// invocation wrote. The accepted rows are saved together (one transaction when
     /// they are all new).
-    async fn outcomes(&self, steps: Vec<Step>) -> Result<Vec<(Step, Option<Outcome>)>, RunError> {
+    async fn outcomes(
+        &self,
+        mut steps: Vec<Step>,
+    ) -> Result<Vec<(Step, Option<Outcome>)>, RunError> {
+        self.reject_suppressed(&mut steps).await?;
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(steps.len());
         let mut accepted = Vec::new();
         let mut drafts = Vec::new();
@@ -92,12 +100,52 @@ impl<C: ContactStore> BatchWrite<'_, C> {
         }
         Ok(steps.into_iter().zip(outcomes).collect())
     }
+
+    /// Rejects the accepted rows whose number was erased (a tombstone exists): one
+    /// lookup for the batch, when the deployment has a suppression key.
+    async fn reject_suppressed(&self, steps: &mut [Step]) -> Result<(), RunError> {
+        let Some(key) = self.suppression else {
+            return Ok(());
+        };
+        let mut rows: Vec<&mut ParsedRow> = steps
+            .iter_mut()
+            .filter_map(|step| match step {
+                Step::Row(row)
+                    if !row.replayed && matches!(row.verdict, RowVerdict::Accepted { .. }) =>
+                {
+                    Some(row)
+                }
+                _ => None,
+            })
+            .collect();
+        let digests: Vec<String> = rows
+            .iter()
+            .filter_map(|row| match &row.verdict {
+                RowVerdict::Accepted { draft, .. } => Some(key.digest(&draft.phone)),
+                _ => None,
+            })
+            .collect();
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let suppressed = self
+            .contacts
+            .suppressed(&self.key.account_id, self.key.channel, &digests)
+            .await
+            .map_err(|e| RunError::Infra(e.into()))?;
+        for (row, suppressed) in rows.iter_mut().zip(suppressed) {
+            if suppressed {
+                row.reject(PhoneRejection::Suppressed);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     J: JobStore,
     S: SettingsStore,
 {
@@ -114,6 +162,7 @@ where
         // flight; outcomes are taken in file order (for exact checkpoints).
         let writer = BatchWrite {
             contacts: self.contacts,
+            suppression: self.config.suppression.as_ref(),
             key,
             options,
             stamp,

@@ -102,6 +102,7 @@ pub struct MemoryContacts {
     contacts: Mutex<HashMap<ContactKey, Contact>>,
     writes: Mutex<u64>,
     transactions: Mutex<u64>,
+    tombstones: Mutex<std::collections::HashSet<Tombstone>>,
 }
 
 impl MemoryContacts {
@@ -194,6 +195,54 @@ impl ContactStore for MemoryContacts {
     }
 }
 
+/// Tombstones of [`MemoryContacts`]: (account, channel, digest).
+type Tombstone = (String, Channel, String);
+
+impl MemoryContacts {
+    /// Whether the tombstone for `digest` is there.
+    pub fn is_suppressed(&self, account_id: &str, channel: Channel, digest: &str) -> bool {
+        lock(&self.tombstones).contains(&(account_id.into(), channel, digest.into()))
+    }
+}
+
+impl Suppressions for MemoryContacts {
+    async fn erase_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError> {
+        let erased = lock(&self.contacts).remove(&(account_id.into(), channel, phone.into()));
+        if erased.is_some() {
+            lock(&self.tombstones).insert((account_id.into(), channel, digest.into()));
+        }
+        Ok(erased.is_some())
+    }
+
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digests: &[String],
+    ) -> Result<Vec<bool>, StoreError> {
+        Ok(digests
+            .iter()
+            .map(|d| self.is_suppressed(account_id, channel, d))
+            .collect())
+    }
+
+    async fn lift_suppression(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        lock(&self.tombstones).remove(&(account_id.into(), channel, digest.into()));
+        Ok(())
+    }
+}
+
 /// Import jobs by import id.
 #[derive(Default)]
 pub struct MemoryJobs {
@@ -257,6 +306,13 @@ impl SettingsStore for MemorySettings {
 #[derive(Default)]
 pub struct MemoryLedger {
     events: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryLedger {
+    /// Every answer recorded.
+    pub fn answers(&self) -> Vec<String> {
+        lock(&self.events).values().cloned().collect()
+    }
 }
 
 impl EventLedger for MemoryLedger {

@@ -156,6 +156,34 @@ pub trait ContactStore: Send + Sync {
     ) -> impl Future<Output = Result<TransactOutcome, StoreError>> + Send;
 }
 
+/// Erasure tombstones (DESIGN section 14), keyed by the number's digest
+/// ([`crate::domain::suppression::SuppressionKey::digest`]), never by the number.
+pub trait Suppressions: Send + Sync {
+    /// Deletes the contact and puts the tombstone for `digest`, in one transaction;
+    /// `false` (nothing written) when there is no such contact.
+    fn erase_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+        digest: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Which of `digests` (at most 100) have a tombstone, in the order given.
+    fn suppressed(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digests: &[String],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+    /// Removes the tombstone for `digest`, if any (the person wrote again).
+    fn lift_suppression(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Progress of an import, as the job item records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobProgress {

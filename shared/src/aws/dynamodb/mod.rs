@@ -7,6 +7,7 @@
 //! | `jobs.rs` | [`JobStore`](crate::ports::JobStore) | `IMPORT#…` / `JOB`: the claim and progress |
 //! | `settings.rs` | [`SettingsStore`](crate::ports::SettingsStore) | `ACCOUNT#…` / `SETTINGS` |
 //! | `ledger.rs` | [`EventLedger`](crate::ports::EventLedger) | `EVENT#…` / `SEEN` |
+//! | `suppressions.rs` | [`Suppressions`](crate::ports::Suppressions) | `SUPPRESS#…` / `SUPPRESS`: erasure tombstones |
 //!
 //! Each file maps its domain type to an item (`From<&Contact> for Item`) and back
 //! (`TryFrom<&Item>`). Reading is strict (`item.rs`): an attribute we always write that
@@ -19,6 +20,7 @@ mod item;
 mod jobs;
 mod ledger;
 mod settings;
+mod suppressions;
 #[cfg(test)]
 mod testing;
 

@@ -49,6 +49,11 @@ pub enum PhoneRejection {
     #[serde(rename = "excel_scientific_notation")]
     #[error("Excel turned this number into scientific notation and its last digits are lost; format the column as text and export again")]
     ExcelScientificNotation,
+    /// The person asked for their data to be erased: the number may not be stored again
+    /// until they write to the account themselves.
+    #[serde(rename = "suppressed")]
+    #[error("this person asked to be erased; they are added again only when they message you")]
+    Suppressed,
 }
 
 impl PhoneRejection {
@@ -61,6 +66,7 @@ impl PhoneRejection {
             PhoneRejection::InvalidCountryCode => "invalid_country_code",
             PhoneRejection::NotMobile => "not_mobile",
             PhoneRejection::ExcelScientificNotation => "excel_scientific_notation",
+            PhoneRejection::Suppressed => "suppressed",
         }
     }
 }

@@ -1,0 +1,270 @@
+//! [`Suppressions`]: erasure tombstones `SUPPRESS#{account}#{channel}#{digest}` /
+//! `SUPPRESS`. An erasure deletes the contact and puts its tombstone in one transaction,
+//! so there is never a moment with both or neither; imports look tombstones up 100 at a
+//! time with `BatchGetItem`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
+
+use super::item::{s, Item};
+use super::DynamoTable;
+use crate::aws::keys::{contact_pk, suppress_pk, CONTACT_SK, SUPPRESS_SK};
+use crate::aws::service;
+use crate::domain::upload::Channel;
+use crate::ports::{StoreError, Suppressions};
+
+/// Rounds of `BatchGetItem` for keys DynamoDB left unprocessed (throttling).
+const MAX_ROUNDS: u32 = 8;
+
+fn key(pk: String, sk: &str) -> Item {
+    Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Service {
+        operation: "build DynamoDB request",
+        source: Box::new(e),
+    }
+}
+
+impl Suppressions for DynamoTable {
+    async fn erase_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                contact_pk(account_id, channel, phone),
+                CONTACT_SK,
+            )))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let mut tombstone = key(suppress_pk(account_id, channel, digest), SUPPRESS_SK);
+        tombstone.insert("account_id".into(), s(account_id));
+        tombstone.insert("channel".into(), s(channel.as_str()));
+        tombstone.insert(
+            "erased_at".into(),
+            s(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(tombstone))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(true),
+            Err(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                if cancelled
+                    .cancellation_reasons()
+                    .first()
+                    .and_then(|r| r.code())
+                    == Some("ConditionalCheckFailed") =>
+            {
+                Ok(false)
+            }
+            Err(other) => Err(service("DynamoDB TransactWriteItems (erase)")(other)),
+        }
+    }
+
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digests: &[String],
+    ) -> Result<Vec<bool>, StoreError> {
+        let pks: Vec<String> = digests
+            .iter()
+            .map(|d| suppress_pk(account_id, channel, d))
+            .collect();
+        let mut keys: Vec<Item> = pks
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|pk| key(pk.clone(), SUPPRESS_SK))
+            .collect();
+        let mut found = HashSet::new();
+        for round in 0..MAX_ROUNDS {
+            if keys.is_empty() {
+                break;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .projection_expression("pk")
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| {
+                    service("DynamoDB BatchGetItem (suppressions)")(e.into_service_error())
+                })?;
+            let items = out.responses().and_then(|r| r.get(&self.table));
+            for item in items.into_iter().flatten() {
+                if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                    found.insert(pk.clone());
+                }
+            }
+            keys = unprocessed(out.unprocessed_keys(), &self.table);
+            if !keys.is_empty() {
+                tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
+            }
+        }
+        if !keys.is_empty() {
+            return Err(StoreError::Service {
+                operation: "DynamoDB BatchGetItem (suppressions)",
+                source: format!(
+                    "{} keys still unprocessed after {MAX_ROUNDS} rounds",
+                    keys.len()
+                )
+                .into(),
+            });
+        }
+        Ok(pks.iter().map(|pk| found.contains(pk)).collect())
+    }
+
+    async fn lift_suppression(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                suppress_pk(account_id, channel, digest),
+                SUPPRESS_SK,
+            )))
+            .send()
+            .await
+            .map_err(|e| service("DynamoDB DeleteItem (suppression)")(e.into_service_error()))?;
+        Ok(())
+    }
+}
+
+fn unprocessed(unprocessed: Option<&HashMap<String, KeysAndAttributes>>, table: &str) -> Vec<Item> {
+    unprocessed
+        .and_then(|u| u.get(table))
+        .map(|k| k.keys().to_vec())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
+    use aws_sdk_dynamodb::operation::transact_write_items::{
+        TransactWriteItemsInput, TransactWriteItemsOutput,
+    };
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+    use crate::aws::dynamodb::testing::{Requests, TABLE};
+
+    #[tokio::test]
+    async fn an_erasure_deletes_the_contact_and_puts_a_tombstone_without_the_number() {
+        // GIVEN a table that accepts the transaction
+        let requests = Requests::<TransactWriteItemsInput>::new();
+        let rule = mock!(Client::transact_write_items)
+            .match_requests(requests.recorder())
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN Eva is erased
+        let erased = table
+            .erase_contact("acme", Channel::Whatsapp, "+447911123456", "d1g35t")
+            .await;
+
+        // THEN one transaction deletes her contact (only if it exists) and puts the
+        // tombstone, whose attributes hold no digit of her number
+        assert!(erased.expect("answered"));
+        let sent = requests.only();
+        let [delete, put] = sent.transact_items() else {
+            panic!("two writes: {sent:?}")
+        };
+        let delete = delete.delete().expect("a delete");
+        assert_eq!(
+            delete.key().get("pk"),
+            Some(&s("CONTACT#acme#whatsapp#+447911123456"))
+        );
+        assert_eq!(delete.condition_expression(), Some("attribute_exists(pk)"));
+        let tombstone = put.put().expect("a put").item();
+        assert_eq!(
+            tombstone.get("pk"),
+            Some(&s("SUPPRESS#acme#whatsapp#d1g35t"))
+        );
+        assert_eq!(tombstone.get("sk"), Some(&s("SUPPRESS")));
+        assert!(!format!("{tombstone:?}").contains("7911123456"));
+    }
+
+    #[tokio::test]
+    async fn erasing_an_unknown_contact_writes_nothing() {
+        let rule = mock!(Client::transact_write_items).then_error(|| {
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(
+                        CancellationReason::builder()
+                            .code("ConditionalCheckFailed")
+                            .build(),
+                    )
+                    .cancellation_reasons(CancellationReason::builder().code("None").build())
+                    .build(),
+            )
+        });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+        let erased = table
+            .erase_contact("acme", Channel::Sms, "+447911123456", "d1g35t")
+            .await;
+        assert!(!erased.expect("answered"));
+    }
+
+    #[tokio::test]
+    async fn tombstones_are_looked_up_in_one_batch_and_answered_in_order() {
+        // GIVEN a table holding the tombstone of digest b only
+        let requests = Requests::<BatchGetItemInput>::new();
+        let rule = mock!(Client::batch_get_item)
+            .match_requests(requests.recorder())
+            .then_output(|| {
+                BatchGetItemOutput::builder()
+                    .responses(
+                        TABLE,
+                        vec![Item::from([("pk".to_string(), s("SUPPRESS#acme#sms#b"))])],
+                    )
+                    .build()
+            });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN three digests are checked (one twice)
+        let digests = ["a", "b", "c", "b"].map(String::from);
+        let found = table.suppressed("acme", Channel::Sms, &digests).await;
+
+        // THEN one request, each key once, and the answer follows the order asked
+        assert_eq!(found.expect("answered"), [false, true, false, true]);
+        let sent = requests.only();
+        let keys = sent
+            .request_items()
+            .and_then(|r| r.get(TABLE))
+            .expect("keys");
+        assert_eq!(keys.keys().len(), 3);
+    }
+}
