@@ -3,7 +3,7 @@
 //! metrics line per invocation.
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
-use contacts::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
+use contacts::ports::{AccountContacts, ContactStore, EventLedger, ObjectStore, SettingsStore};
 use serde_json::{json, Value};
 
 /// An event that failed, reported to the runtime with its type.
@@ -28,7 +28,7 @@ pub async fn handle<O, C, S, L>(
 ) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + AccountContacts,
     S: SettingsStore,
     L: EventLedger,
 {

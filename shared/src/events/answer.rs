@@ -17,6 +17,21 @@ pub enum Answer {
     Inbound(InboundAnswer),
     /// To `contact.captured`.
     Captured(CapturedAnswer),
+    /// To `contacts.export`.
+    Export(ExportAnswer),
+}
+
+/// The answer to `contacts.export`, by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ExportAnswer {
+    /// The file is written.
+    Exported {
+        /// Its key in the bucket.
+        key: String,
+        /// Contacts in it.
+        contacts: u64,
+    },
 }
 
 /// The answer to `campaign.completed`, by `status`.
@@ -164,6 +179,15 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<InboundAnswer>(value).expect("reads back"),
             inbound
+        );
+
+        let exported = ExportAnswer::Exported {
+            key: "exports/acme/exp_1.csv".into(),
+            contacts: 3,
+        };
+        assert_eq!(
+            serde_json::to_value(Answer::Export(exported)).expect("serialises"),
+            json!({"status": "exported", "key": "exports/acme/exp_1.csv", "contacts": 3})
         );
     }
 }

@@ -1,5 +1,6 @@
 //! contact-events: campaign recipients, inbound messages and captured details keep the
-//! contact book current (DESIGN section 10).
+//! contact book current (DESIGN section 10); account operations work on a whole
+//! account (DESIGN section 14: `contacts.export`).
 //!
 //! The way through, in the order an invocation takes it:
 //! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope or an
@@ -10,6 +11,7 @@
 //!   once per event key (a campaign, a message) through the [`EventLedger`].
 //! - `campaign`, `inbound`, `captured`: one event each: its checks, then its writes
 //!   through [`crate::book`], the write path imports use too.
+//! - `export`: `contacts.export`'s filters checked, then [`crate::export`].
 //! - [`answer`]: what each event answers; [`error`]: why one was refused.
 
 pub mod answer;
@@ -17,6 +19,7 @@ mod campaign;
 mod captured;
 pub mod envelope;
 pub mod error;
+mod export;
 mod inbound;
 pub mod payload;
 
@@ -29,11 +32,11 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::domain::phone::Region;
-use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore};
+use crate::ports::{AccountContacts, ContactStore, EventLedger, ObjectStore, SettingsStore};
 
 pub use answer::{
-    Answer, CampaignAnswer, CapturedAnswer, CapturedContact, InboundAnswer, InboundContact,
-    RecipientsNotSaved, RecipientsSaved,
+    Answer, CampaignAnswer, CapturedAnswer, CapturedContact, ExportAnswer, InboundAnswer,
+    InboundContact, RecipientsNotSaved, RecipientsSaved,
 };
 pub use envelope::{Invocation, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
@@ -50,9 +53,9 @@ const PENDING: &str = "pending";
 /// The service: handles the events of one invocation. Production passes the same
 /// DynamoDB table for `contacts`, `settings` and `ledger`.
 pub struct EventService<'a, O, C, S, L> {
-    /// Where recipients files live.
+    /// Where recipients files live, and exports go.
     pub objects: &'a O,
-    /// Contact items.
+    /// Contact items, also listed by account.
     pub contacts: &'a C,
     /// Account settings (the default country).
     pub settings: &'a S,
@@ -65,7 +68,7 @@ pub struct EventService<'a, O, C, S, L> {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore,
+    C: ContactStore + AccountContacts,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -109,9 +112,18 @@ where
             Event::ContactCaptured(e) => Box::pin(self.contact_captured(e))
                 .await
                 .map(Answer::Captured),
+            Event::ContactsExport(e) => Box::pin(self.contacts_export(e)).await.map(Answer::Export),
         }
     }
+}
 
+impl<O, C, S, L> EventService<'_, O, C, S, L>
+where
+    O: ObjectStore,
+    C: ContactStore,
+    S: SettingsStore,
+    L: EventLedger,
+{
     /// The region national numbers are read in: the event's `default_country`, else
     /// the account's setting, else the function's.
     async fn region_for(

@@ -30,6 +30,8 @@ pub enum Event {
     MessageInbound(MessageInbound),
     /// `contact.captured`.
     ContactCaptured(ContactCaptured),
+    /// `contacts.export`.
+    ContactsExport(ContactsExport),
 }
 
 /// The value of an event's `type`.
@@ -41,14 +43,17 @@ pub enum EventType {
     MessageInbound,
     /// `contact.captured`.
     ContactCaptured,
+    /// `contacts.export`.
+    ContactsExport,
 }
 
 impl EventType {
     /// Every type, in the order messages list them.
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 4] = [
         EventType::CampaignCompleted,
         EventType::MessageInbound,
         EventType::ContactCaptured,
+        EventType::ContactsExport,
     ];
 
     /// The documented name.
@@ -57,6 +62,7 @@ impl EventType {
             EventType::CampaignCompleted => "campaign.completed",
             EventType::MessageInbound => "message.inbound",
             EventType::ContactCaptured => "contact.captured",
+            EventType::ContactsExport => "contacts.export",
         }
     }
 
@@ -163,6 +169,25 @@ pub struct ContactCaptured {
     pub default_country: Text<8>,
 }
 
+/// `contacts.export`: an account's contacts as a CSV file (DESIGN section 14). Every
+/// filter is optional; an empty list is no filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
+pub struct ContactsExport {
+    /// Owning account.
+    pub account_id: Text<64>,
+    /// Only this channel's contacts.
+    pub channel: Text<16>,
+    /// Contacts in any of these lists.
+    pub lists: Option<Vec<Text<100>>>,
+    /// Contacts with any of these tags.
+    pub tags: Option<Vec<Text<100>>>,
+    /// Contacts in any of these statuses (`active`, `archived`, `blocked`).
+    pub status: Option<Vec<Text<16>>>,
+    /// `marketing_opted_in` or `marketing_opted_out`.
+    pub consent: Text<32>,
+}
+
 /// Decodes an event from `json` (a value the deserializer can read twice). `type_hint`
 /// is the type when the event has none (an EventBridge envelope's `detail-type`).
 pub fn decode<'de, D>(json: D, type_hint: Option<&str>) -> Result<Event, EventError>
@@ -180,7 +205,10 @@ where
     let kind = EventType::parse(&name).ok_or_else(|| {
         invalid(
             "type",
-            format!("{name:?} is not one of campaign.completed, message.inbound, contact.captured"),
+            format!(
+                "{name:?} is not one of {}",
+                EventType::ALL.map(EventType::as_str).join(", ")
+            ),
         )
     })?;
     let event = match kind {
@@ -192,6 +220,9 @@ where
         }
         EventType::ContactCaptured => {
             serde_path_to_error::deserialize(json).map(Event::ContactCaptured)
+        }
+        EventType::ContactsExport => {
+            serde_path_to_error::deserialize(json).map(Event::ContactsExport)
         }
     };
     event.map_err(undecodable)
@@ -551,7 +582,22 @@ mod tests {
             (
                 json!({"type": "unknown"}),
                 "type",
-                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured",
+                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contacts.export",
+            ),
+            (
+                json!({"type": "contacts.export", "lists": ["VIP", 3]}),
+                "lists[1]",
+                "must be a string, not a number",
+            ),
+            (
+                json!({"type": "contacts.export", "tags": "VIP"}),
+                "tags",
+                "invalid type: string \"VIP\", expected a sequence",
+            ),
+            (
+                json!({"type": "contacts.export", "consent": false}),
+                "consent",
+                "must be a string, not a boolean",
             ),
             (json!({"type": 3}), "type", "must be a string, not a number"),
             (json!({"account_id": "acme"}), "type", "is required"),

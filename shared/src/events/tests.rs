@@ -330,3 +330,68 @@ async fn a_batch_answers_exactly_its_failed_records() {
     );
     assert_eq!(store.contacts.count(), 1);
 }
+
+#[tokio::test]
+async fn an_export_is_accepted_bare_in_eventbridge_and_in_sqs() {
+    // GIVEN an account with one contact
+    let store = MemoryPorts::default();
+    send(&store, inbound("m1", Some("Eva")))
+        .await
+        .expect("saved");
+    let export = json!({"type": "contacts.export", "account_id": "acme", "channel": "whatsapp",
+        "lists": [], "tags": [], "status": ["active"]});
+    let mut detail = export.clone();
+    detail.as_object_mut().expect("object").remove("type");
+
+    // WHEN it is exported bare, through EventBridge and in an SQS batch with a bad record
+    let bare = send(&store, export.clone()).await.expect("bare");
+    let bridged = send(
+        &store,
+        json!({"detail-type": "contacts.export", "source": "console", "detail": detail}),
+    )
+    .await
+    .expect("eventbridge");
+    let batch = json!({"Records": [
+        {"messageId": "a", "eventSource": "aws:sqs", "body": export.to_string()},
+        {"messageId": "b", "eventSource": "aws:sqs",
+         "body": json!({"type": "contacts.export", "account_id": "acme", "consent": "maybe"}).to_string()},
+    ]});
+    let queued = send(&store, batch).await.expect("a batch always answers");
+
+    // THEN each direct export answers its own file with the one contact, and the batch
+    // fails only the malformed record
+    for answer in [&bare, &bridged] {
+        assert_eq!(answer["status"], "exported");
+        assert_eq!(answer["contacts"], 1);
+        let key = answer["key"].as_str().expect("a key");
+        assert!(key.starts_with("exports/acme/exp_"), "{key}");
+        let body = store.objects.text("contact-uploads", key).expect("file");
+        assert_eq!(
+            body.lines().nth(1).map(|l| l.starts_with(PHONE)),
+            Some(true)
+        );
+    }
+    assert_ne!(bare["key"], bridged["key"]);
+    assert_eq!(
+        queued,
+        json!({"batchItemFailures": [{"itemIdentifier": "b"}]})
+    );
+    assert_eq!(store.objects.keys("contact-uploads", "exports/").len(), 3);
+}
+
+#[tokio::test]
+async fn a_malformed_export_names_the_field_and_writes_nothing() {
+    // GIVEN an export asking for an unknown status
+    let store = MemoryPorts::default();
+    let event = json!({"type": "contacts.export", "account_id": "acme", "status": ["gone"]});
+
+    // WHEN it is sent
+    let result = send(&store, event).await;
+
+    // THEN the field is named and no file is written
+    assert!(
+        matches!(&result, Err(EventError::InvalidField { field, .. }) if field == "status[0]"),
+        "{result:?}"
+    );
+    assert!(store.objects.keys("contact-uploads", "exports/").is_empty());
+}

@@ -1,0 +1,180 @@
+//! [`AccountContacts`]: an account's contacts, one page of one `by_account` partition per
+//! Query (DESIGN section 9). Never a Scan: the GSI partitions `{account_id}#{shard}` hold
+//! exactly the account's contacts, and the sort key prefix `{channel}#` narrows them to
+//! a channel.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::item::{s, Item};
+use super::DynamoTable;
+use crate::aws::keys::{gsi1pk_of_shard, gsi1sk_prefix, BY_ACCOUNT_INDEX};
+use crate::aws::service;
+use crate::domain::contact::Contact;
+use crate::domain::upload::Channel;
+use crate::ports::{AccountContacts, ContactPage, PageToken, StoreError};
+
+impl AccountContacts for DynamoTable {
+    async fn contacts_page(
+        &self,
+        account_id: &str,
+        channel: Option<Channel>,
+        shard: u8,
+        after: Option<PageToken>,
+    ) -> Result<ContactPage, StoreError> {
+        let partition = gsi1pk_of_shard(account_id, shard);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_ACCOUNT_INDEX)
+            .expression_attribute_values(":partition", s(&partition));
+        query = match channel {
+            Some(channel) => query
+                .key_condition_expression("gsi1pk = :partition AND begins_with(gsi1sk, :channel)")
+                .expression_attribute_values(":channel", s(gsi1sk_prefix(channel))),
+            None => query.key_condition_expression("gsi1pk = :partition"),
+        };
+        let start = after.map(|token| token.0.into_iter().map(|(k, v)| (k, s(v))).collect());
+        let out = query
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| service("DynamoDB Query by_account")(e.into_service_error()))?;
+        let contacts = out
+            .items()
+            .iter()
+            .map(Contact::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = out
+            .last_evaluated_key()
+            .map(|key| page_token(key, &partition))
+            .transpose()?;
+        Ok(ContactPage { contacts, next })
+    }
+}
+
+/// The last key a Query read, as a token: the table's and the index's keys, all strings.
+fn page_token(key: &Item, partition: &str) -> Result<PageToken, StoreError> {
+    key.iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(text) => Ok((name.clone(), text.clone())),
+            other => Err(StoreError::Malformed {
+                pk: partition.to_string(),
+                problem: format!("LastEvaluatedKey attribute {name} is not a string: {other:?}"),
+            }),
+        })
+        .collect::<Result<_, _>>()
+        .map(PageToken)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::super::testing::{eva, eva_item, malformed, Requests, TABLE};
+    use super::*;
+
+    fn last_key() -> Item {
+        [
+            ("pk", "CONTACT#acme#whatsapp#+447911123456"),
+            ("sk", "PROFILE"),
+            ("gsi1pk", "acme#07"),
+            ("gsi1sk", "whatsapp#+447911123456"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), s(v)))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn a_shard_is_queried_on_the_index_page_after_page() {
+        // GIVEN an index whose shard 7 holds two pages: Eva, then nobody
+        let requests = Requests::<QueryInput>::new();
+        let first = mock!(Client::query)
+            .match_requests(requests.recorder())
+            .then_output(|| {
+                QueryOutput::builder()
+                    .items(eva_item())
+                    .set_last_evaluated_key(Some(last_key()))
+                    .build()
+            });
+        let second = mock!(Client::query)
+            .match_requests(requests.recorder())
+            .then_output(|| QueryOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]);
+        let table = DynamoTable::new(client, TABLE);
+
+        // WHEN the whatsapp contacts of acme's shard 7 are read page by page
+        let page = table
+            .contacts_page("acme", Some(Channel::Whatsapp), 7, None)
+            .await
+            .expect("first page");
+        let token = page.next.clone().expect("a second page");
+        let last = table
+            .contacts_page("acme", Some(Channel::Whatsapp), 7, Some(token.clone()))
+            .await
+            .expect("second page");
+
+        // THEN each page is a Query of partition acme#07 on by_account, narrowed to the
+        // channel, the second starting where the first stopped
+        assert_eq!(page.contacts, vec![eva()]);
+        assert_eq!(last, ContactPage::default());
+        let expected_token: BTreeMap<String, String> = last_key()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_s().expect("string").clone()))
+            .collect();
+        assert_eq!(token, PageToken(expected_token));
+        let sent = requests.all();
+        assert_eq!(sent.len(), 2);
+        for query in &sent {
+            assert_eq!(query.table_name(), Some(TABLE));
+            assert_eq!(query.index_name(), Some("by_account"));
+            assert_eq!(
+                query.key_condition_expression(),
+                Some("gsi1pk = :partition AND begins_with(gsi1sk, :channel)")
+            );
+            let values = query.expression_attribute_values().expect("values");
+            assert_eq!(values.get(":partition"), Some(&s("acme#07")));
+            assert_eq!(values.get(":channel"), Some(&s("whatsapp#")));
+        }
+        assert_eq!(sent[0].exclusive_start_key(), None);
+        assert_eq!(sent[1].exclusive_start_key(), Some(&last_key()));
+    }
+
+    #[tokio::test]
+    async fn without_a_channel_the_whole_partition_is_read_and_bad_items_are_named() {
+        // GIVEN an index answering an item without its status
+        let requests = Requests::<QueryInput>::new();
+        let rule = mock!(Client::query)
+            .match_requests(requests.recorder())
+            .then_output(|| {
+                let mut item = eva_item();
+                item.remove("status");
+                QueryOutput::builder().items(item).build()
+            });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+
+        // WHEN shard 0 of every channel is read
+        let result = table.contacts_page("acme", None, 0, None).await;
+
+        // THEN the query has no channel condition, and the item is refused by name
+        let query = requests.only();
+        assert_eq!(
+            query.key_condition_expression(),
+            Some("gsi1pk = :partition")
+        );
+        assert_eq!(
+            query
+                .expression_attribute_values()
+                .and_then(|v| v.get(":partition")),
+            Some(&s("acme#00"))
+        );
+        let (pk, problem) = malformed(result);
+        assert_eq!(pk, "CONTACT#acme#whatsapp#+447911123456");
+        assert!(problem.contains("status"), "{problem}");
+    }
+}
