@@ -6,7 +6,8 @@ It restarts watch with release builds whose requests go through the fault proxy
 the default (debug builds, no proxy) back at the end. The emulator bounds every
 end-to-end figure here, so the table separates what we control (CPU per row, requests
 per row, memory) from what it does. ROWS (default 10000) sets the end-to-end file size;
-PARSE_ROWS (default 500000) the parse benchmark's.
+PARSE_ROWS (default 500000) the parse benchmark's; EXPORT_ROWS (default 100000) the size
+of the account contacts.export reads back.
 """
 
 import argparse
@@ -29,6 +30,7 @@ from local_aws import (
     client,
     cpu_seconds,
     function_processes,
+    invoke,
     proxy,
     stack_progress,
     wait_for,
@@ -37,6 +39,7 @@ from local_aws import (
 s3, ddb = client("s3"), client("dynamodb")
 ROWS = int(os.environ.get("ROWS", "10000"))
 PARSE_ROWS = int(os.environ.get("PARSE_ROWS", "500000"))
+EXPORT_ROWS = int(os.environ.get("EXPORT_ROWS", "100000"))
 
 
 class RssSampler(threading.Thread):
@@ -99,6 +102,23 @@ def import_file(account, body, name="bench.csv", proxied=False):
 
 
 import_file.seen = {}
+
+
+def export_account(account):
+    """Invokes contacts.export of the account; returns (answer, wall_s, peak_rss_mb) with
+    the peak RSS of the contact-events processes sampled while it runs."""
+    processes = function_processes("contact-events")
+    if not processes:
+        raise SystemExit("bench: no contact-events process under this checkout's cargo lambda watch; run make up")
+    sampler = RssSampler(processes)
+    sampler.start()
+    start = time.monotonic()
+    answer = invoke("contact-events", {"type": "contacts.export", "account_id": account})
+    wall = time.monotonic() - start
+    sampler.stop = True
+    if answer.get("status") != "exported":
+        raise SystemExit(f"bench: the export failed: {answer}")
+    return answer, wall, sampler.peak / 2**20
 
 
 def naive(path, account, endpoint):
@@ -185,6 +205,15 @@ def measure():
         proxy("faults", {})
     ours3, naive3 = ROWS / wall3, ROWS / n3["wall_s"]
     rows.append(("end to end with +5 ms per DynamoDB request (rows/s)", f"{ours3:.0f} vs naive {naive3:.0f} = {ours3 / naive3:.1f}x; {ours3 / ceil * 100:.0f}% of ceiling", ">= 4x naive, within 20% of ceiling"))
+
+    # The export reads what an import wrote: EXPORT_ROWS contacts in one account.
+    account = "bench-export-" + uuid.uuid4().hex[:8]
+    summary, _, _, _, _ = import_file(account, csv_body(EXPORT_ROWS, 0), name="export.csv", proxied=True)
+    assert summary["rows"]["created"] == EXPORT_ROWS, summary
+    answer, wall4, rss4 = export_account(account)
+    assert answer["contacts"] == EXPORT_ROWS, answer
+    rows.append((f"export of {EXPORT_ROWS:,} contacts: rows/s and peak RSS of contact-events (MB)",
+                 f"{EXPORT_ROWS / wall4:.0f} rows/s, {rss4:.1f} MB", "emulator-bound; flat memory (8 MiB parts)"))
 
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':{width}}  {'value':45}  target")
