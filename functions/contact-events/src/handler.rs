@@ -137,6 +137,6 @@ mod tests {
             }
             examples += 1;
         }
-        assert_eq!(examples, 6, "every example was read");
+        assert_eq!(examples, 7, "every example was read");
     }
 }
