@@ -12,7 +12,7 @@ use crate::domain::mapping::ColumnMap;
 use crate::domain::validate::{validate_row, RowRules, Verdict};
 use crate::import::{ImportResult, Importer, Upload};
 use crate::parse::{read_rows, Body, Format, ReadOptions, RowKind, WorkbookLimits};
-use crate::ports::memory::{MemoryContacts, MemoryObjects, MemoryPorts, MEMORY_PAGE_SIZE};
+use crate::ports::memory::{MemoryContacts, MemoryPorts, MEMORY_PAGE_SIZE};
 use crate::ports::{ContactStore, Precondition};
 
 const BUCKET: &str = "contact-uploads";
@@ -27,26 +27,6 @@ const UPLOAD: &str = "Phone,Name,First Name,Last Name,Email,WhatsApp Opted,Compa
 +447911123458,,Ana,Lima,,,,,,Leads,vip-tag,,2022-10-31,,'plain,\n\
 +919876543210,Ravi,,,ravi@example.com,,,,,,,,,,,\n";
 
-fn importer<'a>(
-    store: &'a MemoryPorts,
-    config: &'a Config,
-) -> Importer<
-    'a,
-    MemoryObjects,
-    MemoryContacts,
-    crate::ports::memory::MemoryJobs,
-    crate::ports::memory::MemorySettings,
-> {
-    Importer {
-        objects: &store.objects,
-        contacts: &store.contacts,
-        jobs: &store.jobs,
-        settings: &store.settings,
-        config,
-        deadline: None,
-    }
-}
-
 async fn import(store: &MemoryPorts, key: &str, body: &[u8]) -> crate::import::report::Summary {
     store
         .objects
@@ -58,7 +38,7 @@ async fn import(store: &MemoryPorts, key: &str, body: &[u8]) -> crate::import::r
         sequencer: Some(key.into()),
         ..Default::default()
     };
-    match importer(store, &config)
+    match Importer::in_memory(store, &config)
         .run(&upload)
         .await
         .expect("imports")
@@ -263,71 +243,61 @@ fn phones(body: &str) -> BTreeSet<String> {
 async fn every_given_filter_must_hold_and_lists_and_tags_match_any() {
     // GIVEN contacts of two accounts, channels, lists, tags, statuses and opt-ins
     let store = MemoryPorts::default();
-    let c = &store.contacts;
-    let wa = |p| ("acme", Channel::Whatsapp, p);
-    stored(
-        c,
-        wa("+447700900001"),
-        &["VIP"],
-        &[],
-        Status::Active,
-        Some(true),
-    )
-    .await;
-    stored(
-        c,
-        wa("+447700900002"),
-        &["Leads"],
-        &["hot"],
-        Status::Active,
-        Some(true),
-    )
-    .await;
-    stored(
-        c,
-        wa("+447700900003"),
-        &["VIP"],
-        &["hot"],
-        Status::Blocked,
-        Some(true),
-    )
-    .await;
-    stored(
-        c,
-        wa("+447700900004"),
-        &["VIP"],
-        &[],
-        Status::Active,
-        Some(false),
-    )
-    .await;
-    stored(
-        c,
-        wa("+447700900005"),
-        &["VIP"],
-        &[],
-        Status::Archived,
-        None,
-    )
-    .await;
-    stored(
-        c,
-        ("acme", Channel::Sms, "+447700900001"),
-        &["VIP"],
-        &[],
-        Status::Active,
-        Some(true),
-    )
-    .await;
-    stored(
-        c,
-        ("other", Channel::Whatsapp, "+447700900009"),
-        &["VIP"],
-        &[],
-        Status::Active,
-        Some(true),
-    )
-    .await;
+    let wa = Channel::Whatsapp;
+    let table = [
+        (
+            ("acme", wa, "+447700900001"),
+            &["VIP"][..],
+            &[][..],
+            Status::Active,
+            Some(true),
+        ),
+        (
+            ("acme", wa, "+447700900002"),
+            &["Leads"],
+            &["hot"],
+            Status::Active,
+            Some(true),
+        ),
+        (
+            ("acme", wa, "+447700900003"),
+            &["VIP"],
+            &["hot"],
+            Status::Blocked,
+            Some(true),
+        ),
+        (
+            ("acme", wa, "+447700900004"),
+            &["VIP"],
+            &[],
+            Status::Active,
+            Some(false),
+        ),
+        (
+            ("acme", wa, "+447700900005"),
+            &["VIP"],
+            &[],
+            Status::Archived,
+            None,
+        ),
+        (
+            ("acme", Channel::Sms, "+447700900001"),
+            &["VIP"],
+            &[],
+            Status::Active,
+            Some(true),
+        ),
+        (
+            ("other", wa, "+447700900009"),
+            &["VIP"],
+            &[],
+            Status::Active,
+            Some(true),
+        ),
+    ];
+    for (key, lists, tags, status, opted) in table {
+        stored(&store.contacts, key, lists, tags, status, opted).await;
+    }
 
     let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     let acme = account("acme");

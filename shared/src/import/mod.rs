@@ -103,6 +103,32 @@ pub struct Importer<'a, O, C, J, S> {
     pub deadline: Option<Instant>,
 }
 
+#[cfg(test)]
+impl<'a>
+    Importer<
+        'a,
+        crate::ports::memory::MemoryObjects,
+        crate::ports::memory::MemoryContacts,
+        crate::ports::memory::MemoryJobs,
+        crate::ports::memory::MemorySettings,
+    >
+{
+    /// An importer over the in-memory ports, with no deadline (tests of this crate).
+    pub(crate) fn in_memory(
+        store: &'a crate::ports::memory::MemoryPorts,
+        config: &'a Config,
+    ) -> Self {
+        Importer {
+            objects: &store.objects,
+            contacts: &store.contacts,
+            jobs: &store.jobs,
+            settings: &store.settings,
+            config,
+            deadline: None,
+        }
+    }
+}
+
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,

@@ -4,25 +4,6 @@ use super::*;
 use crate::domain::outcome::{FailureCode, Outcome};
 use crate::ports::memory::MemoryPorts;
 
-type MemoryImporter<'a> = Importer<
-    'a,
-    crate::ports::memory::MemoryObjects,
-    crate::ports::memory::MemoryContacts,
-    crate::ports::memory::MemoryJobs,
-    crate::ports::memory::MemorySettings,
->;
-
-fn importer<'a>(store: &'a MemoryPorts, config: &'a Config) -> MemoryImporter<'a> {
-    Importer {
-        objects: &store.objects,
-        contacts: &store.contacts,
-        jobs: &store.jobs,
-        settings: &store.settings,
-        config,
-        deadline: None,
-    }
-}
-
 const BUCKET: &str = "contact-uploads";
 
 async fn import(
@@ -44,7 +25,7 @@ async fn import_with(
     sequencer: &str,
 ) -> Summary {
     store.objects.insert(BUCKET, key, body, metadata);
-    let importer = importer(store, config);
+    let importer = Importer::in_memory(store, config);
     let upload = Upload {
         bucket: BUCKET.into(),
         key: key.into(),
@@ -149,7 +130,7 @@ async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
     .await;
     assert_eq!((again.rows.created, again.rows.unchanged), (0, 2));
     let config = Config::default();
-    let importer = importer(&store, &config);
+    let importer = Importer::in_memory(&store, &config);
     let upload = Upload {
         bucket: BUCKET.into(),
         key: "imports/acme/whatsapp/list.csv".into(),
@@ -359,7 +340,7 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
     };
     store.jobs.save_job(&job).await.expect("saved");
     let config = Config::default();
-    let importer = importer(&store, &config);
+    let importer = Importer::in_memory(&store, &config);
     let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
         panic!("skipped")
     };
