@@ -19,13 +19,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufReader, BufWriter, Seek, Write};
 
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::TryStreamExt;
 
-use crate::aws::keys::{export_key, GSI_SHARDS};
+use crate::account::contact_pages;
+use crate::aws::keys::export_key;
 use crate::domain::contact::{Contact, Status};
 use crate::domain::text::export_safe;
 use crate::domain::upload::Channel;
-use crate::ports::{AccountContacts, ContactPage, ObjectStore, PageToken, StoreError};
+use crate::ports::{AccountContacts, ObjectStore, StoreError};
 pub use columns::{contact_cells, EXPORT_COLUMNS};
 use upload::ObjectWriter;
 
@@ -176,26 +177,6 @@ struct Spool {
     count: u64,
 }
 
-/// Every page of one shard, in order.
-fn shard_pages<'a, A: AccountContacts>(
-    contacts: &'a A,
-    request: &'a ExportRequest,
-    shard: u8,
-) -> impl futures::Stream<Item = Result<ContactPage, StoreError>> + Send + 'a {
-    // The state is the token to read after; `None` once the last page was read.
-    let start: Option<Option<PageToken>> = Some(None);
-    stream::try_unfold(start, move |state| async move {
-        let Some(after) = state else {
-            return Ok(None);
-        };
-        let page = contacts
-            .contacts_page(&request.account_id, request.channel, shard, after)
-            .await?;
-        let next = page.next.clone().map(Some);
-        Ok(Some((page, next)))
-    })
-}
-
 /// Pass 1: reads the shards concurrently and spools the contacts the filter admits.
 async fn spool<A: AccountContacts>(
     contacts: &A,
@@ -207,8 +188,7 @@ async fn spool<A: AccountContacts>(
         .from_writer(BufWriter::new(tempfile::tempfile()?));
     let mut attr_names = BTreeSet::new();
     let mut count = 0u64;
-    let shards = (0..GSI_SHARDS).map(|shard| shard_pages(contacts, request, shard).boxed());
-    let mut pages = stream::select_all(shards);
+    let mut pages = contact_pages(contacts, &request.account_id, request.channel);
     while let Some(page) = pages.try_next().await? {
         for contact in page.contacts.iter().filter(|c| request.admits(c)) {
             let mut record = contact_cells(contact);

@@ -13,7 +13,7 @@ use crate::domain::validate::{validate_row, RowRules, Verdict};
 use crate::import::{ImportResult, Importer, Upload};
 use crate::parse::{read_rows, Body, Format, ReadOptions, RowKind, WorkbookLimits};
 use crate::ports::memory::{MemoryContacts, MemoryPorts, MEMORY_PAGE_SIZE};
-use crate::ports::{ContactStore, Precondition};
+use crate::ports::{ContactPage, ContactStore, PageToken, Precondition};
 
 const BUCKET: &str = "contact-uploads";
 

@@ -351,6 +351,26 @@ impl AccountContacts for MemoryContacts {
     }
 }
 
+impl ContactRemoval for MemoryContacts {
+    async fn delete_if_untouched(
+        &self,
+        contact: &Contact,
+        import_id: &str,
+    ) -> Result<DeleteOutcome, StoreError> {
+        *lock(&self.writes) += 1;
+        let mut contacts = lock(&self.contacts);
+        let key = key_of(contact);
+        let Some(stored) = contacts.get(&key) else {
+            return Ok(DeleteOutcome::Absent);
+        };
+        if stored.version != 1 || stored.last_import_id.as_deref() != Some(import_id) {
+            return Ok(DeleteOutcome::Kept(Box::new(stored.clone())));
+        }
+        contacts.remove(&key);
+        Ok(DeleteOutcome::Deleted)
+    }
+}
+
 /// Import jobs by import id.
 #[derive(Default)]
 pub struct MemoryJobs {

@@ -227,6 +227,29 @@ pub trait AccountContacts: Send + Sync {
     ) -> impl Future<Output = Result<ContactPage, StoreError>> + Send;
 }
 
+/// What a conditional delete of a contact did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The contact was as expected, and is gone.
+    Deleted,
+    /// The contact changed meanwhile and was kept; as it is now (`ALL_OLD`).
+    Kept(Box<Contact>),
+    /// There was no such contact (already deleted).
+    Absent,
+}
+
+/// Removing contacts an import created (`import.undo`, DESIGN section 14).
+pub trait ContactRemoval: Send + Sync {
+    /// Deletes `contact` only if it is still as import `import_id` created it: version
+    /// 1 and `last_import_id` = `import_id`, checked by the store in the delete itself,
+    /// so a write that lands after the contact was read keeps it.
+    fn delete_if_untouched(
+        &self,
+        contact: &Contact,
+        import_id: &str,
+    ) -> impl Future<Output = Result<DeleteOutcome, StoreError>> + Send;
+}
+
 /// Progress of an import, as the job item records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobProgress {

@@ -1,17 +1,28 @@
+//! Account operations (DESIGN section 14) on the table.
+//!
 //! [`AccountContacts`]: an account's contacts, one page of one `by_account` partition per
 //! Query (DESIGN section 9). Never a Scan: the GSI partitions `{account_id}#{shard}` hold
 //! exactly the account's contacts, and the sort key prefix `{channel}#` narrows them to
 //! a channel.
+//!
+//! [`ContactRemoval`]: one DeleteItem per contact, conditioned on the contact still
+//! being as its import created it.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::item::{s, Item};
+use super::item::{n, s, Item};
 use super::DynamoTable;
-use crate::aws::keys::{gsi1pk_of_shard, gsi1sk_prefix, BY_ACCOUNT_INDEX};
+use crate::aws::keys::{contact_pk, gsi1pk_of_shard, gsi1sk_prefix, BY_ACCOUNT_INDEX, CONTACT_SK};
 use crate::aws::service;
 use crate::domain::contact::Contact;
 use crate::domain::upload::Channel;
-use crate::ports::{AccountContacts, ContactPage, PageToken, StoreError};
+use crate::ports::{
+    AccountContacts, ContactPage, ContactRemoval, DeleteOutcome, PageToken, StoreError,
+};
+
+/// Condition of an undo's delete: nobody wrote the contact since its import created it.
+const UNTOUCHED: &str = "#version = :first AND last_import_id = :import";
 
 impl AccountContacts for DynamoTable {
     async fn contacts_page(
@@ -53,6 +64,39 @@ impl AccountContacts for DynamoTable {
     }
 }
 
+impl ContactRemoval for DynamoTable {
+    async fn delete_if_untouched(
+        &self,
+        contact: &Contact,
+        import_id: &str,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let pk = contact_pk(&contact.account_id, contact.channel, &contact.phone);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s(CONTACT_SK))
+            .condition_expression(UNTOUCHED)
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":first", n(1))
+            .expression_attribute_values(":import", s(import_id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(DeleteOutcome::Deleted),
+            Err(DeleteItemError::ConditionalCheckFailedException(refused)) => {
+                match refused.item() {
+                    Some(item) => Ok(DeleteOutcome::Kept(Box::new(Contact::try_from(item)?))),
+                    None => Ok(DeleteOutcome::Absent),
+                }
+            }
+            Err(other) => Err(service("DynamoDB DeleteItem")(other)),
+        }
+    }
+}
+
 /// The last key a Query read, as a token: the table's and the index's keys, all strings.
 fn page_token(key: &Item, partition: &str) -> Result<PageToken, StoreError> {
     key.iter()
@@ -71,7 +115,9 @@ fn page_token(key: &Item, partition: &str) -> Result<PageToken, StoreError> {
 mod tests {
     use std::collections::BTreeMap;
 
+    use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
     use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
     use aws_sdk_dynamodb::Client;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
@@ -143,6 +189,76 @@ mod tests {
         }
         assert_eq!(sent[0].exclusive_start_key(), None);
         assert_eq!(sent[1].exclusive_start_key(), Some(&last_key()));
+    }
+
+    #[tokio::test]
+    async fn an_undo_deletes_under_the_untouched_condition_and_reads_a_refusal() {
+        // GIVEN a table that deletes the first contact, refuses the second (changed
+        // since: version 2) and the third (gone)
+        let requests = Requests::<DeleteItemInput>::new();
+        let deleted = mock!(Client::delete_item)
+            .match_requests(requests.recorder())
+            .then_output(|| DeleteItemOutput::builder().build());
+        let changed = mock!(Client::delete_item).then_error(|| {
+            let mut item = eva_item();
+            item.insert("version".into(), n(2));
+            DeleteItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .set_item(Some(item))
+                    .build(),
+            )
+        });
+        let gone = mock!(Client::delete_item).then_error(|| {
+            DeleteItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&deleted, &changed, &gone]
+        );
+        let table = DynamoTable::new(client, TABLE);
+
+        // WHEN Eva is deleted three times as imp_1's
+        let first = table.delete_if_untouched(&eva(), "imp_1").await;
+        let second = table.delete_if_untouched(&eva(), "imp_1").await;
+        let third = table.delete_if_untouched(&eva(), "imp_1").await;
+
+        // THEN the delete is keyed on her item, conditioned on version 1 and the import,
+        // and the refusals say kept (with the contact as stored) and absent
+        assert_eq!(first.expect("deleted"), DeleteOutcome::Deleted);
+        let mut changed_eva = eva();
+        changed_eva.version = 2;
+        assert_eq!(
+            second.expect("kept"),
+            DeleteOutcome::Kept(Box::new(changed_eva))
+        );
+        assert_eq!(third.expect("absent"), DeleteOutcome::Absent);
+        let delete = requests.only();
+        assert_eq!(delete.table_name(), Some(TABLE));
+        assert_eq!(
+            delete.key().and_then(|k| k.get("pk")),
+            Some(&s("CONTACT#acme#whatsapp#+447911123456"))
+        );
+        assert_eq!(delete.key().and_then(|k| k.get("sk")), Some(&s("PROFILE")));
+        assert_eq!(
+            delete.condition_expression(),
+            Some("#version = :first AND last_import_id = :import")
+        );
+        let values = delete.expression_attribute_values().expect("values");
+        assert_eq!(values.get(":first"), Some(&n(1)));
+        assert_eq!(values.get(":import"), Some(&s("imp_1")));
+        assert_eq!(
+            delete
+                .expression_attribute_names()
+                .and_then(|names| names.get("#version")),
+            Some(&"version".to_string())
+        );
+        assert_eq!(
+            delete.return_values_on_condition_check_failure(),
+            Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+        );
     }
 
     #[tokio::test]
