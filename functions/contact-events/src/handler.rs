@@ -3,7 +3,9 @@
 //! metrics line per invocation.
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
-use contacts::ports::{AccountContacts, ContactStore, EventLedger, ObjectStore, SettingsStore};
+use contacts::ports::{
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
+};
 use serde_json::{json, Value};
 
 /// An event that failed, reported to the runtime with its type.
@@ -28,7 +30,7 @@ pub async fn handle<O, C, S, L>(
 ) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts,
+    C: ContactStore + AccountContacts + ContactRemoval,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -137,6 +139,6 @@ mod tests {
             }
             examples += 1;
         }
-        assert_eq!(examples, 7, "every example was read");
+        assert_eq!(examples, 8, "every example was read");
     }
 }

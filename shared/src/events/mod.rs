@@ -1,6 +1,6 @@
 //! contact-events: campaign recipients, inbound messages and captured details keep the
 //! contact book current (DESIGN section 10); account operations work on a whole
-//! account (DESIGN section 14: `contacts.export`).
+//! account (DESIGN section 14: `contacts.export`, `import.undo`).
 //!
 //! The way through, in the order an invocation takes it:
 //! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope or an
@@ -11,7 +11,8 @@
 //!   once per event key (a campaign, a message) through the [`EventLedger`].
 //! - `campaign`, `inbound`, `captured`: one event each: its checks, then its writes
 //!   through [`crate::book`], the write path imports use too.
-//! - `export`: `contacts.export`'s filters checked, then [`crate::export`].
+//! - `export`: `contacts.export`'s filters checked, then [`crate::export`]; `undo`:
+//!   `import.undo` checked, then [`crate::account::undo_import`] once per import.
 //! - [`answer`]: what each event answers; [`error`]: why one was refused.
 
 pub mod answer;
@@ -22,6 +23,7 @@ pub mod error;
 mod export;
 mod inbound;
 pub mod payload;
+mod undo;
 
 use std::future::Future;
 
@@ -32,11 +34,13 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::domain::phone::Region;
-use crate::ports::{AccountContacts, ContactStore, EventLedger, ObjectStore, SettingsStore};
+use crate::ports::{
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
+};
 
 pub use answer::{
     Answer, CampaignAnswer, CapturedAnswer, CapturedContact, ExportAnswer, InboundAnswer,
-    InboundContact, RecipientsNotSaved, RecipientsSaved,
+    InboundContact, RecipientsNotSaved, RecipientsSaved, UndoAnswer,
 };
 pub use envelope::{Invocation, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
@@ -68,7 +72,7 @@ pub struct EventService<'a, O, C, S, L> {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts,
+    C: ContactStore + AccountContacts + ContactRemoval,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -113,6 +117,7 @@ where
                 .await
                 .map(Answer::Captured),
             Event::ContactsExport(e) => Box::pin(self.contacts_export(e)).await.map(Answer::Export),
+            Event::ImportUndo(e) => Box::pin(self.import_undo(e)).await.map(Answer::Undo),
         }
     }
 }

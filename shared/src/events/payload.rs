@@ -32,6 +32,8 @@ pub enum Event {
     ContactCaptured(ContactCaptured),
     /// `contacts.export`.
     ContactsExport(ContactsExport),
+    /// `import.undo`.
+    ImportUndo(ImportUndo),
 }
 
 /// The value of an event's `type`.
@@ -45,15 +47,18 @@ pub enum EventType {
     ContactCaptured,
     /// `contacts.export`.
     ContactsExport,
+    /// `import.undo`.
+    ImportUndo,
 }
 
 impl EventType {
     /// Every type, in the order messages list them.
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::CampaignCompleted,
         EventType::MessageInbound,
         EventType::ContactCaptured,
         EventType::ContactsExport,
+        EventType::ImportUndo,
     ];
 
     /// The documented name.
@@ -63,6 +68,7 @@ impl EventType {
             EventType::MessageInbound => "message.inbound",
             EventType::ContactCaptured => "contact.captured",
             EventType::ContactsExport => "contacts.export",
+            EventType::ImportUndo => "import.undo",
         }
     }
 
@@ -188,6 +194,17 @@ pub struct ContactsExport {
     pub consent: Text<32>,
 }
 
+/// `import.undo`: delete the contacts an import created that nobody changed since
+/// (DESIGN section 14).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
+pub struct ImportUndo {
+    /// Owning account.
+    pub account_id: Text<64>,
+    /// The import to undo (`imp_` and 16 hex digits).
+    pub import_id: Text<64>,
+}
+
 /// Decodes an event from `json` (a value the deserializer can read twice). `type_hint`
 /// is the type when the event has none (an EventBridge envelope's `detail-type`).
 pub fn decode<'de, D>(json: D, type_hint: Option<&str>) -> Result<Event, EventError>
@@ -224,6 +241,7 @@ where
         EventType::ContactsExport => {
             serde_path_to_error::deserialize(json).map(Event::ContactsExport)
         }
+        EventType::ImportUndo => serde_path_to_error::deserialize(json).map(Event::ImportUndo),
     };
     event.map_err(undecodable)
 }
@@ -582,7 +600,7 @@ mod tests {
             (
                 json!({"type": "unknown"}),
                 "type",
-                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contacts.export",
+                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contacts.export, import.undo",
             ),
             (
                 json!({"type": "contacts.export", "lists": ["VIP", 3]}),

@@ -395,3 +395,92 @@ async fn a_malformed_export_names_the_field_and_writes_nothing() {
     );
     assert!(store.objects.keys("contact-uploads", "exports/").is_empty());
 }
+
+/// Imports `body` as `imports/acme/whatsapp/{name}` over the same ports; its import id.
+async fn imported(ports: &MemoryPorts, name: &str, body: &str) -> String {
+    let key = format!("imports/acme/whatsapp/{name}");
+    ports
+        .objects
+        .insert("contact-uploads", &key, body.as_bytes(), &[]);
+    let config = Config::default();
+    let upload = crate::import::Upload {
+        bucket: "contact-uploads".into(),
+        key,
+        sequencer: Some(name.into()),
+        ..Default::default()
+    };
+    match crate::import::Importer::in_memory(ports, &config)
+        .run(&upload)
+        .await
+        .expect("imports")
+    {
+        crate::import::ImportResult::Finished(summary) => summary.import_id,
+        crate::import::ImportResult::Skipped(why) => panic!("skipped: {why}"),
+    }
+}
+
+#[tokio::test]
+async fn an_undo_deletes_what_the_import_created_keeps_what_changed_and_answers_the_same_again() {
+    // GIVEN an import of three contacts, one of which has written since
+    let store = MemoryPorts::default();
+    let import_id = imported(
+        &store,
+        "three.csv",
+        "Name,Phone\nEva,+447911123456\nAsha,+447911123457\nRavi,+447911123458\n",
+    )
+    .await;
+    send(&store, inbound("m1", Some("Eva")))
+        .await
+        .expect("a message from Eva");
+    let undo = json!({"type": "import.undo", "account_id": "acme", "import_id": import_id});
+
+    // WHEN the import is undone, and undone again
+    let first = send(&store, undo.clone()).await.expect("undone");
+    let again = send(&store, undo).await.expect("undone again");
+
+    // THEN the two untouched contacts are gone, Eva is kept and counted, and the
+    // second undo answers as the first without deleting anything more
+    assert_eq!(
+        first,
+        json!({"status": "undone", "deleted": 2, "kept_changed": 1})
+    );
+    assert_eq!(again, first);
+    assert!(contact(&store, PHONE).is_some());
+    assert_eq!(store.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_malformed_undo_names_the_field_and_deletes_nothing() {
+    // GIVEN an imported contact
+    let store = MemoryPorts::default();
+    imported(&store, "one.csv", "Name,Phone\nEva,+447911123456\n").await;
+
+    for (event, field) in [
+        (
+            json!({"type": "import.undo", "account_id": "acme"}),
+            "import_id",
+        ),
+        (
+            json!({"type": "import.undo", "account_id": "acme", "import_id": "imp_XYZ"}),
+            "import_id",
+        ),
+        (
+            json!({"type": "import.undo", "import_id": "imp_0123456789abcdef"}),
+            "account_id",
+        ),
+        (
+            json!({"type": "import.undo", "account_id": "acme", "import_id": 7}),
+            "import_id",
+        ),
+    ] {
+        // WHEN an undo with a bad field is sent
+        let result = send(&store, event.clone()).await;
+
+        // THEN that field is named and the contact stays
+        assert!(
+            matches!(&result, Err(EventError::InvalidField { field: f, .. }) if f == field),
+            "{event}: {result:?}"
+        );
+        assert_eq!(store.contacts.count(), 1);
+    }
+}
