@@ -1,5 +1,9 @@
-//! `import.undo`: the event checked, then [`undo_import`], once per import: a
-//! redelivered or repeated undo answers what the first one did.
+//! `import.undo`: the event checked, then [`undo_import`].
+//!
+//! Not run through the ledger: a repeated undo must still delete what the import
+//! created after the first one ran (an undo sent while the import was still going), and
+//! the conditional deletes already make a repeat harmless: it deletes nothing twice and
+//! answers what it finds (`deleted: 0` once all is undone).
 
 use super::error::{invalid, EventError};
 use super::payload::{self, ImportUndo};
@@ -32,29 +36,24 @@ where
     L: EventLedger,
 {
     /// Deletes the contacts the import created that nobody changed since, and counts
-    /// the ones kept. Conditional deletes make a second run harmless; the ledger makes
-    /// it answer as the first did.
+    /// the ones kept.
     pub(super) async fn import_undo(
         &self,
         mut event: ImportUndo,
     ) -> Result<UndoAnswer, EventError> {
         let account_id = payload::account_id(std::mem::take(&mut event.account_id))?;
         let import_id = import_id(&mut event)?;
-        let key = format!("undo:{import_id}");
-        self.once(&account_id, &key, || async {
-            let undone = undo_import(self.contacts, &account_id, &import_id).await?;
-            tracing::info!(
-                account_id,
-                import_id,
-                deleted = undone.deleted,
-                kept_changed = undone.kept_changed,
-                "import undone"
-            );
-            Ok(UndoAnswer::Undone {
-                deleted: undone.deleted,
-                kept_changed: undone.kept_changed,
-            })
+        let undone = undo_import(self.contacts, &account_id, &import_id).await?;
+        tracing::info!(
+            account_id,
+            import_id,
+            deleted = undone.deleted,
+            kept_changed = undone.kept_changed,
+            "import undone"
+        );
+        Ok(UndoAnswer::Undone {
+            deleted: undone.deleted,
+            kept_changed: undone.kept_changed,
         })
-        .await
     }
 }
