@@ -1,5 +1,5 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test lint build build-local bootstrap status export bench bench-memory cold-start
+.PHONY: up down demo test lint build build-local bootstrap status export undo bench bench-memory cold-start
 
 up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background; FAULT_PROXY=1 make up runs the functions through the fault proxy (:4567)
 	scripts/up.sh
@@ -31,6 +31,9 @@ status:    ## recent imports of ACCOUNT=... with their progress (job items)
 
 export:    ## export ACCOUNT=... [LIST=...] [CHANNEL=...] through the running stack's contact-events; prints the answer (the file's key)
 	.venv/bin/python scripts/account_op.py export "$(ACCOUNT)" $(if $(LIST),--list "$(LIST)") $(if $(CHANNEL),--channel "$(CHANNEL)")
+
+undo:      ## undo IMPORT=imp_... [ACCOUNT=...]: deletes the contacts that import created and nobody changed since; prints the answer
+	.venv/bin/python scripts/account_op.py undo "$(IMPORT)" $(if $(ACCOUNT),--account "$(ACCOUNT)")
 
 .PHONY: fuzz
 fuzz:      ## fuzz parse -> map -> validate and phone normalisation, 60 s per target (FUZZ_SECONDS=300 make fuzz); needs `cargo install cargo-fuzz --locked`
