@@ -256,3 +256,101 @@ async fn an_account_of_20000_contacts_exports_every_row_in_parts() {
         head.e_tag()
     );
 }
+
+fn inbound(account: &str, message_id: &str, from: &str) -> Value {
+    json!({"type": "message.inbound", "account_id": account, "channel": "whatsapp",
+           "message_id": message_id, "from": from, "profile_name": "Someone",
+           "received_at": "2026-11-29T10:00:00Z"})
+}
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn an_undo_deletes_the_untouched_contacts_and_keeps_one_a_message_changes_meanwhile() {
+    // GIVEN an import of 300 contacts; contact 0 wrote before the undo
+    const COUNT: usize = 300;
+    let stack = Stack::connect().await;
+    let account = unique_account("undo");
+    let phone = |i: usize| format!("+4474{i:08}");
+    let mut body = String::from("Name,Phone\n");
+    for i in 0..COUNT {
+        body.push_str(&format!("Person {i},{}\n", phone(i)));
+    }
+    let summary = stack
+        .import(&account, "whatsapp", "undo-me.csv", body.as_bytes(), &[])
+        .await;
+    assert_eq!(summary["rows"]["created"], COUNT, "{summary}");
+    let import_id = summary["import_id"]
+        .as_str()
+        .expect("import id")
+        .to_string();
+    let before = integration_tests::invoke(
+        "contact-events",
+        &inbound(&account, "wamid.before", &phone(0)),
+    )
+    .expect("inbound answered");
+    assert_eq!(before["contact"], "existing");
+
+    // WHEN the import is undone while a message from contact 1 arrives
+    let undo = json!({"type": "import.undo", "account_id": account, "import_id": import_id});
+    let racing = {
+        let event = inbound(&account, "wamid.during", &phone(1));
+        std::thread::spawn(move || integration_tests::invoke("contact-events", &event))
+    };
+    let answer = stack
+        .invoke_while_moving("contact-events", &undo)
+        .await
+        .unwrap_or_else(|e| panic!("undo refused: {e}"));
+    let during = racing
+        .join()
+        .expect("the message was sent")
+        .expect("inbound answered");
+
+    // THEN every contact is either deleted or kept and counted; contact 0 is kept with
+    // its imported name; contact 1 is kept with its imported name when the message
+    // landed before its conditional delete, or else was deleted and the message made it
+    // anew (anonymous); nothing else is left
+    assert_eq!(answer["status"], "undone", "{answer}");
+    let (deleted, kept) = (
+        answer["deleted"].as_u64().expect("deleted"),
+        answer["kept_changed"].as_u64().expect("kept_changed"),
+    );
+    assert_eq!(deleted + kept, COUNT as u64, "{answer}");
+    let left = integration_tests::assert_contacts_exactly(
+        &stack,
+        &account,
+        &HashSet::from([phone(0), phone(1)]),
+    )
+    .await;
+    let by_phone = |p: &str| {
+        left.iter()
+            .find(|c| integration_tests::s(c, "phone").as_deref() == Some(p))
+            .expect("left")
+    };
+    assert_eq!(
+        integration_tests::s(by_phone(&phone(0)), "name").as_deref(),
+        Some("Person 0")
+    );
+    let one = by_phone(&phone(1));
+    if kept == 2 {
+        assert_eq!(during["contact"], "existing", "{during}");
+        assert_eq!(
+            integration_tests::s(one, "name").as_deref(),
+            Some("Person 1")
+        );
+        assert_eq!(integration_tests::b(one, "anonymous"), Some(false));
+    } else {
+        assert_eq!(kept, 1, "{answer}");
+        assert_eq!(during["contact"], "created_anonymous", "{during}");
+        assert_eq!(integration_tests::b(one, "anonymous"), Some(true));
+    }
+
+    // AND undoing again deletes nothing more
+    let again = stack
+        .invoke_while_moving("contact-events", &undo)
+        .await
+        .unwrap_or_else(|e| panic!("undo refused: {e}"));
+    assert_eq!(
+        again,
+        json!({"status": "undone", "deleted": 0, "kept_changed": kept}),
+    );
+}
