@@ -399,24 +399,10 @@ async fn a_malformed_export_names_the_field_and_writes_nothing() {
 /// Imports `body` as `imports/acme/whatsapp/{name}` over the same ports; its import id.
 async fn imported(ports: &MemoryPorts, name: &str, body: &str) -> String {
     let key = format!("imports/acme/whatsapp/{name}");
-    ports
-        .objects
-        .insert("contact-uploads", &key, body.as_bytes(), &[]);
     let config = Config::default();
-    let upload = crate::import::Upload {
-        bucket: "contact-uploads".into(),
-        key,
-        sequencer: Some(name.into()),
-        ..Default::default()
-    };
-    match crate::import::Importer::in_memory(ports, &config)
-        .run(&upload)
+    crate::import::import_in_memory(&config, ports, &key, body.as_bytes(), &[], name)
         .await
-        .expect("imports")
-    {
-        crate::import::ImportResult::Finished(summary) => summary.import_id,
-        crate::import::ImportResult::Skipped(why) => panic!("skipped: {why}"),
-    }
+        .import_id
 }
 
 #[tokio::test]

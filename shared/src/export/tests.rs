@@ -10,7 +10,6 @@ use crate::config::Config;
 use crate::domain::contact::{ContactDraft, Source, WriteStamp};
 use crate::domain::mapping::ColumnMap;
 use crate::domain::validate::{validate_row, RowRules, Verdict};
-use crate::import::{ImportResult, Importer, Upload};
 use crate::parse::{read_rows, Body, Format, ReadOptions, RowKind, WorkbookLimits};
 use crate::ports::memory::{MemoryContacts, MemoryPorts, MEMORY_PAGE_SIZE};
 use crate::ports::{ContactPage, ContactStore, PageToken, Precondition};
@@ -28,24 +27,8 @@ const UPLOAD: &str = "Phone,Name,First Name,Last Name,Email,WhatsApp Opted,Compa
 +919876543210,Ravi,,,ravi@example.com,,,,,,,,,,,\n";
 
 async fn import(store: &MemoryPorts, key: &str, body: &[u8]) -> crate::import::report::Summary {
-    store
-        .objects
-        .insert(BUCKET, key, body, &[("on-existing", "update")]);
-    let config = Config::default();
-    let upload = Upload {
-        bucket: BUCKET.into(),
-        key: key.into(),
-        sequencer: Some(key.into()),
-        ..Default::default()
-    };
-    match Importer::in_memory(store, &config)
-        .run(&upload)
-        .await
-        .expect("imports")
-    {
-        ImportResult::Finished(summary) => *summary,
-        ImportResult::Skipped(why) => panic!("skipped: {why}"),
-    }
+    let update = [("on-existing", "update")];
+    crate::import::import_in_memory(&Config::default(), store, key, body, &update, key).await
 }
 
 async fn export(store: &MemoryPorts, request: &ExportRequest) -> (Exported, String) {

@@ -1,5 +1,6 @@
 //! The import service end to end over the in-memory ports.
 
+use super::import_in_memory as import_with;
 use super::*;
 use crate::domain::outcome::{FailureCode, Outcome};
 use crate::ports::memory::MemoryPorts;
@@ -14,32 +15,6 @@ async fn import(
     sequencer: &str,
 ) -> Summary {
     import_with(&Config::default(), store, key, body, metadata, sequencer).await
-}
-
-async fn import_with(
-    config: &Config,
-    store: &MemoryPorts,
-    key: &str,
-    body: &[u8],
-    metadata: &[(&str, &str)],
-    sequencer: &str,
-) -> Summary {
-    store.objects.insert(BUCKET, key, body, metadata);
-    let importer = Importer::in_memory(store, config);
-    let upload = Upload {
-        bucket: BUCKET.into(),
-        key: key.into(),
-        sequencer: Some(sequencer.into()),
-        ..Default::default()
-    };
-    match importer
-        .run(&upload)
-        .await
-        .expect("no infrastructure error")
-    {
-        ImportResult::Finished(summary) => *summary,
-        ImportResult::Skipped(why) => panic!("skipped: {why}"),
-    }
 }
 
 const MYOPERATOR: &[u8] = b"Name,Phone number\r\nAsha Rao,+91 98765 43210\r\nNo Number,\r\nRavi,+919876543211\r\nAsha again,+919876543210\r\n";
