@@ -178,6 +178,10 @@ struct Spool {
 }
 
 /// Pass 1: reads the shards concurrently and spools the contacts the filter admits.
+///
+/// The spool is written and read with blocking calls on purpose: they go to a
+/// buffered local temporary file, microseconds next to a page's network round trip,
+/// and handing each record to a blocking thread would cost more than it saves.
 async fn spool<A: AccountContacts>(
     contacts: &A,
     request: &ExportRequest,
