@@ -1,5 +1,5 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test lint build build-local bootstrap status erase bench bench-memory cold-start
+.PHONY: up down demo test lint build build-local bootstrap status export undo erase bench bench-memory cold-start
 
 up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background; FAULT_PROXY=1 make up runs the functions through the fault proxy (:4567)
 	scripts/up.sh
@@ -29,9 +29,14 @@ bootstrap: ## .venv with the pinned emulator and tools
 status:    ## recent imports of ACCOUNT=... with their progress (job items)
 	.venv/bin/python scripts/status.py $(ACCOUNT)
 
-CHANNEL ?= whatsapp
-erase:     ## erase the contact ACCOUNT=... PHONE=... [CHANNEL=whatsapp] (right to erasure; leaves a tombstone, DESIGN 14)
-	.venv/bin/python scripts/invoke.py contact.erase account_id=$(ACCOUNT) channel=$(CHANNEL) phone=$(PHONE)
+export:    ## export ACCOUNT=... [LIST=...] [CHANNEL=...] through the running stack's contact-events; prints the answer (the file's key)
+	.venv/bin/python scripts/account_op.py export "$(ACCOUNT)" $(if $(LIST),--list "$(LIST)") $(if $(CHANNEL),--channel "$(CHANNEL)")
+
+undo:      ## undo IMPORT=imp_... [ACCOUNT=...]: deletes the contacts that import created and nobody changed since; prints the answer
+	.venv/bin/python scripts/account_op.py undo "$(IMPORT)" $(if $(ACCOUNT),--account "$(ACCOUNT)")
+
+erase:     ## erase ACCOUNT=... PHONE=... [CHANNEL=whatsapp]: right to erasure (deletes the contact, leaves a tombstone); prints the answer
+	.venv/bin/python scripts/account_op.py erase "$(ACCOUNT)" "$(PHONE)" $(if $(CHANNEL),--channel "$(CHANNEL)")
 
 .PHONY: fuzz
 fuzz:      ## fuzz parse -> map -> validate and phone normalisation, 60 s per target (FUZZ_SECONDS=300 make fuzz); needs `cargo install cargo-fuzz --locked`

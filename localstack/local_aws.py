@@ -8,6 +8,7 @@ fault proxy's address from this module (scripts/ put localstack/ on sys.path fir
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   default test / test (the emulator takes any)
     CONTACTS_BUCKET, CONTACTS_TABLE, CONTACTS_QUEUE   what init.py creates
     FAULT_PROXY_URL                            localstack/fault_proxy.py, default http://127.0.0.1:4567
+    WATCH_URL                                  cargo lambda watch's invoke API, default http://127.0.0.1:9000
     STALL_SECONDS                              how long a wait tolerates nothing moving (120)
 
 Waits are progress-based (`wait_for`): they give up when nothing in the stack has moved
@@ -17,6 +18,7 @@ for STALL_SECONDS, never after a fixed total, so a busy machine only makes them 
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +34,7 @@ BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
 TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
 QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
 PROXY = os.environ.get("FAULT_PROXY_URL", "http://127.0.0.1:4567")
+WATCH = os.environ.get("WATCH_URL", "http://127.0.0.1:9000")
 STALL_SECONDS = float(os.environ.get("STALL_SECONDS", "120"))
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"  # pid files and logs of what scripts/up.sh started
@@ -61,6 +64,20 @@ def proxy(path, doc=None, timeout=10):
     req = urllib.request.Request(f"{PROXY}/__proxy/{path}", data=data, method="GET" if doc is None else "POST")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"{}")
+
+
+def invoke(function, payload, timeout=900):
+    """Invokes a function synchronously through watch's Lambda invoke API, as
+    `aws lambda invoke` would; returns its answer, or the runtime's error document
+    (a dict with `errorType` and `errorMessage`)."""
+    req = urllib.request.Request(f"{WATCH}/2015-03-31/functions/{function}/invocations",
+                                 data=json.dumps(payload).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:  # watch answers a function error with a 4xx/5xx
+        return json.loads(e.read() or b"null")
 
 
 def proxied_requests():

@@ -6,8 +6,9 @@ It restarts watch with release builds whose requests go through the fault proxy
 the default (debug builds, no proxy) back for its last row, the end-to-end figure of
 `make up`. Imports write 100 rows per DynamoDB transaction, so they are not bound by
 the emulator's single-request ceiling the way the naive importer (one PutItem per row)
-is. ROWS (default 10000) sets the end-to-end file size;
-PARSE_ROWS (default 500000) the parse benchmark's.
+is. ROWS (default 10000) sets the end-to-end file size; PARSE_ROWS (default 500000) the
+parse benchmark's; EXPORT_ROWS (default 100000) the size of the account contacts.export
+reads back.
 """
 
 import argparse
@@ -30,6 +31,7 @@ from local_aws import (
     client,
     cpu_seconds,
     function_processes,
+    invoke,
     proxy,
     stack_progress,
     wait_for,
@@ -38,6 +40,7 @@ from local_aws import (
 s3, ddb = client("s3"), client("dynamodb")
 ROWS = int(os.environ.get("ROWS", "10000"))
 PARSE_ROWS = int(os.environ.get("PARSE_ROWS", "500000"))
+EXPORT_ROWS = int(os.environ.get("EXPORT_ROWS", "100000"))
 
 
 class RssSampler(threading.Thread):
@@ -100,6 +103,23 @@ def import_file(account, body, name="bench.csv", proxied=False):
 
 
 import_file.seen = {}
+
+
+def export_account(account):
+    """Invokes contacts.export of the account; returns (answer, wall_s, peak_rss_mb) with
+    the peak RSS of the contact-events processes sampled while it runs."""
+    processes = function_processes("contact-events")
+    if not processes:
+        raise SystemExit("bench: no contact-events process under this checkout's cargo lambda watch; run make up")
+    sampler = RssSampler(processes)
+    sampler.start()
+    start = time.monotonic()
+    answer = invoke("contact-events", {"type": "contacts.export", "account_id": account})
+    wall = time.monotonic() - start
+    sampler.stop = True
+    if answer.get("status") != "exported":
+        raise SystemExit(f"bench: the export failed: {answer}")
+    return answer, wall, sampler.peak / 2**20
 
 
 def naive(path, account, endpoint):
@@ -195,6 +215,15 @@ def measure():
     value = (f"{ours4:.0f} vs naive {naive_rate:.0f} = {ours4 / naive_rate:.1f}x; "
              f"{ours4 / ceil:.1f}x the single-put ceiling; {cpu4 / ROWS * 1e6:.0f} us CPU/row")
     rows.append((f"end to end through make up's build, {ROWS} rows (rows/s)", value, ">= 2.5x naive"))
+
+    # The export reads what an import wrote: EXPORT_ROWS contacts in one account.
+    account = "bench-export-" + uuid.uuid4().hex[:8]
+    summary, _, _, _, _ = import_file(account, csv_body(EXPORT_ROWS, 0), name="export.csv", proxied=True)
+    assert summary["rows"]["created"] == EXPORT_ROWS, summary
+    answer, wall4, rss4 = export_account(account)
+    assert answer["contacts"] == EXPORT_ROWS, answer
+    rows.append((f"export of {EXPORT_ROWS:,} contacts: rows/s and peak RSS of contact-events (MB)",
+                 f"{EXPORT_ROWS / wall4:.0f} rows/s, {rss4:.1f} MB", "emulator-bound; flat memory (8 MiB parts)"))
 
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':{width}}  {'value':45}  target")

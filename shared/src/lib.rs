@@ -11,19 +11,22 @@
 //! - [`parse`]: bytes to rows. CSV / TXT with encoding and delimiter sniffing, workbooks
 //!   through calamine; everything yields [`parse::RawRow`]s.
 //! - [`ports`]: the small async traits services are generic over (object store,
-//!   contacts, jobs, settings, event ledger, continuation).
+//!   contacts, an account's contacts by page, jobs, settings, event ledger, continuation).
 //! - services: [`book`] (one contact's conditional write, shared by imports and events),
-//!   [`import`] (the pipeline of one upload and its reports) and [`events`]
-//!   (contact-events' payloads and rules).
+//!   [`import`] (the pipeline of one upload and its reports), [`account`] (listing a
+//!   whole account; undoing an import), [`export`] (an account's contacts as a CSV file
+//!   the import reads back) and [`events`] (contact-events' payloads and rules).
 //! - [`aws`]: the S3, DynamoDB and Lambda adapters behind the ports, and every key format
 //!   in [`aws::keys`].
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod aws;
 pub mod book;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod export;
 pub mod import;
 pub mod parse;
 pub mod ports;

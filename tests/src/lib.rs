@@ -464,6 +464,35 @@ impl Stack {
             .expect("put item");
     }
 
+    /// Invokes a function whose work may take long (an export of a large account): the
+    /// invocation runs on its own thread, and the wait lasts while the stack makes
+    /// progress ([`Stack::wait_until`]), with no fixed total.
+    pub async fn invoke_while_moving(
+        &self,
+        function: &str,
+        payload: &Value,
+    ) -> Result<Value, Value> {
+        let answer = std::sync::Arc::new(Mutex::new(None));
+        let (slot, function_name, payload) =
+            (answer.clone(), function.to_string(), payload.clone());
+        std::thread::spawn(move || {
+            // A transport error panics in invoke_within: answer it rather than leave
+            // the wait to find out by stalling.
+            let result = std::panic::catch_unwind(|| invoke_within(&function_name, &payload, None))
+                .unwrap_or_else(|_| {
+                    Err(Value::String(format!(
+                        "{function_name} could not be invoked (is `make up` running?)"
+                    )))
+                });
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        });
+        self.wait_until(&format!("the answer of {function}"), || {
+            let answer = answer.clone();
+            async move { answer.lock().unwrap_or_else(|e| e.into_inner()).take() }
+        })
+        .await
+    }
+
     /// Contact items of an account (scan; test data is small).
     pub async fn contacts_of(&self, account: &str) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
@@ -509,11 +538,22 @@ pub async fn assert_contacts_exactly(
 /// Invokes a function through the Lambda runtime API (`cargo lambda watch`): the
 /// answer, or the runtime's error document.
 pub fn invoke(function: &str, payload: &Value) -> Result<Value, Value> {
+    invoke_within(function, payload, Some(Duration::from_secs(300)))
+}
+
+/// [`invoke`] with no timeout of its own, for the caller to bound (see
+/// [`Stack::invoke_while_moving`]).
+fn invoke_within(
+    function: &str,
+    payload: &Value,
+    timeout: Option<Duration>,
+) -> Result<Value, Value> {
     let url = format!("{INVOKE}/{function}/invocations");
-    match ureq::post(&url)
-        .timeout(Duration::from_secs(300))
-        .send_json(payload.clone())
-    {
+    let mut request = ureq::post(&url);
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
+    match request.send_json(payload.clone()) {
         Ok(response) => {
             let body: Value = response.into_json().expect("JSON answer");
             if body.get("errorType").is_some() {

@@ -3,7 +3,10 @@
 //! metrics line per invocation.
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
-use contacts::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
+use contacts::ports::{
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
+    Suppressions,
+};
 use serde_json::{json, Value};
 
 /// An event that failed, reported to the runtime with its type.
@@ -28,7 +31,7 @@ pub async fn handle<O, C, S, L>(
 ) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -137,6 +140,6 @@ mod tests {
             }
             examples += 1;
         }
-        assert_eq!(examples, 6, "every example was read");
+        assert_eq!(examples, 8, "every example was read");
     }
 }

@@ -39,10 +39,24 @@ pub fn event_pk(account_id: &str, event_key: &str) -> String {
 pub fn suppress_pk(account_id: &str, channel: Channel, digest: &str) -> String {
     format!("SUPPRESS#{account_id}#{}#{digest}", channel.as_str())
 }
+/// The GSI that lists an account's contacts.
+pub const BY_ACCOUNT_INDEX: &str = "by_account";
+/// How many `by_account` partitions an account's contacts are spread over.
+pub const GSI_SHARDS: u8 = 16;
 
 /// The `by_account` GSI partition of a contact: `{account_id}#{shard}`.
 pub fn gsi1pk(account_id: &str, e164: &str) -> String {
     format!("{account_id}#{}", gsi_shard(e164))
+}
+
+/// The `by_account` GSI partition `shard` (0 to [`GSI_SHARDS`] - 1) of an account.
+pub fn gsi1pk_of_shard(account_id: &str, shard: u8) -> String {
+    format!("{account_id}#{shard:02}")
+}
+
+/// The `by_account` GSI sort key prefix of a channel's contacts.
+pub fn gsi1sk_prefix(channel: Channel) -> String {
+    format!("{}#", channel.as_str())
 }
 
 /// The `by_account` GSI sort key of a contact: `{channel}#{e164}`.
@@ -58,6 +72,11 @@ pub fn gsi_shard(e164: &str) -> String {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     format!("{:02}", hash % 16)
+}
+
+/// Key of an export's CSV file.
+pub fn export_key(account_id: &str, export_id: &str) -> String {
+    format!("exports/{account_id}/{export_id}.csv")
 }
 
 /// Key of an import's summary.json.
@@ -90,6 +109,8 @@ mod tests {
         assert_eq!(gsi1sk(Channel::Sms, "+1"), "sms#+1");
         assert_eq!(summary_key("a", "i"), "reports/a/i/summary.json");
         assert_eq!(rows_report_key("a", "i"), "reports/a/i/rows.csv");
+        assert_eq!(export_key("a", "exp_1"), "exports/a/exp_1.csv");
+        assert_eq!(gsi1sk_prefix(Channel::Voice), "voice#");
     }
 
     #[test]
@@ -99,5 +120,13 @@ mod tests {
         assert_eq!(shard, gsi_shard("+447911123456"));
         assert!(shard.parse::<u8>().is_ok_and(|s| s < 16));
         assert_eq!(gsi1pk("acme", "+447911123456"), format!("acme#{shard}"));
+        // Listing by shard names the same partitions contacts are written to.
+        let listed: Vec<String> = (0..GSI_SHARDS)
+            .map(|s| gsi1pk_of_shard("acme", s))
+            .collect();
+        assert_eq!(listed.len(), 16);
+        assert!(listed.contains(&gsi1pk("acme", "+447911123456")));
+        assert_eq!(listed[0], "acme#00");
+        assert_eq!(listed[15], "acme#15");
     }
 }

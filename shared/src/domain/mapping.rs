@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::domain::field::Field;
-use crate::domain::text::{clean_value, header_key};
+use crate::domain::text::{clean_value, drop_formula_escape, header_key};
 
 /// Where a column's values go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,10 +164,13 @@ fn explicit_targets<'t>(
 ) -> Result<(ExplicitKeys<'t>, HashSet<Field>), MappingError> {
     let explicit_keys: Vec<(String, &Target)> = explicit
         .iter()
-        .map(|(t, target)| (header_key(t), target))
+        .map(|(t, target)| (header_key(&column_title(t)), target))
         .collect();
     for (title, _) in explicit {
-        if !header.iter().any(|h| header_key(h) == header_key(title)) {
+        if !header
+            .iter()
+            .any(|h| header_key(&column_title(h)) == header_key(title))
+        {
             return Err(MappingError::UnknownMappedColumn(title.clone()));
         }
     }
@@ -182,6 +185,12 @@ fn explicit_targets<'t>(
     Ok((explicit_keys, explicit_fields))
 }
 
+/// A header cell as a title: cleaned, and without the spreadsheet escape an export puts
+/// on a custom attribute's name that starts like a formula.
+fn column_title(raw: &str) -> String {
+    drop_formula_escape(clean_value(raw))
+}
+
 /// Every column in file order: untitled ones and repeated titles are unused; the rest
 /// go where the mapping option says, else to the field their title matches.
 /// `used_fields` starts with the fields the mapping option feeds.
@@ -193,7 +202,7 @@ fn map_columns(
     let mut seen_titles = HashSet::new();
     let mut columns = Vec::with_capacity(header.len());
     for (index, raw) in header.iter().enumerate() {
-        let title = clean_value(raw);
+        let title = column_title(raw);
         let key = header_key(&title);
         if key.is_empty() {
             columns.push(Column {

@@ -77,6 +77,56 @@ pub fn split_commas(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// Makes a cell safe to open in a spreadsheet: a cell that starts with `= + - @`, tab
+/// or CR gets a leading `'`, unless it is a plain number such as `+447911123456`.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(cell) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+fn is_plain_number(cell: &str) -> bool {
+    let body = cell.strip_prefix(['+', '-']).unwrap_or(cell);
+    !body.is_empty()
+        && body.bytes().any(|b| b.is_ascii_digit())
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'/' | b'-'))
+}
+
+/// Whether a cleaned cell carries the spreadsheet escape: a `'` before what would
+/// otherwise start a formula (`= + - @`, possibly after more `'`).
+fn has_formula_escape(value: &str) -> bool {
+    value.strip_prefix('\'').is_some_and(|rest| {
+        rest.trim_start_matches('\'')
+            .starts_with(['=', '+', '-', '@'])
+    })
+}
+
+/// Reads the spreadsheet escape an export (or rows.csv) put on a cell: one leading `'`
+/// before `= + - @` is dropped, so `'=SUM(A1)` imports as `=SUM(A1)` (DESIGN section 14).
+pub fn drop_formula_escape(value: String) -> String {
+    if has_formula_escape(&value) {
+        value[1..].to_string()
+    } else {
+        value
+    }
+}
+
+/// [`spreadsheet_safe`] for a file that is read back by an import: a value the import
+/// would take for an escaped one (`'=x`, stored as such) gets one more `'` too, so
+/// [`drop_formula_escape`] gives back exactly the stored value.
+pub fn export_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if has_formula_escape(cell) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        spreadsheet_safe(cell)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +166,37 @@ mod tests {
     fn truncation_counts_characters() {
         assert_eq!(truncate_chars("héllo", 2), "hé");
         assert_eq!(truncate_chars("hi", 5), "hi");
+    }
+    #[test]
+    fn the_formula_escape_round_trips_through_an_export_and_an_import() {
+        // GIVEN stored values, some of which look like formulas or like escaped ones
+        for stored in [
+            "=SUM(A1)",
+            "+cmd",
+            "-2+3",
+            "@x",
+            "'=x",
+            "''+y",
+            "'plain",
+            "Eva",
+            "-20",
+            "+447911123456",
+            "it's",
+            "'",
+        ] {
+            // WHEN a value is written by the export and read by the import
+            let cell = export_safe(stored);
+            let read = drop_formula_escape(clean_value(&cell));
+
+            // THEN the import reads back the stored value, and no formula is left
+            assert_eq!(read, stored, "{stored:?} exported as {cell:?}");
+            assert!(
+                !cell.starts_with(['=', '@']) && (!cell.starts_with(['+', '-']) || cell == stored),
+                "{cell:?}"
+            );
+        }
+        // A `'` that escapes nothing is data and stays.
+        assert_eq!(drop_formula_escape("'plain".into()), "'plain");
+        assert_eq!(drop_formula_escape("'+44".into()), "+44");
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::contact::{attrs_bytes, ContactDraft, MAX_ATTRS_BYTES, MAX_STO
 use crate::domain::field::Field;
 use crate::domain::mapping::{Column, ColumnMap, Target, Unused};
 use crate::domain::phone::{self, PhoneContext, PhoneRejection, Region};
-use crate::domain::text::{clean_value, split_multi, truncate_chars};
+use crate::domain::text::{clean_value, drop_formula_escape, split_multi, truncate_chars};
 use crate::domain::upload::Channel;
 
 // Value checks live in `values`; re-exported so `domain::validate::is_valid_name` and
@@ -176,7 +176,8 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
     let mut warnings = Vec::new();
     for column in &rules.columns.columns {
         let raw = cells.get(column.index).map(String::as_str).unwrap_or("");
-        let value = clean_value(raw);
+        // An export (and rows.csv) escapes cells a spreadsheet would run as formulas.
+        let value = drop_formula_escape(clean_value(raw));
         if value.is_empty() {
             continue;
         }
@@ -503,6 +504,37 @@ mod tests {
             Some("2022-10-31T14:00:00Z")
         );
         assert!(draft.lists.contains("Imported"));
+    }
+
+    #[test]
+    fn a_spreadsheet_escape_before_a_formula_is_dropped_from_cells_and_titles() {
+        // GIVEN cells and an attribute title an export escaped, and a `'` that escapes nothing
+        let (draft, warnings) = accepted(check(
+            &["Phone", "Company", "Tags", "'=Score", "Note"],
+            &[
+                "'+447911123456",
+                "'=HYPERLINK(\"x\")",
+                "'@team;'-x",
+                "'-5",
+                "'quoted",
+            ],
+            None,
+        ));
+
+        // THEN one `'` is dropped where it escapes `= + - @`, and only there
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(draft.phone, "+447911123456");
+        assert_eq!(
+            draft.text.get("company").map(String::as_str),
+            Some("=HYPERLINK(\"x\")")
+        );
+        // The escape is the cell's: a later value of a multi-value cell keeps its `'`.
+        assert_eq!(
+            draft.tags,
+            BTreeSet::from(["@team".to_string(), "'-x".to_string()])
+        );
+        assert_eq!(draft.attrs.get("=Score").map(String::as_str), Some("-5"));
+        assert_eq!(draft.attrs.get("Note").map(String::as_str), Some("'quoted"));
     }
 
     #[test]

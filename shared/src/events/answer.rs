@@ -19,6 +19,37 @@ pub enum Answer {
     Captured(CapturedAnswer),
     /// To `contact.erase`.
     Erase(EraseAnswer),
+    /// To `contacts.export`.
+    Export(ExportAnswer),
+    /// To `import.undo`.
+    Undo(UndoAnswer),
+}
+
+/// The answer to `import.undo`, by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum UndoAnswer {
+    /// The import's untouched contacts are gone.
+    Undone {
+        /// Contacts deleted.
+        deleted: u64,
+        /// Contacts the import last wrote that were kept: it did not create them, or
+        /// they changed since.
+        kept_changed: u64,
+    },
+}
+
+/// The answer to `contacts.export`, by `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ExportAnswer {
+    /// The file is written.
+    Exported {
+        /// Its key in the bucket.
+        key: String,
+        /// Contacts in it.
+        contacts: u64,
+    },
 }
 
 /// The answer to `campaign.completed`, by `status`.
@@ -188,5 +219,27 @@ mod tests {
         );
         let unknown = serde_json::to_value(Answer::Erase(EraseAnswer::NotFound));
         assert_eq!(unknown.expect("serialises"), json!({"status": "not_found"}));
+        let exported = ExportAnswer::Exported {
+            key: "exports/acme/exp_1.csv".into(),
+            contacts: 3,
+        };
+        assert_eq!(
+            serde_json::to_value(Answer::Export(exported)).expect("serialises"),
+            json!({"status": "exported", "key": "exports/acme/exp_1.csv", "contacts": 3})
+        );
+
+        let undone = UndoAnswer::Undone {
+            deleted: 9,
+            kept_changed: 1,
+        };
+        let value = serde_json::to_value(Answer::Undo(undone.clone())).expect("serialises");
+        assert_eq!(
+            value,
+            json!({"status": "undone", "deleted": 9, "kept_changed": 1})
+        );
+        assert_eq!(
+            serde_json::from_value::<UndoAnswer>(value).expect("reads back"),
+            undone
+        );
     }
 }

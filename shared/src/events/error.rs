@@ -4,6 +4,7 @@
 
 use crate::book::SaveError;
 use crate::domain::mapping::MappingError;
+use crate::export::ExportError;
 use crate::parse::SourceError;
 use crate::ports::StoreError;
 
@@ -47,6 +48,9 @@ pub enum EventError {
         /// The environment variable to set.
         variable: &'static str,
     },
+    /// An export could not be read or written: retryable.
+    #[error("the export failed: {0}")]
+    Export(#[from] ExportError),
 }
 
 impl EventError {
@@ -56,7 +60,7 @@ impl EventError {
             EventError::InvalidField { .. } => "InvalidEvent",
             EventError::MissingRequiredHeaders(_) => "MissingRequiredHeaders",
             EventError::RecipientsFile { .. } => "RecipientsFileUnreadable",
-            EventError::Store(_) | EventError::Save(_) => "Retryable",
+            EventError::Store(_) | EventError::Save(_) | EventError::Export(_) => "Retryable",
             EventError::NotConfigured { .. } => "NotConfigured",
         }
     }

@@ -1,5 +1,6 @@
 //! contact-events: campaign recipients, inbound messages and captured details keep the
-//! contact book current (DESIGN section 10).
+//! contact book current (DESIGN section 10); account operations work on a whole
+//! account (DESIGN section 14: `contacts.export`, `import.undo`).
 //!
 //! The way through, in the order an invocation takes it:
 //! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope or an
@@ -10,6 +11,8 @@
 //!   once per event key (a campaign, a message) through the [`EventLedger`].
 //! - `campaign`, `inbound`, `captured`, `erase`: one event each: its checks, then its writes
 //!   through [`crate::book`], the write path imports use too.
+//! - `export`: `contacts.export`'s filters checked, then [`crate::export`]; `undo`:
+//!   `import.undo` checked, then [`crate::account::undo_import`] once per import.
 //! - [`answer`]: what each event answers; [`error`]: why one was refused.
 
 pub mod answer;
@@ -18,8 +21,10 @@ mod captured;
 pub mod envelope;
 mod erase;
 pub mod error;
+mod export;
 mod inbound;
 pub mod payload;
+mod undo;
 
 use std::future::Future;
 
@@ -30,11 +35,14 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::domain::phone::Region;
-use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
+use crate::ports::{
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
+    Suppressions,
+};
 
 pub use answer::{
-    Answer, CampaignAnswer, CapturedAnswer, CapturedContact, EraseAnswer, InboundAnswer,
-    InboundContact, RecipientsNotSaved, RecipientsSaved,
+    Answer, CampaignAnswer, CapturedAnswer, CapturedContact, EraseAnswer, ExportAnswer,
+    InboundAnswer, InboundContact, RecipientsNotSaved, RecipientsSaved, UndoAnswer,
 };
 pub use envelope::{Invocation, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
@@ -51,9 +59,9 @@ const PENDING: &str = "pending";
 /// The service: handles the events of one invocation. Production passes the same
 /// DynamoDB table for `contacts`, `settings` and `ledger`.
 pub struct EventService<'a, O, C, S, L> {
-    /// Where recipients files live.
+    /// Where recipients files live, and exports go.
     pub objects: &'a O,
-    /// Contact items.
+    /// Contact items, also listed by account.
     pub contacts: &'a C,
     /// Account settings (the default country).
     pub settings: &'a S,
@@ -66,7 +74,7 @@ pub struct EventService<'a, O, C, S, L> {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -110,10 +118,20 @@ where
             Event::ContactCaptured(e) => Box::pin(self.contact_captured(e))
                 .await
                 .map(Answer::Captured),
+            Event::ContactsExport(e) => Box::pin(self.contacts_export(e)).await.map(Answer::Export),
+            Event::ImportUndo(e) => Box::pin(self.import_undo(e)).await.map(Answer::Undo),
             Event::ContactErase(e) => Box::pin(self.contact_erase(e)).await.map(Answer::Erase),
         }
     }
+}
 
+impl<O, C, S, L> EventService<'_, O, C, S, L>
+where
+    O: ObjectStore,
+    C: ContactStore,
+    S: SettingsStore,
+    L: EventLedger,
+{
     /// The region national numbers are read in: the event's `default_country`, else
     /// the account's setting, else the function's.
     async fn region_for(

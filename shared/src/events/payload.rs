@@ -30,6 +30,10 @@ pub enum Event {
     MessageInbound(MessageInbound),
     /// `contact.captured`.
     ContactCaptured(ContactCaptured),
+    /// `contacts.export`.
+    ContactsExport(ContactsExport),
+    /// `import.undo`.
+    ImportUndo(ImportUndo),
     /// `contact.erase`.
     ContactErase(ContactErase),
 }
@@ -43,16 +47,22 @@ pub enum EventType {
     MessageInbound,
     /// `contact.captured`.
     ContactCaptured,
+    /// `contacts.export`.
+    ContactsExport,
+    /// `import.undo`.
+    ImportUndo,
     /// `contact.erase`.
     ContactErase,
 }
 
 impl EventType {
     /// Every type, in the order messages list them.
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 6] = [
         EventType::CampaignCompleted,
         EventType::MessageInbound,
         EventType::ContactCaptured,
+        EventType::ContactsExport,
+        EventType::ImportUndo,
         EventType::ContactErase,
     ];
 
@@ -62,6 +72,8 @@ impl EventType {
             EventType::CampaignCompleted => "campaign.completed",
             EventType::MessageInbound => "message.inbound",
             EventType::ContactCaptured => "contact.captured",
+            EventType::ContactsExport => "contacts.export",
+            EventType::ImportUndo => "import.undo",
             EventType::ContactErase => "contact.erase",
         }
     }
@@ -169,6 +181,36 @@ pub struct ContactCaptured {
     pub default_country: Text<8>,
 }
 
+/// `contacts.export`: an account's contacts as a CSV file (DESIGN section 14). Every
+/// filter is optional; an empty list is no filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
+pub struct ContactsExport {
+    /// Owning account.
+    pub account_id: Text<64>,
+    /// Only this channel's contacts.
+    pub channel: Text<16>,
+    /// Contacts in any of these lists.
+    pub lists: Option<Vec<Text<100>>>,
+    /// Contacts with any of these tags.
+    pub tags: Option<Vec<Text<100>>>,
+    /// Contacts in any of these statuses (`active`, `archived`, `blocked`).
+    pub status: Option<Vec<Text<16>>>,
+    /// `marketing_opted_in` or `marketing_opted_out`.
+    pub consent: Text<32>,
+}
+
+/// `import.undo`: delete the contacts an import created that nobody changed since
+/// (DESIGN section 14).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
+pub struct ImportUndo {
+    /// Owning account.
+    pub account_id: Text<64>,
+    /// The import to undo (`imp_` and 16 hex digits).
+    pub import_id: Text<64>,
+}
+
 /// `contact.erase`: a person's right to erasure (DESIGN section 14).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, expecting = "a JSON object")]
@@ -198,10 +240,12 @@ where
         .or_else(|| type_hint.map(clean_value).filter(|t| !t.is_empty()))
         .ok_or_else(|| invalid("type", "is required"))?;
     let kind = EventType::parse(&name).ok_or_else(|| {
-        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         invalid(
             "type",
-            format!("{name:?} is not one of {}", known.join(", ")),
+            format!(
+                "{name:?} is not one of {}",
+                EventType::ALL.map(EventType::as_str).join(", ")
+            ),
         )
     })?;
     let event = match kind {
@@ -214,6 +258,10 @@ where
         EventType::ContactCaptured => {
             serde_path_to_error::deserialize(json).map(Event::ContactCaptured)
         }
+        EventType::ContactsExport => {
+            serde_path_to_error::deserialize(json).map(Event::ContactsExport)
+        }
+        EventType::ImportUndo => serde_path_to_error::deserialize(json).map(Event::ImportUndo),
         EventType::ContactErase => serde_path_to_error::deserialize(json).map(Event::ContactErase),
     };
     event.map_err(undecodable)
@@ -573,7 +621,22 @@ mod tests {
             (
                 json!({"type": "unknown"}),
                 "type",
-                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contact.erase",
+                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contacts.export, import.undo, contact.erase",
+            ),
+            (
+                json!({"type": "contacts.export", "lists": ["VIP", 3]}),
+                "lists[1]",
+                "must be a string, not a number",
+            ),
+            (
+                json!({"type": "contacts.export", "tags": "VIP"}),
+                "tags",
+                "invalid type: string \"VIP\", expected a sequence",
+            ),
+            (
+                json!({"type": "contacts.export", "consent": false}),
+                "consent",
+                "must be a string, not a boolean",
             ),
             (json!({"type": 3}), "type", "must be a string, not a number"),
             (json!({"account_id": "acme"}), "type", "is required"),

@@ -432,3 +432,146 @@ async fn the_event_ledger_keeps_no_number() {
         first
     );
 }
+
+#[tokio::test]
+async fn an_export_is_accepted_bare_in_eventbridge_and_in_sqs() {
+    // GIVEN an account with one contact
+    let store = MemoryPorts::default();
+    send(&store, inbound("m1", Some("Eva")))
+        .await
+        .expect("saved");
+    let export = json!({"type": "contacts.export", "account_id": "acme", "channel": "whatsapp",
+        "lists": [], "tags": [], "status": ["active"]});
+    let mut detail = export.clone();
+    detail.as_object_mut().expect("object").remove("type");
+
+    // WHEN it is exported bare, through EventBridge and in an SQS batch with a bad record
+    let bare = send(&store, export.clone()).await.expect("bare");
+    let bridged = send(
+        &store,
+        json!({"detail-type": "contacts.export", "source": "console", "detail": detail}),
+    )
+    .await
+    .expect("eventbridge");
+    let batch = json!({"Records": [
+        {"messageId": "a", "eventSource": "aws:sqs", "body": export.to_string()},
+        {"messageId": "b", "eventSource": "aws:sqs",
+         "body": json!({"type": "contacts.export", "account_id": "acme", "consent": "maybe"}).to_string()},
+    ]});
+    let queued = send(&store, batch).await.expect("a batch always answers");
+
+    // THEN each direct export answers its own file with the one contact, and the batch
+    // fails only the malformed record
+    for answer in [&bare, &bridged] {
+        assert_eq!(answer["status"], "exported");
+        assert_eq!(answer["contacts"], 1);
+        let key = answer["key"].as_str().expect("a key");
+        assert!(key.starts_with("exports/acme/exp_"), "{key}");
+        let body = store.objects.text("contact-uploads", key).expect("file");
+        assert_eq!(
+            body.lines().nth(1).map(|l| l.starts_with(PHONE)),
+            Some(true)
+        );
+    }
+    assert_ne!(bare["key"], bridged["key"]);
+    assert_eq!(
+        queued,
+        json!({"batchItemFailures": [{"itemIdentifier": "b"}]})
+    );
+    assert_eq!(store.objects.keys("contact-uploads", "exports/").len(), 3);
+}
+
+#[tokio::test]
+async fn a_malformed_export_names_the_field_and_writes_nothing() {
+    // GIVEN an export asking for an unknown status
+    let store = MemoryPorts::default();
+    let event = json!({"type": "contacts.export", "account_id": "acme", "status": ["gone"]});
+
+    // WHEN it is sent
+    let result = send(&store, event).await;
+
+    // THEN the field is named and no file is written
+    assert!(
+        matches!(&result, Err(EventError::InvalidField { field, .. }) if field == "status[0]"),
+        "{result:?}"
+    );
+    assert!(store.objects.keys("contact-uploads", "exports/").is_empty());
+}
+
+/// Imports `body` as `imports/acme/whatsapp/{name}` over the same ports; its import id.
+async fn imported(ports: &MemoryPorts, name: &str, body: &str) -> String {
+    let key = format!("imports/acme/whatsapp/{name}");
+    let config = Config::default();
+    crate::import::import_in_memory(&config, ports, &key, body.as_bytes(), &[], name)
+        .await
+        .import_id
+}
+
+#[tokio::test]
+async fn an_undo_deletes_what_the_import_created_keeps_what_changed_and_deletes_nothing_twice() {
+    // GIVEN an import of three contacts, one of which has written since
+    let store = MemoryPorts::default();
+    let import_id = imported(
+        &store,
+        "three.csv",
+        "Name,Phone\nEva,+447911123456\nAsha,+447911123457\nRavi,+447911123458\n",
+    )
+    .await;
+    send(&store, inbound("m1", Some("Eva")))
+        .await
+        .expect("a message from Eva");
+    let undo = json!({"type": "import.undo", "account_id": "acme", "import_id": import_id});
+
+    // WHEN the import is undone, and undone again
+    let first = send(&store, undo.clone()).await.expect("undone");
+    let again = send(&store, undo).await.expect("undone again");
+
+    // THEN the two untouched contacts are gone, Eva is kept and counted, and the
+    // second undo finds nothing more to delete
+    assert_eq!(
+        first,
+        json!({"status": "undone", "deleted": 2, "kept_changed": 1})
+    );
+    assert_eq!(
+        again,
+        json!({"status": "undone", "deleted": 0, "kept_changed": 1})
+    );
+    assert!(contact(&store, PHONE).is_some());
+    assert_eq!(store.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_malformed_undo_names_the_field_and_deletes_nothing() {
+    // GIVEN an imported contact
+    let store = MemoryPorts::default();
+    imported(&store, "one.csv", "Name,Phone\nEva,+447911123456\n").await;
+
+    for (event, field) in [
+        (
+            json!({"type": "import.undo", "account_id": "acme"}),
+            "import_id",
+        ),
+        (
+            json!({"type": "import.undo", "account_id": "acme", "import_id": "imp_XYZ"}),
+            "import_id",
+        ),
+        (
+            json!({"type": "import.undo", "import_id": "imp_0123456789abcdef"}),
+            "account_id",
+        ),
+        (
+            json!({"type": "import.undo", "account_id": "acme", "import_id": 7}),
+            "import_id",
+        ),
+    ] {
+        // WHEN an undo with a bad field is sent
+        let result = send(&store, event.clone()).await;
+
+        // THEN that field is named and the contact stays
+        assert!(
+            matches!(&result, Err(EventError::InvalidField { field: f, .. }) if f == field),
+            "{event}: {result:?}"
+        );
+        assert_eq!(store.contacts.count(), 1);
+    }
+}

@@ -104,6 +104,61 @@ pub struct Importer<'a, O, C, J, S> {
     pub deadline: Option<Instant>,
 }
 
+#[cfg(test)]
+impl<'a>
+    Importer<
+        'a,
+        crate::ports::memory::MemoryObjects,
+        crate::ports::memory::MemoryContacts,
+        crate::ports::memory::MemoryJobs,
+        crate::ports::memory::MemorySettings,
+    >
+{
+    /// An importer over the in-memory ports, with no deadline (tests of this crate).
+    pub(crate) fn in_memory(
+        store: &'a crate::ports::memory::MemoryPorts,
+        config: &'a Config,
+    ) -> Self {
+        Importer {
+            objects: &store.objects,
+            contacts: &store.contacts,
+            jobs: &store.jobs,
+            settings: &store.settings,
+            config,
+            deadline: None,
+        }
+    }
+}
+
+/// Uploads `body` under `key` of the bucket `contact-uploads` in `store` and imports
+/// it over the in-memory ports (tests of this crate); the summary.
+#[cfg(test)]
+pub(crate) async fn import_in_memory(
+    config: &Config,
+    store: &crate::ports::memory::MemoryPorts,
+    key: &str,
+    body: &[u8],
+    metadata: &[(&str, &str)],
+    sequencer: &str,
+) -> Summary {
+    let bucket = "contact-uploads";
+    store.objects.insert(bucket, key, body, metadata);
+    let upload = Upload {
+        bucket: bucket.into(),
+        key: key.into(),
+        sequencer: Some(sequencer.into()),
+        ..Default::default()
+    };
+    match Importer::in_memory(store, config)
+        .run(&upload)
+        .await
+        .expect("no infrastructure error")
+    {
+        ImportResult::Finished(summary) => *summary,
+        ImportResult::Skipped(why) => panic!("skipped: {why}"),
+    }
+}
+
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,

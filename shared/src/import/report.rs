@@ -79,25 +79,7 @@ pub struct Summary {
     pub rows_report_key: Option<String>,
 }
 
-/// Makes a cell safe to open in a spreadsheet: a cell that starts with `= + - @`, tab
-/// or CR gets a leading `'`, unless it is a plain number such as `+447911123456`.
-pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && !is_plain_number(cell) {
-        std::borrow::Cow::Owned(format!("'{cell}"))
-    } else {
-        std::borrow::Cow::Borrowed(cell)
-    }
-}
-
-fn is_plain_number(cell: &str) -> bool {
-    let body = cell.strip_prefix(['+', '-']).unwrap_or(cell);
-    !body.is_empty()
-        && body.bytes().any(|b| b.is_ascii_digit())
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'/' | b'-'))
-}
+pub use crate::domain::text::spreadsheet_safe;
 
 /// One line of rows.csv.
 #[derive(Clone, Debug, PartialEq, Eq)]

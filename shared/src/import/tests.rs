@@ -1,29 +1,11 @@
 //! The import service end to end over the in-memory ports.
 
+use super::import_in_memory as import_with;
 use super::*;
 use crate::domain::outcome::{FailureCode, Outcome};
 use crate::domain::phone::PhoneRejection;
 use crate::domain::upload::Channel;
 use crate::ports::memory::MemoryPorts;
-
-type MemoryImporter<'a> = Importer<
-    'a,
-    crate::ports::memory::MemoryObjects,
-    crate::ports::memory::MemoryContacts,
-    crate::ports::memory::MemoryJobs,
-    crate::ports::memory::MemorySettings,
->;
-
-fn importer<'a>(store: &'a MemoryPorts, config: &'a Config) -> MemoryImporter<'a> {
-    Importer {
-        objects: &store.objects,
-        contacts: &store.contacts,
-        jobs: &store.jobs,
-        settings: &store.settings,
-        config,
-        deadline: None,
-    }
-}
 
 const BUCKET: &str = "contact-uploads";
 
@@ -35,32 +17,6 @@ async fn import(
     sequencer: &str,
 ) -> Summary {
     import_with(&Config::default(), store, key, body, metadata, sequencer).await
-}
-
-async fn import_with(
-    config: &Config,
-    store: &MemoryPorts,
-    key: &str,
-    body: &[u8],
-    metadata: &[(&str, &str)],
-    sequencer: &str,
-) -> Summary {
-    store.objects.insert(BUCKET, key, body, metadata);
-    let importer = importer(store, config);
-    let upload = Upload {
-        bucket: BUCKET.into(),
-        key: key.into(),
-        sequencer: Some(sequencer.into()),
-        ..Default::default()
-    };
-    match importer
-        .run(&upload)
-        .await
-        .expect("no infrastructure error")
-    {
-        ImportResult::Finished(summary) => *summary,
-        ImportResult::Skipped(why) => panic!("skipped: {why}"),
-    }
 }
 
 const MYOPERATOR: &[u8] = b"Name,Phone number\r\nAsha Rao,+91 98765 43210\r\nNo Number,\r\nRavi,+919876543211\r\nAsha again,+919876543210\r\n";
@@ -151,7 +107,7 @@ async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
     .await;
     assert_eq!((again.rows.created, again.rows.unchanged), (0, 2));
     let config = Config::default();
-    let importer = importer(&store, &config);
+    let importer = Importer::in_memory(&store, &config);
     let upload = Upload {
         bucket: BUCKET.into(),
         key: "imports/acme/whatsapp/list.csv".into(),
@@ -361,7 +317,7 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
     };
     store.jobs.save_job(&job).await.expect("saved");
     let config = Config::default();
-    let importer = importer(&store, &config);
+    let importer = Importer::in_memory(&store, &config);
     let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
         panic!("skipped")
     };

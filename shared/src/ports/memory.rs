@@ -10,10 +10,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Objects by (bucket, key): body and user metadata.
+/// Objects by (bucket, key): body and user metadata; multipart uploads in progress.
 #[derive(Default)]
 pub struct MemoryObjects {
     objects: Mutex<HashMap<(String, String), StoredObject>>,
+    uploads: Mutex<Uploads>,
+}
+
+/// Multipart uploads: those in progress (their parts by number), and what became of
+/// every one started.
+#[derive(Default)]
+struct Uploads {
+    started: u64,
+    parts: HashMap<String, BTreeMap<i32, Vec<u8>>>,
+    part_sizes: Vec<usize>,
+    aborted: u64,
+    fail_part: Option<i32>,
+}
+
+fn store_failure(operation: &'static str, problem: &str) -> StoreError {
+    StoreError::Service {
+        operation,
+        source: problem.to_string().into(),
+    }
 }
 
 /// An object's body and user metadata.
@@ -34,6 +53,33 @@ impl MemoryObjects {
         lock(&self.objects)
             .get(&(bucket.into(), key.into()))
             .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+    }
+
+    /// Makes every upload of part `part_number` fail, as a broken connection would.
+    pub fn fail_part(&self, part_number: i32) {
+        lock(&self.uploads).fail_part = Some(part_number);
+    }
+
+    /// Sizes of the parts uploaded so far, in upload order.
+    pub fn part_sizes(&self) -> Vec<usize> {
+        lock(&self.uploads).part_sizes.clone()
+    }
+
+    /// Multipart uploads started, aborted, and still open (neither completed nor aborted).
+    pub fn multipart_counts(&self) -> (u64, u64, usize) {
+        let uploads = lock(&self.uploads);
+        (uploads.started, uploads.aborted, uploads.parts.len())
+    }
+
+    /// Keys of the objects under `prefix` in `bucket`.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = lock(&self.objects)
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
     fn not_found(bucket: &str, key: &str) -> StoreError {
@@ -81,6 +127,80 @@ impl ObjectStore for MemoryObjects {
             })?,
         };
         lock(&self.objects).insert((bucket.into(), key.into()), (bytes, HashMap::new()));
+        Ok(())
+    }
+
+    async fn start_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        _content_type: &str,
+    ) -> Result<String, StoreError> {
+        let mut uploads = lock(&self.uploads);
+        uploads.started += 1;
+        let upload_id = format!("upload-{}-{bucket}-{key}", uploads.started);
+        uploads.parts.insert(upload_id.clone(), BTreeMap::new());
+        Ok(upload_id)
+    }
+
+    async fn upload_part(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let mut uploads = lock(&self.uploads);
+        if uploads.fail_part == Some(part_number) {
+            return Err(store_failure("S3 UploadPart", "connection reset"));
+        }
+        uploads.part_sizes.push(bytes.len());
+        let etag = format!("etag-{part_number}-{}", bytes.len());
+        uploads
+            .parts
+            .get_mut(&upload.upload_id)
+            .ok_or_else(|| store_failure("S3 UploadPart", "NoSuchUpload"))?
+            .insert(part_number, bytes);
+        Ok(etag)
+    }
+
+    async fn complete_multipart(
+        &self,
+        upload: &MultipartUpload,
+        etags: &[String],
+    ) -> Result<(), StoreError> {
+        let parts = lock(&self.uploads)
+            .parts
+            .remove(&upload.upload_id)
+            .ok_or_else(|| store_failure("S3 CompleteMultipartUpload", "NoSuchUpload"))?;
+        // S3's rules: the parts named are those uploaded, numbered from 1, and all but
+        // the last hold at least MIN_PART_BYTES.
+        let numbers: Vec<i32> = parts.keys().copied().collect();
+        let expected: Vec<i32> = (1..=etags.len() as i32).collect();
+        if numbers != expected {
+            return Err(store_failure("S3 CompleteMultipartUpload", "InvalidPart"));
+        }
+        let sizes: Vec<usize> = parts.values().map(Vec::len).collect();
+        if sizes[..sizes.len().saturating_sub(1)]
+            .iter()
+            .any(|&size| size < MIN_PART_BYTES)
+        {
+            return Err(store_failure(
+                "S3 CompleteMultipartUpload",
+                "EntityTooSmall",
+            ));
+        }
+        let body: Vec<u8> = parts.into_values().flatten().collect();
+        lock(&self.objects).insert(
+            (upload.bucket.clone(), upload.key.clone()),
+            (body, HashMap::new()),
+        );
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StoreError> {
+        let mut uploads = lock(&self.uploads);
+        uploads.parts.remove(&upload.upload_id);
+        uploads.aborted += 1;
         Ok(())
     }
 }
@@ -240,6 +360,63 @@ impl Suppressions for MemoryContacts {
     ) -> Result<(), StoreError> {
         lock(&self.tombstones).remove(&(account_id.into(), channel, digest.into()));
         Ok(())
+    }
+}
+
+/// How many contacts a page of [`AccountContacts::contacts_page`] holds here: few, so
+/// tests page through every shard.
+pub const MEMORY_PAGE_SIZE: usize = 3;
+
+impl AccountContacts for MemoryContacts {
+    async fn contacts_page(
+        &self,
+        account_id: &str,
+        channel: Option<Channel>,
+        shard: u8,
+        after: Option<PageToken>,
+    ) -> Result<ContactPage, StoreError> {
+        use crate::aws::keys::{gsi1sk, gsi_shard};
+        let shard = format!("{shard:02}");
+        let start = after.and_then(|token| token.0.get("gsi1sk").cloned());
+        // The index's order: by sort key within the partition.
+        let mut listed: Vec<(String, Contact)> = lock(&self.contacts)
+            .values()
+            .filter(|c| c.account_id == account_id && gsi_shard(&c.phone) == shard)
+            .filter(|c| channel.is_none_or(|ch| c.channel == ch))
+            .map(|c| (gsi1sk(c.channel, &c.phone), c.clone()))
+            .filter(|(sk, _)| start.as_ref().is_none_or(|s| sk > s))
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = listed.len() > MEMORY_PAGE_SIZE;
+        listed.truncate(MEMORY_PAGE_SIZE);
+        let next = listed
+            .last()
+            .filter(|_| more)
+            .map(|(sk, _)| PageToken(BTreeMap::from([("gsi1sk".to_string(), sk.clone())])));
+        Ok(ContactPage {
+            contacts: listed.into_iter().map(|(_, c)| c).collect(),
+            next,
+        })
+    }
+}
+
+impl ContactRemoval for MemoryContacts {
+    async fn delete_if_untouched(
+        &self,
+        contact: &Contact,
+        import_id: &str,
+    ) -> Result<DeleteOutcome, StoreError> {
+        *lock(&self.writes) += 1;
+        let mut contacts = lock(&self.contacts);
+        let key = key_of(contact);
+        let Some(stored) = contacts.get(&key) else {
+            return Ok(DeleteOutcome::Absent);
+        };
+        if stored.version != 1 || stored.last_import_id.as_deref() != Some(import_id) {
+            return Ok(DeleteOutcome::Kept(Box::new(stored.clone())));
+        }
+        contacts.remove(&key);
+        Ok(DeleteOutcome::Deleted)
     }
 }
 

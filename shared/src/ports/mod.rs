@@ -92,6 +92,47 @@ pub trait ObjectStore: Send + Sync {
         body: PutBody,
         content_type: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Starts a multipart upload; returns its upload id.
+    fn start_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// Uploads part `part_number` (from 1) of a multipart upload; every part but the
+    /// last must hold at least [`MIN_PART_BYTES`]. Returns the part's eTag.
+    fn upload_part(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// Completes a multipart upload from its parts' eTags, in part order: the object
+    /// appears whole.
+    fn complete_multipart(
+        &self,
+        upload: &MultipartUpload,
+        etags: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Abandons a multipart upload: its parts are deleted and no object appears.
+    fn abort_multipart(
+        &self,
+        upload: &MultipartUpload,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// S3's smallest part of a multipart upload, but for the last one.
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// A multipart upload in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartUpload {
+    /// Bucket.
+    pub bucket: String,
+    /// Key of the object it makes.
+    pub key: String,
+    /// The id S3 gave it.
+    pub upload_id: String,
 }
 
 /// The condition a contact write is made under.
@@ -182,6 +223,59 @@ pub trait Suppressions: Send + Sync {
         channel: Channel,
         digest: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where a listing of one `by_account` partition stopped: the last key read (attribute
+/// name to string value), opaque to everyone but the adapter that made it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageToken(pub BTreeMap<String, String>);
+
+/// One page of an account's contacts in one `by_account` partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContactPage {
+    /// The contacts, in the partition's order.
+    pub contacts: Vec<Contact>,
+    /// Where the next page starts; `None` after the last page.
+    pub next: Option<PageToken>,
+}
+
+/// An account's contacts through GSI `by_account`, never a table scan: one partition
+/// (shard) at a time, a page at a time, so callers read the shards concurrently and
+/// hold one page of each at most.
+pub trait AccountContacts: Send + Sync {
+    /// The page of `account_id`'s contacts in shard `shard` (0 to 15, DESIGN section 9)
+    /// that starts after `after` (from the start when `None`); only `channel`'s
+    /// contacts when given.
+    fn contacts_page(
+        &self,
+        account_id: &str,
+        channel: Option<Channel>,
+        shard: u8,
+        after: Option<PageToken>,
+    ) -> impl Future<Output = Result<ContactPage, StoreError>> + Send;
+}
+
+/// What a conditional delete of a contact did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The contact was as expected, and is gone.
+    Deleted,
+    /// The contact changed meanwhile and was kept; as it is now (`ALL_OLD`).
+    Kept(Box<Contact>),
+    /// There was no such contact (already deleted).
+    Absent,
+}
+
+/// Removing contacts an import created (`import.undo`, DESIGN section 14).
+pub trait ContactRemoval: Send + Sync {
+    /// Deletes `contact` only if it is still as import `import_id` created it: version
+    /// 1 and `last_import_id` = `import_id`, checked by the store in the delete itself,
+    /// so a write that lands after the contact was read keeps it.
+    fn delete_if_untouched(
+        &self,
+        contact: &Contact,
+        import_id: &str,
+    ) -> impl Future<Output = Result<DeleteOutcome, StoreError>> + Send;
 }
 
 /// Progress of an import, as the job item records it.

@@ -3,6 +3,7 @@
 //!
 //! | file | port | item |
 //! |---|---|---|
+//! | `account.rs` | [`AccountContacts`](crate::ports::AccountContacts), [`ContactRemoval`](crate::ports::ContactRemoval) | contacts through GSI `by_account`, a page of a shard per Query; an undo's conditional deletes |
 //! | `contacts.rs` | [`ContactStore`](crate::ports::ContactStore) | `CONTACT#…` / `PROFILE`: the conditional writes |
 //! | `jobs.rs` | [`JobStore`](crate::ports::JobStore) | `IMPORT#…` / `JOB`: the claim and progress |
 //! | `settings.rs` | [`SettingsStore`](crate::ports::SettingsStore) | `ACCOUNT#…` / `SETTINGS` |
@@ -15,6 +16,7 @@
 //! [`StoreError::Malformed`](crate::ports::StoreError::Malformed) naming the item, never
 //! a silent default. Keys come from [`crate::aws::keys`].
 
+mod account;
 mod contacts;
 mod item;
 mod jobs;

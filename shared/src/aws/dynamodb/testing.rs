@@ -109,6 +109,11 @@ impl<T: Clone + Send + 'static> Requests<T> {
         }
     }
 
+    /// Every request sent, in order.
+    pub(super) fn all(&self) -> Vec<T> {
+        self.0.lock().expect("recorder lock").clone()
+    }
+
     /// The one request sent.
     pub(super) fn only(&self) -> T {
         let seen = self.0.lock().expect("recorder lock");
