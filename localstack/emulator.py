@@ -8,14 +8,38 @@ function spent more CPU in the kernel than in its own code. waitress keeps HTTP/
 connections alive, as AWS's endpoints do, and serves them from a fixed thread pool.
 The application is the one `moto_server` builds (all services, one process, state in
 memory).
+
+Requests run one at a time. moto's backends are plain dicts shared by every request
+thread, and a Scan or Query iterating a table while a write adds an item fails with
+"dictionary changed size during iteration" (HTTP 500), which AWS never answers. moto is
+bound by the GIL anyway, so serialising costs little; waitress still reads requests
+and writes responses on its own threads and keeps connections alive.
 """
 import argparse
 import os
+import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress import serve
 
 import moto_patches
+
+
+class OneAtATime:
+    """A WSGI application that lets one request into `app` at a time."""
+
+    def __init__(self, app):
+        self.app, self.lock = app, threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            # The body is read inside the lock too, in case it is computed lazily.
+            body = self.app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
 
 
 def main():
@@ -26,7 +50,7 @@ def main():
     args = parser.parse_args()
     moto_patches.apply()
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    app = DomainDispatcherApplication(create_backend_app)
+    app = OneAtATime(DomainDispatcherApplication(create_backend_app))
     # Large uploads (the memory benchmark's 100 MB CSV) must not be refused.
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="moto",
           max_request_body_size=2**34, channel_timeout=300, connection_limit=200)

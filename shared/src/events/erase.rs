@@ -8,10 +8,9 @@
 //! key in a redelivery's answer is derived again from the redelivered event.
 
 use super::answer::EraseAnswer;
-use super::error::{invalid, EventError};
+use super::error::EventError;
 use super::payload::{account_id, channel, ContactErase};
 use super::EventService;
-use crate::domain::phone::{self, PhoneContext};
 use crate::domain::text::mask_phone;
 use crate::domain::upload::Channel;
 use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
@@ -38,14 +37,9 @@ where
                 what: "contact.erase",
                 variable: "SUPPRESSION_SECRET",
             })?;
-        let region = self.region_for(event.default_country, &account_id).await?;
-        // The number as the contact is stored: any valid number, like an inbound sender's.
-        let context = PhoneContext {
-            default_region: region,
-            channel: Channel::Voice,
-        };
-        let phone = phone::normalize(&raw_phone, None, context)
-            .map_err(|e| invalid("phone", format!("{e} ({})", e.code())))?;
+        let phone = self
+            .any_number(&raw_phone, "phone", event.default_country, &account_id)
+            .await?;
         let erased = self
             .contacts
             .erase_contact(&account_id, channel, &phone, &key.digest(&phone))

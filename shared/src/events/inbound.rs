@@ -12,7 +12,6 @@ use super::{now, rfc3339, stamp, EventService};
 use crate::aws::keys::contact_pk;
 use crate::book::{upsert, Upserted};
 use crate::domain::contact::{Contact, ContactDraft, Source, Status, WriteStamp};
-use crate::domain::phone::{self, PhoneContext};
 use crate::domain::text::{mask_phone, truncate_chars};
 use crate::domain::upload::Channel;
 use crate::domain::validate::is_valid_name;
@@ -62,14 +61,9 @@ where
         let channel = channel(event.channel)?;
         let message_id = event.message_id.required("message_id")?;
         let raw_from = event.from.required("from")?;
-        let region = self.region_for(event.default_country, &account_id).await?;
-        // Whatever the channel, a message came from this number: any valid number will do.
-        let context = PhoneContext {
-            default_region: region,
-            channel: Channel::Voice,
-        };
-        let phone = phone::normalize(&raw_from, None, context)
-            .map_err(|e| invalid("from", format!("{e} ({})", e.code())))?;
+        let phone = self
+            .any_number(&raw_from, "from", event.default_country, &account_id)
+            .await?;
         let received_at = received_at(event.received_at)?;
         let valid = |name: Text<50>| name.into_option().filter(|n| is_valid_name(n));
         let (first_name, last_name) = (valid(event.first_name), valid(event.last_name));

@@ -34,7 +34,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
-use crate::domain::phone::Region;
+use crate::domain::phone::{self, PhoneContext, Region};
+use crate::domain::upload::Channel;
 use crate::ports::{
     AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
     Suppressions,
@@ -151,6 +152,24 @@ where
         Ok(setting
             .and_then(|c| Region::parse(&c))
             .or(self.config.default_country))
+    }
+
+    /// A number as contacts are stored (E.164), read in [`Self::region_for`]'s region:
+    /// any valid number, whatever the channel (an inbound sender, an erasure request).
+    /// A number that does not read is an invalid `field`.
+    async fn any_number(
+        &self,
+        raw: &str,
+        field: &str,
+        default_country: Text<8>,
+        account_id: &str,
+    ) -> Result<String, EventError> {
+        let context = PhoneContext {
+            default_region: self.region_for(default_country, account_id).await?,
+            channel: Channel::Voice,
+        };
+        phone::normalize(raw, None, context)
+            .map_err(|e| invalid(field, format!("{e} ({})", e.code())))
     }
 
     /// Runs `work` once per `event_key`: a redelivery answers what the first run answered.
