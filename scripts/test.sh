@@ -23,7 +23,7 @@ scripts/up.sh
 # them with the rest. The ones that inject faults restart watch through the fault proxy
 # themselves (each test file is its own process, run one after another).
 status=0
-cargo test -p integration-tests -- --include-ignored --test-threads 4 || status=1
+cargo test -p integration-tests --no-fail-fast -- --include-ignored --test-threads 4 || status=1
 check=../shared/conformance/check.py
 if [[ -f $check ]]; then
   .venv/bin/python "$check" || status=1
