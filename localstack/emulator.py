@@ -9,11 +9,14 @@ connections alive, as AWS's endpoints do, and serves them from a fixed thread po
 The application is the one `moto_server` builds (all services, one process, state in
 memory).
 
-Requests run one at a time. moto's backends are plain dicts shared by every request
-thread, and a Scan or Query iterating a table while a write adds an item fails with
-"dictionary changed size during iteration" (HTTP 500), which AWS never answers. moto is
-bound by the GIL anyway, so serialising costs little; waitress still reads requests
-and writes responses on its own threads and keeps connections alive.
+Requests run one at a time, except SQS's. moto's backends are plain dicts shared by
+every request thread, and a Scan or Query iterating a table while a write adds an item
+fails with "dictionary changed size during iteration" (HTTP 500), which AWS never
+answers. moto is bound by the GIL anyway, so serialising costs little; waitress still
+reads requests and writes responses on its own threads and keeps connections alive.
+SQS stays outside the lock: the relay's ReceiveMessage long-polls (it waits for a
+message inside moto), and holding the lock through that wait would stop the S3 upload
+that sends the message.
 """
 import argparse
 import os
@@ -26,12 +29,14 @@ import moto_patches
 
 
 class OneAtATime:
-    """A WSGI application that lets one request into `app` at a time."""
+    """A WSGI application that lets one request into `app` at a time (SQS's excepted)."""
 
     def __init__(self, app):
         self.app, self.lock = app, threading.Lock()
 
     def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS."):
+            return self.app(environ, start_response)
         with self.lock:
             # The body is read inside the lock too, in case it is computed lazily.
             body = self.app(environ, start_response)
