@@ -165,10 +165,8 @@ pub async fn save_drafts<S: ContactStore>(
             break;
         }
         let mut learnt = false;
-        for (writes, rows) in writes
-            .chunks(MAX_WRITES_PER_TRANSACTION)
-            .zip(rows.chunks(MAX_WRITES_PER_TRANSACTION))
-        {
+        for range in transactions(&writes) {
+            let (writes, rows) = (&writes[range.clone()], &rows[range]);
             match store.put_contacts(writes).await? {
                 TransactOutcome::Committed => {
                     learnt = true;
@@ -209,6 +207,44 @@ pub async fn save_drafts<S: ContactStore>(
         outcomes.push(outcome_of(&saved, stamp));
     }
     Ok(outcomes)
+}
+
+/// Most bytes of contacts one transaction carries, as [`request_bytes`] counts them:
+/// well inside DynamoDB's 4 MB per transaction, since an update also sends its
+/// expression and placeholder names.
+const TRANSACTION_BYTES: usize = 1024 * 1024;
+
+/// The writes split into transactions: at most [`MAX_WRITES_PER_TRANSACTION`] writes and
+/// [`TRANSACTION_BYTES`] each (a contact may hold up to about 300 KB of attributes, tags
+/// and lists; a transaction of a hundred of those would be refused). A single write
+/// larger than the budget goes alone.
+fn transactions(writes: &[(Contact, Precondition)]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (contact, _)) in writes.iter().enumerate() {
+        let size = request_bytes(contact);
+        if i > start
+            && (i - start == MAX_WRITES_PER_TRANSACTION || bytes + size > TRANSACTION_BYTES)
+        {
+            ranges.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < writes.len() {
+        ranges.push(start..writes.len());
+    }
+    ranges
+}
+
+/// About what a contact takes in a request: its names and values, and a fixed part for
+/// the keys and the attributes every contact has.
+fn request_bytes(contact: &Contact) -> usize {
+    let pairs = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter().map(|(k, v)| k.len() + v.len() + 16).sum::<usize>()
+    };
+    let set = |s: &std::collections::BTreeSet<String>| s.iter().map(|v| v.len() + 4).sum::<usize>();
+    1024 + pairs(&contact.text) + pairs(&contact.attrs) + set(&contact.lists) + set(&contact.tags)
 }
 
 /// Where one row of [`save_drafts`] stands.
@@ -426,6 +462,52 @@ mod tests {
         assert_eq!(store.count(), 150);
         assert_eq!(store.transactions(), 2);
         assert_eq!(store.writes(), 150);
+    }
+
+    #[tokio::test]
+    async fn large_contacts_go_in_smaller_transactions() {
+        // GIVEN 30 rows of about 160 KB of custom attributes each (4.8 MB together)
+        let store = MemoryContacts::default();
+        let drafts: Vec<_> = (0..30)
+            .map(|n| {
+                let mut d = numbered("Eva", n);
+                for a in 0..40 {
+                    d.attrs.insert(format!("A{a}"), "x".repeat(4000));
+                }
+                d
+            })
+            .collect();
+
+        // WHEN they are saved
+        let outcomes = save_all(&store, &drafts, OnExisting::Update).await;
+
+        // THEN every one is created, in transactions of at most 1 MB as counted
+        assert_eq!(outcomes, vec![Outcome::Created; 30]);
+        assert!(store.transactions() >= 5, "{}", store.transactions());
+        let stored: Vec<_> = (0..30)
+            .map(|n| (Precondition::Absent, numbered("Eva", n)))
+            .map(|(p, d)| (Contact::create("acme", Channel::Sms, &d, &stamp()), p))
+            .collect();
+        for range in transactions(&stored) {
+            assert!(range.len() <= MAX_WRITES_PER_TRANSACTION);
+        }
+    }
+
+    #[test]
+    fn transactions_hold_at_most_a_hundred_writes_and_a_megabyte() {
+        let small = |n| {
+            let c = Contact::create("acme", Channel::Sms, &numbered("Eva", n), &stamp());
+            (c, Precondition::Absent)
+        };
+        let writes: Vec<_> = (0..250).map(small).collect();
+        assert_eq!(transactions(&writes), vec![0..100, 100..200, 200..250]);
+        let mut big = small(999);
+        big.0
+            .attrs
+            .insert("Notes".into(), "x".repeat(2 * 1024 * 1024));
+        let writes = vec![small(1), big, small(2)];
+        assert_eq!(transactions(&writes), vec![0..1, 1..2, 2..3]);
+        assert!(transactions(&[]).is_empty());
     }
 
     #[tokio::test]
