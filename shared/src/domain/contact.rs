@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::domain::consent::Consent;
 use crate::domain::upload::Channel;
 
 /// Where a contact first came from, or what last completed it.
@@ -165,6 +166,14 @@ pub struct Contact {
     pub last_campaign_id: Option<String>,
     /// Time of the last inbound message.
     pub last_inbound_at: Option<String>,
+    /// WhatsApp's own id of the number (`wa_id`), when it differs from the E.164 form
+    /// (Brazilian, Mexican and Argentine legacy forms, DESIGN section 13).
+    pub wa_id: Option<String>,
+    /// `false` after WhatsApp said a message could not be delivered (error 131026);
+    /// `true` again after an inbound message or a delivered status.
+    pub whatsapp_reachable: Option<bool>,
+    /// Consent by category (DESIGN section 13).
+    pub consent: Consent,
     /// Optimistic-lock version, incremented by every write.
     pub version: u64,
 }
@@ -207,6 +216,9 @@ impl Contact {
             last_import_id: stamp.import_id.clone(),
             last_campaign_id: stamp.campaign_id.clone(),
             last_inbound_at: None,
+            wa_id: None,
+            whatsapp_reachable: None,
+            consent: Consent::new(),
             version: 1,
         };
         contact.apply(draft);

@@ -17,6 +17,7 @@ use super::item::{n, s, Item, Reader};
 use super::DynamoTable;
 use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, CONTACT_SK};
 use crate::aws::service;
+use crate::domain::consent::{Category, Consent, ConsentEntry, ConsentSource, State};
 use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
 use crate::domain::upload::Channel;
 use crate::ports::{
@@ -84,6 +85,12 @@ fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, Attri
         ("last_import_id", contact.last_import_id.as_ref().map(s)),
         ("last_campaign_id", contact.last_campaign_id.as_ref().map(s)),
         ("last_inbound_at", contact.last_inbound_at.as_ref().map(s)),
+        ("wa_id", contact.wa_id.as_ref().map(s)),
+        (
+            "whatsapp_reachable",
+            contact.whatsapp_reachable.map(AttributeValue::Bool),
+        ),
+        ("consent", consent_attribute(&contact.consent)),
     ]
     .into_iter()
     .filter_map(|(name, value)| Some((name.to_string(), value?)))
@@ -121,9 +128,76 @@ impl TryFrom<&Item> for Contact {
             last_import_id: optional("last_import_id")?,
             last_campaign_id: optional("last_campaign_id")?,
             last_inbound_at: optional("last_inbound_at")?,
+            wa_id: optional("wa_id")?,
+            whatsapp_reachable: read.optional_boolean("whatsapp_reachable")?,
+            consent: read_consent(&read)?,
             version: read.number("version")?,
         })
     }
+}
+
+/// `consent` (M): `{category: {state, at, source, scope?, evidence}}`; none when empty.
+fn consent_attribute(consent: &Consent) -> Option<AttributeValue> {
+    let entry = |e: &ConsentEntry| {
+        let mut fields = HashMap::from([
+            ("state".to_string(), s(e.state.as_str())),
+            ("at".to_string(), s(&e.at)),
+            ("source".to_string(), s(e.source.as_str())),
+            ("evidence".to_string(), s(&e.evidence)),
+        ]);
+        if let Some(scope) = &e.scope {
+            fields.insert("scope".to_string(), s(scope));
+        }
+        AttributeValue::M(fields)
+    };
+    (!consent.is_empty()).then(|| {
+        AttributeValue::M(
+            consent
+                .iter()
+                .map(|(category, e)| (category.as_str().to_string(), entry(e)))
+                .collect(),
+        )
+    })
+}
+
+/// Reads `consent`, strictly: every entry has its state, time, source and evidence.
+fn read_consent(read: &Reader<'_>) -> Result<Consent, StoreError> {
+    let mut consent = Consent::new();
+    for (name, value) in read.maps("consent")? {
+        let text = |field: &str| match value.get(field) {
+            Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+            None => Ok(None),
+            Some(_) => Err(read.malformed(format!("consent.{name}.{field} is not a string (S)"))),
+        };
+        let known = |field: &str, parsed: Option<bool>| {
+            read.malformed(match parsed {
+                None => format!("consent.{name}.{field} is missing"),
+                Some(_) => format!("consent.{name}.{field} holds a value we do not know"),
+            })
+        };
+        let category = Category::parse(name).ok_or_else(|| known("(category)", Some(true)))?;
+        let state = text("state")?;
+        let state = state
+            .and_then(State::parse)
+            .ok_or_else(|| known("state", state.map(|_| true)))?;
+        let source = text("source")?;
+        let source = source
+            .and_then(ConsentSource::parse)
+            .ok_or_else(|| known("source", source.map(|_| true)))?;
+        let at = text("at")?.ok_or_else(|| known("at", None))?;
+        let evidence = text("evidence")?.ok_or_else(|| known("evidence", None))?;
+        consent.insert(
+            category,
+            ConsentEntry {
+                state,
+                at: at.to_string(),
+                source,
+                scope: text("scope")?.map(str::to_string),
+                evidence: evidence.to_string(),
+            },
+        );
+    }
+    Ok(consent)
 }
 
 /// How a conditional write ended.
@@ -513,6 +587,70 @@ mod tests {
     fn a_contact_round_trips_through_its_item() {
         assert_eq!(Contact::try_from(&eva_item()).expect("decodes"), eva());
         assert_eq!(Item::from(&eva()), eva_item());
+    }
+
+    #[test]
+    fn consent_wa_id_and_reachability_round_trip_as_documented() {
+        // GIVEN Eva with WhatsApp's own id, unreachable, opted out of marketing on one
+        // business number
+        let mut contact = eva();
+        contact.wa_id = Some("447911123456".into());
+        contact.whatsapp_reachable = Some(false);
+        contact.consent.insert(
+            Category::Marketing,
+            ConsentEntry {
+                state: State::OptedOut,
+                at: "2026-11-21T10:00:00Z".into(),
+                source: ConsentSource::UserPreferences,
+                scope: Some("106540352242922".into()),
+                evidence: "wamid.1".into(),
+            },
+        );
+
+        // WHEN it is written THEN consent is a map of maps of strings (DESIGN section 13)
+        let item = Item::from(&contact);
+        let entry = HashMap::from([
+            ("state".to_string(), s("opted_out")),
+            ("at".to_string(), s("2026-11-21T10:00:00Z")),
+            ("source".to_string(), s("user_preferences")),
+            ("scope".to_string(), s("106540352242922")),
+            ("evidence".to_string(), s("wamid.1")),
+        ]);
+        let consent = AttributeValue::M(HashMap::from([(
+            "marketing".to_string(),
+            AttributeValue::M(entry),
+        )]));
+        assert_eq!(item.get("consent"), Some(&consent));
+        assert_eq!(item.get("wa_id"), Some(&s("447911123456")));
+        assert_eq!(
+            item.get("whatsapp_reachable"),
+            Some(&AttributeValue::Bool(false))
+        );
+        // AND read back it is the same contact
+        assert_eq!(Contact::try_from(&item).expect("decodes"), contact);
+
+        // AND an entry of a state we do not know names itself
+        let mut bad = item.clone();
+        let unknown = HashMap::from([
+            ("state".to_string(), s("maybe")),
+            ("at".to_string(), s("2026-11-21T10:00:00Z")),
+            ("source".to_string(), s("api")),
+            ("evidence".to_string(), s("x")),
+        ]);
+        bad.insert(
+            "consent".into(),
+            AttributeValue::M(HashMap::from([(
+                "utility".to_string(),
+                AttributeValue::M(unknown),
+            )])),
+        );
+        assert_eq!(
+            malformed(Contact::try_from(&bad)),
+            (
+                EVA_PK.into(),
+                "consent.utility.state holds a value we do not know".into()
+            )
+        );
     }
 
     #[test]

@@ -150,6 +150,25 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// A map of maps (absent is empty): each entry's name and attributes.
+    pub(super) fn maps(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(&'a str, &'a HashMap<String, AttributeValue>)>, StoreError> {
+        let Some(value) = self.item.get(name) else {
+            return Ok(Vec::new());
+        };
+        let map = value
+            .as_m()
+            .map_err(|_| self.wrong_type(name, "a map (M)"))?;
+        map.iter()
+            .map(|(key, value)| match value {
+                AttributeValue::M(inner) => Ok((key.as_str(), inner)),
+                _ => Err(self.wrong_type(&format!("{name}.{key}"), "a map (M)")),
+            })
+            .collect()
+    }
+
     /// A map of counts we always write, its keys read by `parse_key`: a key it refuses
     /// is an unknown code.
     pub(super) fn counts<K: Ord>(

@@ -38,6 +38,9 @@ pub(super) fn eva() -> Contact {
         last_import_id: Some("imp_1".into()),
         last_campaign_id: None,
         last_inbound_at: None,
+        wa_id: None,
+        whatsapp_reachable: None,
+        consent: Default::default(),
         version: 1,
     }
 }
