@@ -154,7 +154,7 @@ impl<'a> Reader<'a> {
     pub(super) fn maps(
         &self,
         name: &str,
-    ) -> Result<Vec<(&'a str, &'a HashMap<String, AttributeValue>)>, StoreError> {
+    ) -> Result<Vec<(&'a str, &'a Item)>, StoreError> {
         let Some(value) = self.item.get(name) else {
             return Ok(Vec::new());
         };
