@@ -15,6 +15,23 @@ pub const EVENT_SK: &str = "SEEN";
 /// Sort key of an erasure tombstone.
 pub const SUPPRESS_SK: &str = "SUPPRESS";
 
+/// Sort key of a BSUID alias item.
+pub const ALIAS_SK: &str = "CONTACT";
+/// Sort key of the item naming the account of a WhatsApp business number.
+pub const WABA_SK: &str = "ACCOUNT";
+pub use crate::domain::whatsapp::{bsuid_key, BSUID_KEY_PREFIX};
+
+/// Partition key of a BSUID alias: `ALIAS#{account_id}#whatsapp#{user_id}`.
+pub fn alias_pk(account_id: &str, user_id: &str) -> String {
+    format!("ALIAS#{account_id}#whatsapp#{user_id}")
+}
+
+/// Partition key of the item naming the account a WhatsApp business number
+/// (`phone_number_id`) belongs to.
+pub fn waba_pk(phone_number_id: &str) -> String {
+    format!("WABA#{phone_number_id}")
+}
+
 /// Partition key of a contact item.
 pub fn contact_pk(account_id: &str, channel: Channel, e164: &str) -> String {
     format!("CONTACT#{account_id}#{}#{e164}", channel.as_str())

@@ -18,3 +18,4 @@ pub mod text;
 pub mod upload;
 pub mod validate;
 pub mod values;
+pub mod whatsapp;

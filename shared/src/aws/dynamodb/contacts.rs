@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::item::{n, s, Item, Reader};
 use super::DynamoTable;
-use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, CONTACT_SK};
+use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, BSUID_KEY_PREFIX, CONTACT_SK};
 use crate::aws::service;
 use crate::domain::consent::{Category, Consent, ConsentEntry, ConsentSource, State};
 use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
@@ -46,7 +46,6 @@ impl From<&Contact> for Item {
             ("gsi1sk", s(gsi1sk(channel, phone))),
             ("account_id", s(account)),
             ("channel", s(channel.as_str())),
-            ("phone", s(phone)),
             ("status", s(contact.status.as_str())),
             ("anonymous", AttributeValue::Bool(contact.anonymous)),
             ("source", s(contact.source.as_str())),
@@ -55,6 +54,10 @@ impl From<&Contact> for Item {
             ("version", n(contact.version)),
         ];
         item.extend(always.map(|(name, value)| (name.to_string(), value)));
+        // A contact known only by its BSUID has no number (DESIGN section 13).
+        if let Some(e164) = contact.e164() {
+            item.insert("phone".into(), s(e164));
+        }
         item.extend(optional_attributes(contact));
         item
     }
@@ -114,7 +117,10 @@ impl TryFrom<&Item> for Contact {
         Ok(Contact {
             account_id: read.string("account_id")?.to_string(),
             channel: read.code("channel", Channel::parse)?,
-            phone: read.string("phone")?.to_string(),
+            phone: match read.optional_string("phone")? {
+                Some(phone) => phone.to_string(),
+                None => bsuid_key_of(&read)?,
+            },
             text,
             whatsapp_opted: read.optional_boolean("whatsapp_opted")?,
             lists: read.string_set("lists")?,
@@ -134,6 +140,16 @@ impl TryFrom<&Item> for Contact {
             version: read.number("version")?,
         })
     }
+}
+
+/// The key part of a contact without a `phone`: only a BSUID contact has none.
+fn bsuid_key_of(read: &Reader<'_>) -> Result<String, StoreError> {
+    let pk = read.string("pk")?;
+    pk.rsplit_once('#')
+        .map(|(_, key)| key)
+        .filter(|key| key.starts_with(BSUID_KEY_PREFIX))
+        .map(str::to_string)
+        .ok_or_else(|| read.malformed("missing attribute `phone`"))
 }
 
 /// `consent` (M): `{category: {state, at, source, scope?, evidence}}`; none when empty.
