@@ -13,7 +13,7 @@ use crate::ports::{
 };
 
 /// How many times a write is retried after losing a race.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: u32 = 8;
 
 /// What an upsert did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,7 +195,7 @@ pub async fn save_drafts<S: ContactStore>(
         if !learnt {
             // Cancelled for reasons outside these rows (throttling, another
             // transaction on the same items): back off before sending them again.
-            tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
+            tokio::time::sleep(crate::ports::backoff(round)).await;
         }
     }
     let mut outcomes = Vec::with_capacity(drafts.len());

@@ -295,7 +295,10 @@ impl Contact {
     /// The E.164 number, or `None` for a contact known only by its WhatsApp
     /// business-scoped user id (its key then holds `bsuid:{user_id}`).
     pub fn e164(&self) -> Option<&str> {
-        (!self.phone.starts_with(crate::domain::whatsapp::BSUID_KEY_PREFIX)).then_some(self.phone.as_str())
+        (!self
+            .phone
+            .starts_with(crate::domain::whatsapp::BSUID_KEY_PREFIX))
+        .then_some(self.phone.as_str())
     }
 
     /// Records a write: time, ids, version.

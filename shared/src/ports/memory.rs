@@ -223,6 +223,10 @@ pub struct MemoryContacts {
     writes: Mutex<u64>,
     transactions: Mutex<u64>,
     tombstones: Mutex<std::collections::HashSet<Tombstone>>,
+    /// Business numbers' accounts, by `phone_number_id`.
+    numbers: Mutex<HashMap<String, String>>,
+    /// Aliases by (account, user id).
+    aliases: Mutex<HashMap<(String, String), Alias>>,
 }
 
 impl MemoryContacts {
@@ -312,6 +316,84 @@ impl ContactStore for MemoryContacts {
         }
         *lock(&self.transactions) += 1;
         Ok(TransactOutcome::Committed)
+    }
+}
+
+impl MemoryContacts {
+    /// Names `account_id` as the owner of business number `phone_number_id`.
+    pub fn add_business_number(&self, phone_number_id: &str, account_id: &str) {
+        lock(&self.numbers).insert(phone_number_id.into(), account_id.into());
+    }
+
+    /// Every alias stored.
+    pub fn aliases(&self) -> Vec<Alias> {
+        lock(&self.aliases).values().cloned().collect()
+    }
+}
+
+impl Identities for MemoryContacts {
+    async fn account_of_number(&self, phone_number_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.numbers).get(phone_number_id).cloned())
+    }
+
+    async fn contacts_by_keys(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        keys: &[String],
+    ) -> Result<Vec<Contact>, StoreError> {
+        Ok(keys
+            .iter()
+            .filter_map(|key| self.get(account_id, channel, key))
+            .collect())
+    }
+
+    async fn alias(&self, account_id: &str, user_id: &str) -> Result<Option<Alias>, StoreError> {
+        Ok(lock(&self.aliases)
+            .get(&(account_id.to_string(), user_id.to_string()))
+            .cloned())
+    }
+
+    async fn write_identity(&self, writes: &[IdentityWrite]) -> Result<bool, StoreError> {
+        let mut contacts = lock(&self.contacts);
+        let mut aliases = lock(&self.aliases);
+        let holds = writes.iter().all(|write| match write {
+            IdentityWrite::Contact(contact, precondition) => {
+                match (precondition, contacts.get(&key_of(contact))) {
+                    (Precondition::Absent, None) => true,
+                    (Precondition::Version(v), Some(old)) => old.version == *v,
+                    _ => false,
+                }
+            }
+            IdentityWrite::RemoveContact(contact) => contacts
+                .get(&key_of(contact))
+                .is_some_and(|old| old.version == contact.version),
+            IdentityWrite::Alias(alias, expected) => {
+                let now = aliases.get(&(alias.account_id.clone(), alias.user_id.clone()));
+                now.map(|a| &a.contact_key) == expected.as_ref()
+            }
+        });
+        if !holds {
+            return Ok(false);
+        }
+        *lock(&self.writes) += writes.len() as u64;
+        for write in writes {
+            match write {
+                IdentityWrite::Contact(contact, _) => {
+                    contacts.insert(key_of(contact), contact.clone());
+                }
+                IdentityWrite::RemoveContact(contact) => {
+                    contacts.remove(&key_of(contact));
+                }
+                IdentityWrite::Alias(alias, _) => {
+                    aliases.insert(
+                        (alias.account_id.clone(), alias.user_id.clone()),
+                        alias.clone(),
+                    );
+                }
+            }
+        }
+        Ok(true)
     }
 }
 

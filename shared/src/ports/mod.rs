@@ -171,6 +171,12 @@ pub enum TransactOutcome {
     Cancelled(Vec<Cancelled>),
 }
 
+/// How long to wait before sending again, in round `round` (0-based), what DynamoDB
+/// throttled or left unprocessed: 25 ms, doubling, at most 1.6 s.
+pub fn backoff(round: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(25 << round.min(6))
+}
+
 /// Most writes one [`ContactStore::put_contacts`] call takes (DynamoDB's transaction limit).
 pub const MAX_WRITES_PER_TRANSACTION: usize = 100;
 
@@ -223,6 +229,62 @@ pub trait Suppressions: Send + Sync {
         channel: Channel,
         digest: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A business-scoped user id naming a contact (DESIGN section 13):
+/// `ALIAS#{account_id}#whatsapp#{user_id}` / `CONTACT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    /// Owning account.
+    pub account_id: String,
+    /// The BSUID.
+    pub user_id: String,
+    /// The key part of the contact it names (an E.164 number or `bsuid:{user_id}`);
+    /// stored as the contact's `pk` (`contact_pk`).
+    pub contact_key: String,
+    /// The business number it arrived through (aliases are kept per portfolio).
+    pub phone_number_id: String,
+}
+
+/// One write of an identity change, all of whose writes happen or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityWrite {
+    /// A contact, created or updated under its precondition.
+    Contact(Contact, Precondition),
+    /// A contact removed (merged into another), if still at its version.
+    RemoveContact(Contact),
+    /// An alias put: when absent (`None`), or while it still names `Some(key)`.
+    Alias(Alias, Option<String>),
+}
+
+/// WhatsApp identities: which account a business number belongs to, contacts by
+/// several candidate keys, and BSUID aliases.
+pub trait Identities: Send + Sync {
+    /// The account of a business number (`WABA#{phone_number_id}` / `ACCOUNT`).
+    fn account_of_number(
+        &self,
+        phone_number_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// The stored contacts among `keys` (at most 100 key parts: E.164 numbers or
+    /// `bsuid:` keys), in one batch read; in no particular order.
+    fn contacts_by_keys(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    /// The alias of `user_id`, if any.
+    fn alias(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<Alias>, StoreError>> + Send;
+    /// Makes every write or none (one transaction): `false` when a precondition did
+    /// not hold (someone else wrote first: read again and decide again).
+    fn write_identity(
+        &self,
+        writes: &[IdentityWrite],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Where a listing of one `by_account` partition stopped: the last key read (attribute

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 
-use super::item::{n, s, Item, Reader};
+use super::item::{build_error, n, s, Item, Reader};
 use super::DynamoTable;
 use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, BSUID_KEY_PREFIX, CONTACT_SK};
 use crate::aws::service;
@@ -306,16 +306,12 @@ fn cancelled_write(reason: Option<&CancellationReason>) -> Result<Cancelled, Sto
 
 impl DynamoTable {
     /// A transaction's write: the same put or update as a single save makes.
-    fn transact_item(
+    pub(super) fn transact_item(
         &self,
         contact: &Contact,
         precondition: Precondition,
     ) -> Result<TransactWriteItem, StoreError> {
         let item = Item::from(contact);
-        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Service {
-            operation: "build DynamoDB TransactWriteItems",
-            source: Box::new(e),
-        };
         let write = TransactWriteItem::builder();
         Ok(match precondition {
             Precondition::Absent => write.put(
@@ -327,7 +323,7 @@ impl DynamoTable {
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     )
                     .build()
-                    .map_err(invalid)?,
+                    .map_err(build_error)?,
             ),
             Precondition::Version(expected) => {
                 let (key, update) = SetEvery::update_of(item, expected);
@@ -343,7 +339,7 @@ impl DynamoTable {
                             ReturnValuesOnConditionCheckFailure::AllOld,
                         )
                         .build()
-                        .map_err(invalid)?,
+                        .map_err(build_error)?,
                 )
             }
         }

@@ -24,6 +24,30 @@ pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// The key of an item.
+pub(super) fn key(pk: String, sk: &str) -> Item {
+    Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// A request the SDK refused to build (a required field missing): a bug of ours.
+pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Service {
+        operation: "build DynamoDB request",
+        source: Box::new(e),
+    }
+}
+
+/// The keys of `table` a `BatchGetItem` left unprocessed (throttling).
+pub(super) fn unprocessed(
+    unprocessed: Option<&HashMap<String, aws_sdk_dynamodb::types::KeysAndAttributes>>,
+    table: &str,
+) -> Vec<Item> {
+    unprocessed
+        .and_then(|u| u.get(table))
+        .map(|k| k.keys().to_vec())
+        .unwrap_or_default()
+}
+
 /// A documented code (`invalid_phone`, `completed_with_errors`…) as the enum that
 /// serialises to it; `None` for a code we do not know.
 pub(super) fn parse_code<T: DeserializeOwned>(code: &str) -> Option<T> {
@@ -151,10 +175,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A map of maps (absent is empty): each entry's name and attributes.
-    pub(super) fn maps(
-        &self,
-        name: &str,
-    ) -> Result<Vec<(&'a str, &'a Item)>, StoreError> {
+    pub(super) fn maps(&self, name: &str) -> Result<Vec<(&'a str, &'a Item)>, StoreError> {
         let Some(value) = self.item.get(name) else {
             return Ok(Vec::new());
         };

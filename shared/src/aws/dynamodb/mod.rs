@@ -8,6 +8,7 @@
 //! | `jobs.rs` | [`JobStore`](crate::ports::JobStore) | `IMPORT#…` / `JOB`: the claim and progress |
 //! | `settings.rs` | [`SettingsStore`](crate::ports::SettingsStore) | `ACCOUNT#…` / `SETTINGS` |
 //! | `ledger.rs` | [`EventLedger`](crate::ports::EventLedger) | `EVENT#…` / `SEEN` |
+//! | `identities.rs` | [`Identities`](crate::ports::Identities) | `WABA#…` / `ACCOUNT` (a business number's account), `ALIAS#…` / `CONTACT` (BSUIDs); contacts by candidate keys |
 //! | `suppressions.rs` | [`Suppressions`](crate::ports::Suppressions) | `SUPPRESS#…` / `SUPPRESS`: erasure tombstones |
 //!
 //! Each file maps its domain type to an item (`From<&Contact> for Item`) and back
@@ -18,6 +19,7 @@
 
 mod account;
 mod contacts;
+mod identities;
 mod item;
 mod jobs;
 mod ledger;

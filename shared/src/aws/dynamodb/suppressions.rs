@@ -3,32 +3,20 @@
 //! so there is never a moment with both or neither; imports look tombstones up 100 at a
 //! time with `BatchGetItem`.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashSet;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
 
-use super::item::{s, Item};
+use super::item::{build_error, key, s, unprocessed, Item};
 use super::DynamoTable;
 use crate::aws::keys::{contact_pk, suppress_pk, CONTACT_SK, SUPPRESS_SK};
 use crate::aws::service;
 use crate::domain::upload::Channel;
-use crate::ports::{StoreError, Suppressions};
+use crate::ports::{backoff, StoreError, Suppressions};
 
 /// Rounds of `BatchGetItem` for keys DynamoDB left unprocessed (throttling).
 const MAX_ROUNDS: u32 = 8;
-
-fn key(pk: String, sk: &str) -> Item {
-    Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Service {
-        operation: "build DynamoDB request",
-        source: Box::new(e),
-    }
-}
 
 impl Suppressions for DynamoTable {
     async fn erase_contact(
@@ -124,7 +112,7 @@ impl Suppressions for DynamoTable {
             }
             keys = unprocessed(out.unprocessed_keys(), &self.table);
             if !keys.is_empty() {
-                tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
+                tokio::time::sleep(backoff(round)).await;
             }
         }
         if !keys.is_empty() {
@@ -158,13 +146,6 @@ impl Suppressions for DynamoTable {
             .map_err(|e| service("DynamoDB DeleteItem (suppression)")(e.into_service_error()))?;
         Ok(())
     }
-}
-
-fn unprocessed(unprocessed: Option<&HashMap<String, KeysAndAttributes>>, table: &str) -> Vec<Item> {
-    unprocessed
-        .and_then(|u| u.get(table))
-        .map(|k| k.keys().to_vec())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
