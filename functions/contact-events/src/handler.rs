@@ -4,8 +4,8 @@
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
 use contacts::ports::{
-    AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
-    Suppressions,
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
+    SettingsStore, Suppressions,
 };
 use serde_json::{json, Value};
 
@@ -31,7 +31,7 @@ pub async fn handle<O, C, S, L>(
 ) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts + ContactRemoval + Suppressions,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities,
     S: SettingsStore,
     L: EventLedger,
 {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::consent::Consent;
+use crate::domain::consent::{self, Applied, Category, Consent, Signal, State};
 use crate::domain::upload::Channel;
 
 /// Where a contact first came from, or what last completed it.
@@ -299,6 +299,19 @@ impl Contact {
             .phone
             .starts_with(crate::domain::whatsapp::BSUID_KEY_PREFIX))
         .then_some(self.phone.as_str())
+    }
+
+    /// Applies a consent signal (the rules of [`consent::apply`]) and keeps
+    /// `whatsapp_opted`, the flag DESIGN section 9 keeps for its readers, in step with
+    /// the marketing state whenever that changes.
+    pub fn apply_consent(&mut self, signal: &Signal) -> Applied {
+        let applied = consent::apply(&mut self.consent, signal);
+        if applied == Applied::Changed && signal.category == Category::Marketing {
+            if let Some(marketing) = self.consent.get(&Category::Marketing) {
+                self.whatsapp_opted = Some(marketing.state == State::OptedIn);
+            }
+        }
+        applied
     }
 
     /// Records a write: time, ids, version.

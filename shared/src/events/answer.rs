@@ -23,6 +23,33 @@ pub enum Answer {
     Export(ExportAnswer),
     /// To `import.undo`.
     Undo(UndoAnswer),
+    /// To a Meta WhatsApp webhook body.
+    Webhook(WebhookAnswer),
+}
+
+/// What a webhook body did, item by item (DESIGN section 13).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookAnswer {
+    /// Messages whose sender's contact was created.
+    pub contacts_created: u64,
+    /// Messages that changed a contact (or its aliases).
+    pub contacts_updated: u64,
+    /// Messages that changed nothing (already known; redeliveries).
+    pub messages_unchanged: u64,
+    /// Statuses that changed a contact (reachability, consent, an alias).
+    pub statuses_applied: u64,
+    /// Statuses that changed nothing, or named nobody in the book.
+    pub statuses_without_effect: u64,
+    /// `user_preferences` entries that changed consent.
+    pub preferences_applied: u64,
+    /// `user_preferences` entries that changed nothing (older, or already so).
+    pub preferences_without_effect: u64,
+    /// BSUID changes applied.
+    pub identity_changes: u64,
+    /// Items for a business number no account has (`WABA#…` item missing).
+    pub unknown_phone_number_id: u64,
+    /// Items skipped: group messages and statuses, items naming nobody, unknown kinds.
+    pub ignored: u64,
 }
 
 /// The answer to `import.undo`, by `status`.

@@ -17,19 +17,20 @@ use crate::domain::upload::Channel;
 use crate::domain::validate::is_valid_name;
 use crate::ports::{ContactStore, EventLedger, ObjectStore, SettingsStore, Suppressions};
 
-/// A `message.inbound` event whose fields are checked.
-struct Inbound {
-    account_id: String,
-    channel: Channel,
-    message_id: String,
-    /// The sender, E.164.
-    phone: String,
+/// A `message.inbound` event whose fields are checked (also what a WhatsApp webhook's
+/// message is made into).
+pub(super) struct Inbound {
+    pub(super) account_id: String,
+    pub(super) channel: Channel,
+    pub(super) message_id: String,
+    /// The sender, E.164 (or a BSUID-only contact's key).
+    pub(super) phone: String,
     /// RFC 3339 UTC with the sender's precision: comparable as text.
-    received_at: String,
+    pub(super) received_at: String,
     /// The name a new contact gets, and an unnamed one gains.
-    name: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) first_name: Option<String>,
+    pub(super) last_name: Option<String>,
 }
 
 impl<O, C, S, L> EventService<'_, O, C, S, L>
@@ -125,7 +126,7 @@ where
 
 impl Inbound {
     /// An unknown sender: an anonymous contact.
-    fn new_contact(&self, stamp: &WriteStamp) -> Contact {
+    pub(super) fn new_contact(&self, stamp: &WriteStamp) -> Contact {
         let mut draft = ContactDraft {
             phone: self.phone.clone(),
             ..Default::default()
@@ -146,7 +147,11 @@ impl Inbound {
     }
 
     /// A known sender: what they are, and the contact to write (`None`: no write).
-    fn merge(&self, current: &Contact, stamp: &WriteStamp) -> (InboundContact, Option<Contact>) {
+    pub(super) fn merge(
+        &self,
+        current: &Contact,
+        stamp: &WriteStamp,
+    ) -> (InboundContact, Option<Contact>) {
         let mut next = current.clone();
         let found = match current.status {
             Status::Blocked => return (InboundContact::Blocked, None),

@@ -23,8 +23,10 @@ mod erase;
 pub mod error;
 mod export;
 mod inbound;
+pub mod meta;
 pub mod payload;
 mod undo;
+mod webhook;
 
 use std::future::Future;
 
@@ -37,13 +39,13 @@ use crate::domain::contact::{Source, WriteStamp};
 use crate::domain::phone::{self, PhoneContext, Region};
 use crate::domain::upload::Channel;
 use crate::ports::{
-    AccountContacts, ContactRemoval, ContactStore, EventLedger, ObjectStore, SettingsStore,
-    Suppressions,
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
+    SettingsStore, Suppressions,
 };
 
 pub use answer::{
     Answer, CampaignAnswer, CapturedAnswer, CapturedContact, EraseAnswer, ExportAnswer,
-    InboundAnswer, InboundContact, RecipientsNotSaved, RecipientsSaved, UndoAnswer,
+    InboundAnswer, InboundContact, RecipientsNotSaved, RecipientsSaved, UndoAnswer, WebhookAnswer,
 };
 pub use envelope::{Invocation, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
@@ -75,7 +77,7 @@ pub struct EventService<'a, O, C, S, L> {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts + ContactRemoval + Suppressions,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -122,6 +124,7 @@ where
             Event::ContactsExport(e) => Box::pin(self.contacts_export(e)).await.map(Answer::Export),
             Event::ImportUndo(e) => Box::pin(self.import_undo(e)).await.map(Answer::Undo),
             Event::ContactErase(e) => Box::pin(self.contact_erase(e)).await.map(Answer::Erase),
+            Event::Webhook(e) => Box::pin(self.webhook(*e)).await.map(Answer::Webhook),
         }
     }
 }

@@ -18,6 +18,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::error::{invalid, undecodable, EventError};
+use super::meta::{Webhook, WHATSAPP_OBJECT};
 use crate::domain::text::clean_value;
 use crate::domain::upload::{is_valid_account_id, Channel};
 
@@ -36,6 +37,8 @@ pub enum Event {
     ImportUndo(ImportUndo),
     /// `contact.erase`.
     ContactErase(ContactErase),
+    /// Meta's WhatsApp webhook body (`"object": "whatsapp_business_account"`).
+    Webhook(Box<Webhook>),
 }
 
 /// The value of an event's `type`.
@@ -234,6 +237,11 @@ where
     // The head is read as an object only, so the derived payload structs below never
     // see an array.
     let head: Head = serde_path_to_error::deserialize(json).map_err(undecodable)?;
+    if head.object.get() == Some(WHATSAPP_OBJECT) {
+        return serde_path_to_error::deserialize(json)
+            .map(|webhook| Event::Webhook(Box::new(webhook)))
+            .map_err(undecodable);
+    }
     let name = head
         .kind
         .into_option()
@@ -271,6 +279,7 @@ where
 #[derive(Default)]
 struct Head {
     kind: Text<64>,
+    object: Text<64>,
 }
 
 /// A struct read from a JSON object only: a derived struct would also take an array,
@@ -311,6 +320,7 @@ impl ObjectFields for Head {
     fn read<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
         match name {
             "type" => self.kind = map.next_value()?,
+            "object" => self.object = map.next_value()?,
             _ => skip(map)?,
         }
         Ok(())

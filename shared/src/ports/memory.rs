@@ -372,6 +372,9 @@ impl Identities for MemoryContacts {
                 let now = aliases.get(&(alias.account_id.clone(), alias.user_id.clone()));
                 now.map(|a| &a.contact_key) == expected.as_ref()
             }
+            IdentityWrite::RemoveAlias(alias) => aliases
+                .get(&(alias.account_id.clone(), alias.user_id.clone()))
+                .is_some_and(|a| a.contact_key == alias.contact_key),
         });
         if !holds {
             return Ok(false);
@@ -390,6 +393,9 @@ impl Identities for MemoryContacts {
                         (alias.account_id.clone(), alias.user_id.clone()),
                         alias.clone(),
                     );
+                }
+                IdentityWrite::RemoveAlias(alias) => {
+                    aliases.remove(&(alias.account_id.clone(), alias.user_id.clone()));
                 }
             }
         }

@@ -255,6 +255,8 @@ pub enum IdentityWrite {
     RemoveContact(Contact),
     /// An alias put: when absent (`None`), or while it still names `Some(key)`.
     Alias(Alias, Option<String>),
+    /// An alias removed (the user's BSUID changed), while it still names its contact.
+    RemoveAlias(Alias),
 }
 
 /// WhatsApp identities: which account a business number belongs to, contacts by

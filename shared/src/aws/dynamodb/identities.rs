@@ -186,6 +186,27 @@ impl DynamoTable {
                         .map_err(build_error)?,
                 )
                 .build(),
+            IdentityWrite::RemoveAlias(alias) => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(
+                            alias_pk(&alias.account_id, &alias.user_id),
+                            ALIAS_SK,
+                        )))
+                        .condition_expression("contact_pk = :expected")
+                        .expression_attribute_values(
+                            ":expected",
+                            s(contact_pk(
+                                &alias.account_id,
+                                Channel::Whatsapp,
+                                &alias.contact_key,
+                            )),
+                        )
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
             IdentityWrite::Alias(alias, expected) => {
                 let put = Put::builder()
                     .table_name(&self.table)

@@ -1,0 +1,287 @@
+//! Meta's webhook bodies through the service over the in-memory ports.
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::domain::consent::{Category, ConsentSource, State};
+use crate::domain::contact::Contact;
+use crate::domain::upload::Channel;
+use crate::events::{EventService, Invocation};
+use crate::ports::memory::MemoryPorts;
+use crate::ports::Identities;
+
+const PNID: &str = "106540352242922";
+const BSUID: &str = "GB.13491208655302741918";
+const WA_ID: &str = "447911123456";
+const PHONE: &str = "+447911123456";
+
+fn ports() -> MemoryPorts {
+    let ports = MemoryPorts::default();
+    ports.contacts.add_business_number(PNID, "acme");
+    ports
+}
+
+async fn send(ports: &MemoryPorts, body: Value) -> Value {
+    let config = Config::default();
+    let service = EventService {
+        objects: &ports.objects,
+        contacts: &ports.contacts,
+        settings: &ports.settings,
+        ledger: &ports.ledger,
+        config: &config,
+    };
+    let reply = service
+        .handle_invocation(Invocation::from_payload(body))
+        .await
+        .expect("handled");
+    serde_json::to_value(reply).expect("serialises")
+}
+
+fn body(value: Value) -> Value {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] = json!({"display_phone_number": "15550001111", "phone_number_id": PNID});
+    json!({"object": "whatsapp_business_account",
+           "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}]})
+}
+
+fn message(id: &str, wa_id: Option<&str>, user_id: Option<&str>, name: &str) -> Value {
+    let mut contact = json!({"profile": {"name": name}});
+    let mut message = json!({"id": id, "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}});
+    if let Some(wa_id) = wa_id {
+        contact["wa_id"] = json!(wa_id);
+        message["from"] = json!(wa_id);
+    }
+    if let Some(user_id) = user_id {
+        contact["user_id"] = json!(user_id);
+        message["from_user_id"] = json!(user_id);
+    }
+    body(json!({"contacts": [contact], "messages": [message]}))
+}
+
+fn whatsapp(ports: &MemoryPorts, key: &str) -> Option<Contact> {
+    ports.contacts.get("acme", Channel::Whatsapp, key)
+}
+
+#[tokio::test]
+async fn a_message_with_number_and_bsuid_creates_one_contact_and_its_alias() {
+    let ports = ports();
+    let answer = send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert_eq!(answer["contacts_created"], 1, "{answer}");
+    let eva = whatsapp(&ports, PHONE).expect("created");
+    assert!(eva.anonymous);
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some(BSUID));
+    assert_eq!(eva.wa_id.as_deref(), Some(WA_ID));
+    assert_eq!(eva.whatsapp_reachable, Some(true));
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+    // The same body again changes nothing.
+    let again = send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert_eq!(again["contacts_created"], 1, "the ledger answers as before");
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_bsuid_only_contact_is_merged_into_the_number_when_both_appear() {
+    let ports = ports();
+    send(&ports, message("wamid.1", None, Some(BSUID), "Eva")).await;
+    let key = format!("bsuid:{BSUID}");
+    let anonymous = whatsapp(&ports, &key).expect("BSUID-only contact");
+    assert_eq!(anonymous.e164(), None);
+    assert_eq!(ports.contacts.count(), 1);
+
+    let answer = send(&ports, message("wamid.2", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert_eq!(answer["contacts_created"], 1, "{answer}");
+    assert_eq!(ports.contacts.count(), 1, "merged, not duplicated");
+    assert!(whatsapp(&ports, &key).is_none());
+    let eva = whatsapp(&ports, PHONE).expect("the number's contact");
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+    // A later BSUID-only message finds the number's contact through the alias.
+    let answer = send(&ports, message("wamid.3", None, Some(BSUID), "Eva")).await;
+    assert_eq!(answer["contacts_created"], 0, "{answer}");
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn an_existing_number_contact_absorbs_the_bsuid_only_one() {
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
+    send(&ports, message("wamid.2", None, Some(BSUID), "Eva B")).await;
+    assert_eq!(ports.contacts.count(), 2, "nothing yet links them");
+    send(&ports, message("wamid.3", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert_eq!(ports.contacts.count(), 1);
+    let eva = whatsapp(&ports, PHONE).expect("kept");
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some(BSUID));
+}
+
+#[tokio::test]
+async fn a_legacy_brazilian_wa_id_finds_the_thirteen_digit_contact() {
+    let ports = ports();
+    send(&ports, message("wamid.1", Some("5511987654321"), None, "Ana")).await;
+    let answer = send(&ports, message("wamid.2", Some("551187654321"), None, "Ana")).await;
+    assert_eq!(answer["contacts_created"], 0, "{answer}");
+    assert_eq!(ports.contacts.count(), 1);
+    let ana = whatsapp(&ports, "+5511987654321").expect("found");
+    assert_eq!(ana.wa_id.as_deref(), Some("551187654321"), "the raw wa_id is kept");
+    // A first message from a legacy form creates the contact under the valid form.
+    send(&ports, message("wamid.3", Some("552187654321"), None, "Bia")).await;
+    assert!(whatsapp(&ports, "+5521987654321").is_some());
+}
+
+fn status(id: &str, state: &str, code: Option<i64>, to: Option<&str>, to_user: Option<&str>) -> Value {
+    let mut status = json!({"id": id, "status": state, "timestamp": 1764324100, "recipient_type": "individual"});
+    if let Some(to) = to {
+        status["recipient_id"] = json!(to);
+    }
+    if let Some(to_user) = to_user {
+        status["recipient_user_id"] = json!(to_user);
+    }
+    if let Some(code) = code {
+        status["errors"] = json!([{"code": code, "title": "x"}]);
+    }
+    body(json!({"statuses": [status]}))
+}
+
+#[tokio::test]
+async fn statuses_never_create_and_change_reachability_and_consent() {
+    let ports = ports();
+    let answer = send(&ports, status("wamid.s1", "delivered", None, Some(WA_ID), Some(BSUID))).await;
+    assert_eq!(answer["statuses_without_effect"], 1, "{answer}");
+    assert_eq!(ports.contacts.count(), 0);
+    assert!(ports.contacts.aliases().is_empty());
+
+    send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
+    send(&ports, status("wamid.s2", "failed", Some(131_026), Some(WA_ID), None)).await;
+    assert_eq!(whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable, Some(false));
+    send(&ports, status("wamid.s3", "failed", Some(131_049), Some(WA_ID), None)).await;
+    assert_eq!(whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable, Some(false));
+    send(&ports, status("wamid.s4", "delivered", None, Some(WA_ID), Some(BSUID))).await;
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.whatsapp_reachable, Some(true));
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()), "a status adds the alias");
+
+    send(&ports, status("wamid.s5", "failed", Some(131_050), None, Some(BSUID))).await;
+    let marketing = whatsapp(&ports, PHONE).expect("eva").consent[&Category::Marketing].clone();
+    assert_eq!(marketing.state, State::OptedOut);
+    assert_eq!(marketing.source, ConsentSource::Status131050);
+    assert_eq!(marketing.scope.as_deref(), Some(PNID));
+}
+
+#[tokio::test]
+async fn group_statuses_and_unknown_business_numbers_write_nothing() {
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
+    let mut group = status("wamid.g", "failed", Some(131_026), Some(WA_ID), None);
+    group["entry"][0]["changes"][0]["value"]["statuses"][0]["recipient_type"] = json!("group");
+    send(&ports, group).await;
+    assert_eq!(whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable, Some(true));
+
+    let mut stranger = message("wamid.2", Some("447400123456"), None, "Bo");
+    stranger["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("999");
+    let answer = send(&ports, stranger).await;
+    assert_eq!(answer["unknown_phone_number_id"], 1, "{answer}");
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+fn preference(value: &str, timestamp: i64) -> Value {
+    body(json!({"user_preferences": [{"wa_id": WA_ID, "user_id": BSUID, "category": "marketing_messages",
+        "value": value, "timestamp": timestamp}]}))
+}
+
+#[tokio::test]
+async fn user_preferences_out_of_order_the_later_one_wins() {
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    send(&ports, preference("resume", 1764324200)).await;
+    send(&ports, preference("stop", 1764324100)).await;
+    let marketing = whatsapp(&ports, PHONE).expect("eva").consent[&Category::Marketing].clone();
+    assert_eq!(marketing.state, State::OptedIn, "the older stop came late: it changes nothing");
+    send(&ports, preference("stop", 1764324300)).await;
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
+    assert_eq!(eva.whatsapp_opted, Some(false));
+    let version = eva.version;
+    // The same stop again is no change.
+    let answer = send(&ports, preference("stop", 1764324300)).await;
+    assert_eq!(answer["preferences_without_effect"], 1, "{answer}");
+    assert_eq!(whatsapp(&ports, PHONE).expect("eva").version, version);
+}
+
+#[tokio::test]
+async fn a_stop_from_someone_unknown_is_remembered() {
+    let ports = ports();
+    send(&ports, preference("stop", 1764324100)).await;
+    let eva = whatsapp(&ports, PHONE).expect("kept, so no import opts them in");
+    assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
+    let resume_unknown = body(json!({"user_preferences": [{"user_id": "US.1", "category": "marketing_messages", "value": "resume", "timestamp": "1764324100"}]}));
+    send(&ports, resume_unknown).await;
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_bsuid_change_moves_the_alias() {
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    let system = body(json!({"messages": [{"from": WA_ID, "from_user_id": BSUID, "id": "wamid.sys", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_user_id", "user_id": "GB.999"}}]}));
+    send(&ports, system).await;
+    assert!(ports.contacts.alias("acme", BSUID).await.expect("read").is_none());
+    let moved = ports.contacts.alias("acme", "GB.999").await.expect("read");
+    assert_eq!(moved.map(|a| a.contact_key), Some(PHONE.to_string()));
+    assert_eq!(whatsapp(&ports, PHONE).expect("eva").text.get("user_id").map(String::as_str), Some("GB.999"));
+
+    let update = body(json!({"user_id_update": [{"previous": "GB.999", "current": "GB.1000"}]}));
+    send(&ports, update).await;
+    let moved = ports.contacts.alias("acme", "GB.1000").await.expect("read");
+    assert_eq!(moved.map(|a| a.contact_key), Some(PHONE.to_string()));
+}
+
+#[tokio::test]
+async fn a_changed_number_moves_only_the_whatsapp_contact() {
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    let system = body(json!({"messages": [{"from": WA_ID, "id": "wamid.num", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": "447400123456"}}]}));
+    send(&ports, system).await;
+    assert!(whatsapp(&ports, PHONE).is_none());
+    let eva = whatsapp(&ports, "+447400123456").expect("moved");
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_shared_phone_on_request_reveals_and_merges() {
+    let ports = ports();
+    send(&ports, message("wamid.1", None, Some(BSUID), "Eva")).await;
+    let shared = body(json!({"messages": [{"from_user_id": BSUID, "id": "wamid.c", "timestamp": "1764324500",
+        "type": "contacts", "origin": "contact_request",
+        "contacts": [{"name": {"formatted_name": "Eva"}, "phones": [{"phone": "+44 7911 123456", "wa_id": WA_ID, "type": "MOBILE"}]}]}]}));
+    send(&ports, shared).await;
+    assert_eq!(ports.contacts.count(), 1);
+    assert!(whatsapp(&ports, PHONE).is_some());
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_body_end_as_one_contact() {
+    let ports = ports();
+    let body = message("wamid.1", None, Some(BSUID), "Eva");
+    let config = Config::default();
+    let service = EventService {
+        objects: &ports.objects,
+        contacts: &ports.contacts,
+        settings: &ports.settings,
+        ledger: &ports.ledger,
+        config: &config,
+    };
+    let deliveries = (0..3).map(|_| service.handle_invocation(Invocation::from_payload(body.clone())));
+    for result in futures::future::join_all(deliveries).await {
+        result.expect("handled");
+    }
+    assert_eq!(ports.contacts.count(), 1);
+    assert_eq!(ports.contacts.aliases().len(), 1);
+}
