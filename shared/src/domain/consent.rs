@@ -281,7 +281,6 @@ fn opt_in(stored: &mut ConsentEntry, signal: &Signal) -> Applied {
     }
 }
 
-
 /// Stores `signal` with `scope` in place of `stored`.
 fn replace(stored: &mut ConsentEntry, signal: &Signal, scope: Option<String>) -> Applied {
     let next = signal.entry(scope);
@@ -519,20 +518,15 @@ mod tests {
             signal(OptedOut, T1, ConsentSource::Status131050, Some("A")),
         ] {
             for business in [ConsentSource::Import, ConsentSource::Api] {
-                let (applied, entry) = run(&[
-                    user_stop.clone(),
-                    signal(OptedIn, T2, business, None),
-                ]);
+                let (applied, entry) =
+                    run(&[user_stop.clone(), signal(OptedIn, T2, business, None)]);
                 assert_eq!(applied, [Changed, KeptOptedOut], "{business:?}");
-                assert_eq!(entry, run(&[user_stop.clone()]).1);
+                assert_eq!(entry, run(std::slice::from_ref(&user_stop)).1);
             }
             let scope = user_stop.scope.as_deref();
             let keyword = signal(OptedIn, T2, ConsentSource::Keyword, scope);
             for user_opt_in in [resume(T2, scope), keyword] {
-                assert_eq!(
-                    run(&[user_stop.clone(), user_opt_in]).0,
-                    [Changed, Changed]
-                );
+                assert_eq!(run(&[user_stop.clone(), user_opt_in]).0, [Changed, Changed]);
             }
         }
     }
@@ -544,12 +538,19 @@ mod tests {
         let (applied, entry) = run(&[import(OptedIn, T2), stop(T1, Some("A"))]);
         assert_eq!(applied, [Changed, Changed]);
         let entry = entry.expect("stored");
-        assert_eq!((entry.state, entry.source), (OptedOut, ConsentSource::UserPreferences));
+        assert_eq!(
+            (entry.state, entry.source),
+            (OptedOut, ConsentSource::UserPreferences)
+        );
         // AND it also takes the place of a business opt-out, so no import undoes it
         let late = [import(OptedOut, T2), stop(T1, None), import(OptedIn, T3)];
         assert_eq!(run(&late).0, [Changed, Changed, KeptOptedOut]);
         // AND a user's resume after the stop still works
-        let resumed = [import(OptedIn, T3), stop(T1, Some("A")), resume(T2, Some("A"))];
+        let resumed = [
+            import(OptedIn, T3),
+            stop(T1, Some("A")),
+            resume(T2, Some("A")),
+        ];
         assert_eq!(state_after(&resumed), Some(OptedIn));
     }
 
@@ -582,11 +583,17 @@ mod tests {
         // A business opt-out on the user's own stop keeps the user's entry.
         let (applied, entry) = run(&[stop(T1, Some("A")), import(OptedOut, T2)]);
         assert_eq!(applied, [Changed, Unchanged]);
-        assert_eq!(entry.map(|e| e.source), Some(ConsentSource::UserPreferences));
+        assert_eq!(
+            entry.map(|e| e.source),
+            Some(ConsentSource::UserPreferences)
+        );
         // A business opt-in on the user's own opt-in keeps the user's entry.
         let (applied, entry) = run(&[resume(T1, Some("A")), import(OptedIn, T2)]);
         assert_eq!(applied, [Changed, Unchanged]);
-        assert_eq!(entry.map(|e| e.source), Some(ConsentSource::UserPreferences));
+        assert_eq!(
+            entry.map(|e| e.source),
+            Some(ConsentSource::UserPreferences)
+        );
     }
 
     #[test]
@@ -607,7 +614,10 @@ mod tests {
         assert_eq!(applied, [Changed, OtherScope]);
         assert_eq!(entry.and_then(|e| e.scope), Some("A".into()));
         // A resume without a scope covers every number.
-        assert_eq!(state_after(&[stop(T1, Some("A")), resume(T2, None)]), Some(OptedIn));
+        assert_eq!(
+            state_after(&[stop(T1, Some("A")), resume(T2, None)]),
+            Some(OptedIn)
+        );
         // A stop on no number in particular is not undone by a resume on one.
         assert_eq!(
             run(&[stop(T1, None), resume(T2, Some("A"))]).0,
@@ -623,17 +633,29 @@ mod tests {
         assert_eq!(entry.as_ref().map(|e| e.scope.clone()), Some(None));
         // THEN a resume on either number does not lift the other's stop
         for number in ["A", "B"] {
-            let signals = [stop(T1, Some("A")), stop(T2, Some("B")), resume(T3, Some(number))];
+            let signals = [
+                stop(T1, Some("A")),
+                stop(T2, Some("B")),
+                resume(T3, Some(number)),
+            ];
             assert_eq!(run(&signals).0, [Changed, Changed, OtherScope]);
             assert_eq!(state_after(&signals), Some(OptedOut));
         }
         // AND so when B's stop arrives late, or at the same time
         for at in [T1, "2026-11-21T09:00:00Z"] {
-            let signals = [stop(T1, Some("A")), stop(at, Some("B")), resume(T3, Some("A"))];
+            let signals = [
+                stop(T1, Some("A")),
+                stop(at, Some("B")),
+                resume(T3, Some("A")),
+            ];
             assert_eq!(run(&signals).0, [Changed, Changed, OtherScope]);
         }
         // AND a later stop on A alone does not narrow it again
-        let signals = [stop(T1, Some("A")), stop(T2, Some("B")), stop(T3, Some("A"))];
+        let signals = [
+            stop(T1, Some("A")),
+            stop(T2, Some("B")),
+            stop(T3, Some("A")),
+        ];
         assert_eq!(run(&signals).1.and_then(|e| e.scope), None);
     }
 
@@ -679,9 +701,26 @@ mod tests {
     #[test]
     fn sms_keywords_are_the_whole_message_in_any_case() {
         for text in [
-            "STOP", "stop", "Stop.", "stop!", " STOP \n", "StopAll", "unsubscribe",
-            "Cancel", "END", "quit?", "Revoke", "optout", "OPT OUT", "opt out!", "Opt-Out",
-            "opt   out", "STOP!!!", "stop…", "STOP ", "stop。",
+            "STOP",
+            "stop",
+            "Stop.",
+            "stop!",
+            " STOP \n",
+            "StopAll",
+            "unsubscribe",
+            "Cancel",
+            "END",
+            "quit?",
+            "Revoke",
+            "optout",
+            "OPT OUT",
+            "opt out!",
+            "Opt-Out",
+            "opt   out",
+            "STOP!!!",
+            "stop…",
+            "STOP ",
+            "stop。",
         ] {
             assert_eq!(sms_keyword(text), Some(OptedOut), "{text:?}");
         }

@@ -151,10 +151,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A map of maps (absent is empty): each entry's name and attributes.
-    pub(super) fn maps(
-        &self,
-        name: &str,
-    ) -> Result<Vec<(&'a str, &'a Item)>, StoreError> {
+    pub(super) fn maps(&self, name: &str) -> Result<Vec<(&'a str, &'a Item)>, StoreError> {
         let Some(value) = self.item.get(name) else {
             return Ok(Vec::new());
         };
