@@ -1,7 +1,7 @@
 //! `message.inbound`: someone wrote to the account, once per `message_id`. An unknown
 //! number becomes an anonymous contact (named from `first_name` + `last_name`, else the
 //! profile name); an archived contact is re-activated with its stored name; a blocked
-//! one stays blocked and untouched.
+//! one stays blocked and untouched (but for an SMS keyword, below).
 //!
 //! On `sms`, a message whose whole text is a keyword ([`sms_keyword`]: STOP, START, ...)
 //! opts the sender out of, or back into, every category (DESIGN section 13), at
