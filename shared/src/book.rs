@@ -90,6 +90,17 @@ where
     )))
 }
 
+/// What became of one saved row (of an import or a campaign).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RowSaved {
+    /// The row's outcome.
+    pub outcome: Outcome,
+    /// The row said opted in, and the contact stays opted out because the person
+    /// opted out themselves (warning `consent_kept_opted_out`); the rest of the row was
+    /// saved as `outcome` says.
+    pub kept_opted_out: bool,
+}
+
 /// Saves a validated row (imports and campaign recipients): the row outcome.
 pub async fn save_draft<S: ContactStore>(
     store: &S,
@@ -98,7 +109,7 @@ pub async fn save_draft<S: ContactStore>(
     draft: &ContactDraft,
     stamp: &WriteStamp,
     on_existing: OnExisting,
-) -> Result<Outcome, SaveError> {
+) -> Result<RowSaved, SaveError> {
     let result = upsert(
         store,
         || Contact::create(account_id, channel, draft, stamp),
@@ -108,7 +119,7 @@ pub async fn save_draft<S: ContactStore>(
         },
     )
     .await?;
-    Ok(outcome_of(&result, stamp))
+    Ok(row_saved(draft, &result, stamp))
 }
 
 /// Saves validated rows (an import's) in transactions of up to
@@ -125,7 +136,7 @@ pub async fn save_drafts<S: ContactStore>(
     drafts: &[&ContactDraft],
     stamp: &WriteStamp,
     on_existing: OnExisting,
-) -> Result<Vec<Outcome>, SaveError> {
+) -> Result<Vec<RowSaved>, SaveError> {
     let create = |draft: &ContactDraft| Contact::create(account_id, channel, draft, stamp);
     let merge = |draft: &ContactDraft, current: &Contact| match on_existing {
         OnExisting::Ignore => Err(()),
@@ -204,7 +215,7 @@ pub async fn save_drafts<S: ContactStore>(
             Saving::Done(saved) => saved,
             _ => upsert(store, || create(draft), |current| merge(draft, current)).await?,
         };
-        outcomes.push(outcome_of(&saved, stamp));
+        outcomes.push(row_saved(draft, &saved, stamp));
     }
     Ok(outcomes)
 }
@@ -275,17 +286,39 @@ pub async fn plan_draft<S: ContactStore>(
     draft: &ContactDraft,
     stamp: &WriteStamp,
     on_existing: OnExisting,
-) -> Result<Outcome, SaveError> {
+) -> Result<RowSaved, SaveError> {
+    let planned = |outcome, kept_opted_out| RowSaved {
+        outcome,
+        kept_opted_out,
+    };
     Ok(
         match store.get_contact(account_id, channel, &draft.phone).await? {
-            None => Outcome::Created,
-            Some(_) if on_existing == OnExisting::Ignore => Outcome::SkippedExisting,
+            None => planned(Outcome::Created, false),
+            Some(_) if on_existing == OnExisting::Ignore => {
+                planned(Outcome::SkippedExisting, false)
+            }
             Some(current) => match current.merged(draft, stamp) {
-                Some(_) => Outcome::Updated,
-                None => Outcome::Unchanged,
+                Some(next) => planned(Outcome::Updated, draft.opt_in_refused(&next)),
+                None => planned(Outcome::Unchanged, draft.opt_in_refused(&current)),
             },
         },
     )
+}
+
+/// A saved row's outcome, and whether its opt-in was refused: read from the contact as
+/// saved, so it holds however many rounds the write took. A contact left alone
+/// (option `ignore`) was not offered the opt-in.
+fn row_saved(draft: &ContactDraft, result: &Upserted, stamp: &WriteStamp) -> RowSaved {
+    let kept_opted_out = match result {
+        Upserted::Created(c) | Upserted::Updated(c) | Upserted::Unchanged(c) => {
+            draft.opt_in_refused(c)
+        }
+        Upserted::LeftAlone(_) => false,
+    };
+    RowSaved {
+        outcome: outcome_of(result, stamp),
+        kept_opted_out,
+    }
 }
 
 /// The row's outcome. A contact this very import already wrote (a resumed import
@@ -348,6 +381,7 @@ mod tests {
                 save_draft(store, "acme", Channel::Whatsapp, &d, &stamp(), on)
                     .await
                     .expect("saved")
+                    .outcome
             }
         };
         assert_eq!(
@@ -391,7 +425,7 @@ mod tests {
         )
         .await
         .expect("planned");
-        assert_eq!(outcome, Outcome::Created);
+        assert_eq!(outcome.outcome, Outcome::Created);
         assert_eq!(store.count(), 0);
     }
 
@@ -449,6 +483,9 @@ mod tests {
         save_drafts(store, "acme", Channel::Sms, &drafts, &stamp(), on_existing)
             .await
             .expect("saved")
+            .into_iter()
+            .map(|saved| saved.outcome)
+            .collect()
     }
 
     #[tokio::test]
@@ -658,7 +695,7 @@ mod tests {
             OnExisting::Update,
         )
         .await;
-        assert_eq!(first.expect("saved"), Outcome::Created);
+        assert_eq!(first.expect("saved").outcome, Outcome::Created);
         let second = save_draft(
             &store,
             "acme",
@@ -668,7 +705,7 @@ mod tests {
             OnExisting::Update,
         )
         .await;
-        assert_eq!(second.expect("saved"), Outcome::Updated);
+        assert_eq!(second.expect("saved").outcome, Outcome::Updated);
     }
 
     #[tokio::test]
@@ -698,7 +735,7 @@ mod tests {
             OnExisting::Update,
         )
         .await;
-        assert_eq!(updated.expect("saved"), Outcome::Updated);
+        assert_eq!(updated.expect("saved").outcome, Outcome::Updated);
         // The same import, resumed after a crash, meets its own writes again.
         let again = save_draft(
             &store,
@@ -709,7 +746,7 @@ mod tests {
             OnExisting::Update,
         )
         .await;
-        assert_eq!(again.expect("saved"), Outcome::Updated);
+        assert_eq!(again.expect("saved").outcome, Outcome::Updated);
         let created = save_draft(
             &store,
             "acme",
@@ -719,7 +756,7 @@ mod tests {
             OnExisting::Update,
         )
         .await;
-        assert_eq!(created.expect("saved"), Outcome::Created);
+        assert_eq!(created.expect("saved").outcome, Outcome::Created);
         let replayed = save_draft(
             &store,
             "acme",
@@ -729,7 +766,7 @@ mod tests {
             OnExisting::Ignore,
         )
         .await;
-        assert_eq!(replayed.expect("saved"), Outcome::Created);
+        assert_eq!(replayed.expect("saved").outcome, Outcome::Created);
     }
 
     trait WithPhone {

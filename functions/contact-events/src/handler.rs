@@ -140,6 +140,6 @@ mod tests {
             }
             examples += 1;
         }
-        assert_eq!(examples, 8, "every example was read");
+        assert_eq!(examples, 9, "every example was read");
     }
 }

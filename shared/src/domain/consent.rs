@@ -521,7 +521,7 @@ mod tests {
                 let (applied, entry) =
                     run(&[user_stop.clone(), signal(OptedIn, T2, business, None)]);
                 assert_eq!(applied, [Changed, KeptOptedOut], "{business:?}");
-                assert_eq!(entry, run(&[user_stop.clone()]).1);
+                assert_eq!(entry, run(std::slice::from_ref(&user_stop)).1);
             }
             let scope = user_stop.scope.as_deref();
             let keyword = signal(OptedIn, T2, ConsentSource::Keyword, scope);

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::consent::{self, Applied, Category, Consent, Signal, State};
+use crate::domain::consent::{self, Applied, Category, Consent, ConsentSource, Signal, State};
 use crate::domain::upload::Channel;
 
 /// Where a contact first came from, or what last completed it.
@@ -121,14 +121,55 @@ pub struct ContactDraft {
     pub phone: String,
     /// Text fields by attribute name (see [`TEXT_FIELDS`]); only non-blank values.
     pub text: BTreeMap<&'static str, String>,
-    /// WhatsApp opt-in, when given.
+    /// WhatsApp opt-in, when given: written as `marketing` consent (DESIGN section 13).
     pub whatsapp_opted: Option<bool>,
+    /// The line of the file the draft came from (header = 1), when it came from an
+    /// import: the consent's evidence names it.
+    pub row: Option<u64>,
     /// Lists to join.
     pub lists: BTreeSet<String>,
     /// Tags to add.
     pub tags: BTreeSet<String>,
     /// Custom attributes to set.
     pub attrs: BTreeMap<String, String>,
+}
+
+impl ContactDraft {
+    /// The draft's WhatsApp-opted value as a `marketing` consent signal of `stamp`'s
+    /// writer: at the write's time, with evidence naming the import and row
+    /// (`imp_…#row 12`) or the campaign (`campaign:cmp-42`; its recipient is the
+    /// contact's number).
+    fn consent_signal(&self, opted: bool, stamp: &WriteStamp) -> Signal {
+        let evidence = match (&stamp.import_id, &stamp.campaign_id, self.row) {
+            (Some(import), _, Some(row)) => format!("{import}#row {row}"),
+            (Some(import), _, None) => import.clone(),
+            (None, Some(campaign), _) => format!("campaign:{campaign}"),
+            (None, None, _) => stamp.source.as_str().to_string(),
+        };
+        Signal {
+            category: Category::Marketing,
+            state: if opted {
+                State::OptedIn
+            } else {
+                State::OptedOut
+            },
+            at: stamp.now.clone(),
+            // Imports and campaign recipients are the business's word: both `import`.
+            source: match stamp.source {
+                Source::Import | Source::Campaign => ConsentSource::Import,
+                Source::Inbound | Source::Agent => ConsentSource::Api,
+            },
+            scope: None,
+            evidence,
+        }
+    }
+
+    /// Whether this draft's opt-in was refused on `saved`, the contact as it stands
+    /// after the draft was merged in: the draft says opted in and the person's own
+    /// opt-out stands (warning `consent_kept_opted_out`).
+    pub fn opt_in_refused(&self, saved: &Contact) -> bool {
+        self.whatsapp_opted == Some(true) && saved.opted_out_by_user()
+    }
 }
 
 /// A stored contact.
@@ -142,7 +183,8 @@ pub struct Contact {
     pub phone: String,
     /// Text fields by attribute name.
     pub text: BTreeMap<String, String>,
-    /// WhatsApp opt-in.
+    /// WhatsApp opt-in: kept in step with `consent.marketing` for readers of DESIGN
+    /// section 9 (see [`Contact::apply_consent`]).
     pub whatsapp_opted: Option<bool>,
     /// Lists the contact is in.
     pub lists: BTreeSet<String>,
@@ -221,13 +263,16 @@ impl Contact {
             consent: Consent::new(),
             version: 1,
         };
-        contact.apply(draft);
+        contact.apply(draft, stamp);
         contact
     }
 
-    /// Applies a draft's values: set fields that differ, add lists, tags and attributes.
-    /// Returns whether anything changed. Never erases, never touches status.
-    pub fn apply(&mut self, draft: &ContactDraft) -> bool {
+    /// Applies a draft's values: set fields that differ, add lists, tags and attributes,
+    /// and the WhatsApp-opted value as `marketing` consent from `stamp`'s writer (an
+    /// opt-in the consent rules refuse changes nothing: see
+    /// [`ContactDraft::opt_in_refused`]). Returns whether anything changed. Never
+    /// erases, never touches status.
+    pub fn apply(&mut self, draft: &ContactDraft, stamp: &WriteStamp) -> bool {
         let mut changed = false;
         for (field, value) in &draft.text {
             if self.text.get(*field) != Some(value) {
@@ -235,9 +280,10 @@ impl Contact {
                 changed = true;
             }
         }
-        if draft.whatsapp_opted.is_some() && draft.whatsapp_opted != self.whatsapp_opted {
-            self.whatsapp_opted = draft.whatsapp_opted;
-            changed = true;
+        // Only rows that say something about consent pay for a signal.
+        if let Some(opted) = draft.whatsapp_opted {
+            let signal = draft.consent_signal(opted, stamp);
+            changed |= self.apply_consent(&signal) == Applied::Changed;
         }
         let mut dropped = 0usize;
         for (set, values) in [
@@ -285,7 +331,7 @@ impl Contact {
     /// (then no write is made). The version is bumped and the stamp recorded.
     pub fn merged(&self, draft: &ContactDraft, stamp: &WriteStamp) -> Option<Contact> {
         let mut next = self.clone();
-        if !next.apply(draft) {
+        if !next.apply(draft, stamp) {
             return None;
         }
         next.touch(stamp);
@@ -312,6 +358,14 @@ impl Contact {
             }
         }
         applied
+    }
+
+    /// Whether the person opted out of marketing themselves (a `user_preferences` stop,
+    /// a STOP keyword, a `131050` status): then only they can opt back in.
+    pub fn opted_out_by_user(&self) -> bool {
+        self.consent
+            .get(&Category::Marketing)
+            .is_some_and(|e| e.state == State::OptedOut && e.source.is_the_users_own())
     }
 
     /// Records a write: time, ids, version.
@@ -392,7 +446,7 @@ mod tests {
                     .insert(format!("A{batch}_{i}"), "😀".repeat(1024));
                 next.tags.insert(format!("{batch}_{i}_{}", "😀".repeat(99)));
             }
-            contact.apply(&next);
+            contact.apply(&next, &stamp());
         }
         assert!(attrs_bytes(&contact.attrs) <= MAX_ATTRS_BYTES);
         assert_eq!(contact.attrs.len(), MAX_ATTRS_BYTES / (4 * 1024 + 4));
@@ -403,7 +457,117 @@ mod tests {
             ..Default::default()
         };
         shorter.attrs.insert("A0_0".into(), "x".into());
-        assert!(contact.apply(&shorter));
+        assert!(contact.apply(&shorter, &stamp()));
         assert_eq!(contact.attrs.get("A0_0").map(String::as_str), Some("x"));
+    }
+
+    fn opted(value: bool, row: u64) -> ContactDraft {
+        ContactDraft {
+            whatsapp_opted: Some(value),
+            row: Some(row),
+            ..draft()
+        }
+    }
+
+    fn users_stop() -> Signal {
+        Signal {
+            category: Category::Marketing,
+            state: State::OptedOut,
+            at: "2026-11-21T09:00:00Z".into(),
+            source: ConsentSource::Keyword,
+            scope: None,
+            evidence: "STOP".into(),
+        }
+    }
+
+    #[test]
+    fn the_opted_column_writes_marketing_consent_from_the_import_and_row() {
+        // GIVEN a new contact from row 12 of an import that says opted in
+        let contact = Contact::create("acme", Channel::Whatsapp, &opted(true, 12), &stamp());
+
+        // THEN marketing consent names the import and the row, at the write's time
+        assert_eq!(contact.whatsapp_opted, Some(true));
+        let entry = &contact.consent[&Category::Marketing];
+        assert_eq!(
+            (
+                entry.state,
+                entry.source,
+                entry.at.as_str(),
+                entry.evidence.as_str()
+            ),
+            (
+                State::OptedIn,
+                ConsentSource::Import,
+                "2026-11-21T10:00:00.000Z",
+                "imp_1#row 12"
+            )
+        );
+        // AND the same row again changes nothing, though another row number would say it
+        assert_eq!(contact.merged(&opted(true, 13), &stamp()), None);
+        // AND opted out is written too, with `whatsapp_opted` in step
+        let later = WriteStamp {
+            now: "2026-11-21T11:00:00.000Z".into(),
+            ..stamp()
+        };
+        let out = contact.merged(&opted(false, 2), &later).expect("a change");
+        assert_eq!(out.whatsapp_opted, Some(false));
+        assert_eq!(out.consent[&Category::Marketing].state, State::OptedOut);
+    }
+
+    #[test]
+    fn an_import_never_opts_the_users_own_opt_out_back_in() {
+        // GIVEN a contact that sent STOP
+        let mut contact = Contact::create("acme", Channel::Sms, &draft(), &stamp());
+        assert_eq!(contact.apply_consent(&users_stop()), Applied::Changed);
+        assert_eq!(contact.whatsapp_opted, Some(false));
+
+        // WHEN a row says opted in and nothing else new THEN nothing is written
+        let row = opted(true, 3);
+        assert_eq!(contact.merged(&row, &stamp()), None);
+        assert!(row.opt_in_refused(&contact));
+
+        // WHEN the row also brings a new name THEN the name is saved, consent is not
+        let mut renamed = opted(true, 3);
+        renamed.text.insert("name", "Eva Smith".into());
+        let merged = contact.merged(&renamed, &stamp()).expect("the name");
+        assert_eq!(merged.text["name"], "Eva Smith");
+        assert_eq!(merged.whatsapp_opted, Some(false));
+        assert_eq!(merged.consent, contact.consent);
+        assert!(renamed.opt_in_refused(&merged));
+        // AND a row that says opted out, or nothing, is no refusal
+        assert!(!opted(false, 3).opt_in_refused(&merged));
+        assert!(!draft().opt_in_refused(&merged));
+    }
+
+    #[test]
+    fn campaign_recipients_write_consent_as_imports_naming_the_campaign() {
+        let stamp = WriteStamp {
+            source: Source::Campaign,
+            import_id: None,
+            campaign_id: Some("cmp-42".into()),
+            ..stamp()
+        };
+        let draft = ContactDraft {
+            whatsapp_opted: Some(true),
+            ..draft()
+        };
+        let contact = Contact::create("acme", Channel::Whatsapp, &draft, &stamp);
+        let entry = &contact.consent[&Category::Marketing];
+        assert_eq!(
+            (entry.source, entry.evidence.as_str()),
+            (ConsentSource::Import, "campaign:cmp-42")
+        );
+    }
+
+    #[test]
+    fn whatsapp_opted_follows_marketing_only() {
+        let mut contact = Contact::create("acme", Channel::Sms, &draft(), &stamp());
+        let utility = Signal {
+            category: Category::Utility,
+            ..users_stop()
+        };
+        contact.apply_consent(&utility);
+        assert_eq!(contact.whatsapp_opted, None);
+        assert!(!contact.opted_out_by_user());
     }
 }

@@ -46,6 +46,9 @@ pub enum WarningCode {
     UntitledColumn,
     /// A value in a column whose title repeats an earlier one.
     DuplicateHeader,
+    /// The row says opted in, but the person opted out themselves (DESIGN section 13):
+    /// the contact stays opted out; the rest of the row is saved.
+    ConsentKeptOptedOut,
 }
 
 impl WarningCode {
@@ -60,6 +63,7 @@ impl WarningCode {
             WarningCode::ExtraCells => "extra_cells",
             WarningCode::UntitledColumn => "untitled_column",
             WarningCode::DuplicateHeader => "duplicate_header",
+            WarningCode::ConsentKeptOptedOut => "consent_kept_opted_out",
         }
     }
 }
@@ -111,6 +115,20 @@ pub struct Problem {
     pub column: String,
     /// What is wrong, for a person.
     pub message: String,
+}
+
+/// The warning of a row whose opt-in was refused when it was saved: the person's own
+/// opt-out stands. `column` is the title of the file's WhatsApp-opted column.
+pub fn consent_kept_opted_out(column: &str) -> Problem {
+    Problem {
+        code: ProblemCode::Warning(WarningCode::ConsentKeptOptedOut),
+        column: column.to_string(),
+        // No `,` or `;`: rows.csv joins several messages with `; `.
+        message: "the person opted out of marketing messages themselves (an SMS STOP or \
+                  WhatsApp's own setting) and only they can opt back in: the contact stays \
+                  opted out and the rest of the row was saved"
+            .to_string(),
+    }
 }
 
 /// What became of a row before anything is written.

@@ -150,6 +150,7 @@ where
         let mut counts = RowCounts::default();
         let mut reasons = BTreeMap::new();
         let mut seen = HashSet::new();
+        let mut kept_opted_out = 0u64;
         for row in rows {
             let draft = match validate_row(&row.cells, rules) {
                 Verdict::Accepted { draft, .. } => draft,
@@ -169,7 +170,7 @@ where
                 counts.add(Outcome::Rejected);
                 continue;
             }
-            let outcome = save_draft(
+            let saved = save_draft(
                 self.contacts,
                 account_id,
                 channel,
@@ -178,7 +179,18 @@ where
                 OnExisting::Update,
             )
             .await?;
-            counts.add(outcome);
+            counts.add(saved.outcome);
+            kept_opted_out += u64::from(saved.kept_opted_out);
+        }
+        if kept_opted_out > 0 {
+            // The answer keeps its documented shape: the refusals are logged, as ids
+            // and a count only.
+            tracing::info!(
+                account_id = campaign.account_id,
+                campaign_id = campaign.campaign_id,
+                kept_opted_out,
+                "recipients said opted in but had opted out themselves; they stay opted out"
+            );
         }
         Ok((counts, reasons))
     }

@@ -1,7 +1,17 @@
 //! `message.inbound`: someone wrote to the account, once per `message_id`. An unknown
 //! number becomes an anonymous contact (named from `first_name` + `last_name`, else the
 //! profile name); an archived contact is re-activated with its stored name; a blocked
-//! one stays blocked and untouched.
+//! one stays blocked and untouched (but for an SMS keyword, below).
+//!
+//! On `sms`, a message whose whole text is a keyword ([`sms_keyword`]: STOP, START, ...)
+//! opts the sender out of, or back into, every category (DESIGN section 13), at
+//! `received_at`, with the keyword as written for evidence:
+//! - an unknown number still becomes an anonymous contact, opted out;
+//! - a blocked contact stays blocked, but its consent is recorded: it is the person's
+//!   own word, and it must stand should the business unblock them;
+//! - an archived contact is re-activated as by any message (its status is about the
+//!   conversation, consent about what may be sent); any other message leaves consent
+//!   as it is: writing again is not opting in.
 
 use std::cell::Cell;
 
@@ -11,6 +21,7 @@ use super::payload::{account_id, channel, MessageInbound, Text};
 use super::{now, rfc3339, stamp, EventService};
 use crate::aws::keys::contact_pk;
 use crate::book::{upsert, Upserted};
+use crate::domain::consent::{sms_keyword, Applied, Category, ConsentSource, Signal, State};
 use crate::domain::contact::{Contact, ContactDraft, Source, Status, WriteStamp};
 use crate::domain::text::{mask_phone, truncate_chars};
 use crate::domain::upload::Channel;
@@ -31,6 +42,8 @@ pub(super) struct Inbound {
     pub(super) name: Option<String>,
     pub(super) first_name: Option<String>,
     pub(super) last_name: Option<String>,
+    /// What an SMS keyword said, and the keyword as written.
+    pub(super) keyword: Option<(State, String)>,
 }
 
 impl<O, C, S, L> EventService<'_, O, C, S, L>
@@ -82,6 +95,14 @@ where
         } else {
             Some(given.join(" "))
         };
+        // Keywords are an SMS convention; WhatsApp says stop through `user_preferences`.
+        let keyword = match (channel, event.text.get()) {
+            // Evidence is the keyword as written, bounded: trailing `!!!…` can be long.
+            (Channel::Sms, Some(text)) => {
+                sms_keyword(text).map(|s| (s, truncate_chars(text.trim(), 64).to_string()))
+            }
+            _ => None,
+        };
         Ok(Inbound {
             account_id,
             channel,
@@ -91,6 +112,7 @@ where
             name,
             first_name,
             last_name,
+            keyword,
         })
     }
 
@@ -143,7 +165,29 @@ impl Inbound {
         let mut contact = Contact::create(&self.account_id, self.channel, &draft, stamp);
         contact.anonymous = true;
         contact.last_inbound_at = Some(self.received_at.clone());
+        self.apply_keyword(&mut contact);
         contact
+    }
+
+    /// Applies the message's keyword, if any, to every category: whether anything
+    /// changed.
+    fn apply_keyword(&self, contact: &mut Contact) -> bool {
+        let Some((state, written)) = &self.keyword else {
+            return false;
+        };
+        let mut changed = false;
+        for category in Category::ALL {
+            let signal = Signal {
+                category,
+                state: *state,
+                at: self.received_at.clone(),
+                source: ConsentSource::Keyword,
+                scope: None,
+                evidence: written.clone(),
+            };
+            changed |= contact.apply_consent(&signal) == Applied::Changed;
+        }
+        changed
     }
 
     /// A known sender: what they are, and the contact to write (`None`: no write).
@@ -154,7 +198,14 @@ impl Inbound {
     ) -> (InboundContact, Option<Contact>) {
         let mut next = current.clone();
         let found = match current.status {
-            Status::Blocked => return (InboundContact::Blocked, None),
+            // The person's own STOP or START is recorded all the same: nothing else.
+            Status::Blocked => {
+                if !self.apply_keyword(&mut next) {
+                    return (InboundContact::Blocked, None);
+                }
+                next.touch(stamp);
+                return (InboundContact::Blocked, Some(next));
+            }
             Status::Archived => {
                 next.status = Status::Active;
                 InboundContact::Reactivated
@@ -173,6 +224,7 @@ impl Inbound {
         {
             next.last_inbound_at = Some(self.received_at.clone());
         }
+        self.apply_keyword(&mut next);
         if next == *current {
             return (found, None);
         }

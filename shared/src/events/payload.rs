@@ -156,6 +156,10 @@ pub struct MessageInbound {
     pub received_at: Text<64>,
     /// ISO 3166-1 alpha-2 country for national numbers.
     pub default_country: Text<8>,
+    /// The message's text, when it has one: on `sms`, a whole message that is a STOP
+    /// or START keyword changes consent (DESIGN section 13). At most 4,096 characters,
+    /// WhatsApp's longest text and more than any concatenated SMS; never stored.
+    pub text: Text<4096>,
 }
 
 /// `contact.captured`: an agent learned who a contact is.

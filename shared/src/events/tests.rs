@@ -575,3 +575,215 @@ async fn a_malformed_undo_names_the_field_and_deletes_nothing() {
         assert_eq!(store.contacts.count(), 1);
     }
 }
+
+fn sms(id: &str, text: &str, at: &str) -> Value {
+    json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": id,
+           "from": PHONE, "text": text, "received_at": at})
+}
+
+fn sms_contact(ports: &MemoryPorts) -> Contact {
+    ports
+        .contacts
+        .get("acme", Channel::Sms, PHONE)
+        .expect("the sender's contact")
+}
+
+/// Each category's state, marketing first.
+fn states(contact: &Contact) -> Vec<(&'static str, &'static str)> {
+    contact
+        .consent
+        .iter()
+        .map(|(c, e)| (c.as_str(), e.state.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_sms_stop_from_an_unknown_number_creates_it_opted_out_of_everything() {
+    // GIVEN nobody WHEN an unknown number texts "Stop."
+    let store = MemoryPorts::default();
+    let answer = send(&store, sms("sm-1", "Stop.", "2026-11-21T10:00:00+01:00"))
+        .await
+        .expect("handled");
+
+    // THEN the anonymous contact exists, opted out of every category, the answer as ever
+    assert_eq!(
+        answer,
+        json!({"contact": "created_anonymous", "pk": "CONTACT#acme#sms#+447911123456"})
+    );
+    let contact = sms_contact(&store);
+    assert!(contact.anonymous);
+    assert_eq!(
+        states(&contact),
+        [("marketing", "opted_out"), ("utility", "opted_out")]
+    );
+    let marketing = &contact.consent[&crate::domain::consent::Category::Marketing];
+    assert_eq!(
+        (
+            marketing.source.as_str(),
+            marketing.evidence.as_str(),
+            marketing.at.as_str()
+        ),
+        ("keyword", "Stop.", "2026-11-21T09:00:00.000Z")
+    );
+    assert_eq!(contact.whatsapp_opted, Some(false));
+
+    // WHEN they text START later THEN they are opted back in
+    send(&store, sms("sm-2", "start", "2026-11-21T11:00:00Z"))
+        .await
+        .expect("handled");
+    let contact = sms_contact(&store);
+    assert_eq!(
+        states(&contact),
+        [("marketing", "opted_in"), ("utility", "opted_in")]
+    );
+    assert_eq!(contact.whatsapp_opted, Some(true));
+
+    // AND a late STOP (sent before the START) changes nothing; nor does a sentence
+    let version = contact.version;
+    send(&store, sms("sm-3", "STOP", "2026-11-21T10:30:00Z"))
+        .await
+        .expect("handled");
+    send(
+        &store,
+        sms("sm-4", "stop sending me stuff", "2026-11-21T12:00:00Z"),
+    )
+    .await
+    .expect("handled");
+    let contact = sms_contact(&store);
+    assert_eq!(states(&contact)[0], ("marketing", "opted_in"));
+    assert_eq!(
+        contact.last_inbound_at.as_deref(),
+        Some("2026-11-21T12:00:00Z")
+    );
+    assert_eq!(
+        contact.version,
+        version + 1,
+        "the sentence moves last_inbound_at only"
+    );
+}
+
+#[tokio::test]
+async fn keywords_count_on_sms_only_and_text_is_bounded() {
+    let store = MemoryPorts::default();
+    let mut event = inbound("wamid.1", Some("Eva"));
+    event["text"] = json!("STOP");
+    send(&store, event).await.expect("handled");
+    assert!(contact(&store, PHONE).expect("created").consent.is_empty());
+
+    let mut long = sms("sm-1", "", "2026-11-21T10:00:00Z");
+    long["text"] = json!("x".repeat(4097));
+    match send(&store, long).await {
+        Err(EventError::InvalidField { field, problem }) => {
+            assert_eq!(
+                (field.as_str(), problem.as_str()),
+                ("text", "is longer than 4096 characters")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_contact_records_its_stop_and_stays_blocked() {
+    // GIVEN a blocked SMS contact
+    let store = MemoryPorts::default();
+    send(&store, sms("sm-1", "Hello", "2026-11-21T10:00:00Z"))
+        .await
+        .expect("handled");
+    let mut stored = sms_contact(&store);
+    let version = stored.version;
+    stored.status = Status::Blocked;
+    let put = store
+        .contacts
+        .put_contact(&stored, Precondition::Version(version))
+        .await;
+    assert_eq!(put.expect("put"), PutOutcome::Written);
+
+    // WHEN it texts STOP THEN the answer is blocked, the stop recorded, nothing else
+    let answer = send(&store, sms("sm-2", "STOP", "2026-11-21T11:00:00Z"))
+        .await
+        .expect("handled");
+    assert_eq!(answer["contact"], "blocked");
+    let contact = sms_contact(&store);
+    assert_eq!(contact.status, Status::Blocked);
+    assert_eq!(states(&contact)[0], ("marketing", "opted_out"));
+    assert_eq!(
+        contact.last_inbound_at.as_deref(),
+        Some("2026-11-21T10:00:00Z")
+    );
+    // AND an ordinary message from it writes nothing, as before
+    send(&store, sms("sm-3", "Hello?", "2026-11-21T12:00:00Z"))
+        .await
+        .expect("handled");
+    assert_eq!(sms_contact(&store), contact);
+}
+
+#[tokio::test]
+async fn a_reactivated_contact_keeps_its_consent() {
+    // GIVEN a contact that sent STOP, then was archived
+    let store = MemoryPorts::default();
+    send(&store, sms("sm-1", "STOP", "2026-11-21T10:00:00Z"))
+        .await
+        .expect("handled");
+    let mut stored = sms_contact(&store);
+    let version = stored.version;
+    stored.status = Status::Archived;
+    let put = store
+        .contacts
+        .put_contact(&stored, Precondition::Version(version))
+        .await;
+    assert_eq!(put.expect("put"), PutOutcome::Written);
+
+    // WHEN it writes again THEN it is active again, and still opted out
+    let answer = send(
+        &store,
+        sms("sm-2", "Hi, is the shop open?", "2026-11-21T11:00:00Z"),
+    )
+    .await
+    .expect("handled");
+    assert_eq!(answer["contact"], "reactivated");
+    let contact = sms_contact(&store);
+    assert_eq!(contact.status, Status::Active);
+    assert_eq!(
+        states(&contact),
+        [("marketing", "opted_out"), ("utility", "opted_out")]
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_never_opts_a_stopped_recipient_back_in() {
+    // GIVEN a number that texted STOP
+    let store = MemoryPorts::default();
+    send(&store, sms("sm-1", "STOP", "2026-11-21T10:00:00Z"))
+        .await
+        .expect("handled");
+    // WHEN a campaign's recipients say it and a new number are opted in
+    let event = json!({"type": "campaign.completed", "account_id": "acme", "campaign_id": "cmp-7", "channel": "sms",
+        "status": "succeeded", "recipients": [
+            {"phone": PHONE, "name": "Eva", "whatsapp_opted": "TRUE"},
+            {"phone": "+447911123457", "name": "Bo", "whatsapp_opted": "TRUE"}]});
+    let answer = send(&store, event).await.expect("saved");
+    // THEN the answer keeps its shape; the stopped number gains its name, not consent
+    assert_eq!(
+        (&answer["created"], &answer["updated"]),
+        (&json!(1), &json!(1))
+    );
+    assert!(answer.get("kept_opted_out").is_none());
+    let eva = sms_contact(&store);
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(states(&eva)[0], ("marketing", "opted_out"));
+    assert_eq!(eva.whatsapp_opted, Some(false));
+    let bo = store
+        .contacts
+        .get("acme", Channel::Sms, "+447911123457")
+        .expect("created");
+    let entry = &bo.consent[&crate::domain::consent::Category::Marketing];
+    assert_eq!(
+        (
+            entry.state.as_str(),
+            entry.source.as_str(),
+            entry.evidence.as_str()
+        ),
+        ("opted_in", "import", "campaign:cmp-7")
+    );
+}

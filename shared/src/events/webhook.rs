@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::answer::WebhookAnswer;
 use super::error::EventError;
 use super::inbound::Inbound;
-use super::meta::{Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook};
+use super::meta::{
+    Integer, Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook,
+};
 use super::{now, rfc3339, stamp, EventService};
 use crate::book::SaveError;
-use crate::domain::consent::{Category, ConsentSource, Signal, State};
+use crate::domain::consent::{consent_time_from_unix, Category, ConsentSource, Signal, State};
 use crate::domain::contact::{Contact, Source, Status as ContactStatus, WriteStamp};
 use crate::domain::phone::{self, PhoneContext};
 use crate::domain::text::mask_phone;
@@ -269,6 +271,7 @@ where
             name: name.clone(),
             first_name: None,
             last_name: None,
+            keyword: None,
         };
         let create = |key: &str| {
             let mut contact = inbound(key).new_contact(&stamp);
@@ -314,7 +317,7 @@ where
             return Ok(Done::Skipped);
         }
         let codes: Vec<i64> = status.errors.iter().filter_map(|e| e.code.0).collect();
-        let time = status.timestamp.rfc3339().unwrap_or_else(|| rfc3339(now()));
+        let time = consent_time(status.timestamp);
         let reachable = match state {
             "delivered" | "read" => Some(true),
             "failed" if codes.contains(&UNDELIVERABLE) => Some(false),
@@ -379,10 +382,7 @@ where
         if user.is_empty() {
             return Ok(Done::Skipped);
         }
-        let time = preference
-            .timestamp
-            .rfc3339()
-            .unwrap_or_else(|| rfc3339(now()));
+        let time = consent_time(preference.timestamp);
         let signal = Signal {
             category: Category::Marketing,
             state,
@@ -405,6 +405,7 @@ where
                 name: None,
                 first_name: None,
                 last_name: None,
+                keyword: None,
             };
             let mut contact = inbound.new_contact(&stamp);
             contact.last_inbound_at = None;
@@ -718,6 +719,14 @@ fn profile_of<'a>(message: &Message, contacts: &'a [WaContact]) -> Option<&'a Wa
             [only] => Some(only),
             _ => None,
         })
+}
+
+/// The time of a webhook item as consent stores it (now, when it has none).
+fn consent_time(timestamp: Integer) -> String {
+    timestamp
+        .0
+        .and_then(consent_time_from_unix)
+        .unwrap_or_else(|| rfc3339(now()))
 }
 
 /// The E.164 key of a number as WhatsApp writes it, when it is a valid number.

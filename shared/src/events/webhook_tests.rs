@@ -47,7 +47,8 @@ fn body(value: Value) -> Value {
 
 fn message(id: &str, wa_id: Option<&str>, user_id: Option<&str>, name: &str) -> Value {
     let mut contact = json!({"profile": {"name": name}});
-    let mut message = json!({"id": id, "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}});
+    let mut message =
+        json!({"id": id, "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}});
     if let Some(wa_id) = wa_id {
         contact["wa_id"] = json!(wa_id);
         message["from"] = json!(wa_id);
@@ -92,7 +93,10 @@ async fn a_bsuid_only_contact_is_merged_into_the_number_when_both_appear() {
     assert_eq!(ports.contacts.count(), 1);
 
     let answer = send(&ports, message("wamid.2", Some(WA_ID), Some(BSUID), "Eva")).await;
-    assert_eq!(answer["contacts_created"], 1, "{answer}");
+    assert_eq!(
+        answer["contacts_updated"], 1,
+        "the person was known: {answer}"
+    );
     assert_eq!(ports.contacts.count(), 1, "merged, not duplicated");
     assert!(whatsapp(&ports, &key).is_none());
     let eva = whatsapp(&ports, PHONE).expect("the number's contact");
@@ -121,19 +125,42 @@ async fn an_existing_number_contact_absorbs_the_bsuid_only_one() {
 #[tokio::test]
 async fn a_legacy_brazilian_wa_id_finds_the_thirteen_digit_contact() {
     let ports = ports();
-    send(&ports, message("wamid.1", Some("5511987654321"), None, "Ana")).await;
-    let answer = send(&ports, message("wamid.2", Some("551187654321"), None, "Ana")).await;
+    send(
+        &ports,
+        message("wamid.1", Some("5511987654321"), None, "Ana"),
+    )
+    .await;
+    let answer = send(
+        &ports,
+        message("wamid.2", Some("551187654321"), None, "Ana"),
+    )
+    .await;
     assert_eq!(answer["contacts_created"], 0, "{answer}");
     assert_eq!(ports.contacts.count(), 1);
     let ana = whatsapp(&ports, "+5511987654321").expect("found");
-    assert_eq!(ana.wa_id.as_deref(), Some("551187654321"), "the raw wa_id is kept");
+    assert_eq!(
+        ana.wa_id.as_deref(),
+        Some("551187654321"),
+        "the raw wa_id is kept"
+    );
     // A first message from a legacy form creates the contact under the valid form.
-    send(&ports, message("wamid.3", Some("552187654321"), None, "Bia")).await;
+    send(
+        &ports,
+        message("wamid.3", Some("552187654321"), None, "Bia"),
+    )
+    .await;
     assert!(whatsapp(&ports, "+5521987654321").is_some());
 }
 
-fn status(id: &str, state: &str, code: Option<i64>, to: Option<&str>, to_user: Option<&str>) -> Value {
-    let mut status = json!({"id": id, "status": state, "timestamp": 1764324100, "recipient_type": "individual"});
+fn status(
+    id: &str,
+    state: &str,
+    code: Option<i64>,
+    to: Option<&str>,
+    to_user: Option<&str>,
+) -> Value {
+    let mut status =
+        json!({"id": id, "status": state, "timestamp": 1764324100, "recipient_type": "individual"});
     if let Some(to) = to {
         status["recipient_id"] = json!(to);
     }
@@ -149,23 +176,53 @@ fn status(id: &str, state: &str, code: Option<i64>, to: Option<&str>, to_user: O
 #[tokio::test]
 async fn statuses_never_create_and_change_reachability_and_consent() {
     let ports = ports();
-    let answer = send(&ports, status("wamid.s1", "delivered", None, Some(WA_ID), Some(BSUID))).await;
+    let answer = send(
+        &ports,
+        status("wamid.s1", "delivered", None, Some(WA_ID), Some(BSUID)),
+    )
+    .await;
     assert_eq!(answer["statuses_without_effect"], 1, "{answer}");
     assert_eq!(ports.contacts.count(), 0);
     assert!(ports.contacts.aliases().is_empty());
 
     send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
-    send(&ports, status("wamid.s2", "failed", Some(131_026), Some(WA_ID), None)).await;
-    assert_eq!(whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable, Some(false));
-    send(&ports, status("wamid.s3", "failed", Some(131_049), Some(WA_ID), None)).await;
-    assert_eq!(whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable, Some(false));
-    send(&ports, status("wamid.s4", "delivered", None, Some(WA_ID), Some(BSUID))).await;
+    send(
+        &ports,
+        status("wamid.s2", "failed", Some(131_026), Some(WA_ID), None),
+    )
+    .await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(false)
+    );
+    send(
+        &ports,
+        status("wamid.s3", "failed", Some(131_049), Some(WA_ID), None),
+    )
+    .await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(false)
+    );
+    send(
+        &ports,
+        status("wamid.s4", "delivered", None, Some(WA_ID), Some(BSUID)),
+    )
+    .await;
     let eva = whatsapp(&ports, PHONE).expect("eva");
     assert_eq!(eva.whatsapp_reachable, Some(true));
     let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
-    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()), "a status adds the alias");
+    assert_eq!(
+        alias.map(|a| a.contact_key),
+        Some(PHONE.to_string()),
+        "a status adds the alias"
+    );
 
-    send(&ports, status("wamid.s5", "failed", Some(131_050), None, Some(BSUID))).await;
+    send(
+        &ports,
+        status("wamid.s5", "failed", Some(131_050), None, Some(BSUID)),
+    )
+    .await;
     let marketing = whatsapp(&ports, PHONE).expect("eva").consent[&Category::Marketing].clone();
     assert_eq!(marketing.state, State::OptedOut);
     assert_eq!(marketing.source, ConsentSource::Status131050);
@@ -179,7 +236,10 @@ async fn group_statuses_and_unknown_business_numbers_write_nothing() {
     let mut group = status("wamid.g", "failed", Some(131_026), Some(WA_ID), None);
     group["entry"][0]["changes"][0]["value"]["statuses"][0]["recipient_type"] = json!("group");
     send(&ports, group).await;
-    assert_eq!(whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable, Some(true));
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(true)
+    );
 
     let mut stranger = message("wamid.2", Some("447400123456"), None, "Bo");
     stranger["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("999");
@@ -189,8 +249,10 @@ async fn group_statuses_and_unknown_business_numbers_write_nothing() {
 }
 
 fn preference(value: &str, timestamp: i64) -> Value {
-    body(json!({"user_preferences": [{"wa_id": WA_ID, "user_id": BSUID, "category": "marketing_messages",
-        "value": value, "timestamp": timestamp}]}))
+    body(
+        json!({"user_preferences": [{"wa_id": WA_ID, "user_id": BSUID, "category": "marketing_messages",
+        "value": value, "timestamp": timestamp}]}),
+    )
 }
 
 #[tokio::test]
@@ -200,7 +262,11 @@ async fn user_preferences_out_of_order_the_later_one_wins() {
     send(&ports, preference("resume", 1764324200)).await;
     send(&ports, preference("stop", 1764324100)).await;
     let marketing = whatsapp(&ports, PHONE).expect("eva").consent[&Category::Marketing].clone();
-    assert_eq!(marketing.state, State::OptedIn, "the older stop came late: it changes nothing");
+    assert_eq!(
+        marketing.state,
+        State::OptedIn,
+        "the older stop came late: it changes nothing"
+    );
     send(&ports, preference("stop", 1764324300)).await;
     let eva = whatsapp(&ports, PHONE).expect("eva");
     assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
@@ -218,7 +284,9 @@ async fn a_stop_from_someone_unknown_is_remembered() {
     send(&ports, preference("stop", 1764324100)).await;
     let eva = whatsapp(&ports, PHONE).expect("kept, so no import opts them in");
     assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
-    let resume_unknown = body(json!({"user_preferences": [{"user_id": "US.1", "category": "marketing_messages", "value": "resume", "timestamp": "1764324100"}]}));
+    let resume_unknown = body(
+        json!({"user_preferences": [{"user_id": "US.1", "category": "marketing_messages", "value": "resume", "timestamp": "1764324100"}]}),
+    );
     send(&ports, resume_unknown).await;
     assert_eq!(ports.contacts.count(), 1);
 }
@@ -227,13 +295,27 @@ async fn a_stop_from_someone_unknown_is_remembered() {
 async fn a_bsuid_change_moves_the_alias() {
     let ports = ports();
     send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
-    let system = body(json!({"messages": [{"from": WA_ID, "from_user_id": BSUID, "id": "wamid.sys", "timestamp": "1764324500",
-        "type": "system", "system": {"body": "changed", "type": "user_changed_user_id", "user_id": "GB.999"}}]}));
+    let system = body(
+        json!({"messages": [{"from": WA_ID, "from_user_id": BSUID, "id": "wamid.sys", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_user_id", "user_id": "GB.999"}}]}),
+    );
     send(&ports, system).await;
-    assert!(ports.contacts.alias("acme", BSUID).await.expect("read").is_none());
+    assert!(ports
+        .contacts
+        .alias("acme", BSUID)
+        .await
+        .expect("read")
+        .is_none());
     let moved = ports.contacts.alias("acme", "GB.999").await.expect("read");
     assert_eq!(moved.map(|a| a.contact_key), Some(PHONE.to_string()));
-    assert_eq!(whatsapp(&ports, PHONE).expect("eva").text.get("user_id").map(String::as_str), Some("GB.999"));
+    assert_eq!(
+        whatsapp(&ports, PHONE)
+            .expect("eva")
+            .text
+            .get("user_id")
+            .map(String::as_str),
+        Some("GB.999")
+    );
 
     let update = body(json!({"user_id_update": [{"previous": "GB.999", "current": "GB.1000"}]}));
     send(&ports, update).await;
@@ -245,8 +327,10 @@ async fn a_bsuid_change_moves_the_alias() {
 async fn a_changed_number_moves_only_the_whatsapp_contact() {
     let ports = ports();
     send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
-    let system = body(json!({"messages": [{"from": WA_ID, "id": "wamid.num", "timestamp": "1764324500",
-        "type": "system", "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": "447400123456"}}]}));
+    let system = body(
+        json!({"messages": [{"from": WA_ID, "id": "wamid.num", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": "447400123456"}}]}),
+    );
     send(&ports, system).await;
     assert!(whatsapp(&ports, PHONE).is_none());
     let eva = whatsapp(&ports, "+447400123456").expect("moved");
@@ -258,9 +342,11 @@ async fn a_changed_number_moves_only_the_whatsapp_contact() {
 async fn a_shared_phone_on_request_reveals_and_merges() {
     let ports = ports();
     send(&ports, message("wamid.1", None, Some(BSUID), "Eva")).await;
-    let shared = body(json!({"messages": [{"from_user_id": BSUID, "id": "wamid.c", "timestamp": "1764324500",
+    let shared = body(
+        json!({"messages": [{"from_user_id": BSUID, "id": "wamid.c", "timestamp": "1764324500",
         "type": "contacts", "origin": "contact_request",
-        "contacts": [{"name": {"formatted_name": "Eva"}, "phones": [{"phone": "+44 7911 123456", "wa_id": WA_ID, "type": "MOBILE"}]}]}]}));
+        "contacts": [{"name": {"formatted_name": "Eva"}, "phones": [{"phone": "+44 7911 123456", "wa_id": WA_ID, "type": "MOBILE"}]}]}]}),
+    );
     send(&ports, shared).await;
     assert_eq!(ports.contacts.count(), 1);
     assert!(whatsapp(&ports, PHONE).is_some());
@@ -278,7 +364,8 @@ async fn concurrent_deliveries_of_one_body_end_as_one_contact() {
         ledger: &ports.ledger,
         config: &config,
     };
-    let deliveries = (0..3).map(|_| service.handle_invocation(Invocation::from_payload(body.clone())));
+    let deliveries =
+        (0..3).map(|_| service.handle_invocation(Invocation::from_payload(body.clone())));
     for result in futures::future::join_all(deliveries).await {
         result.expect("handled");
     }

@@ -23,6 +23,7 @@ use futures::stream::TryStreamExt;
 
 use crate::account::contact_pages;
 use crate::aws::keys::export_key;
+use crate::domain::consent::{Category, State};
 use crate::domain::contact::{Contact, Status};
 use crate::domain::text::export_safe;
 use crate::domain::upload::Channel;
@@ -37,14 +38,11 @@ const _: () = assert!(PART_BYTES >= crate::ports::MIN_PART_BYTES);
 /// The content type of an export.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 
-/// Marketing consent as an export filter.
-///
-/// There is no consent ledger yet (DESIGN section 13's `consent` attribute is not
-/// stored): until there is, marketing consent is the import's WhatsApp-opted flag,
-/// which is what that section says the import will write as `marketing` consent.
-/// `MarketingOptedIn` admits contacts whose `whatsapp_opted` is true,
-/// `MarketingOptedOut` those whose `whatsapp_opted` is false; a contact that never
-/// said either way (no `whatsapp_opted`) matches neither.
+/// Marketing consent as an export filter: the contact's `consent.marketing.state`
+/// (DESIGN section 13). A contact written before consent was stored has no entry; its
+/// import's WhatsApp-opted flag is what that consent would have been, so it answers
+/// instead. `MarketingOptedIn` admits opted-in contacts, `MarketingOptedOut` opted-out
+/// ones; a contact that never said either way matches neither.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Consent {
     /// `marketing_opted_in`.
@@ -72,7 +70,11 @@ impl Consent {
 
     fn admits(self, contact: &Contact) -> bool {
         let wanted = self == Consent::MarketingOptedIn;
-        contact.whatsapp_opted == Some(wanted)
+        let opted_in = match contact.consent.get(&Category::Marketing) {
+            Some(entry) => Some(entry.state == State::OptedIn),
+            None => contact.whatsapp_opted,
+        };
+        opted_in == Some(wanted)
     }
 }
 

@@ -519,3 +519,53 @@ fn export_ids_differ() {
         .iter()
         .all(|id| id.starts_with("exp_") && id.len() == 36));
 }
+
+#[test]
+fn the_consent_filter_reads_marketing_consent_and_falls_back_to_whatsapp_opted() {
+    use crate::domain::consent::{ConsentSource, Signal};
+    let stamp = WriteStamp {
+        now: "2026-11-29T10:00:00.000Z".into(),
+        source: Source::Import,
+        import_id: Some("imp_1".into()),
+        campaign_id: None,
+    };
+    let contact = |opted: Option<bool>| {
+        let draft = ContactDraft {
+            phone: "+447911123456".into(),
+            whatsapp_opted: opted,
+            ..Default::default()
+        };
+        Contact::create("acme", Channel::Sms, &draft, &stamp)
+    };
+    // GIVEN a contact the import opted in that then sent STOP
+    let mut stopped = contact(Some(true));
+    stopped.apply_consent(&Signal {
+        category: Category::Marketing,
+        state: State::OptedOut,
+        at: "2026-11-29T11:00:00Z".into(),
+        source: ConsentSource::Keyword,
+        scope: None,
+        evidence: "STOP".into(),
+    });
+    // AND one written before consent was stored (only the flag), and one never asked
+    let mut legacy = contact(None);
+    legacy.whatsapp_opted = Some(true);
+    let never = contact(None);
+    // AND, to show which one is read, a contact whose flag disagrees with its consent
+    let mut disagreeing = contact(Some(false));
+    disagreeing.whatsapp_opted = Some(true);
+
+    let filter = |consent| ExportRequest {
+        account_id: "acme".into(),
+        consent: Some(consent),
+        ..Default::default()
+    };
+    let (opted_in, opted_out) = (
+        filter(Consent::MarketingOptedIn),
+        filter(Consent::MarketingOptedOut),
+    );
+    assert!(opted_out.admits(&stopped) && !opted_in.admits(&stopped));
+    assert!(opted_in.admits(&legacy) && !opted_out.admits(&legacy));
+    assert!(!opted_in.admits(&never) && !opted_out.admits(&never));
+    assert!(opted_out.admits(&disagreeing) && !opted_in.admits(&disagreeing));
+}

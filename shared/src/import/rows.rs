@@ -16,7 +16,9 @@ use crate::domain::outcome::FailureCode;
 use crate::domain::phone::{PhoneRejection, Region};
 use crate::domain::text::mask_phone;
 use crate::domain::upload::Channel;
-use crate::domain::validate::{validate_row, Problem, ProblemCode, RowRules, Verdict};
+use crate::domain::validate::{
+    consent_kept_opted_out, validate_row, Problem, ProblemCode, RowRules, Verdict,
+};
 use crate::parse::{RawRow, RowKind, SourceError, SourceInfo};
 
 /// Messages from the parsing thread to the writer.
@@ -33,6 +35,9 @@ pub(super) struct ParsedRow {
     pub(super) replayed: bool,
     /// Title of the file's phone column, for problems found when the row is written.
     pub(super) phone_column: Arc<str>,
+    /// Title of the file's WhatsApp-opted column, when it has one: the column of a
+    /// refused opt-in.
+    pub(super) opted_column: Option<Arc<str>>,
 }
 
 impl ParsedRow {
@@ -45,6 +50,15 @@ impl ParsedRow {
                 message: reason.to_string(),
             },
         };
+    }
+
+    /// Warns that the row's opt-in was refused when it was written: the person's own
+    /// opt-out stands (`consent_kept_opted_out`).
+    pub(super) fn keep_opted_out(&mut self) {
+        if let RowVerdict::Accepted { warnings, .. } = &mut self.verdict {
+            let column = self.opted_column.as_deref().unwrap_or("whatsapp_opted");
+            warnings.push(consent_kept_opted_out(column));
+        }
     }
 }
 
@@ -84,6 +98,7 @@ struct Visit<'p> {
     parser: &'p RowParser,
     columns: Option<ColumnMap>,
     phone_column: Arc<str>,
+    opted_column: Option<Arc<str>>,
     failure: Option<Failure>,
     /// First line of each number seen, keyed by its digits.
     seen: HashMap<u64, u64>,
@@ -102,6 +117,7 @@ impl RowParser {
             parser: &self,
             columns: None,
             phone_column: Arc::from(""),
+            opted_column: None,
             failure: None,
             seen: HashMap::new(),
             data_rows: 0,
@@ -166,6 +182,7 @@ impl Visit<'_> {
             cells: row.cells,
             verdict,
             phone_column: self.phone_column.clone(),
+            opted_column: self.opted_column.clone(),
         }))
     }
 
@@ -174,6 +191,9 @@ impl Visit<'_> {
         match ColumnMap::from_header(cells, &self.parser.options.mapping) {
             Ok(map) => {
                 self.phone_column = Arc::from(map.title_of(Field::Phone));
+                self.opted_column = map
+                    .index_of(Field::WhatsappOpted)
+                    .map(|_| Arc::from(map.title_of(Field::WhatsappOpted)));
                 self.columns = Some(map.clone());
                 self.parser.send(Step::Header(map))
             }
@@ -204,10 +224,12 @@ fn verdict(
         lists: &options.lists,
         tags: &options.tags,
     };
-    let (draft, warnings) = match validate_row(&row.cells, &rules) {
+    let (mut draft, warnings) = match validate_row(&row.cells, &rules) {
         Verdict::Rejected { problem, .. } => return RowVerdict::Rejected { problem },
         Verdict::Accepted { draft, warnings } => (draft, warnings),
     };
+    // The line names the row in the consent evidence (`imp_…#row 12`).
+    draft.row = Some(row.line);
     // E.164 fits a u64 (at most 15 digits are accepted): a cheap key.
     let number: u64 = draft
         .phone

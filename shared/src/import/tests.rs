@@ -408,3 +408,108 @@ async fn an_erased_number_is_rejected_as_suppressed_and_the_rest_imported() {
         "{line}"
     );
 }
+
+/// Stores an SMS contact for `phone` that texted STOP itself.
+async fn stopped(store: &MemoryPorts, phone: &str) {
+    use crate::domain::consent::{Category, ConsentSource, Signal, State};
+    use crate::domain::contact::{Contact, ContactDraft, Source, WriteStamp};
+    use crate::ports::{ContactStore, Precondition};
+    let draft = ContactDraft {
+        phone: phone.into(),
+        ..Default::default()
+    };
+    let stamp = WriteStamp {
+        now: "2026-11-21T10:00:00.000Z".into(),
+        source: Source::Inbound,
+        import_id: None,
+        campaign_id: None,
+    };
+    let mut contact = Contact::create("acme", Channel::Sms, &draft, &stamp);
+    contact.anonymous = true;
+    contact.apply_consent(&Signal {
+        category: Category::Marketing,
+        state: State::OptedOut,
+        at: stamp.now.clone(),
+        source: ConsentSource::Keyword,
+        scope: None,
+        evidence: "STOP".into(),
+    });
+    store
+        .contacts
+        .put_contact(&contact, Precondition::Absent)
+        .await
+        .expect("stored");
+}
+
+#[tokio::test]
+async fn an_import_keeps_a_persons_own_opt_out_and_says_so_on_the_row() {
+    use crate::domain::consent::{Category, State};
+    use crate::domain::validate::WarningCode;
+    // GIVEN two numbers that texted STOP
+    let store = MemoryPorts::default();
+    stopped(&store, "+447911123456").await;
+    stopped(&store, "+447911123457").await;
+    // WHEN a file says both (and a new number) opted in, the first with a new name
+    let body = b"Phone,Name,WhatsApp Opted\n+447911123456,Eva,TRUE\n+447911123457,,yes\n+447911123458,Bo,TRUE\n";
+    let key = "imports/acme/sms/opted.csv";
+    let dry = import(&store, key, body, &[("dry-run", "true")], "1").await;
+    let summary = import(&store, key, body, &[], "2").await;
+
+    // THEN the stopped contacts stay opted out; the first still gains its name
+    for s in [&dry, &summary] {
+        assert_eq!(
+            (s.rows.created, s.rows.updated, s.rows.unchanged),
+            (1, 1, 1),
+            "dry run {}",
+            s.dry_run
+        );
+        assert_eq!(
+            s.warnings_by_code,
+            [(WarningCode::ConsentKeptOptedOut, 2)]
+                .into_iter()
+                .collect()
+        );
+    }
+    let eva = store
+        .contacts
+        .get("acme", Channel::Sms, "+447911123456")
+        .expect("stored");
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
+    assert_eq!(eva.consent[&Category::Marketing].evidence, "STOP");
+    assert_eq!(eva.whatsapp_opted, Some(false));
+    let bo = store
+        .contacts
+        .get("acme", Channel::Sms, "+447911123458")
+        .expect("created");
+    let entry = &bo.consent[&Category::Marketing];
+    assert_eq!(entry.state, State::OptedIn);
+    assert_eq!(entry.evidence, format!("{}#row 4", summary.import_id));
+    assert_eq!(entry.at, summary.started_at);
+
+    // AND rows.csv names the rows, the opted column and why
+    let rows = store
+        .objects
+        .text(
+            BUCKET,
+            summary.rows_report_key.as_deref().expect("rows key"),
+        )
+        .expect("rows.csv");
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(lines.len(), 3, "{rows}");
+    assert!(
+        lines[1].starts_with("2,updated,consent_kept_opted_out,WhatsApp Opted,the person opted out of marketing messages themselves (an SMS STOP"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].ends_with(",+447911123456,Eva,TRUE"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("3,unchanged,consent_kept_opted_out,WhatsApp Opted,"),
+        "{}",
+        lines[2]
+    );
+}

@@ -95,8 +95,13 @@ impl<C: ContactStore + Suppressions> BatchWrite<'_, C> {
             .await
         };
         let saved = saved.map_err(|e| RunError::Infra(e.into()))?;
-        for (i, outcome) in accepted.into_iter().zip(saved) {
-            outcomes[i] = Some(outcome);
+        for (i, saved) in accepted.into_iter().zip(saved) {
+            outcomes[i] = Some(saved.outcome);
+            if saved.kept_opted_out {
+                if let Step::Row(row) = &mut steps[i] {
+                    row.keep_opted_out();
+                }
+            }
         }
         Ok(steps.into_iter().zip(outcomes).collect())
     }
