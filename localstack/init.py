@@ -85,12 +85,27 @@ def shape(config):
     return config["QueueArn"], sorted(config["Events"]), sorted((r["Name"].lower(), r["Value"]) for r in rules)
 
 
+# The business number of the WhatsApp examples (functions/contact-events/events/whatsapp-*.json),
+# so that they can be tried locally: Meta's webhooks name the account through it (DESIGN 13).
+EXAMPLE_PHONE_NUMBER_ID = "106540352242922"
+EXAMPLE_ACCOUNT = "acme"
+
+
+def example_business_number():
+    ddb.put_item(TableName=TABLE, Item={
+        "pk": {"S": f"WABA#{EXAMPLE_PHONE_NUMBER_ID}"}, "sk": {"S": "ACCOUNT"},
+        "account_id": {"S": EXAMPLE_ACCOUNT}, "channel": {"S": "whatsapp"},
+    })
+
+
 def main():
     bucket()
     table()
+    example_business_number()
     notification(queue())
     print(f"init: bucket {BUCKET}, table {TABLE} (GSI by_account, TTL expires_at), "
-          f"queue {QUEUE} <- s3://{BUCKET}/imports/ at {ENDPOINT}")
+          f"queue {QUEUE} <- s3://{BUCKET}/imports/ at {ENDPOINT}; "
+          f"WhatsApp business number {EXAMPLE_PHONE_NUMBER_ID} -> account {EXAMPLE_ACCOUNT}")
 
 
 if __name__ == "__main__":

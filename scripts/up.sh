@@ -102,6 +102,12 @@ else
   # The key of erasure tombstones (contact.erase). Locally a fixed development value;
   # deployed, an SSM parameter (infra/template.yaml, SuppressionSecret).
   export SUPPRESSION_SECRET=${SUPPRESSION_SECRET:-local-development-suppression-secret}
+  # The WhatsApp webhook's secrets (README, "WhatsApp webhooks"): sign a local POST to
+  # http://127.0.0.1:9000/lambda-url/contact-events/ with the app secret. Deployed,
+  # SSM parameters (WhatsAppAppSecret, WhatsAppVerifyToken). Set either beforehand to
+  # try a real Meta app through a tunnel.
+  export WHATSAPP_APP_SECRET=${WHATSAPP_APP_SECRET:-local-development-app-secret}
+  export WHATSAPP_VERIFY_TOKEN=${WHATSAPP_VERIFY_TOKEN:-local-development-verify-token}
   start watch env AWS_ENDPOINT_URL="$functions_endpoint" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
   echo "$functions_endpoint" > .run/watch.endpoint
 fi

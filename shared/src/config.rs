@@ -1,6 +1,7 @@
 //! Configuration read once at start-up from the environment (DESIGN section 3).
 
 use crate::domain::phone::Region;
+use crate::domain::secret::Secret;
 use crate::domain::suppression::SuppressionKey;
 
 /// Function configuration.
@@ -25,6 +26,12 @@ pub struct Config {
     /// `SUPPRESSION_SECRET`: the key of erasure tombstones. Without it `contact.erase`
     /// is refused, and imports and campaigns have no tombstones to check.
     pub suppression: Option<SuppressionKey>,
+    /// `WHATSAPP_APP_SECRET`: the Meta app secret webhook POSTs are signed with
+    /// (`X-Hub-Signature-256`). Without it every POST is refused (401).
+    pub whatsapp_app_secret: Option<Secret>,
+    /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription GET must present
+    /// (`hub.verify_token`). Without it every GET is refused (403).
+    pub whatsapp_verify_token: Option<Secret>,
 }
 
 /// A variable with a value the functions cannot use.
@@ -50,6 +57,8 @@ impl Default for Config {
             write_concurrency: 16,
             time_limit: None,
             suppression: None,
+            whatsapp_app_secret: None,
+            whatsapp_verify_token: None,
         }
     }
 }
@@ -113,6 +122,9 @@ impl Config {
                 )?)),
             },
             suppression,
+            // Any non-empty value: Meta chooses the app secret, the developer the token.
+            whatsapp_app_secret: get("WHATSAPP_APP_SECRET").and_then(Secret::new),
+            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").and_then(Secret::new),
         })
     }
 }
@@ -150,5 +162,28 @@ mod tests {
         assert!(
             Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "XYZ".to_string())).is_err()
         );
+    }
+
+    #[test]
+    fn whatsapp_secrets_are_optional_and_never_printed() {
+        let config = Config::from_lookup(|_| None).expect("defaults");
+        assert!(config.whatsapp_app_secret.is_none());
+        assert!(config.whatsapp_verify_token.is_none());
+        let config = Config::from_lookup(|n| match n {
+            "WHATSAPP_APP_SECRET" => Some("app-secret-value".to_string()),
+            "WHATSAPP_VERIFY_TOKEN" => Some(" verify-token-value ".to_string()),
+            _ => None,
+        })
+        .expect("valid");
+        let secret = config.whatsapp_app_secret.as_ref().expect("set");
+        assert!(secret.matches("app-secret-value"));
+        let token = config.whatsapp_verify_token.as_ref().expect("set");
+        assert!(token.matches("verify-token-value"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("app-secret-value"), "{printed}");
+        assert!(!printed.contains("verify-token-value"), "{printed}");
+        let blank = Config::from_lookup(|n| (n == "WHATSAPP_APP_SECRET").then(|| "  ".to_string()))
+            .expect("valid");
+        assert!(blank.whatsapp_app_secret.is_none());
     }
 }

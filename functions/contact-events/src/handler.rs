@@ -1,6 +1,6 @@
-//! The handler: an invocation payload in (a bare event, an EventBridge envelope or an
-//! SQS batch; `contacts::events::envelope` tells them apart), one reply out, and one
-//! metrics line per invocation.
+//! The handler: an invocation payload in (a bare event, an EventBridge envelope, an
+//! SQS batch or a Function URL request; `contacts::events::envelope` tells them apart),
+//! one reply out, and one metrics line per invocation.
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
 use contacts::ports::{
@@ -24,7 +24,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 }
 
 /// Handles one invocation: a single event answers or fails; a batch answers with
-/// `batchItemFailures`.
+/// `batchItemFailures`; an HTTP request answers with a status (`statusCode`, `headers`,
+/// `body`), never an error.
 pub async fn handle<O, C, S, L>(
     service: &EventService<'_, O, C, S, L>,
     payload: Value,
@@ -68,13 +69,20 @@ mod tests {
     use contacts::ports::memory::MemoryPorts;
 
     async fn invoke(ports: &MemoryPorts, payload: Value) -> Result<Value, HandlerError> {
-        let config = Config::default();
+        invoke_with(&Config::default(), ports, payload).await
+    }
+
+    async fn invoke_with(
+        config: &Config,
+        ports: &MemoryPorts,
+        payload: Value,
+    ) -> Result<Value, HandlerError> {
         let service = EventService {
             objects: &ports.objects,
             contacts: &ports.contacts,
             settings: &ports.settings,
             ledger: &ports.ledger,
-            config: &config,
+            config,
         };
         let reply = handle(&service, payload).await?;
         Ok(serde_json::to_value(reply).expect("replies serialise"))
@@ -82,7 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqs_batch_reports_exactly_the_failed_records() {
-        let store = MemoryPorts::default();
+        let store = store();
         let good = json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp", "message_id": "m1", "from": "+447911123456"});
         let bad = json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp", "from": "+447911123456"});
         let batch = json!({"Records": [
@@ -100,7 +108,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_single_event_is_an_invalid_event_error() {
-        let store = MemoryPorts::default();
+        let store = store();
         let event = json!({"type": "contact.captured", "account_id": "acme", "channel": "sms", "phone": "+447911123458", "email": "not-an-email"});
         let err = invoke(&store, event).await.expect_err("refused");
         let diagnostic = lambda_runtime::Diagnostic::from(err);
@@ -116,8 +124,130 @@ mod tests {
             .is_none());
     }
 
+    /// The development secrets `scripts/up.sh` sets.
+    fn local_config() -> Config {
+        Config::from_lookup(|name| match name {
+            "WHATSAPP_APP_SECRET" => Some("local-development-app-secret".into()),
+            "WHATSAPP_VERIFY_TOKEN" => Some("local-development-verify-token".into()),
+            _ => None,
+        })
+        .expect("valid")
+    }
+
+    /// A POST as a Function URL hands it over (payload format 2.0).
+    fn function_url_post(body: &str, signature: Option<&str>) -> Value {
+        let mut headers =
+            json!({"content-type": "application/json", "host": "abc.lambda-url.eu-west-1.on.aws"});
+        if let Some(signature) = signature {
+            headers["x-hub-signature-256"] = json!(signature);
+        }
+        json!({"version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+               "headers": headers,
+               "requestContext": {"http": {"method": "POST", "path": "/"}, "stage": "$default"},
+               "body": body, "isBase64Encoded": false})
+    }
+
+    /// In-memory ports where the examples' business number is account `acme`'s.
+    fn store() -> MemoryPorts {
+        let ports = MemoryPorts::default();
+        ports
+            .contacts
+            .add_business_number("106540352242922", "acme");
+        ports
+    }
+
+    /// The body of an example, as Meta sends it (one line of JSON).
+    fn example(name: &str) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let text = std::fs::read_to_string(dir.join(name)).expect("example exists");
+        serde_json::from_str::<Value>(&text)
+            .expect("JSON")
+            .to_string()
+    }
+
+    /// A message from a new person, with number and BSUID.
+    fn webhook_body() -> String {
+        example("whatsapp-message-phone-and-bsuid.json")
+    }
+
+    #[tokio::test]
+    async fn the_example_signed_post_is_answered_200_and_saves_its_sender() {
+        let store = store();
+        let payload: Value =
+            serde_json::from_str(&example("webhook-function-url-post.json")).expect("JSON");
+        for _ in 0..2 {
+            let answer = invoke_with(&local_config(), &store, payload.clone())
+                .await
+                .expect("answered");
+            assert_eq!(answer["statusCode"], 200, "{answer}");
+        }
+        assert_eq!(store.contacts.count(), 1, "a duplicate changes nothing");
+    }
+
+    /// `printf '%s' "$body" | openssl dgst -sha256 -hmac local-development-app-secret`.
+    fn sign(body: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"local-development-app-secret")
+            .expect("any key length");
+        mac.update(body.as_bytes());
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[tokio::test]
+    async fn the_example_verification_get_answers_its_challenge() {
+        let store = store();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let text = std::fs::read_to_string(dir.join("webhook-function-url-get.json"))
+            .expect("example exists");
+        let payload: Value = serde_json::from_str(&text).expect("JSON");
+        let answer = invoke_with(&local_config(), &store, payload.clone())
+            .await
+            .expect("answered");
+        assert_eq!(
+            answer,
+            json!({"statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "1158201444"})
+        );
+        // Another deployment's token: refused, still an answer (not an invocation error).
+        let answer = invoke(&store, payload).await.expect("answered");
+        assert_eq!(answer["statusCode"], 403);
+    }
+
+    #[tokio::test]
+    async fn a_badly_signed_webhook_is_401_and_writes_nothing() {
+        let store = store();
+        let body = webhook_body();
+        let wrong = sign("another body");
+        for signature in [None, Some(wrong.as_str())] {
+            let answer = invoke_with(&local_config(), &store, function_url_post(&body, signature))
+                .await
+                .expect("answered");
+            assert_eq!(answer["statusCode"], 401, "{answer}");
+        }
+        assert_eq!(store.contacts.count(), 0);
+        assert!(store.ledger.answers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signed_webhook_reaches_the_service_as_a_bare_event_would() {
+        let body = webhook_body();
+        let bare = store();
+        let bare_answer = invoke(&bare, serde_json::from_str(&body).expect("JSON")).await;
+        let store = store();
+        let answer = invoke_with(
+            &local_config(),
+            &store,
+            function_url_post(&body, Some(&sign(&body))),
+        )
+        .await
+        .expect("answered");
+        let expected = if bare_answer.is_ok() { 200 } else { 400 };
+        assert_eq!(answer["statusCode"], expected, "{answer}");
+        assert_eq!(store.contacts.count(), bare.contacts.count());
+        assert_eq!(store.ledger.answers(), bare.ledger.answers());
+    }
+
     /// Every example in `events/` (the payloads `cargo lambda invoke --data-file` takes)
-    /// decodes through the envelope and payload types.
+    /// decodes through the envelope and payload types (an HTTP request only reads).
     #[test]
     fn example_payloads_decode() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
@@ -132,6 +262,13 @@ mod tests {
             let events = match Invocation::from_payload(payload) {
                 Invocation::Single(event) => vec![event],
                 Invocation::Batch(records) => records.into_iter().map(|r| r.event).collect(),
+                // Answered, not decoded: the request only has to read.
+                Invocation::Http(request) => {
+                    if let Err(e) = request {
+                        panic!("{}: {e}", path.display());
+                    }
+                    vec![]
+                }
             };
             for event in events {
                 if let Err(e) = event {
@@ -140,6 +277,6 @@ mod tests {
             }
             examples += 1;
         }
-        assert_eq!(examples, 9, "every example was read");
+        assert_eq!(examples, 24, "every example was read");
     }
 }

@@ -1,5 +1,6 @@
-//! contact-events: campaign, inbound-message and captured-details events keep the
-//! contact book current. Wiring only; the logic is `contacts::events`.
+//! contact-events: campaign, inbound-message and captured-details events (and WhatsApp
+//! webhooks through its function URL) keep the contact book current. Wiring only; the
+//! logic is `contacts::events`.
 
 use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
 use contacts::config::Config;

@@ -1,10 +1,13 @@
-//! Invocation shapes (DESIGN section 10): a bare event (direct invoke), an EventBridge
-//! envelope (`detail` holds the event, `detail-type` its type when the detail has none)
-//! and an SQS batch (each record's body is a bare event or an EventBridge envelope,
-//! answered with `batchItemFailures`).
+//! Invocation shapes (DESIGN sections 10 and 13): a bare event (direct invoke), an
+//! EventBridge envelope (`detail` holds the event, `detail-type` its type when the
+//! detail has none), an SQS batch (each record's body is a bare event or an EventBridge
+//! envelope, answered with `batchItemFailures`) and an HTTP request event of a Function
+//! URL or API Gateway (Meta calling the function; [`super::http`]).
 //!
 //! This is the boundary: the function hands over the payload as JSON it has not looked
-//! at, and serde decides the shape by trying each in turn.
+//! at. An HTTP request is recognised first, by fields only it has
+//! ([`super::http::is_http_request`]); then serde decides among the other shapes by
+//! trying each in turn.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -13,6 +16,7 @@ use serde_json::Value;
 
 use super::answer::Answer;
 use super::error::{invalid, EventError};
+use super::http::{is_http_request, HttpRequest, HttpResponse, RequestError};
 use super::payload::{decode, Event};
 
 /// One invocation's events, decoded.
@@ -25,6 +29,9 @@ pub enum Invocation {
     Single(Result<Event, EventError>),
     /// An SQS batch: one event per record; the ones that fail are redelivered.
     Batch(Vec<Record>),
+    /// An HTTP request (Meta's subscription check or a webhook), answered with a
+    /// status; an error when its body cannot be read.
+    Http(Result<HttpRequest, RequestError>),
 }
 
 /// One record of an SQS batch.
@@ -37,9 +44,14 @@ pub struct Record {
 }
 
 impl Invocation {
-    /// Decodes an invocation payload: an SQS batch when it has `Records` and every one is
-    /// from `aws:sqs`, else an EventBridge envelope, else a bare event.
+    /// Decodes an invocation payload: an HTTP request when it has a `requestContext` and
+    /// a method and none of the other shapes' fields, else an SQS batch when it has
+    /// `Records` and every one is from `aws:sqs`, else an EventBridge envelope, else a
+    /// bare event.
     pub fn from_payload(payload: Value) -> Invocation {
+        if is_http_request(&payload) {
+            return Invocation::Http(HttpRequest::from_event(&payload));
+        }
         match Shape::deserialize(payload) {
             Ok(Shape::Batch(SqsBatch(batch))) => {
                 Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
@@ -50,10 +62,10 @@ impl Invocation {
         }
     }
 
-    /// How many events it carries (a batch counts its records).
+    /// How many events it carries (a batch counts its records; an HTTP request is one).
     pub fn event_count(&self) -> u64 {
         match self {
-            Invocation::Single(_) => 1,
+            Invocation::Single(_) | Invocation::Http(_) => 1,
             Invocation::Batch(records) => records.len() as u64,
         }
     }
@@ -67,14 +79,18 @@ pub enum Reply {
     Event(Answer),
     /// A batch: `batchItemFailures` names exactly the records that failed.
     Batch(SqsBatchResponse),
+    /// An HTTP request's answer, in the Lambda proxy shape (`statusCode`, `headers`,
+    /// `body`).
+    Http(HttpResponse),
 }
 
 impl Reply {
-    /// How many events failed.
+    /// How many events failed (an HTTP request answered other than 2xx counts one).
     pub fn failures(&self) -> u64 {
         match self {
             Reply::Event(_) => 0,
             Reply::Batch(response) => response.batch_item_failures.len() as u64,
+            Reply::Http(response) => u64::from(!response.is_success()),
         }
     }
 }
@@ -219,6 +235,83 @@ mod tests {
         ] {
             assert_eq!(field(single(payload)), "type");
         }
+    }
+
+    fn function_url(method: &str) -> Value {
+        json!({"version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+               "headers": {"x-hub-signature-256": "sha256=00"},
+               "requestContext": {"http": {"method": method}}, "body": "{}", "isBase64Encoded": false})
+    }
+
+    #[test]
+    fn http_requests_of_either_format_are_http() {
+        let rest = json!({"httpMethod": "GET", "headers": null, "queryStringParameters": {"hub.mode": "subscribe"},
+                          "requestContext": {"stage": "prod"}, "body": null});
+        for payload in [function_url("POST"), function_url("GET"), rest] {
+            let invocation = Invocation::from_payload(payload);
+            assert_eq!(invocation.event_count(), 1);
+            assert!(
+                matches!(invocation, Invocation::Http(Ok(_))),
+                "{invocation:?}"
+            );
+        }
+        // A body that cannot be read is still an HTTP request (answered 400), never
+        // decoded as an event.
+        let mut broken = function_url("POST");
+        broken["isBase64Encoded"] = json!(true);
+        broken["body"] = json!("%%%");
+        assert!(matches!(
+            Invocation::from_payload(broken),
+            Invocation::Http(Err(RequestError::BodyNotBase64))
+        ));
+    }
+
+    #[test]
+    fn events_batches_and_envelopes_are_never_http() {
+        let webhook = json!({"object": "whatsapp_business_account", "entry": []});
+        let bare = [
+            inbound(),
+            webhook.clone(),
+            // HTTP-looking fields do not make an event a request.
+            json!({"type": "message.inbound", "httpMethod": "POST", "requestContext": {}}),
+            json!({"object": "whatsapp_business_account", "entry": [],
+                   "requestContext": {"http": {"method": "POST"}}}),
+        ];
+        for payload in bare {
+            assert!(
+                matches!(
+                    Invocation::from_payload(payload.clone()),
+                    Invocation::Single(_)
+                ),
+                "{payload}"
+            );
+        }
+        let routed = json!({"detail-type": "message.inbound", "source": "inbox", "detail": inbound(),
+                            "requestContext": {"http": {"method": "POST"}}});
+        assert!(matches!(single(routed), Ok(Event::MessageInbound(_))));
+        // An SQS record whose body is an HTTP event is a record, decoded as an event.
+        let batch = json!({"Records": [
+            {"messageId": "a", "eventSource": "aws:sqs", "body": function_url("POST").to_string()},
+            {"messageId": "b", "eventSource": "aws:sqs", "body": webhook.to_string()},
+        ]});
+        let Invocation::Batch(records) = Invocation::from_payload(batch) else {
+            panic!("not a batch")
+        };
+        assert_eq!(records.len(), 2);
+        assert!(records[0].event.is_err());
+        // Meta's body queued by a webhook receiver is an event (DESIGN section 13).
+        assert!(matches!(records[1].event, Ok(Event::Webhook(_))));
+    }
+
+    #[test]
+    fn an_http_reply_is_the_lambda_proxy_shape() {
+        let reply = Reply::Http(HttpResponse::text(200, "1158201444"));
+        assert_eq!(reply.failures(), 0);
+        assert_eq!(
+            serde_json::to_value(&reply).expect("serialises"),
+            json!({"statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "1158201444"})
+        );
+        assert_eq!(Reply::Http(HttpResponse::error(401, "no")).failures(), 1);
     }
 
     #[test]

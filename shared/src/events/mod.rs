@@ -3,8 +3,11 @@
 //! account (DESIGN section 14: `contacts.export`, `import.undo`).
 //!
 //! The way through, in the order an invocation takes it:
-//! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope or an
-//!   SQS batch) becomes an [`Invocation`] of decoded events, and its answer a [`Reply`].
+//! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope, an
+//!   SQS batch or an HTTP request) becomes an [`Invocation`] of decoded events, and its
+//!   answer a [`Reply`].
+//! - [`http`]: an HTTP request (Meta calling through a Function URL): the subscription
+//!   check, the webhook signature, then the body as an event; answered with a status.
 //! - [`payload`]: each event's serde type; a field that does not decode is named by its
 //!   path (`recipients[2].phone`).
 //! - [`EventService`] (here): dispatches each event, and runs the ones that must happen
@@ -22,6 +25,7 @@ pub mod envelope;
 mod erase;
 pub mod error;
 mod export;
+pub mod http;
 mod inbound;
 pub mod meta;
 pub mod payload;
@@ -49,6 +53,7 @@ pub use answer::{
 };
 pub use envelope::{Invocation, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
+pub use http::{HttpRequest, HttpResponse, RequestError};
 pub use payload::{decode, Event, EventType};
 
 use error::invalid;
@@ -82,11 +87,13 @@ where
     L: EventLedger,
 {
     /// Handles one invocation. A single event answers or fails on its own; a batch
-    /// always answers, naming the records that failed.
+    /// always answers, naming the records that failed; an HTTP request always answers,
+    /// with a status.
     pub async fn handle_invocation(&self, invocation: Invocation) -> Result<Reply, EventError> {
         match invocation {
             Invocation::Single(event) => Ok(Reply::Event(self.handle(event?).await?)),
             Invocation::Batch(records) => Ok(Reply::Batch(self.handle_batch(records).await)),
+            Invocation::Http(request) => Ok(Reply::Http(Box::pin(self.handle_http(request)).await)),
         }
     }
 

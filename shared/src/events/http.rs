@@ -1,0 +1,782 @@
+//! The HTTP face of contact-events (DESIGN section 13): Meta's WhatsApp Cloud API calls
+//! the function directly, through a Lambda Function URL (or an API Gateway HTTP API, or
+//! a REST API's proxy integration). This module recognises such an invocation, reads
+//! it into an [`HttpRequest`] and answers it with an [`HttpResponse`]:
+//!
+//! - `GET` is Meta's subscription check: `hub.mode=subscribe` and a `hub.verify_token`
+//!   equal to `WHATSAPP_VERIFY_TOKEN` answer `hub.challenge`; anything else is 403.
+//! - `POST` is a webhook: its raw body must be signed with `WHATSAPP_APP_SECRET`
+//!   ([`crate::domain::webhook_signature`]), else 401 and nothing is parsed, let alone
+//!   written. A signed body must be a JSON WhatsApp webhook (400 otherwise); it is then
+//!   decoded like any event ([`decode`]) and handled by [`EventService::handle`]. 200
+//!   when it is handled (a duplicate too: Meta retries anything else for days), 400
+//!   when the event is at fault, 500 when a store is, so that Meta retries.
+//! - Any other method is 405.
+//!
+//! Two payload formats carry a request:
+//! - 2.0 (Function URL, HTTP API): `version`, `requestContext.http.method`, `headers`
+//!   (lower-case names), `rawQueryString`, `queryStringParameters` (absent when there is
+//!   no query), `body`, `isBase64Encoded`.
+//! - 1.0 (REST API, HTTP API with payload 1.0): `httpMethod`, `requestContext`,
+//!   `headers` (names as sent, or null), `queryStringParameters` (or null), `body`
+//!   (null when empty), `isBase64Encoded`.
+//!
+//! Logs name the method, the status and why a request was refused; never a secret, a
+//! signature, a query value or a byte of the body.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::error::EventError;
+use super::payload::{decode, Event};
+use super::EventService;
+use crate::domain::secret::Secret;
+use crate::domain::upload::decode_event_key;
+use crate::domain::webhook_signature::{self, SIGNATURE_HEADER};
+use crate::ports::{
+    AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
+    SettingsStore, Suppressions,
+};
+
+pub use super::meta::WHATSAPP_OBJECT;
+
+/// Fields of the other invocation shapes: an SQS batch (`Records`), an EventBridge
+/// envelope (`detail`, `detail-type`), a bare event (`type`) or a bare Meta webhook
+/// (`object`, `entry`). A payload with any of them is never an HTTP request, whatever
+/// else it carries; no HTTP event of AWS has them at its top level.
+const OTHER_SHAPES: [&str; 6] = [
+    "Records",
+    "detail",
+    "detail-type",
+    "type",
+    "object",
+    "entry",
+];
+
+/// Whether an invocation payload is an HTTP request event: an object with a
+/// `requestContext` and a method (`requestContext.http.method` in format 2.0,
+/// `httpMethod` in 1.0), and none of the other shapes' fields.
+pub fn is_http_request(payload: &Value) -> bool {
+    payload
+        .as_object()
+        .is_some_and(|event| method_of(event).is_some())
+}
+
+fn method_of(event: &Map<String, Value>) -> Option<&str> {
+    if OTHER_SHAPES.iter().any(|field| event.contains_key(*field)) {
+        return None;
+    }
+    let context = event.get("requestContext")?.as_object()?;
+    let v2 = context.get("http").and_then(|http| http.get("method"));
+    v2.or_else(|| event.get("httpMethod"))?.as_str()
+}
+
+/// One HTTP request, as the function needs it: the method, the headers (looked up
+/// without regard to case), the query parameters and the body's raw bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Upper case.
+    method: String,
+    /// By lower-cased name.
+    headers: BTreeMap<String, String>,
+    /// Decoded names and values.
+    query: BTreeMap<String, String>,
+    /// Exactly the bytes sent: the signature covers them.
+    body: Vec<u8>,
+}
+
+/// An HTTP request event whose body cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// `isBase64Encoded` is true and the body is not base64.
+    #[error("the body is marked isBase64Encoded but is not base64")]
+    BodyNotBase64,
+    /// `body` is neither a string nor null.
+    #[error("the body is not a string")]
+    BodyNotText,
+}
+
+impl HttpRequest {
+    /// A request from its parts: header names in any case, query parameters decoded.
+    pub fn new<'a>(
+        method: &str,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        query: impl IntoIterator<Item = (&'a str, &'a str)>,
+        body: impl Into<Vec<u8>>,
+    ) -> HttpRequest {
+        HttpRequest {
+            method: method.to_ascii_uppercase(),
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+                .collect(),
+            query: query
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            body: body.into(),
+        }
+    }
+
+    /// Reads an HTTP request event (format 2.0 or 1.0; see the module). Call it on a
+    /// payload [`is_http_request`] accepts: anything else reads as a request with no
+    /// method, which is answered 405.
+    pub fn from_event(event: &Value) -> Result<HttpRequest, RequestError> {
+        let empty = Map::new();
+        let event = event.as_object().unwrap_or(&empty);
+        let strings = |field: &str| {
+            let entries = event.get(field).and_then(Value::as_object).into_iter();
+            entries
+                .flatten()
+                .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
+        };
+        let raw_query = event.get("rawQueryString").and_then(Value::as_str);
+        // 2.0 leaves queryStringParameters out when there is no query, and
+        // rawQueryString holds the query as sent: read that when the map is missing.
+        let query: BTreeMap<String, String> = match event.get("queryStringParameters") {
+            Some(Value::Object(_)) => strings("queryStringParameters")
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            _ => parse_query(raw_query.unwrap_or_default()),
+        };
+        let base64 = event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
+        let body = match event.get("body") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(text)) if base64 => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| RequestError::BodyNotBase64)?,
+            Some(Value::String(text)) => text.as_bytes().to_vec(),
+            Some(_) => return Err(RequestError::BodyNotText),
+        };
+        let mut request = HttpRequest::new(
+            method_of(event).unwrap_or_default(),
+            strings("headers"),
+            [],
+            body,
+        );
+        request.query = query;
+        Ok(request)
+    }
+
+    /// The method, upper case.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The header `name`, in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The query parameter `name` (decoded).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// The body's raw bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// Names and sizes only: header and query values can be signatures and tokens, and
+/// bodies hold personal data.
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("query", &self.query.keys().collect::<Vec<_>>())
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// A query string as sent (`a=1&b=x%20y`): form-urlencoded, like S3 event keys. A name
+/// given twice keeps its first value.
+fn parse_query(raw: &str) -> BTreeMap<String, String> {
+    let mut query = BTreeMap::new();
+    for pair in raw.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        query
+            .entry(decode_event_key(name))
+            .or_insert_with(|| decode_event_key(value));
+    }
+    query
+}
+
+/// An answer in the Lambda proxy shape Function URLs and API Gateway take:
+/// `{"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpResponse {
+    /// The HTTP status.
+    pub status_code: u16,
+    /// Response headers, lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// A `text/plain` answer.
+    pub fn text(status_code: u16, body: impl Into<String>) -> HttpResponse {
+        HttpResponse::with_type(status_code, "text/plain; charset=utf-8", body.into())
+    }
+
+    /// An `application/json` answer.
+    pub fn json(status_code: u16, body: &Value) -> HttpResponse {
+        HttpResponse::with_type(status_code, "application/json", body.to_string())
+    }
+
+    /// `{"error": message}`.
+    pub fn error(status_code: u16, message: impl Into<String>) -> HttpResponse {
+        HttpResponse::json(status_code, &json!({"error": message.into()}))
+    }
+
+    fn with_type(status_code: u16, content_type: &str, body: String) -> HttpResponse {
+        HttpResponse {
+            status_code,
+            headers: BTreeMap::from([("content-type".to_string(), content_type.to_string())]),
+            body,
+        }
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status_code)
+    }
+}
+
+/// Answers Meta's subscription check: the challenge when `hub.mode` is `subscribe` and
+/// `hub.verify_token` is `token`; 403 otherwise, and always when no token is set.
+pub fn verify_subscription(request: &HttpRequest, token: Option<&Secret>) -> HttpResponse {
+    let forbidden = || HttpResponse::error(403, "verification failed");
+    let Some(token) = token else {
+        tracing::warn!("subscription check refused: the function has no WHATSAPP_VERIFY_TOKEN");
+        return forbidden();
+    };
+    let subscribe = request.query("hub.mode") == Some("subscribe");
+    let presented = token.matches(request.query("hub.verify_token").unwrap_or_default());
+    if !(subscribe && presented) {
+        tracing::warn!(subscribe, "subscription check refused");
+        return forbidden();
+    }
+    HttpResponse::text(200, request.query("hub.challenge").unwrap_or_default())
+}
+
+/// The status an event's error answers a webhook with: 400 when the event itself is
+/// at fault (it would fail again), 500 when the function is (a store, a deployment
+/// setting), so that Meta retries it later.
+fn status_for(error: &EventError) -> u16 {
+    match error {
+        EventError::InvalidField { .. }
+        | EventError::MissingRequiredHeaders(_)
+        | EventError::RecipientsFile { .. } => 400,
+        EventError::Store(_)
+        | EventError::Save(_)
+        | EventError::Export(_)
+        | EventError::NotConfigured { .. } => 500,
+    }
+}
+
+/// A signed body as an event: JSON, a WhatsApp webhook, then [`decode`]d. Each refusal
+/// is a 400 naming the problem.
+fn webhook_event(body: &[u8]) -> Result<Event, HttpResponse> {
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|e| HttpResponse::error(400, format!("the body is not JSON ({e})")))?;
+    if json.get("object").and_then(Value::as_str) != Some(WHATSAPP_OBJECT) {
+        return Err(HttpResponse::error(
+            400,
+            format!("the body is not a WhatsApp webhook: `object` must be {WHATSAPP_OBJECT:?}"),
+        ));
+    }
+    decode(&json, None).map_err(|e| {
+        log_refused_event(&e);
+        HttpResponse::error(400, e.to_string())
+    })
+}
+
+/// Logs why an event was refused without its values: a field's problem may quote
+/// what the body held.
+fn log_refused_event(error: &EventError) {
+    let field = match error {
+        EventError::InvalidField { field, .. } => field.as_str(),
+        _ => "",
+    };
+    tracing::warn!(
+        error_type = error.error_type(),
+        field,
+        "webhook event refused"
+    );
+}
+
+impl<O, C, S, L> EventService<'_, O, C, S, L>
+where
+    O: ObjectStore,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities,
+    S: SettingsStore,
+    L: EventLedger,
+{
+    /// Answers one HTTP request (see the module): never an error, always a status.
+    pub async fn handle_http(&self, request: Result<HttpRequest, RequestError>) -> HttpResponse {
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTP request unreadable");
+                return HttpResponse::error(400, e.to_string());
+            }
+        };
+        let response = match request.method() {
+            "GET" => verify_subscription(&request, self.config.whatsapp_verify_token.as_ref()),
+            "POST" => self.signed_post(&request).await,
+            _ => {
+                let mut response = HttpResponse::error(405, "only GET and POST are answered");
+                response.headers.insert("allow".into(), "GET, POST".into());
+                response
+            }
+        };
+        tracing::info!(
+            method = request.method(),
+            status = response.status_code,
+            "HTTP request answered"
+        );
+        response
+    }
+
+    /// A webhook POST: the signature of the raw body first, then the event.
+    async fn signed_post(&self, request: &HttpRequest) -> HttpResponse {
+        // The same answer whether the secret is missing or the signature wrong: the
+        // caller learns nothing about the deployment. The log tells them apart.
+        let unauthorized =
+            || HttpResponse::error(401, "the request is not signed with the app secret");
+        let Some(secret) = self.config.whatsapp_app_secret.as_ref() else {
+            tracing::warn!("webhook refused: the function has no WHATSAPP_APP_SECRET");
+            return unauthorized();
+        };
+        let signature = request.header(SIGNATURE_HEADER);
+        if let Err(e) = webhook_signature::verify(secret, signature, request.body()) {
+            tracing::warn!(reason = %e, "webhook refused");
+            return unauthorized();
+        }
+        let event = match webhook_event(request.body()) {
+            Ok(event) => event,
+            Err(response) => return response,
+        };
+        match self.handle(event).await {
+            Ok(_) => HttpResponse::json(200, &json!({"status": "ok"})),
+            Err(e) => match status_for(&e) {
+                400 => {
+                    log_refused_event(&e);
+                    HttpResponse::error(400, e.to_string())
+                }
+                status => {
+                    tracing::error!(error_type = e.error_type(), error = %e, "webhook failed; Meta will retry");
+                    HttpResponse::error(
+                        status,
+                        "the webhook could not be processed now; retry later",
+                    )
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::ports::memory::MemoryPorts;
+    use hmac::{KeyInit, Mac};
+
+    const APP_SECRET: &str = "test-app-secret";
+    const VERIFY_TOKEN: &str = "test-verify-token";
+
+    fn config() -> Config {
+        Config {
+            whatsapp_app_secret: Secret::new(APP_SECRET),
+            whatsapp_verify_token: Secret::new(VERIFY_TOKEN),
+            ..Config::default()
+        }
+    }
+
+    fn sign(body: &[u8]) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes())
+            .expect("any key length");
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    async fn answer(config: &Config, ports: &MemoryPorts, request: HttpRequest) -> HttpResponse {
+        let service = EventService {
+            objects: &ports.objects,
+            contacts: &ports.contacts,
+            settings: &ports.settings,
+            ledger: &ports.ledger,
+            config,
+        };
+        service.handle_http(Ok(request)).await
+    }
+
+    fn get(query: &[(&'static str, &'static str)]) -> HttpRequest {
+        HttpRequest::new("GET", [], query.iter().copied(), Vec::new())
+    }
+
+    fn post(signature: Option<&str>, body: &[u8]) -> HttpRequest {
+        HttpRequest::new(
+            "POST",
+            signature.map(|s| ("X-Hub-Signature-256", s)),
+            [],
+            body,
+        )
+    }
+
+    /// The business number the test account owns.
+    const PNID: &str = "106540352242922";
+
+    /// In-memory ports where [`PNID`] is account `acme`'s.
+    fn ports() -> MemoryPorts {
+        let ports = MemoryPorts::default();
+        ports.contacts.add_business_number(PNID, "acme");
+        ports
+    }
+
+    /// A message from a new person, as Meta sends it: one contact saved. The HTTP path
+    /// must do what the same body does bare.
+    fn inbound_webhook() -> Vec<u8> {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
+            "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": PNID},
+            "contacts": [{"profile": {"name": "Eva"}, "wa_id": "447911123456"}],
+            "messages": [{"from": "447911123456", "id": "wamid.1", "timestamp": "1764324000",
+                          "type": "text", "text": {"body": "Hi"}}]}}]}]})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn v2(method: &str, query: Option<&str>, body: Option<&str>, base64: bool) -> Value {
+        json!({"version": "2.0", "routeKey": "$default", "rawPath": "/",
+               "rawQueryString": query.unwrap_or_default(),
+               "headers": {"content-type": "application/json", "x-hub-signature-256": "sha256=ab"},
+               "requestContext": {"http": {"method": method, "path": "/"}, "stage": "$default"},
+               "body": body, "isBase64Encoded": base64})
+    }
+
+    #[test]
+    fn a_function_url_event_reads_method_headers_query_and_body() {
+        let mut event = v2(
+            "post",
+            Some("hub.mode=subscribe&hub.challenge=12%2034&x"),
+            Some("{\"a\":1}"),
+            false,
+        );
+        assert!(is_http_request(&event));
+        let request = HttpRequest::from_event(&event).expect("readable");
+        assert_eq!(request.method(), "POST");
+        assert_eq!(request.header("X-Hub-Signature-256"), Some("sha256=ab"));
+        assert_eq!(request.header("Content-Type"), Some("application/json"));
+        // No queryStringParameters: the raw query string is decoded.
+        assert_eq!(request.query("hub.challenge"), Some("12 34"));
+        assert_eq!(request.query("x"), Some(""));
+        assert_eq!(request.body(), b"{\"a\":1}");
+        // The parameters AWS decoded win over the raw string.
+        event["queryStringParameters"] = json!({"hub.mode": "subscribe", "n": 5});
+        let request = HttpRequest::from_event(&event).expect("readable");
+        assert_eq!(request.query("hub.mode"), Some("subscribe"));
+        assert_eq!(request.query("hub.challenge"), None);
+        assert_eq!(request.query("n"), None, "not a string: left out");
+    }
+
+    #[test]
+    fn a_base64_body_is_decoded_to_its_bytes() {
+        // Bytes that are not UTF-8: the signature covers bytes, not text.
+        let event = v2("POST", None, Some("/wA="), true);
+        let request = HttpRequest::from_event(&event).expect("readable");
+        assert_eq!(request.body(), [0xff, 0x00]);
+        let event = v2("POST", None, Some("not base64!"), true);
+        assert_eq!(
+            HttpRequest::from_event(&event),
+            Err(RequestError::BodyNotBase64)
+        );
+        let event = v2("POST", None, None, false);
+        assert_eq!(
+            HttpRequest::from_event(&event).expect("readable").body(),
+            b""
+        );
+        let mut event = v2("POST", None, None, false);
+        event["body"] = json!({"object": "whatsapp_business_account"});
+        assert_eq!(
+            HttpRequest::from_event(&event),
+            Err(RequestError::BodyNotText)
+        );
+    }
+
+    #[test]
+    fn a_rest_api_event_reads_headers_in_any_case() {
+        let event = json!({"resource": "/webhook", "path": "/webhook", "httpMethod": "GET",
+            "headers": {"X-Hub-Signature-256": "sha256=cd", "Host": "example.com"},
+            "multiValueHeaders": {"X-Hub-Signature-256": ["sha256=cd"]},
+            "queryStringParameters": {"hub.mode": "subscribe", "hub.challenge": "42"},
+            "requestContext": {"httpMethod": "GET", "stage": "prod", "resourcePath": "/webhook"},
+            "body": null, "isBase64Encoded": false});
+        assert!(is_http_request(&event));
+        let request = HttpRequest::from_event(&event).expect("readable");
+        assert_eq!(request.method(), "GET");
+        assert_eq!(request.header("x-hub-signature-256"), Some("sha256=cd"));
+        assert_eq!(request.header("HOST"), Some("example.com"));
+        assert_eq!(request.query("hub.challenge"), Some("42"));
+        assert!(request.body().is_empty());
+        // A REST API test call sends null headers and parameters.
+        let bare = json!({"httpMethod": "GET", "headers": null, "queryStringParameters": null,
+                          "requestContext": {}, "body": null});
+        let request = HttpRequest::from_event(&bare).expect("readable");
+        assert_eq!(request.header("x-hub-signature-256"), None);
+        assert_eq!(request.query("hub.mode"), None);
+    }
+
+    #[test]
+    fn other_shapes_are_never_http_requests() {
+        let not_http = [
+            json!({"type": "message.inbound", "account_id": "acme"}),
+            json!({"object": "whatsapp_business_account", "entry": []}),
+            json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}),
+            json!({"detail-type": "message.inbound", "source": "inbox", "detail": {}}),
+            // An event carrying HTTP-looking fields is still an event.
+            json!({"type": "message.inbound", "httpMethod": "POST", "requestContext": {}}),
+            json!({"object": "whatsapp_business_account", "entry": [],
+                   "requestContext": {"http": {"method": "POST"}}}),
+            json!({"Records": [], "httpMethod": "POST", "requestContext": {}}),
+            // Half an HTTP event.
+            json!({"httpMethod": "POST"}),
+            json!({"requestContext": {"http": {}}}),
+            json!({"requestContext": {"http": {"method": 5}}}),
+            json!("GET"),
+            json!(null),
+        ];
+        for payload in not_http {
+            assert!(!is_http_request(&payload), "{payload}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_values() {
+        let request = post(Some("sha256=secret-looking"), b"+447911123456");
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("secret-looking"), "{printed}");
+        assert!(!printed.contains("7911"), "{printed}");
+        assert!(printed.contains("x-hub-signature-256"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn the_subscription_check_answers_the_challenge_only_to_the_token() {
+        let ports = ports();
+        let ok = get(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", VERIFY_TOKEN),
+            ("hub.challenge", "1158201444"),
+        ]);
+        let response = answer(&config(), &ports, ok.clone()).await;
+        assert_eq!(response.status_code, 200);
+        assert_eq!(response.body, "1158201444");
+        assert_eq!(
+            response.headers["content-type"],
+            "text/plain; charset=utf-8"
+        );
+
+        for refused in [
+            get(&[
+                ("hub.mode", "subscribe"),
+                ("hub.verify_token", "wrong"),
+                ("hub.challenge", "1"),
+            ]),
+            get(&[
+                ("hub.mode", "unsubscribe"),
+                ("hub.verify_token", VERIFY_TOKEN),
+                ("hub.challenge", "1"),
+            ]),
+            get(&[("hub.verify_token", VERIFY_TOKEN), ("hub.challenge", "1")]),
+            get(&[("hub.mode", "subscribe"), ("hub.challenge", "1")]),
+            get(&[]),
+        ] {
+            let response = answer(&config(), &ports, refused).await;
+            assert_eq!(response.status_code, 403);
+            assert!(
+                !response.body.contains('1'),
+                "no challenge echoed: {}",
+                response.body
+            );
+        }
+        // No token configured: nothing verifies.
+        let response = answer(&Config::default(), &ports, ok).await;
+        assert_eq!(response.status_code, 403);
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_or_badly_signed_post_is_401_and_writes_nothing() {
+        let ports = ports();
+        let body = inbound_webhook();
+        let other = sign(b"another body");
+        let upper = sign(&body).to_ascii_uppercase(); // "SHA256=": the prefix is lower case
+        for signature in [
+            None,
+            Some("sha256=00"),
+            Some(other.as_str()),
+            Some(upper.as_str()),
+        ] {
+            let response = answer(&config(), &ports, post(signature, &body)).await;
+            assert_eq!(response.status_code, 401, "{signature:?}");
+        }
+        // A correct signature, but the function has no app secret to check it with.
+        let unconfigured = Config {
+            whatsapp_app_secret: None,
+            ..config()
+        };
+        let response = answer(&unconfigured, &ports, post(Some(&sign(&body)), &body)).await;
+        assert_eq!(response.status_code, 401);
+        assert_eq!(ports.contacts.count(), 0);
+        assert!(ports.ledger.answers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signed_post_in_any_header_case_reaches_the_service() {
+        let ports = ports();
+        let body = inbound_webhook();
+        let signature = sign(&body);
+        let hex_upper = format!(
+            "sha256={}",
+            signature["sha256=".len()..].to_ascii_uppercase()
+        );
+        let bare = ports_after_bare(&body).await;
+        for (name, value) in [
+            ("x-hub-signature-256", &signature),
+            ("X-HUB-SIGNATURE-256", &hex_upper),
+        ] {
+            let request = HttpRequest::new("POST", [(name, value.as_str())], [], body.clone());
+            let response = answer(&config(), &ports, request).await;
+            // Exactly what the same body does as a bare event, duplicates included.
+            assert_eq!(response.status_code == 200, bare.0, "{}", response.body);
+            assert_eq!(ports.contacts.count(), bare.1);
+        }
+    }
+
+    /// Whether the body, invoked bare, is handled, and how many contacts it leaves.
+    async fn ports_after_bare(body: &[u8]) -> (bool, usize) {
+        let ports = ports();
+        let config = config();
+        let service = EventService {
+            objects: &ports.objects,
+            contacts: &ports.contacts,
+            settings: &ports.settings,
+            ledger: &ports.ledger,
+            config: &config,
+        };
+        let json: Value = serde_json::from_slice(body).expect("JSON");
+        let handled = match decode(&json, None) {
+            Ok(event) => service.handle(event).await.is_ok(),
+            Err(_) => false,
+        };
+        (handled, ports.contacts.count())
+    }
+
+    #[tokio::test]
+    async fn a_signed_body_that_is_not_a_whatsapp_webhook_is_400() {
+        let ports = ports();
+        let not_webhook =
+            json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp",
+                                 "message_id": "m1", "from": "+447911123456"})
+            .to_string();
+        for (body, problem) in [
+            ("not json".to_string(), "not JSON"),
+            (String::new(), "not JSON"),
+            ("[1, 2]".to_string(), "not a WhatsApp webhook"),
+            (
+                json!({"object": "page", "entry": []}).to_string(),
+                "not a WhatsApp webhook",
+            ),
+            (not_webhook, "not a WhatsApp webhook"),
+        ] {
+            let request = post(Some(&sign(body.as_bytes())), body.as_bytes());
+            let response = answer(&config(), &ports, request).await;
+            assert_eq!(response.status_code, 400, "{body}");
+            assert_eq!(response.headers["content-type"], "application/json");
+            let error: Value = serde_json::from_str(&response.body).expect("JSON");
+            let message = error["error"].as_str().expect("an error message");
+            assert!(message.contains(problem), "{message}");
+        }
+        assert_eq!(ports.contacts.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_signed_event_the_service_refuses_is_400() {
+        let ports = ports();
+        // A webhook whose `entry` is not a list.
+        let body = json!({"object": "whatsapp_business_account", "entry": "m1"}).to_string();
+        let response = answer(
+            &config(),
+            &ports,
+            post(Some(&sign(body.as_bytes())), body.as_bytes()),
+        )
+        .await;
+        let bare = ports_after_bare(body.as_bytes()).await;
+        assert!(!bare.0);
+        assert_eq!(response.status_code, 400, "{}", response.body);
+        assert_eq!(ports.contacts.count(), 0);
+    }
+
+    #[test]
+    fn store_failures_answer_500_so_meta_retries() {
+        assert_eq!(
+            status_for(&EventError::NotConfigured {
+                what: "x",
+                variable: "Y"
+            }),
+            500
+        );
+        let store = crate::ports::StoreError::NotFound {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        assert_eq!(status_for(&EventError::Store(store)), 500);
+        assert_eq!(
+            status_for(&super::super::error::invalid("from", "bad")),
+            400
+        );
+    }
+
+    #[tokio::test]
+    async fn other_methods_are_405_and_unreadable_requests_400() {
+        let ports = ports();
+        for method in ["PUT", "DELETE", "HEAD", "OPTIONS", ""] {
+            let request = HttpRequest::new(method, [], [], Vec::new());
+            let response = answer(&config(), &ports, request).await;
+            assert_eq!(response.status_code, 405, "{method:?}");
+            assert_eq!(response.headers["allow"], "GET, POST");
+        }
+        let service = EventService {
+            objects: &ports.objects,
+            contacts: &ports.contacts,
+            settings: &ports.settings,
+            ledger: &ports.ledger,
+            config: &config(),
+        };
+        let response = service.handle_http(Err(RequestError::BodyNotBase64)).await;
+        assert_eq!(response.status_code, 400);
+    }
+
+    #[test]
+    fn responses_have_the_lambda_proxy_shape() {
+        let response = HttpResponse::json(200, &json!({"status": "ok"}));
+        assert!(response.is_success());
+        assert_eq!(
+            serde_json::to_value(&response).expect("serialises"),
+            json!({"statusCode": 200, "headers": {"content-type": "application/json"},
+                   "body": "{\"status\":\"ok\"}"})
+        );
+        assert!(!HttpResponse::text(403, "no").is_success());
+    }
+}
