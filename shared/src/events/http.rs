@@ -66,7 +66,10 @@ pub fn is_http_request(payload: &Value) -> bool {
 }
 
 fn method_of(event: &Map<String, Value>) -> Option<&str> {
-    if OTHER_SHAPES.iter().any(|field| event.contains_key(*field)) {
+    // cargo-lambda's function URL sends `"type": null` (an authorizer field): only a
+    // field with a value marks another shape.
+    let has = |field: &str| event.get(field).is_some_and(|v| !v.is_null());
+    if OTHER_SHAPES.iter().any(|field| has(field)) {
         return None;
     }
     let context = event.get("requestContext")?.as_object()?;
@@ -570,6 +573,25 @@ mod tests {
         assert!(!printed.contains("secret-looking"), "{printed}");
         assert!(!printed.contains("7911"), "{printed}");
         assert!(printed.contains("x-hub-signature-256"), "{printed}");
+    }
+
+    /// What `cargo lambda watch` sends for a request to its function URL: an
+    /// authorizer's fields set to null, and an `httpMethod` that is not the request's.
+    #[test]
+    fn cargo_lambdas_function_url_event_is_the_post_it_carries() {
+        let event = json!({"type": null, "methodArn": null, "httpMethod": "GET",
+            "identitySource": null, "authorizationToken": null, "resource": null,
+            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": null,
+            "headers": {"host": "127.0.0.1:9000", "content-type": "application/json",
+                        "x-hub-signature-256": "sha256=00"},
+            "requestContext": {"routeKey": "$default", "stage": "$default",
+                "http": {"method": "POST", "path": "/", "protocol": "http", "sourceIp": "127.0.0.1"}},
+            "stageVariables": {}, "body": "{}", "isBase64Encoded": false});
+        assert!(is_http_request(&event));
+        let request = HttpRequest::from_event(&event).expect("readable");
+        assert_eq!(request.method(), "POST");
+        assert_eq!(request.header("X-Hub-Signature-256"), Some("sha256=00"));
+        assert_eq!(request.body(), b"{}");
     }
 
     #[tokio::test]

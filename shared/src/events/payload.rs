@@ -157,9 +157,9 @@ pub struct MessageInbound {
     /// ISO 3166-1 alpha-2 country for national numbers.
     pub default_country: Text<8>,
     /// The message's text, when it has one: on `sms`, a whole message that is a STOP
-    /// or START keyword changes consent (DESIGN section 13). At most 4,096 characters,
-    /// WhatsApp's longest text and more than any concatenated SMS; never stored.
-    pub text: Text<4096>,
+    /// or START keyword changes consent (DESIGN section 13). Never stored; a text longer
+    /// than 4,096 characters is no keyword and is dropped, never an error.
+    pub text: MessageText,
 }
 
 /// `contact.captured`: an agent learned who a contact is.
@@ -410,6 +410,59 @@ impl<const MAX: usize> Text<MAX> {
 impl<'de, const MAX: usize> Deserialize<'de> for Text<MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(TextVisitor::<MAX>)
+    }
+}
+
+/// A message's text, read only to find a keyword: cleaned like [`Text`]; longer than
+/// 4,096 characters, it is dropped (a long message is never a keyword, and never a
+/// reason to lose the message).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageText(Option<String>);
+
+impl MessageText {
+    /// Longest text kept.
+    const MAX: usize = 4096;
+
+    /// A text with this value (for building payloads in code).
+    pub fn new(value: &str) -> MessageText {
+        MessageText(Text::<{ MessageText::MAX }>::new(value).into_option())
+    }
+
+    /// The text, if any was sent and it is not too long.
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = MessageText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<MessageText, E> {
+                let value = clean_value(value);
+                let kept = !value.is_empty() && value.chars().count() <= MessageText::MAX;
+                Ok(MessageText(kept.then_some(value)))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<MessageText, E> {
+                Ok(MessageText(None))
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<MessageText, E> {
+                Ok(MessageText(None))
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<MessageText, D::Error> {
+                MessageText::deserialize(inner)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
