@@ -205,7 +205,8 @@ mod tests {
             .expect("answered");
         assert_eq!(
             answer,
-            json!({"statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "1158201444"})
+            json!({"statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "1158201444",
+                   "isBase64Encoded": false, "cookies": []})
         );
         // Another deployment's token: refused, still an answer (not an invocation error).
         let answer = invoke(&store, payload).await.expect("answered");

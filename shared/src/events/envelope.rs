@@ -309,7 +309,8 @@ mod tests {
         assert_eq!(reply.failures(), 0);
         assert_eq!(
             serde_json::to_value(&reply).expect("serialises"),
-            json!({"statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "1158201444"})
+            json!({"statusCode": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": "1158201444",
+                   "isBase64Encoded": false, "cookies": []})
         );
         assert_eq!(Reply::Http(HttpResponse::error(401, "no")).failures(), 1);
     }

@@ -224,6 +224,11 @@ pub struct HttpResponse {
     pub headers: BTreeMap<String, String>,
     /// The body, as text.
     pub body: String,
+    /// Always false: bodies are text.
+    pub is_base64_encoded: bool,
+    /// Always empty. Function URLs read it as optional; cargo lambda watch requires it
+    /// (its response type has no default for it) and answers 500 without it.
+    pub cookies: Vec<String>,
 }
 
 impl HttpResponse {
@@ -247,6 +252,8 @@ impl HttpResponse {
             status_code,
             headers: BTreeMap::from([("content-type".to_string(), content_type.to_string())]),
             body,
+            is_base64_encoded: false,
+            cookies: Vec::new(),
         }
     }
 
@@ -797,7 +804,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&response).expect("serialises"),
             json!({"statusCode": 200, "headers": {"content-type": "application/json"},
-                   "body": "{\"status\":\"ok\"}"})
+                   "body": "{\"status\":\"ok\"}", "isBase64Encoded": false, "cookies": []})
         );
         assert!(!HttpResponse::text(403, "no").is_success());
     }
