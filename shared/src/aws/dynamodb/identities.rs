@@ -2,21 +2,16 @@
 //! contacts by candidate keys (one `BatchGetItem`), and BSUID aliases (`ALIAS#…` /
 //! `CONTACT`), changed together with the contacts they name in one transaction.
 
-use std::collections::HashSet;
-
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::item::{build_error, key, n, s, unprocessed, Item, Reader};
+use super::item::{build_error, key, n, s, Item, Reader};
 use super::DynamoTable;
 use crate::aws::keys::{alias_pk, contact_pk, waba_pk, ALIAS_SK, CONTACT_SK, WABA_SK};
 use crate::aws::service;
 use crate::domain::contact::Contact;
 use crate::domain::upload::Channel;
-use crate::ports::{backoff, Alias, Identities, IdentityWrite, StoreError};
-
-/// Rounds of `BatchGetItem` for keys DynamoDB left unprocessed (throttling).
-const MAX_ROUNDS: u32 = 8;
+use crate::ports::{Alias, Identities, IdentityWrite, StoreError};
 
 impl From<&Alias> for Item {
     fn from(alias: &Alias) -> Item {
@@ -81,48 +76,17 @@ impl Identities for DynamoTable {
         channel: Channel,
         keys: &[String],
     ) -> Result<Vec<Contact>, StoreError> {
-        let mut pending: Vec<Item> = keys
+        let keys = keys
             .iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
             .map(|k| key(contact_pk(account_id, channel, k), CONTACT_SK))
             .collect();
-        let mut found = Vec::new();
-        for round in 0..MAX_ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| service("DynamoDB BatchGetItem (contacts)")(e.into_service_error()))?;
-            let items = out.responses().and_then(|r| r.get(&self.table));
-            for item in items.into_iter().flatten() {
-                found.push(Contact::try_from(item)?);
-            }
-            pending = unprocessed(out.unprocessed_keys(), &self.table);
-            if !pending.is_empty() {
-                tokio::time::sleep(backoff(round)).await;
-            }
-        }
-        if !pending.is_empty() {
-            return Err(StoreError::Service {
-                operation: "DynamoDB BatchGetItem (contacts)",
-                source: format!(
-                    "{} keys still unprocessed after {MAX_ROUNDS} rounds",
-                    pending.len()
-                )
-                .into(),
-            });
-        }
+        let items = self
+            .batch_get(keys, None, "DynamoDB BatchGetItem (contacts)")
+            .await?;
+        let found = items
+            .iter()
+            .map(Contact::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(found)
     }
 

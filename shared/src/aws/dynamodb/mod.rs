@@ -44,3 +44,68 @@ impl DynamoTable {
         }
     }
 }
+
+/// Rounds of `BatchGetItem` for keys DynamoDB left unprocessed (throttling).
+const MAX_BATCH_GET_ROUNDS: u32 = 8;
+
+impl DynamoTable {
+    /// The items of `keys` (at most 100) that exist, read consistently in one
+    /// `BatchGetItem`, sending again what DynamoDB left unprocessed after a backoff;
+    /// only the `projection`'s attributes when given. Repeated keys are read once.
+    async fn batch_get(
+        &self,
+        keys: Vec<item::Item>,
+        projection: Option<&str>,
+        operation: &'static str,
+    ) -> Result<Vec<item::Item>, crate::ports::StoreError> {
+        // DynamoDB refuses a request that names one key twice.
+        let mut seen = std::collections::HashSet::new();
+        let text = |k: &item::Item, name: &str| {
+            k.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut pending: Vec<item::Item> = keys
+            .into_iter()
+            .filter(|k| seen.insert((text(k, "pk"), text(k, "sk"))))
+            .collect();
+        let mut found = Vec::new();
+        for round in 0..MAX_BATCH_GET_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .set_projection_expression(projection.map(str::to_string))
+                .build()
+                .map_err(item::build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| crate::aws::service(operation)(e.into_service_error()))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = item::unprocessed(out.unprocessed_keys(), &self.table);
+            if !pending.is_empty() {
+                tokio::time::sleep(crate::ports::backoff(round)).await;
+            }
+        }
+        if !pending.is_empty() {
+            return Err(crate::ports::StoreError::Service {
+                operation,
+                source: format!(
+                    "{} keys still unprocessed after {MAX_BATCH_GET_ROUNDS} rounds",
+                    pending.len()
+                )
+                .into(),
+            });
+        }
+        Ok(found)
+    }
+}

@@ -6,17 +6,14 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::item::{build_error, key, s, unprocessed, Item};
+use super::item::{build_error, key, s};
 use super::DynamoTable;
 use crate::aws::keys::{contact_pk, suppress_pk, CONTACT_SK, SUPPRESS_SK};
 use crate::aws::service;
 use crate::domain::upload::Channel;
-use crate::ports::{backoff, StoreError, Suppressions};
-
-/// Rounds of `BatchGetItem` for keys DynamoDB left unprocessed (throttling).
-const MAX_ROUNDS: u32 = 8;
+use crate::ports::{StoreError, Suppressions};
 
 impl Suppressions for DynamoTable {
     async fn erase_contact(
@@ -79,52 +76,13 @@ impl Suppressions for DynamoTable {
             .iter()
             .map(|d| suppress_pk(account_id, channel, d))
             .collect();
-        let mut keys: Vec<Item> = pks
+        let keys = pks.iter().map(|pk| key(pk.clone(), SUPPRESS_SK)).collect();
+        let found: HashSet<String> = self
+            .batch_get(keys, Some("pk"), "DynamoDB BatchGetItem (suppressions)")
+            .await?
             .iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .map(|pk| key(pk.clone(), SUPPRESS_SK))
+            .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).cloned())
             .collect();
-        let mut found = HashSet::new();
-        for round in 0..MAX_ROUNDS {
-            if keys.is_empty() {
-                break;
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut keys)))
-                .projection_expression("pk")
-                .build()
-                .map_err(build_error)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| {
-                    service("DynamoDB BatchGetItem (suppressions)")(e.into_service_error())
-                })?;
-            let items = out.responses().and_then(|r| r.get(&self.table));
-            for item in items.into_iter().flatten() {
-                if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
-                    found.insert(pk.clone());
-                }
-            }
-            keys = unprocessed(out.unprocessed_keys(), &self.table);
-            if !keys.is_empty() {
-                tokio::time::sleep(backoff(round)).await;
-            }
-        }
-        if !keys.is_empty() {
-            return Err(StoreError::Service {
-                operation: "DynamoDB BatchGetItem (suppressions)",
-                source: format!(
-                    "{} keys still unprocessed after {MAX_ROUNDS} rounds",
-                    keys.len()
-                )
-                .into(),
-            });
-        }
         Ok(pks.iter().map(|pk| found.contains(pk)).collect())
     }
 
@@ -160,6 +118,7 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
+    use crate::aws::dynamodb::item::Item;
     use crate::aws::dynamodb::testing::{Requests, TABLE};
 
     #[tokio::test]
