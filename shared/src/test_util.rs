@@ -100,7 +100,19 @@ impl Pipeline {
             tags: &self.lists,
         };
         if let Verdict::Accepted { draft, .. } = validate_row(&row.cells, &rules) {
-            assert_e164(&draft.phone, &format!("{:?}", row.cells));
+            // A WhatsApp row without a phone may be keyed by its user id, never a number.
+            match draft
+                .phone
+                .strip_prefix(crate::domain::whatsapp::BSUID_KEY_PREFIX)
+            {
+                Some(user_id) => assert!(
+                    crate::domain::whatsapp::is_bsuid(user_id),
+                    "not a BSUID key: {:?} from {:?}",
+                    draft.phone,
+                    row.cells
+                ),
+                None => assert_e164(&draft.phone, &format!("{:?}", row.cells)),
+            }
         }
         ControlFlow::Continue(())
     }

@@ -593,3 +593,68 @@ pub fn repo_file(path: &str) -> Vec<u8> {
     let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
+
+/// Meta's WhatsApp webhook bodies (DESIGN section 13), and the business number they
+/// arrive through.
+pub mod whatsapp {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use serde_json::{json, Value};
+
+    use crate::{unique_account, Stack};
+
+    /// A fresh account owning a fresh business number: the account and the number's
+    /// `phone_number_id`.
+    pub async fn business_number(stack: &Stack, prefix: &str) -> (String, String) {
+        let account = unique_account(prefix);
+        let phone_number_id = format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let item = HashMap::from([
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("WABA#{phone_number_id}")),
+            ),
+            ("sk".to_string(), AttributeValue::S("ACCOUNT".into())),
+            ("account_id".to_string(), AttributeValue::S(account.clone())),
+            ("channel".to_string(), AttributeValue::S("whatsapp".into())),
+        ]);
+        stack.put_item(item).await;
+        (account, phone_number_id)
+    }
+
+    /// A webhook body of one change of `field` with `value`, through business number
+    /// `phone_number_id`.
+    pub fn webhook(phone_number_id: &str, field: &str, value: Value) -> Value {
+        let mut value = value;
+        value["messaging_product"] = json!("whatsapp");
+        value["metadata"] =
+            json!({"display_phone_number": "15550001111", "phone_number_id": phone_number_id});
+        json!({"object": "whatsapp_business_account",
+               "entry": [{"id": "102290129340398", "changes": [{"field": field, "value": value}]}]})
+    }
+
+    /// A text message from Eva Green, named by her number (`wa_id`), her BSUID, or both.
+    pub fn message(pnid: &str, wamid: &str, wa_id: Option<&str>, user_id: Option<&str>) -> Value {
+        let mut contact = json!({"profile": {"name": "Eva Green"}});
+        let mut message =
+            json!({"id": wamid, "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}});
+        if let Some(wa_id) = wa_id {
+            contact["wa_id"] = json!(wa_id);
+            message["from"] = json!(wa_id);
+        }
+        if let Some(user_id) = user_id {
+            contact["user_id"] = json!(user_id);
+            message["from_user_id"] = json!(user_id);
+        }
+        webhook(
+            pnid,
+            "messages",
+            json!({"contacts": [contact], "messages": [message]}),
+        )
+    }
+}

@@ -15,8 +15,9 @@ const UPLOAD: &str = "Phone,Name,First Name,Last Name,Email,WhatsApp Opted,Compa
 +447911123458,,Ana,Lima,,,,,,Leads,vip-tag,,2022-10-31,,'plain\n\
 +919876543210,Ravi,,,ravi@example.com,,,,,,,,,,\n";
 
-const HEADER: [&str; 24] = [
+const HEADER: [&str; 25] = [
     "Phone",
+    "WhatsApp User ID",
     "Name",
     "First Name",
     "Middle Name",
@@ -222,7 +223,7 @@ async fn an_account_of_20000_contacts_exports_every_row_in_parts() {
     );
     assert_eq!(
         header.len(),
-        21,
+        22,
         "fixed columns and the one attribute: {header:?}"
     );
     let mut seen = HashSet::new();

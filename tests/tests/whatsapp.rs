@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use hmac::{KeyInit, Mac};
-use integration_tests::{b, invoke, s, unique_account, Stack};
+use integration_tests::whatsapp::{business_number, message, webhook};
+use integration_tests::{b, invoke, s, Stack};
 use serde_json::{json, Value};
 
 /// Where watch serves contact-events' function URL.
@@ -15,56 +16,6 @@ const FUNCTION_URL: &str = "http://127.0.0.1:9000/lambda-url/contact-events/";
 const APP_SECRET: &str = "local-development-app-secret";
 
 type Item = HashMap<String, AttributeValue>;
-
-/// A fresh account owning a fresh business number: its `phone_number_id`.
-async fn business_number(stack: &Stack, prefix: &str) -> (String, String) {
-    let account = unique_account(prefix);
-    let phone_number_id = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let item = HashMap::from([
-        (
-            "pk".to_string(),
-            AttributeValue::S(format!("WABA#{phone_number_id}")),
-        ),
-        ("sk".to_string(), AttributeValue::S("ACCOUNT".into())),
-        ("account_id".to_string(), AttributeValue::S(account.clone())),
-        ("channel".to_string(), AttributeValue::S("whatsapp".into())),
-    ]);
-    stack.put_item(item).await;
-    (account, phone_number_id)
-}
-
-fn webhook(phone_number_id: &str, field: &str, value: Value) -> Value {
-    let mut value = value;
-    value["messaging_product"] = json!("whatsapp");
-    value["metadata"] =
-        json!({"display_phone_number": "15550001111", "phone_number_id": phone_number_id});
-    json!({"object": "whatsapp_business_account",
-           "entry": [{"id": "102290129340398", "changes": [{"field": field, "value": value}]}]})
-}
-
-fn message(pnid: &str, wamid: &str, wa_id: Option<&str>, user_id: Option<&str>) -> Value {
-    let mut contact = json!({"profile": {"name": "Eva Green"}});
-    let mut message =
-        json!({"id": wamid, "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}});
-    if let Some(wa_id) = wa_id {
-        contact["wa_id"] = json!(wa_id);
-        message["from"] = json!(wa_id);
-    }
-    if let Some(user_id) = user_id {
-        contact["user_id"] = json!(user_id);
-        message["from_user_id"] = json!(user_id);
-    }
-    webhook(
-        pnid,
-        "messages",
-        json!({"contacts": [contact], "messages": [message]}),
-    )
-}
 
 fn preference(pnid: &str, wa_id: &str, value: &str, timestamp: i64) -> Value {
     webhook(

@@ -26,6 +26,10 @@ pub enum Field {
     WhatsappOpted,
     /// The business's own id for the contact.
     UserId,
+    /// The person's WhatsApp business-scoped user id (BSUID, DESIGN section 13): on
+    /// `whatsapp`, the key of a row without a phone; stored as `user_id` unless the row
+    /// gives [`Field::UserId`] too. Ignored on other channels.
+    WhatsappUserId,
     /// A free reference.
     Reference,
     /// Company name.
@@ -52,7 +56,7 @@ pub enum Field {
 
 impl Field {
     /// Every field, in the order reports list them.
-    pub const ALL: [Field; 21] = [
+    pub const ALL: [Field; 22] = [
         Field::Phone,
         Field::CountryCode,
         Field::Name,
@@ -63,6 +67,7 @@ impl Field {
         Field::Email,
         Field::WhatsappOpted,
         Field::UserId,
+        Field::WhatsappUserId,
         Field::Reference,
         Field::Company,
         Field::AddressLine1,
@@ -89,6 +94,7 @@ impl Field {
             Field::Email => "email",
             Field::WhatsappOpted => "whatsapp_opted",
             Field::UserId => "user_id",
+            Field::WhatsappUserId => "whatsapp_user_id",
             Field::Reference => "reference",
             Field::Company => "company",
             Field::AddressLine1 => "address_line1",
@@ -133,9 +139,12 @@ impl Field {
             Field::State => 48,
             Field::Postcode => 24,
             Field::Lists | Field::Tags => 100,
-            Field::Phone | Field::CountryCode | Field::WhatsappOpted | Field::DateOfBirth => {
-                return None
-            }
+            // A BSUID's own rule bounds it (`is_bsuid`).
+            Field::Phone
+            | Field::CountryCode
+            | Field::WhatsappOpted
+            | Field::DateOfBirth
+            | Field::WhatsappUserId => return None,
         })
     }
 
@@ -208,6 +217,13 @@ impl Field {
                 "optin",
             ],
             Field::UserId => &["user id", "userid", "customer id", "contact id"],
+            Field::WhatsappUserId => &[
+                "whatsapp user id",
+                "wa user id",
+                "bsuid",
+                "whatsapp bsuid",
+                "business scoped user id",
+            ],
             Field::Reference => &["reference", "ref"],
             Field::Company => &[
                 "company",
@@ -282,6 +298,11 @@ mod tests {
             ("WhatsApp Opted", Field::WhatsappOpted),
             ("Opt-In", Field::WhatsappOpted),
             ("User ID", Field::UserId),
+            ("WhatsApp User ID", Field::WhatsappUserId),
+            ("whatsapp_user_id", Field::WhatsappUserId),
+            ("WA User ID", Field::WhatsappUserId),
+            ("BSUID", Field::WhatsappUserId),
+            ("Business-Scoped User ID", Field::WhatsappUserId),
             ("Business Name", Field::Company),
             ("Address", Field::AddressLine1),
             ("Address Line 2", Field::AddressLine2),

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::domain::field::Field;
 use crate::domain::text::{clean_value, drop_formula_escape, header_key};
+use crate::domain::upload::Channel;
 
 /// Where a column's values go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +106,20 @@ impl ColumnMap {
             return Err(missing_phone_column(header));
         }
         Ok(map)
+    }
+
+    /// The mapping as an upload on `channel` uses it: a WhatsApp user id names a person
+    /// on WhatsApp only, so on `sms` and `voice` its column is ignored (and
+    /// `column_mapping` says so) rather than kept as a custom attribute nobody can use.
+    pub fn for_channel(mut self, channel: Channel) -> ColumnMap {
+        if channel != Channel::Whatsapp {
+            for column in &mut self.columns {
+                if column.target == Some(Target::Field(Field::WhatsappUserId)) {
+                    column.target = Some(Target::Ignore);
+                }
+            }
+        }
+        self
     }
 
     /// The mapping of a headerless pasted list: one phone column.
@@ -304,6 +319,30 @@ mod tests {
     fn missing_phone_column_is_an_error_naming_the_titles() {
         let err = ColumnMap::from_header(&header(&["Name", "Email"]), &[]).expect_err("no phone");
         assert!(err.to_string().contains("\"Name\", \"Email\""), "{err}");
+    }
+
+    #[test]
+    fn a_whatsapp_user_id_column_is_a_field_on_whatsapp_and_ignored_elsewhere() {
+        let titles = header(&["Phone", "WhatsApp User ID", "User ID"]);
+        let map = ColumnMap::from_header(&titles, &[]).expect("maps");
+        assert_eq!(map.index_of(Field::WhatsappUserId), Some(1));
+        assert_eq!(
+            map.index_of(Field::UserId),
+            Some(2),
+            "the business's own id"
+        );
+
+        let on_whatsapp = map.clone().for_channel(Channel::Whatsapp);
+        assert_eq!(on_whatsapp.index_of(Field::WhatsappUserId), Some(1));
+        for channel in [Channel::Sms, Channel::Voice] {
+            let map = map.clone().for_channel(channel);
+            assert_eq!(map.index_of(Field::WhatsappUserId), None);
+            assert_eq!(map.columns[1].target, Some(Target::Ignore));
+            assert_eq!(
+                map.summary().get("WhatsApp User ID").map(String::as_str),
+                Some("ignore")
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::domain::mapping::{Column, ColumnMap, Target, Unused};
 use crate::domain::phone::{self, PhoneContext, PhoneRejection, Region};
 use crate::domain::text::{clean_value, drop_formula_escape, split_multi, truncate_chars};
 use crate::domain::upload::Channel;
+use crate::domain::whatsapp::{bsuid_key, is_bsuid};
 
 // Value checks live in `values`; re-exported so `domain::validate::is_valid_name` and
 // friends keep working for existing callers.
@@ -46,6 +47,9 @@ pub enum WarningCode {
     UntitledColumn,
     /// A value in a column whose title repeats an earlier one.
     DuplicateHeader,
+    /// The WhatsApp User ID column of a row keyed by its phone holds something that is
+    /// not a business-scoped user id: the value is dropped.
+    InvalidUserId,
     /// The row says opted in, but the person opted out themselves (DESIGN section 13):
     /// the contact stays opted out; the rest of the row is saved.
     ConsentKeptOptedOut,
@@ -63,6 +67,7 @@ impl WarningCode {
             WarningCode::ExtraCells => "extra_cells",
             WarningCode::UntitledColumn => "untitled_column",
             WarningCode::DuplicateHeader => "duplicate_header",
+            WarningCode::InvalidUserId => "invalid_user_id",
             WarningCode::ConsentKeptOptedOut => "consent_kept_opted_out",
         }
     }
@@ -182,6 +187,18 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
     };
     let phone = match phone::normalize(raw_phone, country_code, ctx) {
         Ok(phone) => phone,
+        // Looked at only when the phone is blank, so rows with a number pay nothing
+        // for the column.
+        Err(PhoneRejection::Missing) if rules.channel == Channel::Whatsapp => {
+            match whatsapp_user_key(cells, rules.columns) {
+                Ok(Some(key)) => key,
+                Ok(None) => return rejected(PhoneRejection::Missing, raw_phone, rules.columns),
+                Err(problem) => {
+                    let reason = PhoneRejection::InvalidUserId;
+                    return Verdict::Rejected { reason, problem };
+                }
+            }
+        }
         Err(reason) => return rejected(reason, raw_phone, rules.columns),
     };
 
@@ -233,6 +250,30 @@ fn rejected(reason: PhoneRejection, raw_phone: &str, columns: &ColumnMap) -> Ver
             message,
         },
     }
+}
+
+/// The key of a WhatsApp row without a phone: `bsuid:{user_id}` when its WhatsApp User
+/// ID column holds a business-scoped user id (DESIGN section 13; never read as a
+/// number); `None` when that cell is blank or the file has no such column (the row
+/// misses its phone); the `invalid_user_id` problem when it holds something else.
+fn whatsapp_user_key(cells: &[String], columns: &ColumnMap) -> Result<Option<String>, Problem> {
+    let raw = columns
+        .index_of(Field::WhatsappUserId)
+        .and_then(|i| cells.get(i))
+        .map_or("", String::as_str);
+    let user_id = drop_formula_escape(clean_value(raw));
+    if user_id.is_empty() {
+        return Ok(None);
+    }
+    if is_bsuid(&user_id) {
+        return Ok(Some(bsuid_key(&user_id)));
+    }
+    let reason = PhoneRejection::InvalidUserId;
+    Err(Problem {
+        code: ProblemCode::Rejected(reason),
+        column: columns.title_of(Field::WhatsappUserId).to_string(),
+        message: format!("{reason}: {:?}", truncate_chars(&user_id, 40)),
+    })
 }
 
 type FieldError = (WarningCode, String);
@@ -375,6 +416,27 @@ fn apply_field(
             };
             set.extend(values);
         }
+        Field::WhatsappUserId => {
+            // A BSUID names a person on WhatsApp only.
+            if rules.channel != Channel::Whatsapp {
+                return Ok(());
+            }
+            if !is_bsuid(value) {
+                return Err((
+                    WarningCode::InvalidUserId,
+                    format!(
+                        "{:?} is not a WhatsApp user id (two capital letters and a dot then letters and digits: GB.13491208655302741918) and was not imported",
+                        truncate_chars(value, 40)
+                    ),
+                ));
+            }
+            // One attribute holds both ids: the business's own `User ID` wins it,
+            // whichever column comes first (a BSUID-only row keeps its BSUID in its key).
+            draft
+                .text
+                .entry("user_id")
+                .or_insert_with(|| value.to_string());
+        }
         Field::Title
         | Field::UserId
         | Field::Reference
@@ -466,11 +528,20 @@ mod tests {
     }
 
     fn check(header: &[&str], cells: &[&str], region: Option<&str>) -> Verdict {
+        check_on(Channel::Whatsapp, header, cells, region)
+    }
+
+    fn check_on(
+        channel: Channel,
+        header: &[&str],
+        cells: &[&str],
+        region: Option<&str>,
+    ) -> Verdict {
         let columns = ColumnMap::from_header(&row(header), &[]).expect("header maps");
         let (lists, tags) = (BTreeSet::from(["Imported".to_string()]), BTreeSet::new());
         let rules = RowRules {
             columns: &columns,
-            channel: Channel::Whatsapp,
+            channel,
             default_region: region.and_then(Region::parse),
             lists: &lists,
             tags: &tags,
@@ -594,6 +665,151 @@ mod tests {
                 assert!(problem.message.contains("07911 123456"));
             }
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod whatsapp_user_id_tests {
+    use super::*;
+
+    const BSUID: &str = "GB.13491208655302741918";
+    const HEADER: [&str; 4] = ["Phone", "Name", "WhatsApp User ID", "User ID"];
+
+    fn check(channel: Channel, header: &[&str], cells: &[&str]) -> Verdict {
+        let header: Vec<String> = header.iter().map(|c| c.to_string()).collect();
+        let cells: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+        let columns = ColumnMap::from_header(&header, &[]).expect("header maps");
+        let none = BTreeSet::new();
+        let rules = RowRules {
+            columns: &columns,
+            channel,
+            default_region: Region::parse("GB"),
+            lists: &none,
+            tags: &none,
+        };
+        validate_row(&cells, &rules)
+    }
+
+    fn accepted(verdict: Verdict) -> (ContactDraft, Vec<Problem>) {
+        match verdict {
+            Verdict::Accepted { draft, warnings } => (draft, warnings),
+            Verdict::Rejected { problem, .. } => panic!("rejected: {problem:?}"),
+        }
+    }
+
+    fn rejected(verdict: Verdict) -> (PhoneRejection, Problem) {
+        match verdict {
+            Verdict::Rejected { reason, problem } => (reason, problem),
+            Verdict::Accepted { draft, .. } => panic!("accepted: {draft:?}"),
+        }
+    }
+
+    #[test]
+    fn a_row_without_a_phone_is_keyed_by_its_bsuid_never_read_as_a_number() {
+        // GIVEN a WhatsApp row with a blank phone and a BSUID
+        let verdict = check(Channel::Whatsapp, &HEADER, &["", "Eva", BSUID, ""]);
+
+        // THEN its key is the BSUID's, and the BSUID is its user id
+        let (draft, warnings) = accepted(verdict);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(draft.phone, format!("bsuid:{BSUID}"));
+        assert_eq!(draft.text.get("user_id").map(String::as_str), Some(BSUID));
+        assert_eq!(draft.text.get("name").map(String::as_str), Some("Eva"));
+    }
+
+    #[test]
+    fn a_row_with_a_phone_is_keyed_by_it_and_keeps_the_bsuid() {
+        let (draft, warnings) = accepted(check(
+            Channel::Whatsapp,
+            &HEADER,
+            &["07911 123456", "Eva", BSUID, ""],
+        ));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(draft.phone, "+447911123456");
+        assert_eq!(draft.text.get("user_id").map(String::as_str), Some(BSUID));
+    }
+
+    #[test]
+    fn a_row_with_neither_is_missing_its_phone() {
+        let (reason, problem) = rejected(check(Channel::Whatsapp, &HEADER, &["", "Eva", " ", ""]));
+        assert_eq!(reason, PhoneRejection::Missing);
+        assert_eq!(problem.column, "Phone");
+        // Nor does a file without the column change anything.
+        let (reason, _) = rejected(check(Channel::Whatsapp, &["Phone", "Name"], &["", "Eva"]));
+        assert_eq!(reason, PhoneRejection::Missing);
+    }
+
+    #[test]
+    fn a_value_that_is_no_bsuid_rejects_a_row_without_a_phone_naming_the_column() {
+        let (reason, problem) = rejected(check(
+            Channel::Whatsapp,
+            &["Phone", "WA User ID"],
+            &["", "447911123456"],
+        ));
+        assert_eq!(reason, PhoneRejection::InvalidUserId);
+        assert_eq!(problem.code.as_str(), "invalid_user_id");
+        assert_eq!(problem.column, "WA User ID");
+        assert!(
+            problem.message.contains("\"447911123456\""),
+            "{}",
+            problem.message
+        );
+        assert!(!problem.message.contains([',', ';']), "{}", problem.message);
+    }
+
+    #[test]
+    fn a_value_that_is_no_bsuid_is_dropped_with_a_warning_when_the_row_has_a_phone() {
+        let (draft, warnings) = accepted(check(
+            Channel::Whatsapp,
+            &HEADER,
+            &["+447911123456", "Eva", "gb.123", ""],
+        ));
+        assert_eq!(draft.phone, "+447911123456");
+        assert_eq!(draft.text.get("user_id"), None);
+        let codes: Vec<&str> = warnings.iter().map(|w| w.code.as_str()).collect();
+        assert_eq!(codes, ["invalid_user_id"]);
+        assert_eq!(warnings[0].column, "WhatsApp User ID");
+    }
+
+    #[test]
+    fn a_bad_phone_is_not_saved_by_a_bsuid() {
+        // The phone is the key when the row gives one: a wrong one is the row's problem.
+        let (reason, _) = rejected(check(Channel::Whatsapp, &HEADER, &["12", "Eva", BSUID, ""]));
+        assert_eq!(reason, PhoneRejection::Invalid);
+    }
+
+    #[test]
+    fn the_business_s_own_user_id_wins_the_attribute_whichever_column_comes_first() {
+        for header in [
+            ["Phone", "Name", "WhatsApp User ID", "User ID"],
+            ["Phone", "Name", "User ID", "WhatsApp User ID"],
+        ] {
+            let cells = if header[2] == "User ID" {
+                ["", "Eva", "C-42", BSUID]
+            } else {
+                ["", "Eva", BSUID, "C-42"]
+            };
+            let (draft, warnings) = accepted(check(Channel::Whatsapp, &header, &cells));
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(draft.phone, format!("bsuid:{BSUID}"), "{header:?}");
+            assert_eq!(draft.text.get("user_id").map(String::as_str), Some("C-42"));
+        }
+    }
+
+    #[test]
+    fn on_sms_and_voice_the_column_is_no_key_and_not_stored() {
+        for channel in [Channel::Sms, Channel::Voice] {
+            let (reason, _) = rejected(check(channel, &HEADER, &["", "Eva", BSUID, ""]));
+            assert_eq!(reason, PhoneRejection::Missing);
+            let (draft, warnings) = accepted(check(
+                channel,
+                &HEADER,
+                &["+447911123456", "Eva", "junk", ""],
+            ));
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(draft.text.get("user_id"), None);
+            assert!(draft.attrs.is_empty());
         }
     }
 }

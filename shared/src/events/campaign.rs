@@ -107,7 +107,7 @@ where
         region: Option<Region>,
         table: RecipientTable,
     ) -> Result<RecipientsSaved, EventError> {
-        let columns = recipient_columns(&table.header)?;
+        let columns = recipient_columns(&table.header)?.for_channel(campaign.channel);
         let (lists, tags) = (BTreeSet::new(), BTreeSet::new());
         let rules = RowRules {
             columns: &columns,

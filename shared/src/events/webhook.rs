@@ -3,7 +3,9 @@
 //! - The account comes from the business number (`metadata.phone_number_id`); an
 //!   unknown number writes nothing and is counted.
 //! - A person is found by their number first (with WhatsApp's legacy variants, one
-//!   batch read), then by their BSUID's alias. Whatever one item changes about a
+//!   batch read), then by their BSUID's alias, else under their BSUID's own key (a
+//!   BSUID-only contact an import saved has no alias until the person first writes,
+//!   and that first item writes it). Whatever one item changes about a
 //!   person (the contact, a BSUID-only contact merged into it, the aliases) is one
 //!   transaction, decided again from fresh reads when someone else wrote first.
 //! - Messages follow `message.inbound`'s rules, once per `wamid`; statuses never create
@@ -91,7 +93,8 @@ struct Found {
     by_phone: Option<Contact>,
     /// Their BSUID's alias.
     alias: Option<Alias>,
-    /// The contact the alias names, when it is not `by_phone`.
+    /// The contact the BSUID names, when it is not `by_phone`: the alias's, or without
+    /// an alias the BSUID-only contact under the BSUID's own key.
     by_alias: Option<Contact>,
 }
 
@@ -440,31 +443,42 @@ where
         }
         let stamp = stamp(Source::Inbound, None);
         for _ in 0..MAX_ATTEMPTS {
-            let Some(old) = self.contacts.alias(at.account_id, previous).await? else {
-                // Nobody had the old id: the new one is learnt with the next message.
-                let user = WaUser::new(update.wa_id.get(), Some(current));
-                if user.wa_id.is_none() {
-                    return Ok(Done::Skipped);
+            let stored = self.contacts.alias(at.account_id, previous).await?;
+            let old = match &stored {
+                Some(alias) => alias.clone(),
+                // No alias, but a contact under the old id's own key (an import saved
+                // it): the new id's alias is its first.
+                None if self.contact_at(at, &bsuid_key(previous)).await?.is_some() => Alias {
+                    account_id: at.account_id.to_string(),
+                    user_id: previous.to_string(),
+                    contact_key: bsuid_key(previous),
+                    phone_number_id: at.phone_number_id.to_string(),
+                },
+                None => {
+                    // Nobody had the old id: the new one is learnt with the next message.
+                    let user = WaUser::new(update.wa_id.get(), Some(current));
+                    if user.wa_id.is_none() {
+                        return Ok(Done::Skipped);
+                    }
+                    let change = |_: &Contact| None;
+                    let effect = Effect {
+                        create: None,
+                        change: &change,
+                    };
+                    return self.apply(at, &user, &effect, &stamp).await;
                 }
-                let change = |_: &Contact| None;
-                let effect = Effect {
-                    create: None,
-                    change: &change,
-                };
-                return self.apply(at, &user, &effect, &stamp).await;
             };
             let existing_new = self.contacts.alias(at.account_id, current).await?;
-            let mut writes = vec![
-                IdentityWrite::RemoveAlias(old.clone()),
-                IdentityWrite::Alias(
-                    Alias {
-                        user_id: current.to_string(),
-                        phone_number_id: at.phone_number_id.to_string(),
-                        ..old.clone()
-                    },
-                    existing_new.map(|a| a.contact_key),
-                ),
-            ];
+            let mut writes: Vec<IdentityWrite> =
+                stored.into_iter().map(IdentityWrite::RemoveAlias).collect();
+            writes.push(IdentityWrite::Alias(
+                Alias {
+                    user_id: current.to_string(),
+                    phone_number_id: at.phone_number_id.to_string(),
+                    ..old.clone()
+                },
+                existing_new.map(|a| a.contact_key),
+            ));
             let contact = self.contact_at(at, &old.contact_key).await?;
             if let Some(contact) = contact {
                 if contact.text.get("user_id").map(String::as_str) == Some(previous) {
@@ -556,7 +570,7 @@ where
     }
 
     /// Reads where `user` stands: by number (every variant in one batch read, the exact
-    /// form first), then by BSUID alias.
+    /// form first), then by BSUID alias, else by the BSUID's own key.
     async fn find(&self, at: &Place<'_>, user: &WaUser) -> Result<Found, EventError> {
         let mut found = Found {
             phone_key: None,
@@ -586,10 +600,15 @@ where
         }
         if let Some(user_id) = &user.user_id {
             found.alias = self.contacts.alias(at.account_id, user_id).await?;
-            if let Some(alias) = &found.alias {
-                if found.phone_key.as_deref() != Some(alias.contact_key.as_str()) {
-                    found.by_alias = self.contact_at(at, &alias.contact_key).await?;
-                }
+            // Without an alias, the BSUID can still name a contact: one an import saved
+            // under `bsuid:{user_id}` (imports write no alias: they know no business
+            // number to keep it under). Only a person's first item pays this read.
+            let named = match &found.alias {
+                Some(alias) => alias.contact_key.clone(),
+                None => bsuid_key(user_id),
+            };
+            if found.phone_key.as_deref() != Some(named.as_str()) {
+                found.by_alias = self.contact_at(at, &named).await?;
             }
         }
         Ok(found)
@@ -633,7 +652,13 @@ where
                         return Ok(Done::Skipped);
                     };
                     let key = bsuid_key(user_id);
-                    let stored = self.contact_at(at, &key).await?;
+                    // `find` read this key already unless an alias named another one.
+                    let stored = match &found.alias {
+                        Some(alias) if alias.contact_key != key => {
+                            self.contact_at(at, &key).await?
+                        }
+                        _ => None,
+                    };
                     (key, stored.clone(), stored)
                 }
             };

@@ -372,3 +372,218 @@ async fn concurrent_deliveries_of_one_body_end_as_one_contact() {
     assert_eq!(ports.contacts.count(), 1);
     assert_eq!(ports.contacts.aliases().len(), 1);
 }
+
+/// Imports, on WhatsApp, a file whose rows are `(phone, name, BSUID)`.
+async fn import(ports: &MemoryPorts, rows: &[(&str, &str, &str)]) {
+    let mut file = String::from("Phone,Name,WhatsApp User ID\n");
+    for (phone, name, user_id) in rows {
+        file.push_str(&format!("{phone},{name},{user_id}\n"));
+    }
+    let summary = crate::import::import_in_memory(
+        &Config::default(),
+        ports,
+        "imports/acme/whatsapp/people.csv",
+        file.as_bytes(),
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(summary.rows.created as usize, rows.len(), "{summary:?}");
+}
+
+#[tokio::test]
+async fn an_imported_bsuid_only_contact_is_found_by_a_message_without_an_alias() {
+    // GIVEN a contact an import saved by its BSUID alone: no alias names it
+    let ports = ports();
+    import(&ports, &[("", "Eva Imported", BSUID)]).await;
+    let key = format!("bsuid:{BSUID}");
+    assert!(whatsapp(&ports, &key).is_some());
+    assert!(ports.contacts.aliases().is_empty());
+
+    // WHEN the person writes, known by the BSUID only
+    let answer = send(&ports, message("wamid.1", None, Some(BSUID), "Eva")).await;
+
+    // THEN the imported contact is the one found (its name kept) and now has its alias
+    assert_eq!(answer["contacts_created"], 0, "{answer}");
+    assert_eq!(answer["contacts_updated"], 1, "{answer}");
+    assert_eq!(ports.contacts.count(), 1);
+    let eva = whatsapp(&ports, &key).expect("the imported contact");
+    assert_eq!(
+        eva.text.get("name").map(String::as_str),
+        Some("Eva Imported")
+    );
+    assert!(eva.last_inbound_at.is_some());
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(key.clone()));
+
+    // AND a later message with the number merges it into the number's contact
+    send(&ports, message("wamid.2", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert_eq!(ports.contacts.count(), 1, "merged, not duplicated");
+    let eva = whatsapp(&ports, PHONE).expect("the number's contact");
+    assert_eq!(
+        eva.text.get("name").map(String::as_str),
+        Some("Eva Imported")
+    );
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some(BSUID));
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+}
+
+#[tokio::test]
+async fn a_first_message_with_number_and_bsuid_merges_the_imported_bsuid_only_contact() {
+    // GIVEN an imported BSUID-only contact, and the person's number imported apart
+    let ports = ports();
+    import(
+        &ports,
+        &[
+            ("", "Eva B", BSUID),
+            (PHONE, "Eva", ""),
+            ("+447400123456", "Bo", ""),
+        ],
+    )
+    .await;
+    assert_eq!(ports.contacts.count(), 3);
+
+    // WHEN the person's first message names both, and no alias exists yet
+    let answer = send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+
+    // THEN the BSUID-only contact is merged into the number's, which keeps its own
+    // values, and the alias names the number's contact
+    assert_eq!(answer["contacts_updated"], 1, "{answer}");
+    assert_eq!(ports.contacts.count(), 2, "merged, not duplicated");
+    assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_none());
+    let eva = whatsapp(&ports, PHONE).expect("kept");
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some(BSUID));
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+}
+
+#[tokio::test]
+async fn a_status_finds_an_imported_bsuid_only_contact_and_never_creates_one() {
+    let ports = ports();
+    import(&ports, &[("", "Eva", BSUID)]).await;
+    send(
+        &ports,
+        status("wamid.s1", "failed", Some(131_050), None, Some(BSUID)),
+    )
+    .await;
+    let eva = whatsapp(&ports, &format!("bsuid:{BSUID}")).expect("found");
+    assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
+    // A status for another BSUID nobody has: nothing created.
+    send(
+        &ports,
+        status("wamid.s2", "delivered", None, None, Some("US.404")),
+    )
+    .await;
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_bsuid_change_of_an_imported_contact_gives_it_the_new_id_s_alias() {
+    // GIVEN an imported BSUID-only contact without an alias
+    let ports = ports();
+    import(&ports, &[("", "Eva", BSUID)]).await;
+    let key = format!("bsuid:{BSUID}");
+
+    // WHEN Meta says the BSUID changed
+    let update = body(json!({"user_id_update": [{"previous": BSUID, "current": "GB.1000"}]}));
+    let answer = send(&ports, update).await;
+
+    // THEN the new id's alias names the contact, which stores the new id under its key
+    assert_eq!(answer["identity_changes"], 1, "{answer}");
+    let alias = ports.contacts.alias("acme", "GB.1000").await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(key.clone()));
+    let eva = whatsapp(&ports, &key).expect("kept its key");
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some("GB.1000"));
+    // AND a message under the new id finds it
+    send(&ports, message("wamid.1", None, Some("GB.1000"), "Eva")).await;
+    assert_eq!(ports.contacts.count(), 1);
+}
+
+/// Sends `body` to a service that can erase (it has a suppression key).
+async fn send_erasing(ports: &MemoryPorts, body: Value) -> Value {
+    let config = Config {
+        suppression: crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret"),
+        ..Config::default()
+    };
+    let service = EventService {
+        objects: &ports.objects,
+        contacts: &ports.contacts,
+        settings: &ports.settings,
+        ledger: &ports.ledger,
+        config: &config,
+    };
+    let reply = service
+        .handle_invocation(Invocation::from_payload(body))
+        .await
+        .expect("handled");
+    serde_json::to_value(reply).expect("serialises")
+}
+
+fn erase(phone: &str) -> Value {
+    json!({"type": "contact.erase", "account_id": "acme", "channel": "whatsapp", "phone": phone})
+}
+
+#[tokio::test]
+async fn an_erasure_deletes_the_contact_and_the_alias_of_its_bsuid() {
+    // GIVEN Eva, known by number and BSUID, and Bo with a BSUID of his own
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    send(
+        &ports,
+        message("wamid.2", Some("447400123456"), Some("GB.2"), "Bo"),
+    )
+    .await;
+    assert_eq!(ports.contacts.aliases().len(), 2);
+
+    // WHEN Eva is erased
+    let answer = send_erasing(&ports, erase(PHONE)).await;
+
+    // THEN her contact and her alias are gone (two items), Bo's are not
+    assert_eq!(answer, json!({"status": "erased", "items": 2}));
+    assert!(whatsapp(&ports, PHONE).is_none());
+    assert!(ports
+        .contacts
+        .alias("acme", BSUID)
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(ports.contacts.count(), 1);
+    assert_eq!(ports.contacts.aliases().len(), 1);
+    // AND a later message from her BSUID alone starts a new, BSUID-only contact
+    send(&ports, message("wamid.3", None, Some(BSUID), "Eva")).await;
+    assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_some());
+}
+
+#[tokio::test]
+async fn an_alias_that_names_another_contact_is_not_erased() {
+    // GIVEN Eva's stored BSUID, whose alias now names another contact
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    let moved = crate::ports::Alias {
+        account_id: "acme".into(),
+        user_id: BSUID.into(),
+        contact_key: "+447400123456".into(),
+        phone_number_id: PNID.into(),
+    };
+    let written = ports
+        .contacts
+        .write_identity(&[crate::ports::IdentityWrite::Alias(
+            moved.clone(),
+            Some(PHONE.into()),
+        )])
+        .await
+        .expect("written");
+    assert!(written);
+
+    // WHEN Eva is erased
+    let answer = send_erasing(&ports, erase(PHONE)).await;
+
+    // THEN only her contact goes; the alias is another contact's
+    assert_eq!(answer, json!({"status": "erased", "items": 1}));
+    assert_eq!(
+        ports.contacts.alias("acme", BSUID).await.expect("read"),
+        Some(moved)
+    );
+}

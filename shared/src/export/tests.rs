@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::*;
 use crate::config::Config;
 use crate::domain::contact::{ContactDraft, Source, WriteStamp};
+use crate::domain::field::Field;
 use crate::domain::mapping::ColumnMap;
 use crate::domain::validate::{validate_row, RowRules, Verdict};
 use crate::parse::{read_rows, Body, Format, ReadOptions, RowKind, WorkbookLimits};
@@ -161,7 +162,7 @@ async fn the_file_holds_the_stored_values_under_the_import_titles() {
     let header = body.lines().next().expect("header");
     assert_eq!(
         header,
-        "Phone,Name,First Name,Middle Name,Last Name,Title,Email,WhatsApp Opted,User ID,\
+        "Phone,WhatsApp User ID,Name,First Name,Middle Name,Last Name,Title,Email,WhatsApp Opted,User ID,\
 Reference,Company,Address Line 1,Address Line 2,City,State,Postcode,Date of Birth,\
 Alternate Phone,Lists,Tags,'=Formula title,Note,Plan,Score,Signed Up"
     );
@@ -172,7 +173,7 @@ Alternate Phone,Lists,Tags,'=Formula title,Note,Plan,Score,Signed Up"
         .expect("Zoë's row");
     assert_eq!(
         zoe,
-        "+447911123456,Zoë O’Brien,Zoë,,O’Brien,,zoe@example.com,TRUE,,,\
+        "+447911123456,,Zoë O’Brien,Zoë,,O’Brien,,zoe@example.com,TRUE,,,\
 \"'=HYPERLINK(\"\"x\"\")\",,,Zürich,,,1990-05-01,,VIP;Ünïcode 名前,'-x;@team,\
 +1,\"a, \"\"quoted\"\" note\",Gold,-5,2022-10-31T14:00:00Z"
     );
@@ -182,6 +183,73 @@ Alternate Phone,Lists,Tags,'=Formula title,Note,Plan,Score,Signed Up"
         .expect("Yamada's row");
     assert!(yamada.contains(",FALSE,"), "{yamada}");
     assert!(yamada.ends_with(",,,Silver,'=1+1,"), "{yamada}");
+}
+
+#[tokio::test]
+async fn a_bsuid_only_contact_exports_without_a_phone_and_re_imports_unchanged() {
+    // GIVEN WhatsApp contacts as messages leave them: one known only by its BSUID, one
+    // with a number and a BSUID, one with a number and the business's own user id
+    const BSUID: &str = "GB.13491208655302741918";
+    let store = MemoryPorts::default();
+    let stamp = WriteStamp {
+        now: "2026-11-29T10:00:00Z".into(),
+        source: Source::Inbound,
+        import_id: None,
+        campaign_id: None,
+    };
+    for (key, user_id, name) in [
+        (format!("bsuid:{BSUID}"), BSUID, "Eva"),
+        ("+447911123456".to_string(), "US.20931208655302741234", "Bo"),
+        ("+447911123457".to_string(), "C-42", "Cy"),
+    ] {
+        let mut draft = ContactDraft {
+            phone: key,
+            ..Default::default()
+        };
+        draft.text.insert("user_id", user_id.into());
+        draft.text.insert("name", name.into());
+        let mut contact = Contact::create("acme", Channel::Whatsapp, &draft, &stamp);
+        contact.anonymous = true;
+        store
+            .contacts
+            .put_contact(&contact, Precondition::Absent)
+            .await
+            .expect("stored");
+    }
+
+    // WHEN the account is exported
+    let (exported, body) = export(&store, &account("acme")).await;
+
+    // THEN the BSUID-only contact has no phone and its BSUID under WhatsApp User ID; a
+    // BSUID of a numbered contact is there too; the business's own id is in User ID
+    assert_eq!(exported.contacts, 3);
+    let (columns, rows) = parsed(&body);
+    let cell = |row: &Vec<String>, field| row[columns.index_of(field).expect("a column")].clone();
+    let by_name = |name: &str| {
+        rows.iter()
+            .find(|r| cell(r, Field::Name) == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}'s row in {body}"))
+    };
+    let ids = |name: &str| {
+        let row = by_name(name);
+        [
+            cell(&row, Field::Phone),
+            cell(&row, Field::WhatsappUserId),
+            cell(&row, Field::UserId),
+        ]
+    };
+    assert_eq!(ids("Eva"), ["", BSUID, ""]);
+    assert_eq!(ids("Bo"), ["+447911123456", "US.20931208655302741234", ""]);
+    assert_eq!(ids("Cy"), ["+447911123457", "", "C-42"]);
+    assert!(!body.contains("bsuid:"), "{body}");
+
+    // AND the file imported again on whatsapp changes nothing
+    let again = import(&store, "imports/acme/whatsapp/export.csv", body.as_bytes()).await;
+    assert_eq!(again.rows.total, 3, "{again:?}");
+    assert_eq!(again.rows.unchanged, 3, "{again:?}");
+    assert!(again.warnings_by_code.is_empty(), "{again:?}");
+    assert_eq!(store.contacts.count(), 3);
 }
 
 /// Stores a contact of `account` on `channel` with the given lists, tags, status and opt-in.
@@ -477,7 +545,7 @@ async fn a_large_export_leaves_in_parts_of_the_part_size_but_the_last() {
     assert_eq!(rows.len(), 2200);
     assert!(rows
         .iter()
-        .all(|r| r.len() == EXPORT_COLUMNS.len() + 5 && r[20].ends_with("xxx")));
+        .all(|r| r.len() == EXPORT_COLUMNS.len() + 5 && r[EXPORT_COLUMNS.len()].ends_with("xxx")));
 }
 
 #[tokio::test]
@@ -507,7 +575,7 @@ async fn an_empty_account_is_a_header_in_one_put() {
     // THEN the file is the header alone, written without a multipart upload
     assert_eq!(exported.contacts, 0);
     assert_eq!(body.lines().count(), 1);
-    assert!(body.starts_with("Phone,Name,"));
+    assert!(body.starts_with("Phone,WhatsApp User ID,Name,"));
     assert_eq!(store.objects.multipart_counts(), (0, 0, 0));
 }
 

@@ -19,6 +19,7 @@ use crate::domain::upload::Channel;
 use crate::domain::validate::{
     consent_kept_opted_out, validate_row, Problem, ProblemCode, RowRules, Verdict,
 };
+use crate::domain::whatsapp::BSUID_KEY_PREFIX;
 use crate::parse::{RawRow, RowKind, SourceError, SourceInfo};
 
 /// Messages from the parsing thread to the writer.
@@ -100,8 +101,8 @@ struct Visit<'p> {
     phone_column: Arc<str>,
     opted_column: Option<Arc<str>>,
     failure: Option<Failure>,
-    /// First line of each number seen, keyed by its digits.
-    seen: HashMap<u64, u64>,
+    /// First line of each key seen in the file.
+    seen: Seen,
     data_rows: u64,
     saw_header: bool,
     row_limit_hit_at: Option<u64>,
@@ -119,7 +120,7 @@ impl RowParser {
             phone_column: Arc::from(""),
             opted_column: None,
             failure: None,
-            seen: HashMap::new(),
+            seen: Seen::default(),
             data_rows: 0,
             saw_header: false,
             row_limit_hit_at: None,
@@ -190,6 +191,7 @@ impl Visit<'_> {
         self.saw_header = true;
         match ColumnMap::from_header(cells, &self.parser.options.mapping) {
             Ok(map) => {
+                let map = map.for_channel(self.parser.channel);
                 self.phone_column = Arc::from(map.title_of(Field::Phone));
                 self.opted_column = map
                     .index_of(Field::WhatsappOpted)
@@ -209,13 +211,38 @@ impl Visit<'_> {
     }
 }
 
-/// Validates a row, then tells a number repeated in the file from its first row.
-fn verdict(
-    parser: &RowParser,
-    columns: &ColumnMap,
-    seen: &mut HashMap<u64, u64>,
-    row: &RawRow,
-) -> RowVerdict {
+/// The first line of each contact key in the file: numbers by their digits (a cheap
+/// key: E.164 has at most 15), and the keys of rows known only by a WhatsApp user id
+/// (`bsuid:…`) apart, so that rows with a number pay nothing for them.
+#[derive(Default)]
+struct Seen {
+    numbers: HashMap<u64, u64>,
+    users: HashMap<String, u64>,
+}
+
+impl Seen {
+    /// The line `key` was first seen on, or `None` after recording `line` as its first.
+    fn first(&mut self, key: &str, line: u64) -> Option<u64> {
+        if key.starts_with(BSUID_KEY_PREFIX) {
+            if let Some(first) = self.users.get(key) {
+                return Some(*first);
+            }
+            self.users.insert(key.to_string(), line);
+            return None;
+        }
+        let number: u64 = key.trim_start_matches('+').parse().unwrap_or(u64::MAX);
+        match self.numbers.get(&number) {
+            Some(first) => Some(*first),
+            None => {
+                self.numbers.insert(number, line);
+                None
+            }
+        }
+    }
+}
+
+/// Validates a row, then tells a contact repeated in the file from its first row.
+fn verdict(parser: &RowParser, columns: &ColumnMap, seen: &mut Seen, row: &RawRow) -> RowVerdict {
     let options = &parser.options;
     let rules = RowRules {
         columns,
@@ -230,26 +257,23 @@ fn verdict(
     };
     // The line names the row in the consent evidence (`imp_…#row 12`).
     draft.row = Some(row.line);
-    // E.164 fits a u64 (at most 15 digits are accepted): a cheap key.
-    let number: u64 = draft
-        .phone
-        .trim_start_matches('+')
-        .parse()
-        .unwrap_or(u64::MAX);
-    match seen.get(&number) {
-        Some(first) => RowVerdict::Duplicate {
-            problem: Problem {
-                code: ProblemCode::DuplicateInFile,
-                column: columns.title_of(Field::Phone).to_string(),
-                message: format!(
-                    "{} is also on row {first}; the first row was used",
-                    mask_phone(&draft.phone)
-                ),
-            },
-        },
-        None => {
-            seen.insert(number, row.line);
-            RowVerdict::Accepted { draft, warnings }
+    match seen.first(&draft.phone, row.line) {
+        Some(first) => {
+            let (column, key) = match draft.phone.strip_prefix(BSUID_KEY_PREFIX) {
+                Some(user_id) => (columns.title_of(Field::WhatsappUserId), user_id),
+                None => (columns.title_of(Field::Phone), draft.phone.as_str()),
+            };
+            RowVerdict::Duplicate {
+                problem: Problem {
+                    code: ProblemCode::DuplicateInFile,
+                    column: column.to_string(),
+                    message: format!(
+                        "{} is also on row {first}; the first row was used",
+                        mask_phone(key)
+                    ),
+                },
+            }
         }
+        None => RowVerdict::Accepted { draft, warnings },
     }
 }

@@ -346,12 +346,6 @@ async fn an_erased_number_is_rejected_as_suppressed_and_the_rest_imported() {
     };
     let key = config.suppression.as_ref().expect("key");
     let digest = key.digest("+919876543210");
-    let erased = store
-        .contacts
-        .erase_contact("acme", Channel::Whatsapp, "+919876543210", &digest)
-        .await
-        .expect("answered");
-    assert!(!erased, "nothing to erase yet, so no tombstone either");
     let first = import_with(
         &config,
         &store,
@@ -362,9 +356,13 @@ async fn an_erased_number_is_rejected_as_suppressed_and_the_rest_imported() {
     )
     .await;
     assert_eq!(first.rows.created, 2);
+    let asha = store
+        .contacts
+        .get("acme", Channel::Whatsapp, "+919876543210")
+        .expect("imported");
     let erased = store
         .contacts
-        .erase_contact("acme", Channel::Whatsapp, "+919876543210", &digest)
+        .erase_contact(&asha, &[], &digest)
         .await
         .expect("answered");
     assert!(erased);
@@ -512,4 +510,154 @@ async fn an_import_keeps_a_persons_own_opt_out_and_says_so_on_the_row() {
         "{}",
         lines[2]
     );
+}
+
+const BSUID: &str = "GB.13491208655302741918";
+
+#[tokio::test]
+async fn whatsapp_rows_without_a_phone_are_keyed_by_their_bsuid_and_repeats_are_duplicates() {
+    // GIVEN a WhatsApp file where some people are known only by their BSUID: one twice,
+    // one with a value that is no BSUID, one with neither phone nor BSUID
+    let store = MemoryPorts::default();
+    let file = format!(
+        "Phone,Name,WhatsApp User ID\n\
+         ,Eva,{BSUID}\n\
+         ,Bo,US.20931208655302741234\n\
+         ,Eva again,{BSUID}\n\
+         ,Cy,447911123456\n\
+         ,Di,\n\
+         +447911123456,Ed,{BSUID}\n\
+         +447911123457,Fi,not-a-bsuid\n"
+    );
+
+    // WHEN it is imported
+    let summary = import(
+        &store,
+        "imports/acme/whatsapp/people.csv",
+        file.as_bytes(),
+        &[],
+        "1",
+    )
+    .await;
+
+    // THEN both BSUID-only people are saved under their BSUID's key, the repeat is a
+    // duplicate of row 2, and the rows with numbers are keyed by them
+    assert_eq!(
+        (
+            summary.rows.total,
+            summary.rows.created,
+            summary.rows.duplicate_in_file,
+            summary.rows.rejected
+        ),
+        (7, 4, 1, 2),
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary
+            .column_mapping
+            .get("WhatsApp User ID")
+            .map(String::as_str),
+        Some("whatsapp_user_id")
+    );
+    assert_eq!(
+        summary
+            .rejections_by_reason
+            .get(&PhoneRejection::InvalidUserId),
+        Some(&1)
+    );
+    assert_eq!(
+        summary.rejections_by_reason.get(&PhoneRejection::Missing),
+        Some(&1)
+    );
+    let eva = store
+        .contacts
+        .get("acme", Channel::Whatsapp, &format!("bsuid:{BSUID}"))
+        .expect("saved by its BSUID");
+    assert_eq!(eva.e164(), None);
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some(BSUID));
+    assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    let ed = store
+        .contacts
+        .get("acme", Channel::Whatsapp, "+447911123456")
+        .expect("saved by its number");
+    assert_eq!(ed.text.get("user_id").map(String::as_str), Some(BSUID));
+    let rows = store
+        .objects
+        .text(
+            BUCKET,
+            summary.rows_report_key.as_deref().expect("rows key"),
+        )
+        .expect("rows.csv");
+    let lines: Vec<&str> = rows.lines().collect();
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("4,duplicate_in_file,duplicate_in_file,WhatsApp User ID,")
+            && l.contains("also on row 2")),
+        "{rows}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("5,rejected,invalid_user_id,WhatsApp User ID,")),
+        "{rows}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("6,rejected,missing_phone,Phone,")),
+        "{rows}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("8,created,invalid_user_id,WhatsApp User ID,")),
+        "{rows}"
+    );
+
+    // AND the same file again is unchanged row by row
+    let again = import(
+        &store,
+        "imports/acme/whatsapp/people.csv",
+        file.as_bytes(),
+        &[],
+        "2",
+    )
+    .await;
+    assert_eq!(
+        (again.rows.unchanged, again.rows.created),
+        (4, 0),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn on_sms_the_whatsapp_user_id_column_is_ignored() {
+    let store = MemoryPorts::default();
+    let file = format!("Phone,Name,WhatsApp User ID\n,Eva,{BSUID}\n+447911123456,Ed,{BSUID}\n");
+    let summary = import(
+        &store,
+        "imports/acme/sms/people.csv",
+        file.as_bytes(),
+        &[],
+        "1",
+    )
+    .await;
+    assert_eq!(
+        (summary.rows.created, summary.rows.rejected),
+        (1, 1),
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary
+            .column_mapping
+            .get("WhatsApp User ID")
+            .map(String::as_str),
+        Some("ignore")
+    );
+    let ed = store
+        .contacts
+        .get("acme", Channel::Sms, "+447911123456")
+        .expect("saved");
+    assert_eq!(ed.text.get("user_id"), None);
+    assert!(ed.attrs.is_empty());
 }

@@ -416,16 +416,30 @@ impl MemoryContacts {
 impl Suppressions for MemoryContacts {
     async fn erase_contact(
         &self,
-        account_id: &str,
-        channel: Channel,
-        phone: &str,
+        contact: &Contact,
+        aliases: &[Alias],
         digest: &str,
     ) -> Result<bool, StoreError> {
-        let erased = lock(&self.contacts).remove(&(account_id.into(), channel, phone.into()));
-        if erased.is_some() {
-            lock(&self.tombstones).insert((account_id.into(), channel, digest.into()));
+        let mut contacts = lock(&self.contacts);
+        let mut stored_aliases = lock(&self.aliases);
+        let key = key_of(contact);
+        let holds = contacts
+            .get(&key)
+            .is_some_and(|stored| stored.version == contact.version)
+            && aliases.iter().all(|alias| {
+                stored_aliases
+                    .get(&(alias.account_id.clone(), alias.user_id.clone()))
+                    .is_some_and(|stored| stored.contact_key == contact.phone)
+            });
+        if !holds {
+            return Ok(false);
         }
-        Ok(erased.is_some())
+        contacts.remove(&key);
+        for alias in aliases {
+            stored_aliases.remove(&(alias.account_id.clone(), alias.user_id.clone()));
+        }
+        lock(&self.tombstones).insert((contact.account_id.clone(), contact.channel, digest.into()));
+        Ok(true)
     }
 
     async fn suppressed(
@@ -644,4 +658,91 @@ pub struct MemoryPorts {
     pub ledger: MemoryLedger,
     /// Continuations submitted.
     pub continuation: MemoryContinuation,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::{ContactDraft, Source, WriteStamp};
+
+    const BSUID: &str = "GB.13491208655302741918";
+
+    fn eva() -> Contact {
+        let mut draft = ContactDraft {
+            phone: "+447911123456".into(),
+            ..Default::default()
+        };
+        draft.text.insert("user_id", BSUID.into());
+        let stamp = WriteStamp {
+            now: "2026-11-29T10:00:00Z".into(),
+            source: Source::Inbound,
+            import_id: None,
+            campaign_id: None,
+        };
+        Contact::create("acme", Channel::Whatsapp, &draft, &stamp)
+    }
+
+    fn alias_to(contact_key: &str) -> Alias {
+        Alias {
+            account_id: "acme".into(),
+            user_id: BSUID.into(),
+            contact_key: contact_key.into(),
+            phone_number_id: "106540352242922".into(),
+        }
+    }
+
+    /// Eva stored, with her alias naming `alias_key`.
+    async fn stored(alias_key: &str) -> (MemoryContacts, Contact) {
+        let contacts = MemoryContacts::default();
+        let eva = eva();
+        let written = contacts
+            .write_identity(&[
+                IdentityWrite::Contact(eva.clone(), Precondition::Absent),
+                IdentityWrite::Alias(alias_to(alias_key), None),
+            ])
+            .await
+            .expect("written");
+        assert!(written);
+        (contacts, eva)
+    }
+
+    #[tokio::test]
+    async fn an_erasure_removes_the_contact_and_its_alias_and_leaves_a_tombstone() {
+        let (contacts, eva) = stored("+447911123456").await;
+        let erased = contacts
+            .erase_contact(&eva, &[alias_to("+447911123456")], "d1g35t")
+            .await;
+        assert!(erased.expect("answered"));
+        assert_eq!(contacts.count(), 0);
+        assert!(contacts.aliases().is_empty());
+        assert!(contacts.is_suppressed("acme", Channel::Whatsapp, "d1g35t"));
+    }
+
+    #[tokio::test]
+    async fn an_erasure_whose_contact_changed_or_alias_moved_writes_nothing() {
+        // The contact was written since it was read: another version.
+        let (contacts, eva) = stored("+447911123456").await;
+        let stale = Contact {
+            version: eva.version + 1,
+            ..eva.clone()
+        };
+        assert!(!contacts
+            .erase_contact(&stale, &[], "d")
+            .await
+            .expect("answered"));
+        // The alias names another contact now.
+        let (moved, eva) = stored("+447400123456").await;
+        let erased = moved
+            .erase_contact(&eva, &[alias_to("+447911123456")], "d")
+            .await;
+        assert!(!erased.expect("answered"));
+        // Gone already.
+        let empty = MemoryContacts::default();
+        assert!(!empty.erase_contact(&eva, &[], "d").await.expect("answered"));
+        for store in [&contacts, &moved] {
+            assert_eq!(store.count(), 1);
+            assert_eq!(store.aliases().len(), 1);
+            assert!(!store.is_suppressed("acme", Channel::Whatsapp, "d"));
+        }
+    }
 }

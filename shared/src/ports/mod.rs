@@ -206,13 +206,14 @@ pub trait ContactStore: Send + Sync {
 /// Erasure tombstones (DESIGN section 14), keyed by the number's digest
 /// ([`crate::domain::suppression::SuppressionKey::digest`]), never by the number.
 pub trait Suppressions: Send + Sync {
-    /// Deletes the contact and puts the tombstone for `digest`, in one transaction;
-    /// `false` (nothing written) when there is no such contact.
+    /// Deletes `contact` while it is still at its version, each of `aliases` while it
+    /// still names `contact`, and puts the tombstone for `digest`, all in one
+    /// transaction. `false` when a condition did not hold (the contact is gone or was
+    /// written meanwhile, an alias moved): then nothing was written; read again.
     fn erase_contact(
         &self,
-        account_id: &str,
-        channel: Channel,
-        phone: &str,
+        contact: &Contact,
+        aliases: &[Alias],
         digest: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Which of `digests` (at most 100) have a tombstone, in the order given.

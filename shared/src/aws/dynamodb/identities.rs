@@ -130,7 +130,11 @@ impl Identities for DynamoTable {
 }
 
 impl DynamoTable {
-    fn identity_item(&self, write: &IdentityWrite) -> Result<TransactWriteItem, StoreError> {
+    /// One write of an identity change as a transaction item (erasures use it too).
+    pub(super) fn identity_item(
+        &self,
+        write: &IdentityWrite,
+    ) -> Result<TransactWriteItem, StoreError> {
         Ok(match write {
             IdentityWrite::Contact(contact, precondition) => {
                 self.transact_item(contact, *precondition)?

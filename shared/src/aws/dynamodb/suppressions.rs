@@ -1,37 +1,38 @@
 //! [`Suppressions`]: erasure tombstones `SUPPRESS#{account}#{channel}#{digest}` /
-//! `SUPPRESS`. An erasure deletes the contact and puts its tombstone in one transaction,
-//! so there is never a moment with both or neither; imports look tombstones up 100 at a
-//! time with `BatchGetItem`.
+//! `SUPPRESS`. An erasure deletes the contact and its BSUID aliases and puts its
+//! tombstone in one transaction, so there is never a moment with both or neither;
+//! imports look tombstones up 100 at a time with `BatchGetItem`.
 
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::item::{build_error, key, s};
 use super::DynamoTable;
-use crate::aws::keys::{contact_pk, suppress_pk, CONTACT_SK, SUPPRESS_SK};
+use crate::aws::keys::{suppress_pk, SUPPRESS_SK};
 use crate::aws::service;
+use crate::domain::contact::Contact;
 use crate::domain::upload::Channel;
-use crate::ports::{StoreError, Suppressions};
+use crate::ports::{Alias, IdentityWrite, StoreError, Suppressions};
 
 impl Suppressions for DynamoTable {
     async fn erase_contact(
         &self,
-        account_id: &str,
-        channel: Channel,
-        phone: &str,
+        contact: &Contact,
+        aliases: &[Alias],
         digest: &str,
     ) -> Result<bool, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                contact_pk(account_id, channel, phone),
-                CONTACT_SK,
-            )))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(build_error)?;
+        let (account_id, channel) = (contact.account_id.as_str(), contact.channel);
+        // The contact while still at its version; each alias while it names this contact.
+        let mut items = vec![self.identity_item(&IdentityWrite::RemoveContact(contact.clone()))?];
+        for alias in aliases {
+            let naming_this = Alias {
+                contact_key: contact.phone.clone(),
+                ..alias.clone()
+            };
+            items.push(self.identity_item(&IdentityWrite::RemoveAlias(naming_this))?);
+        }
         let mut tombstone = key(suppress_pk(account_id, channel, digest), SUPPRESS_SK);
         tombstone.insert("account_id".into(), s(account_id));
         tombstone.insert("channel".into(), s(channel.as_str()));
@@ -44,11 +45,11 @@ impl Suppressions for DynamoTable {
             .set_item(Some(tombstone))
             .build()
             .map_err(build_error)?;
+        items.push(TransactWriteItem::builder().put(put).build());
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result.map_err(|e| e.into_service_error()) {
@@ -56,9 +57,8 @@ impl Suppressions for DynamoTable {
             Err(TransactWriteItemsError::TransactionCanceledException(cancelled))
                 if cancelled
                     .cancellation_reasons()
-                    .first()
-                    .and_then(|r| r.code())
-                    == Some("ConditionalCheckFailed") =>
+                    .iter()
+                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
             {
                 Ok(false)
             }
@@ -118,8 +118,27 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client};
 
     use super::*;
-    use crate::aws::dynamodb::item::Item;
+    use crate::aws::dynamodb::item::{n, Item};
     use crate::aws::dynamodb::testing::{Requests, TABLE};
+    use crate::domain::contact::{ContactDraft, Source, WriteStamp};
+
+    const BSUID: &str = "GB.13491208655302741918";
+
+    fn eva(channel: Channel) -> Contact {
+        let draft = ContactDraft {
+            phone: "+447911123456".into(),
+            ..Default::default()
+        };
+        let stamp = WriteStamp {
+            now: "2026-11-29T10:00:00Z".into(),
+            source: Source::Inbound,
+            import_id: None,
+            campaign_id: None,
+        };
+        let mut contact = Contact::create("acme", channel, &draft, &stamp);
+        contact.version = 3;
+        contact
+    }
 
     #[tokio::test]
     async fn an_erasure_deletes_the_contact_and_puts_a_tombstone_without_the_number() {
@@ -132,10 +151,10 @@ mod tests {
 
         // WHEN Eva is erased
         let erased = table
-            .erase_contact("acme", Channel::Whatsapp, "+447911123456", "d1g35t")
+            .erase_contact(&eva(Channel::Whatsapp), &[], "d1g35t")
             .await;
 
-        // THEN one transaction deletes her contact (only if it exists) and puts the
+        // THEN one transaction deletes her contact (only as it was read) and puts the
         // tombstone, whose attributes hold no digit of her number
         assert!(erased.expect("answered"));
         let sent = requests.only();
@@ -147,7 +166,16 @@ mod tests {
             delete.key().get("pk"),
             Some(&s("CONTACT#acme#whatsapp#+447911123456"))
         );
-        assert_eq!(delete.condition_expression(), Some("attribute_exists(pk)"));
+        assert_eq!(
+            delete.condition_expression(),
+            Some("attribute_exists(pk) AND #version = :expected")
+        );
+        assert_eq!(
+            delete
+                .expression_attribute_values()
+                .and_then(|v| v.get(":expected")),
+            Some(&n(3))
+        );
         let tombstone = put.put().expect("a put").item();
         assert_eq!(
             tombstone.get("pk"),
@@ -158,7 +186,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn erasing_an_unknown_contact_writes_nothing() {
+    async fn an_erasure_deletes_the_alias_only_while_it_names_the_contact() {
+        // GIVEN a table that accepts the transaction, and Eva's alias
+        let requests = Requests::<TransactWriteItemsInput>::new();
+        let rule = mock!(Client::transact_write_items)
+            .match_requests(requests.recorder())
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
+        let alias = Alias {
+            account_id: "acme".into(),
+            user_id: BSUID.into(),
+            contact_key: "+447911123456".into(),
+            phone_number_id: "106540352242922".into(),
+        };
+
+        // WHEN Eva is erased with it
+        let erased = table
+            .erase_contact(&eva(Channel::Whatsapp), &[alias], "d1g35t")
+            .await;
+
+        // THEN the same transaction deletes the alias, conditioned on naming her contact
+        assert!(erased.expect("answered"));
+        let sent = requests.only();
+        let [_, alias, put] = sent.transact_items() else {
+            panic!("three writes: {sent:?}")
+        };
+        let alias = alias.delete().expect("a delete");
+        assert_eq!(
+            alias.key().get("pk"),
+            Some(&s(format!("ALIAS#acme#whatsapp#{BSUID}")))
+        );
+        assert_eq!(alias.key().get("sk"), Some(&s("CONTACT")));
+        assert_eq!(alias.condition_expression(), Some("contact_pk = :expected"));
+        assert_eq!(
+            alias
+                .expression_attribute_values()
+                .and_then(|v| v.get(":expected")),
+            Some(&s("CONTACT#acme#whatsapp#+447911123456"))
+        );
+        assert!(put.put().is_some(), "the tombstone last");
+    }
+
+    #[tokio::test]
+    async fn an_erasure_whose_condition_fails_writes_nothing() {
         let rule = mock!(Client::transact_write_items).then_error(|| {
             TransactWriteItemsError::TransactionCanceledException(
                 TransactionCanceledException::builder()
@@ -172,9 +242,7 @@ mod tests {
             )
         });
         let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
-        let erased = table
-            .erase_contact("acme", Channel::Sms, "+447911123456", "d1g35t")
-            .await;
+        let erased = table.erase_contact(&eva(Channel::Sms), &[], "d1g35t").await;
         assert!(!erased.expect("answered"));
     }
 

@@ -54,6 +54,11 @@ pub enum PhoneRejection {
     #[serde(rename = "suppressed")]
     #[error("this person asked to be erased; they are added again only when they message you")]
     Suppressed,
+    /// A `whatsapp` row without a phone whose WhatsApp User ID column, its only key,
+    /// holds something that is not a business-scoped user id (DESIGN section 13).
+    #[serde(rename = "invalid_user_id")]
+    #[error("the phone number is blank and the WhatsApp user id is not one (two capital letters and a dot then letters and digits: GB.13491208655302741918)")]
+    InvalidUserId,
 }
 
 impl PhoneRejection {
@@ -67,6 +72,7 @@ impl PhoneRejection {
             PhoneRejection::NotMobile => "not_mobile",
             PhoneRejection::ExcelScientificNotation => "excel_scientific_notation",
             PhoneRejection::Suppressed => "suppressed",
+            PhoneRejection::InvalidUserId => "invalid_user_id",
         }
     }
 }
