@@ -1,6 +1,8 @@
 //! End to end: Meta's WhatsApp webhooks (DESIGN section 13) through the Lambda runtime
-//! API (`cargo lambda watch`): bare, in an SQS batch, and as real HTTP requests to the
-//! function URL watch serves, signed with `make up`'s development app secret.
+//! API (`cargo lambda watch`): bare, in an SQS batch, and as the function URL delivers
+//! Meta's POST (a payload 2.0 event), signed with `make up`'s development app secret.
+//! The tests run one at a time: watch's function instances are few, and a test that
+//! sends three deliveries at once needs them.
 
 use std::collections::HashMap;
 
@@ -10,8 +12,8 @@ use integration_tests::whatsapp::{business_number, message, webhook};
 use integration_tests::{b, invoke, s, Stack};
 use serde_json::{json, Value};
 
-/// Where watch serves contact-events' function URL.
-const FUNCTION_URL: &str = "http://127.0.0.1:9000/lambda-url/contact-events/";
+/// Held by each test for its whole run.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// `scripts/up.sh`'s development value of WHATSAPP_APP_SECRET.
 const APP_SECRET: &str = "local-development-app-secret";
 
@@ -42,19 +44,23 @@ fn signature(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// POSTs `body` to the function URL as Meta would; the status code.
+/// Delivers `body` as a function URL delivers Meta's POST (AWS's payload 2.0 event),
+/// through the Lambda runtime API: the answer's status code.
 fn post(body: &[u8], signature: Option<&str>) -> u16 {
-    let mut request = ureq::post(FUNCTION_URL)
-        .timeout(std::time::Duration::from_secs(300))
-        .set("content-type", "application/json");
+    let mut headers =
+        json!({"content-type": "application/json", "user-agent": "facebookexternalua"});
     if let Some(signature) = signature {
-        request = request.set("X-Hub-Signature-256", signature);
+        headers["x-hub-signature-256"] = json!(signature);
     }
-    match request.send_bytes(body) {
-        Ok(response) => response.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("POST {FUNCTION_URL}: {e} (is `make up` running?)"),
-    }
+    let event = json!({"version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"routeKey": "$default", "stage": "$default",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "173.252.127.1", "userAgent": "facebookexternalua"}},
+        "body": String::from_utf8_lossy(body), "isBase64Encoded": false});
+    let answer = invoke("contact-events", &event).expect("answered");
+    let status = answer["statusCode"].as_u64().expect("an HTTP answer");
+    u16::try_from(status).expect("a status code")
 }
 
 fn version(item: &Item) -> Option<u64> {
@@ -70,6 +76,7 @@ fn consent_state(item: &Item, category: &str) -> Option<String> {
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn a_signed_post_saves_the_sender_with_alias_and_a_bad_signature_writes_nothing() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
     let (account, pnid) = business_number(&stack, "wa-http").await;
     let body = message(
@@ -126,6 +133,7 @@ async fn a_signed_post_saves_the_sender_with_alias_and_a_bad_signature_writes_no
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn a_bsuid_only_contact_merges_into_the_number_when_both_appear() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
     let (account, pnid) = business_number(&stack, "wa-merge").await;
     let user_id = "US.20931208655302741234";
@@ -172,6 +180,7 @@ async fn a_bsuid_only_contact_merges_into_the_number_when_both_appear() {
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn statuses_never_create_and_a_legacy_brazilian_wa_id_finds_its_contact() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
     let (account, pnid) = business_number(&stack, "wa-status").await;
     let status = |wamid: &str, to: &str, state: &str, code: Option<i64>| {
@@ -227,6 +236,7 @@ async fn statuses_never_create_and_a_legacy_brazilian_wa_id_finds_its_contact() 
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn user_preferences_out_of_order_the_later_one_wins() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
     let (account, pnid) = business_number(&stack, "wa-pref").await;
     let wa_id = "447911123457";
@@ -273,6 +283,7 @@ async fn user_preferences_out_of_order_the_later_one_wins() {
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn one_body_delivered_three_times_at_once_is_one_contact_and_one_consent_change() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
     let (account, pnid) = business_number(&stack, "wa-dup").await;
     let wa_id = "447911123458";
