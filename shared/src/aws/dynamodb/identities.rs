@@ -2,7 +2,6 @@
 //! contacts by candidate keys (one `BatchGetItem`), and BSUID aliases (`ALIAS#…` /
 //! `CONTACT`), changed together with the contacts they name in one transaction.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::item::{build_error, key, n, s, Item, Reader};
@@ -108,24 +107,8 @@ impl Identities for DynamoTable {
             .iter()
             .map(|write| self.identity_item(write))
             .collect::<Result<Vec<_>, _>>()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(_) => Ok(true),
-            Err(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                if cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-            {
-                Ok(false)
-            }
-            Err(other) => Err(service("DynamoDB TransactWriteItems (identity)")(other)),
-        }
+        self.transact_conditionally(items, "DynamoDB TransactWriteItems (identity)")
+            .await
     }
 }
 

@@ -108,4 +108,32 @@ impl DynamoTable {
         }
         Ok(found)
     }
+
+    /// Makes `items` in one transaction: `false` when a condition failed (nothing was
+    /// written; the caller reads again and decides again), an error for anything else.
+    async fn transact_conditionally(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        operation: &'static str,
+    ) -> Result<bool, crate::ports::StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(true),
+            Err(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                if cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
+            Err(other) => Err(crate::aws::service(operation)(other)),
+        }
+    }
 }

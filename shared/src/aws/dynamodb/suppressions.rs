@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::item::{build_error, key, s};
@@ -46,24 +45,8 @@ impl Suppressions for DynamoTable {
             .build()
             .map_err(build_error)?;
         items.push(TransactWriteItem::builder().put(put).build());
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(_) => Ok(true),
-            Err(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                if cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-            {
-                Ok(false)
-            }
-            Err(other) => Err(service("DynamoDB TransactWriteItems (erase)")(other)),
-        }
+        self.transact_conditionally(items, "DynamoDB TransactWriteItems (erase)")
+            .await
     }
 
     async fn suppressed(
@@ -121,6 +104,7 @@ mod tests {
     use crate::aws::dynamodb::item::{n, Item};
     use crate::aws::dynamodb::testing::{Requests, TABLE};
     use crate::domain::contact::{ContactDraft, Source, WriteStamp};
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
     const BSUID: &str = "GB.13491208655302741918";
 
