@@ -2,9 +2,18 @@
 //! integration-tests --bin bench_parse [rows]`. Prints rows/s on one thread and on two
 //! (the file split in two halves, each half parsed and validated on its own thread),
 //! and the peak RSS of this process; each the median of nine alternating rounds.
+//!
+//! Wall-clock scaling on a shared VM says as much about the VM as about the code, so it
+//! also prints the CPU time each row cost in either mode (from the kernel's per-thread
+//! accounting: equal figures mean the threads share nothing that slows them), and the
+//! same work split between two processes, which share no memory at all: the most two
+//! threads could gain on this machine at that moment.
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
 use std::ops::ControlFlow;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use contacts::domain::mapping::ColumnMap;
@@ -28,6 +37,65 @@ fn make_csv(rows: usize, offset: usize) -> Vec<u8> {
         ));
     }
     out.into_bytes()
+}
+
+/// This thread's time on a CPU so far, in nanoseconds (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Parses `bytes` as the import does and returns (accepted, rejected, CPU ns spent).
+fn run_timed(bytes: &[u8]) -> (usize, usize, u64) {
+    let cpu = thread_cpu_ns();
+    let (accepted, rejected) = run(bytes);
+    (accepted, rejected, thread_cpu_ns() - cpu)
+}
+
+/// The control: `halves` parsed by two processes at once, each warmed up first and
+/// started together. Returns the rows per second of both together.
+fn two_processes(rows: usize) -> f64 {
+    let exe = std::env::current_exe().expect("own path");
+    let spans = [(0, rows / 2), (rows / 2, rows - rows / 2)];
+    let mut children: Vec<_> = spans
+        .iter()
+        .map(|(offset, count)| {
+            let mut child = Command::new(&exe)
+                .args(["--child", &offset.to_string(), &count.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("child process");
+            let mut out = BufReader::new(child.stdout.take().expect("piped"));
+            let mut line = String::new();
+            out.read_line(&mut line).expect("child ready");
+            (child, out)
+        })
+        .collect();
+    let start = Instant::now();
+    for (child, _) in &mut children {
+        writeln!(child.stdin.as_mut().expect("piped"), "go").expect("child alive");
+    }
+    for (child, out) in &mut children {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("child done");
+        child.wait().expect("child exit");
+    }
+    rows as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One of `two_processes`' children: builds its rows and warms up, says so, waits for
+/// the word, parses, says so.
+fn child(offset: usize, count: usize) {
+    let bytes = make_csv(count, offset);
+    run(&make_csv(1000, 0));
+    println!("ready");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).expect("parent alive");
+    run(&bytes);
+    println!("done");
 }
 
 fn run(bytes: &[u8]) -> (usize, usize) {
@@ -77,38 +145,89 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// A long-lived thread that parses what it is sent, as a runtime's worker threads
+/// do: the threads are warm in both modes, so the figures compare one thread's work
+/// with two threads' and not new threads with an old one.
+struct Worker {
+    jobs: mpsc::Sender<&'static [u8]>,
+    results: mpsc::Receiver<(usize, usize, u64)>,
+}
+
+impl Worker {
+    fn start() -> Worker {
+        let (jobs, job_rx) = mpsc::channel::<&'static [u8]>();
+        let (result_tx, results) = mpsc::channel();
+        std::thread::spawn(move || {
+            for bytes in job_rx {
+                if result_tx.send(run_timed(bytes)).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker { jobs, results }
+    }
+
+    fn send(&self, bytes: &'static [u8]) {
+        self.jobs.send(bytes).expect("worker alive");
+    }
+
+    fn result(&self) -> (usize, usize, u64) {
+        self.results.recv().expect("worker alive")
+    }
+}
+
 fn main() {
-    let rows: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(500_000);
-    let whole = make_csv(rows, 0);
-    let halves = [make_csv(rows / 2, 0), make_csv(rows - rows / 2, rows / 2)];
-    run(&make_csv(1000, 0)); // load the phone metadata before timing
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, offset, count] = args.as_slice() {
+        if flag == "--child" {
+            child(
+                offset.parse().expect("offset"),
+                count.parse().expect("count"),
+            );
+            return;
+        }
+    }
+    let rows: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(500_000);
+    let whole: &'static [u8] = make_csv(rows, 0).leak();
+    let halves: [&'static [u8]; 2] = [
+        make_csv(rows / 2, 0).leak(),
+        make_csv(rows - rows / 2, rows / 2).leak(),
+    ];
+    let workers = [Worker::start(), Worker::start()];
+    let warm_up: &'static [u8] = make_csv(1000, 0).leak();
+    for worker in &workers {
+        worker.send(warm_up); // the phone metadata and each thread's patterns
+        worker.result();
+    }
 
     // This machine's speed drifts by tens of percent between seconds (a shared VM):
     // alternate one- and two-thread runs and report each one's median.
     let (mut ones, mut twos) = (Vec::new(), Vec::new());
+    let (mut cpu_ones, mut cpu_twos) = (Vec::new(), Vec::new());
+    let mut processes = Vec::new();
     let (mut accepted, mut rejected) = (0, 0);
     for _ in 0..ROUNDS {
         let start = Instant::now();
-        (accepted, rejected) = run(&whole);
+        let cpu_ns;
+        workers[0].send(whole);
+        (accepted, rejected, cpu_ns) = workers[0].result();
         ones.push(rows as f64 / start.elapsed().as_secs_f64());
+        cpu_ones.push(cpu_ns as f64 / rows as f64 / 1000.0);
 
         let start = Instant::now();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = halves
-                .iter()
-                .map(|half| scope.spawn(move || run(half)))
-                .collect();
-            for h in handles {
-                h.join().expect("thread");
-            }
-        });
+        for (worker, half) in workers.iter().zip(halves) {
+            worker.send(half);
+        }
+        let cpu_ns: u64 = workers.iter().map(|w| w.result().2).sum();
         twos.push(rows as f64 / start.elapsed().as_secs_f64());
+        cpu_twos.push(cpu_ns as f64 / rows as f64 / 1000.0);
+
+        processes.push(two_processes(rows));
     }
     let (one, two) = (median(&mut ones), median(&mut twos));
-    println!("parse_map_validate rows={rows} rounds={ROUNDS} accepted={accepted} rejected={rejected} one_thread_rows_per_s={one:.0} two_threads_rows_per_s={two:.0} scaling={:.2} peak_rss_mb={:.1}", two / one, peak_rss_mb());
+    let (cpu_one, cpu_two) = (median(&mut cpu_ones), median(&mut cpu_twos));
+    let process_scaling = median(&mut processes) / one;
+    println!("parse_map_validate rows={rows} rounds={ROUNDS} accepted={accepted} rejected={rejected} one_thread_rows_per_s={one:.0} two_threads_rows_per_s={two:.0} scaling={:.2} cpu_us_per_row_one_thread={cpu_one:.2} cpu_us_per_row_two_threads={cpu_two:.2} two_processes_scaling={process_scaling:.2} peak_rss_mb={:.1}", two / one, peak_rss_mb());
 }
 
 const ROUNDS: usize = 9;

@@ -18,7 +18,11 @@
 // OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 // SOFTWARE.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Arc, OnceLock};
 use std::borrow::Cow;
 use std::fmt;
@@ -130,15 +134,70 @@ pub struct CachedRegex {
 	// Patched (see vendor/README.md): the compiled regex lives with the CachedRegex,
 	// compiled on first use, instead of in the shared LRU. Upstream locked the shared
 	// cache and hashed the whole pattern on every match.
-	compiled: Arc<OnceLock<Regex>>,
+	compiled: Arc<Compiled>,
 }
 
-macro_rules! regex {
-	($self:ident) => (
-		$self.compiled.get_or_init(|| {
-			$self.builder.options.define(&mut RegexBuilder::new(&$self.builder.source)).build().unwrap()
+/// A pattern compiled once per process, and the number that names it in each
+/// thread's clones.
+struct Compiled {
+	id: usize,
+	regex: OnceLock<Regex>,
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// The ids are handed out in sequence and never repeat: a multiplication spreads
+/// them over the table.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+	fn finish(&self) -> u64 {
+		self.0
+	}
+
+	fn write(&mut self, bytes: &[u8]) {
+		for &byte in bytes {
+			self.0 = (self.0 << 8 | u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+		}
+	}
+
+	fn write_usize(&mut self, id: usize) {
+		self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+	}
+}
+
+thread_local! {
+	// A `Regex` keeps its match scratch space in a pool that only the first thread
+	// to use it reads without a lock; every other thread pops and pushes it under a
+	// mutex on each match. A clone has a pool of its own, so each thread matches
+	// with its own clone. Clones live as long as their thread: the phone library
+	// creates its patterns once per process, so that is a few per region a thread
+	// meets.
+	static THIS_THREADS_CLONES: RefCell<HashMap<usize, Regex, BuildHasherDefault<IdHasher>>> =
+		RefCell::new(HashMap::default());
+}
+
+impl CachedRegex {
+	/// Runs `f` with this thread's clone of the compiled regex.
+	fn with<R>(&self, f: impl FnOnce(&Regex) -> R) -> R {
+		THIS_THREADS_CLONES.with(|clones| {
+			if let Ok(mut clones) = clones.try_borrow_mut() {
+				let regex = clones
+					.entry(self.compiled.id)
+					.or_insert_with(|| self.shared().clone());
+				return f(regex);
+			}
+			// Only reachable if `f` itself matched another CachedRegex: share then.
+			f(self.shared())
 		})
-	)
+	}
+
+	fn shared(&self) -> &Regex {
+		self.compiled.regex.get_or_init(|| {
+			self.builder.options.define(&mut RegexBuilder::new(&self.builder.source)).build().unwrap()
+		})
+	}
 }
 
 impl CachedRegex {
@@ -164,42 +223,45 @@ impl CachedRegex {
 	fn from(builder: CachedRegexBuilder) -> Self {
 		CachedRegex {
 			builder: builder,
-			compiled: Arc::new(OnceLock::new()),
+			compiled: Arc::new(Compiled {
+				id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+				regex: OnceLock::new(),
+			}),
 		}
 	}
 
 	/// Refer to `Regex::is_match`.
 	pub fn is_match(&self, text: &str) -> bool {
-		regex!(self).is_match(text)
+		self.with(|re| re.is_match(text))
 	}
 
 	/// Refer to `Regex::find`.
 	pub fn find<'t>(&self, text: &'t str) -> Option<Match<'t>> {
-		regex!(self).find(text)
+		self.with(|re| re.find(text))
 	}
 
 	/// Refer to `Regex::captures`.
 	pub fn captures<'t>(&self, text: &'t str) -> Option<Captures<'t>> {
-		regex!(self).captures(text)
+		self.with(|re| re.captures(text))
 	}
 
 	/// Refer to `Regex::replace`.
 	pub fn replace<'t, R: Replacer>(&self, text: &'t str, rep: R) -> Cow<'t, str> {
-		regex!(self).replace(text, rep)
+		self.with(|re| re.replace(text, rep))
 	}
 
 	/// Refer to `Regex::replace_all`.
 	pub fn replace_all<'t, R: Replacer>(&self, text: &'t str, rep: R) -> Cow<'t, str> {
-		regex!(self).replace_all(text, rep)
+		self.with(|re| re.replace_all(text, rep))
 	}
 
 	/// Refer to `Regex::shortest_match`.
 	pub fn shortest_match(&self, text: &str) -> Option<usize> {
-		regex!(self).shortest_match(text)
+		self.with(|re| re.shortest_match(text))
 	}
 
 	pub fn captures_len(&self) -> usize {
-		regex!(self).captures_len()
+		self.with(|re| re.captures_len())
 	}
 
 	pub fn as_str(&self) -> &str {
@@ -209,13 +271,13 @@ impl CachedRegex {
 
 impl fmt::Debug for CachedRegex {
 	fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-		fmt::Debug::fmt(regex!(self), f)
+		fmt::Debug::fmt(self.shared(), f)
 	}
 }
 
 impl fmt::Display for CachedRegex {
 	fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-		fmt::Display::fmt(regex!(self), f)
+		fmt::Display::fmt(self.shared(), f)
 	}
 }
 
@@ -359,5 +421,27 @@ mod test {
 
 		assert!(re.is_match("123"));
 		assert!(!re.is_match("abc"));
+	}
+
+	#[test]
+	fn threads_and_nested_matches_use_the_same_pattern() {
+		let cache = Arc::new(Mutex::new(RegexCache::new(100)));
+		let digits = CachedRegex::new(cache.clone(), r"\d+").unwrap();
+		let even = CachedRegex::new(cache.clone(), r"[02468]$").unwrap();
+		// A replacer that matches another CachedRegex while this thread's clones are
+		// in use.
+		let marked = digits.replace_all("1 22 333 4444", |caps: &regex::Captures| {
+			if even.is_match(&caps[0]) { "even".to_owned() } else { "odd".to_owned() }
+		});
+		assert_eq!(marked, "odd even odd even");
+		std::thread::scope(|scope| {
+			for _ in 0..4 {
+				scope.spawn(|| {
+					for n in 0..1000 {
+						assert_eq!(even.is_match(&n.to_string()), n % 2 == 0);
+					}
+				});
+			}
+		});
 	}
 }

@@ -6,8 +6,10 @@
 //! match hashes a pattern of up to a few hundred bytes (SipHash) under a global lock. A
 //! profile of parse + map + validate spent 60% of its instructions there
 //! (`valgrind --tool=callgrind target/release/bench_parse 20000`), and two threads ran
-//! slower than one. Here each region's patterns are compiled on first use into plain
-//! `Regex`es, which threads share without a lock.
+//! slower than one. Here each region's patterns are compiled on first use, as
+//! `CachedRegex`es of the patched `regex-cache` (vendor/README.md): compiled once per
+//! process, matched by each thread with its own clone, so two threads never wait on
+//! each other's match scratch space.
 //!
 //! The rules mirror `phonenumber::validator` (0.3.10): `source_for` picks the region of
 //! a calling code shared by several regions, `number_type` tries the descriptors in the
@@ -20,11 +22,11 @@ use std::sync::OnceLock;
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
 use phonenumber::Type;
-use regex::{Regex, RegexBuilder};
+use regex_cache::{CachedRegex, CachedRegexBuilder};
 
 /// A descriptor's pattern, anchored at the start, and its possible lengths.
 struct Pattern {
-    regex: Regex,
+    regex: CachedRegex,
     possible_lengths: Vec<u16>,
 }
 
@@ -45,8 +47,8 @@ impl Pattern {
 
 /// The library matches with `find` and accepts a match starting at 0; with leftmost
 /// semantics that is exactly "a match anchored at the start exists".
-fn anchored(pattern: &str) -> Option<Regex> {
-    RegexBuilder::new(&format!("^(?:{pattern})"))
+fn anchored(pattern: &str) -> Option<CachedRegex> {
+    CachedRegexBuilder::new(DATABASE.cache(), &format!("^(?:{pattern})"))
         .ignore_whitespace(true)
         .build()
         .ok()
@@ -67,7 +69,7 @@ struct Region {
     /// The metadata gives fixed line and mobile the same pattern (as in the US): a
     /// fixed-line match is then "fixed line or mobile" without trying mobile.
     fixed_line_is_mobile: bool,
-    leading_digits: Option<Regex>,
+    leading_digits: Option<CachedRegex>,
 }
 
 impl Region {
@@ -271,6 +273,28 @@ mod tests {
             compared += 1;
         }
         assert!(compared > 5_000, "{compared} compared");
+    }
+
+    #[test]
+    fn threads_matching_at_once_each_get_the_answers_one_thread_gets() {
+        // Each thread matches with its own clone of every pattern (vendor/README.md).
+        let samples: Vec<PhoneNumber> = samples()
+            .iter()
+            .filter_map(|text| phonenumber::parse(None, text).ok())
+            .collect();
+        let alone: Vec<_> = samples.iter().map(ours).collect();
+        let together: Vec<Vec<_>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| samples.iter().map(ours).collect::<Vec<_>>()))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("thread"))
+                .collect()
+        });
+        for answers in together {
+            assert!(answers == alone);
+        }
     }
 
     #[test]
