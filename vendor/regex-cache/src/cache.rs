@@ -181,16 +181,21 @@ thread_local! {
 impl CachedRegex {
 	/// Runs `f` with this thread's clone of the compiled regex.
 	fn with<R>(&self, f: impl FnOnce(&Regex) -> R) -> R {
-		THIS_THREADS_CLONES.with(|clones| {
-			if let Ok(mut clones) = clones.try_borrow_mut() {
-				let regex = clones
-					.entry(self.compiled.id)
-					.or_insert_with(|| self.shared().clone());
-				return f(regex);
-			}
-			// Only reachable if `f` itself matched another CachedRegex: share then.
-			f(self.shared())
-		})
+		let mut f = Some(f);
+		let mine = THIS_THREADS_CLONES.try_with(|clones| {
+			let mut clones = clones.try_borrow_mut().ok()?;
+			let regex = clones
+				.entry(self.compiled.id)
+				.or_insert_with(|| self.shared().clone());
+			f.take().map(|f| f(regex))
+		});
+		match (mine, f) {
+			(Ok(Some(result)), _) => result,
+			// The clones are in use (`f` matched another CachedRegex, as a replacer
+			// may) or already dropped (a thread-local's destructor): share then.
+			(_, Some(f)) => f(self.shared()),
+			(_, None) => unreachable!("f ran and returned"),
+		}
 	}
 
 	fn shared(&self) -> &Regex {
