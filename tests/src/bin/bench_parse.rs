@@ -4,15 +4,16 @@
 //! and the peak RSS of this process; each the median of nine alternating rounds.
 //!
 //! Wall-clock scaling on a shared VM says as much about the VM as about the code, so it
-//! also prints the CPU time each row cost in either mode (from the kernel's per-thread
-//! accounting: equal figures mean the threads share nothing that slows them), and the
-//! same work split between two processes, which share no memory at all: the most two
-//! threads could gain on this machine at that moment.
+//! also prints the CPU time each row cost in either mode (the kernel's per-thread
+//! accounting: a row costing more on two threads points at something they contend for,
+//! though time blocked on a lock or taken by the hypervisor is not counted), and a
+//! control: the same work split between two processes, which share no memory, in the
+//! same rounds.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::ops::ControlFlow;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -44,7 +45,7 @@ fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+        .expect("/proc/thread-self/schedstat names this thread's CPU time")
 }
 
 /// Parses `bytes` as the import does and returns (accepted, rejected, CPU ns spent).
@@ -54,46 +55,69 @@ fn run_timed(bytes: &[u8]) -> (usize, usize, u64) {
     (accepted, rejected, thread_cpu_ns() - cpu)
 }
 
-/// The control: `halves` parsed by two processes at once, each warmed up first and
-/// started together. Returns the rows per second of both together.
+/// Two child processes; dropping it kills any still running, so a failed round never
+/// leaves one parsing behind.
+struct Children(Vec<(Child, BufReader<ChildStdout>)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads one line from a child and checks it is `expected`.
+fn expect_line(out: &mut BufReader<ChildStdout>, expected: &str) {
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read from child");
+    assert_eq!(line.trim_end(), expected, "child process said");
+}
+
+/// The control: the two halves parsed by two processes at once, each warmed up first
+/// and started together. Returns the rows per second of both together.
 fn two_processes(rows: usize) -> f64 {
     let exe = std::env::current_exe().expect("own path");
     let spans = [(0, rows / 2), (rows / 2, rows - rows / 2)];
-    let mut children: Vec<_> = spans
-        .iter()
-        .map(|(offset, count)| {
-            let mut child = Command::new(&exe)
-                .args(["--child", &offset.to_string(), &count.to_string()])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("child process");
-            let mut out = BufReader::new(child.stdout.take().expect("piped"));
-            let mut line = String::new();
-            out.read_line(&mut line).expect("child ready");
-            (child, out)
-        })
-        .collect();
+    let mut children = Children(Vec::new());
+    for (offset, count) in spans {
+        let mut child = Command::new(&exe)
+            .args(["--child", &offset.to_string(), &count.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("child process");
+        let out = BufReader::new(child.stdout.take().expect("piped"));
+        children.0.push((child, out));
+    }
+    for (_, out) in &mut children.0 {
+        expect_line(out, "ready");
+    }
     let start = Instant::now();
-    for (child, _) in &mut children {
+    for (child, _) in &mut children.0 {
         writeln!(child.stdin.as_mut().expect("piped"), "go").expect("child alive");
     }
-    for (child, out) in &mut children {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("child done");
-        child.wait().expect("child exit");
+    for (_, out) in &mut children.0 {
+        expect_line(out, "done");
     }
-    rows as f64 / start.elapsed().as_secs_f64()
+    let elapsed = start.elapsed();
+    for (child, _) in &mut children.0 {
+        assert!(child.wait().expect("child exit").success());
+    }
+    rows as f64 / elapsed.as_secs_f64()
 }
 
-/// One of `two_processes`' children: builds its rows and warms up, says so, waits for
-/// the word, parses, says so.
+/// One of `two_processes`' children: builds its rows and warms up, says `ready`, parses
+/// when told `go` (and quits on anything else, such as its parent's end), says `done`.
 fn child(offset: usize, count: usize) {
     let bytes = make_csv(count, offset);
     run(&make_csv(1000, 0));
     println!("ready");
     let mut go = String::new();
-    std::io::stdin().read_line(&mut go).expect("parent alive");
+    if std::io::stdin().read_line(&mut go).is_err() || go.trim_end() != "go" {
+        std::process::exit(1);
+    }
     run(&bytes);
     println!("done");
 }
@@ -218,7 +242,17 @@ fn main() {
         for (worker, half) in workers.iter().zip(halves) {
             worker.send(half);
         }
-        let cpu_ns: u64 = workers.iter().map(|w| w.result().2).sum();
+        let (mut both_accepted, mut both_rejected, mut cpu_ns) = (0, 0, 0);
+        for worker in &workers {
+            let (a, r, ns) = worker.result();
+            (both_accepted, both_rejected, cpu_ns) =
+                (both_accepted + a, both_rejected + r, cpu_ns + ns);
+        }
+        assert_eq!(
+            (both_accepted, both_rejected),
+            (accepted, rejected),
+            "two threads, same rows"
+        );
         twos.push(rows as f64 / start.elapsed().as_secs_f64());
         cpu_twos.push(cpu_ns as f64 / rows as f64 / 1000.0);
 

@@ -171,9 +171,9 @@ thread_local! {
 	// A `Regex` keeps its match scratch space in a pool that only the first thread
 	// to use it reads without a lock; every other thread pops and pushes it under a
 	// mutex on each match. A clone has a pool of its own, so each thread matches
-	// with its own clone. Clones live as long as their thread: the phone library
-	// creates its patterns once per process, so that is a few per region a thread
-	// meets.
+	// with its own clone. Clones live as long as their thread, even after their
+	// CachedRegex is dropped: the phone library creates its patterns once per
+	// process, so a thread holds a few per region it meets.
 	static THIS_THREADS_CLONES: RefCell<HashMap<usize, Regex, BuildHasherDefault<IdHasher>>> =
 		RefCell::new(HashMap::default());
 }
@@ -266,7 +266,7 @@ impl CachedRegex {
 	}
 
 	pub fn captures_len(&self) -> usize {
-		self.with(|re| re.captures_len())
+		self.shared().captures_len()
 	}
 
 	pub fn as_str(&self) -> &str {
@@ -429,7 +429,7 @@ mod test {
 	}
 
 	#[test]
-	fn threads_and_nested_matches_use_the_same_pattern() {
+	fn threads_and_a_replacer_that_matches_another_pattern_get_right_answers() {
 		let cache = Arc::new(Mutex::new(RegexCache::new(100)));
 		let digits = CachedRegex::new(cache.clone(), r"\d+").unwrap();
 		let even = CachedRegex::new(cache.clone(), r"[02468]$").unwrap();

@@ -46,7 +46,9 @@ impl Pattern {
 }
 
 /// The library matches with `find` and accepts a match starting at 0; with leftmost
-/// semantics that is exactly "a match anchored at the start exists".
+/// semantics that is exactly "a match anchored at the start exists". `None` only for a
+/// syntax error: a `CachedRegex` compiles on first use, as the library's own patterns
+/// (these same patterns, unanchored, with the same flags) do.
 fn anchored(pattern: &str) -> Option<CachedRegex> {
     CachedRegexBuilder::new(DATABASE.cache(), &format!("^(?:{pattern})"))
         .ignore_whitespace(true)
@@ -293,7 +295,7 @@ mod tests {
                 .collect()
         });
         for answers in together {
-            assert!(answers == alone);
+            assert_eq!(answers, alone);
         }
     }
 
