@@ -107,14 +107,30 @@ where
         channel: Channel,
         phone: &str,
     ) -> Result<bool, EventError> {
+        self.any_erased(account_id, channel, &[phone.to_string()])
+            .await
+    }
+
+    /// Whether any of `phones` (forms of one person's number) was erased from the
+    /// account's `channel`; never, when the deployment has no suppression key.
+    pub(super) async fn any_erased(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phones: &[String],
+    ) -> Result<bool, EventError> {
         let Some(key) = self.config.suppression.as_ref() else {
             return Ok(false);
         };
+        if phones.is_empty() {
+            return Ok(false);
+        }
+        let digests: Vec<_> = phones.iter().map(|phone| key.digest(phone)).collect();
         let found = self
             .contacts
-            .suppressed(account_id, channel, &[key.digest(phone)])
+            .suppressed(account_id, channel, &digests)
             .await?;
-        Ok(found.first().copied().unwrap_or(false))
+        Ok(found.contains(&true))
     }
 
     /// The person wrote to the account: an erasure no longer keeps them out.

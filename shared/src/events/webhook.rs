@@ -421,8 +421,19 @@ where
             (next != *current).then(|| touched(next, current, &stamp))
         };
         let create: &(dyn Fn(&str) -> Contact + Sync) = &create;
+        // An erased person's stop is kept by the erasure's tombstone already; a new
+        // contact would bring back the number the erasure removed, and only the
+        // person's own message may do that (DESIGN section 14).
+        let erased = match (&user.wa_id, state) {
+            (Some(wa_id), State::OptedOut) => {
+                let candidates = wa_id_candidates(wa_id);
+                self.any_erased(at.account_id, Channel::Whatsapp, &candidates)
+                    .await?
+            }
+            _ => false,
+        };
         let effect = Effect {
-            create: (state == State::OptedOut).then_some(create),
+            create: (state == State::OptedOut && !erased).then_some(create),
             change: &change,
         };
         self.apply(at, &user, &effect, &stamp).await

@@ -8,7 +8,7 @@ use crate::domain::contact::Contact;
 use crate::domain::upload::Channel;
 use crate::events::{EventService, Invocation};
 use crate::ports::memory::MemoryPorts;
-use crate::ports::Identities;
+use crate::ports::{Identities, Suppressions};
 
 const PNID: &str = "106540352242922";
 const BSUID: &str = "GB.13491208655302741918";
@@ -554,6 +554,34 @@ async fn an_erasure_deletes_the_contact_and_the_alias_of_its_bsuid() {
     // AND a later message from her BSUID alone starts a new, BSUID-only contact
     send(&ports, message("wamid.3", None, Some(BSUID), "Eva")).await;
     assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_some());
+}
+
+#[tokio::test]
+async fn an_erased_persons_stop_keeps_the_tombstone_and_brings_back_no_contact() {
+    // GIVEN Eva, erased
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    send_erasing(&ports, erase(PHONE)).await;
+
+    // WHEN she stops marketing messages, then resumes them
+    send_erasing(&ports, preference("stop", 1764324100)).await;
+    send_erasing(&ports, preference("resume", 1764324200)).await;
+
+    // THEN no contact or alias of hers is written, and her number stays suppressed
+    assert_eq!(ports.contacts.count(), 0);
+    assert!(ports.contacts.aliases().is_empty());
+    let key =
+        crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret").expect("a key");
+    let kept = ports
+        .contacts
+        .suppressed("acme", Channel::Whatsapp, &[key.digest(PHONE)])
+        .await
+        .expect("read");
+    assert_eq!(kept, vec![true]);
+
+    // AND her own message still brings her back
+    send_erasing(&ports, message("wamid.2", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert!(whatsapp(&ports, PHONE).is_some());
 }
 
 #[tokio::test]
