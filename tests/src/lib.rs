@@ -608,6 +608,13 @@ pub mod whatsapp {
     /// `phone_number_id`.
     pub async fn business_number(stack: &Stack, prefix: &str) -> (String, String) {
         let account = unique_account(prefix);
+        let phone_number_id = another_business_number(stack, &account).await;
+        (account, phone_number_id)
+    }
+
+    /// A fresh business number (another business portfolio's) of `account`: its
+    /// `phone_number_id`.
+    pub async fn another_business_number(stack: &Stack, account: &str) -> String {
         let phone_number_id = format!(
             "{}",
             std::time::SystemTime::now()
@@ -620,11 +627,14 @@ pub mod whatsapp {
                 AttributeValue::S(format!("WABA#{phone_number_id}")),
             ),
             ("sk".to_string(), AttributeValue::S("ACCOUNT".into())),
-            ("account_id".to_string(), AttributeValue::S(account.clone())),
+            (
+                "account_id".to_string(),
+                AttributeValue::S(account.to_string()),
+            ),
             ("channel".to_string(), AttributeValue::S("whatsapp".into())),
         ]);
         stack.put_item(item).await;
-        (account, phone_number_id)
+        phone_number_id
     }
 
     /// A webhook body of one change of `field` with `value`, through business number

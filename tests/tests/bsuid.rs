@@ -1,10 +1,10 @@
 //! End to end: WhatsApp contacts known only by their business-scoped user id (BSUID,
 //! DESIGN sections 13 and 14): made by Meta's webhooks and by an import, exported with
 //! an empty phone and their BSUID under `WhatsApp User ID`, imported back unchanged, and
-//! erased with their alias.
+//! erased with their aliases (one per business portfolio).
 
-use integration_tests::whatsapp::{business_number, message};
-use integration_tests::{invoke, s, Stack};
+use integration_tests::whatsapp::{another_business_number, business_number, message};
+use integration_tests::{invoke, s, ss, Stack};
 use serde_json::{json, Value};
 
 /// Eva writes without sharing her number.
@@ -13,6 +13,8 @@ const EVA: &str = "US.20931208655302741234";
 const BO: &str = "GB.13491208655302741918";
 const BO_WA_ID: &str = "447911123456";
 const BO_PHONE: &str = "+447911123456";
+/// Bo's BSUID in the account's other business portfolio.
+const BO_B: &str = "US.13491208655302749999";
 /// Ida is imported by her BSUID alone.
 const IDA: &str = "GB.555";
 
@@ -142,12 +144,45 @@ async fn bsuid_only_contacts_export_re_import_unchanged_and_erasure_takes_the_al
         Some(format!("CONTACT#{account}#whatsapp#bsuid:{IDA}"))
     );
 
+    // AND Bo, writing to the account's number of another business portfolio, gets that
+    // portfolio's BSUID as a second alias of his one contact
+    let other_pnid = another_business_number(&stack, &account).await;
+    let bo_b = invoked(&message(
+        &other_pnid,
+        "wamid.bsuid-4",
+        Some(BO_WA_ID),
+        Some(BO_B),
+    ));
+    assert_eq!(bo_b["contacts_created"], 0, "{bo_b}");
+    let bo_item = stack
+        .contact(&account, "whatsapp", BO_PHONE)
+        .await
+        .expect("Bo");
+    assert_eq!(
+        s(&bo_item, "user_id").as_deref(),
+        Some(BO),
+        "the first stays"
+    );
+    assert_eq!(
+        ss(&bo_item, "user_ids"),
+        vec![BO.to_string(), BO_B.to_string()]
+    );
+    let alias_b = stack
+        .item(&format!("ALIAS#{account}#whatsapp#{BO_B}"), "CONTACT")
+        .await
+        .expect("Bo's second alias");
+    assert_eq!(s(&alias_b, "phone_number_id"), Some(other_pnid));
+
     // WHEN Bo is erased
     let erase = json!({"type": "contact.erase", "account_id": account, "channel": "whatsapp", "phone": BO_PHONE});
     let erased = invoked(&erase);
 
-    // THEN his contact and his BSUID's alias are gone, in one answer of two items
-    assert_eq!(erased, json!({"status": "erased", "items": 2}));
+    // THEN his contact and both his aliases are gone, in one answer of three items
+    assert_eq!(erased, json!({"status": "erased", "items": 3}));
+    assert!(stack
+        .item(&format!("ALIAS#{account}#whatsapp#{BO_B}"), "CONTACT")
+        .await
+        .is_none());
     assert!(stack
         .contact(&account, "whatsapp", BO_PHONE)
         .await

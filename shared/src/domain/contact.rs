@@ -214,6 +214,10 @@ pub struct Contact {
     /// `false` after WhatsApp said a message could not be delivered (error 131026);
     /// `true` again after an inbound message or a delivered status.
     pub whatsapp_reachable: Option<bool>,
+    /// Every BSUID whose alias was written for this contact, one per business portfolio
+    /// (`user_id` keeps the first): the aliases an erasure deletes and a number change
+    /// moves with it. Attribute `user_ids` (SS), absent when empty.
+    pub user_ids: BTreeSet<String>,
     /// Consent by category (DESIGN section 13).
     pub consent: Consent,
     /// Optimistic-lock version, incremented by every write.
@@ -260,6 +264,7 @@ impl Contact {
             last_inbound_at: None,
             wa_id: None,
             whatsapp_reachable: None,
+            user_ids: BTreeSet::new(),
             consent: Consent::new(),
             version: 1,
         };

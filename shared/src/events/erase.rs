@@ -1,16 +1,18 @@
 //! `contact.erase` (DESIGN section 14): a person's right to erasure. The contact and
-//! the alias of its WhatsApp user id (BSUID) are deleted and a tombstone keyed by the
-//! HMAC of the number takes their place, in one transaction; imports and campaigns then
-//! reject the number (`suppressed`) until the person writes to the account themselves.
+//! the aliases of its WhatsApp user ids (BSUIDs) are deleted and a tombstone keyed by
+//! the HMAC of the number takes their place, in one transaction; imports and campaigns
+//! then reject the number (`suppressed`) until the person writes to the account
+//! themselves.
 //!
-//! The alias found is the one of the BSUID the contact stores (`user_id`): aliases are
-//! keyed by BSUID, and no index lists them by contact. An alias of another BSUID that
-//! names the contact (one business portfolio's, when the contact stores another's) is
-//! not found here.
+//! Aliases are keyed by BSUID and no index lists them by contact: the ones found are
+//! those of the BSUIDs the contact stores (`user_id`, and `user_ids`: one per business
+//! portfolio), each when it still names the contact.
 //!
 //! Processed-event items hold no personal data to erase: an inbound message's ledger
 //! entry keeps only what the message did (`created_anonymous`, ...), and the contact's
 //! key in a redelivery's answer is derived again from the redelivered event.
+
+use std::collections::BTreeSet;
 
 use super::answer::EraseAnswer;
 use super::error::EventError;
@@ -77,18 +79,28 @@ where
         Err(SaveError::Contention(mask_phone(&phone)).into())
     }
 
-    /// The aliases naming `contact` that an erasure deletes with it: its stored BSUID's,
-    /// when that alias still names it.
-    async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Alias>, EventError> {
-        let user_id = contact.text.get("user_id").filter(|id| is_bsuid(id));
-        let Some(user_id) = user_id.filter(|_| contact.channel == Channel::Whatsapp) else {
+    /// The aliases naming `contact` (what an erasure deletes and a number change moves
+    /// with it): those of the BSUIDs it stores that still name it.
+    pub(super) async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Alias>, EventError> {
+        if contact.channel != Channel::Whatsapp {
             return Ok(Vec::new());
-        };
-        let alias = self.contacts.alias(&contact.account_id, user_id).await?;
-        Ok(alias
-            .filter(|a| a.contact_key == contact.phone)
+        }
+        let stored: BTreeSet<&String> = contact
+            .text
+            .get("user_id")
             .into_iter()
-            .collect())
+            .chain(&contact.user_ids)
+            .filter(|id| is_bsuid(id))
+            .collect();
+        let mut aliases = Vec::new();
+        for user_id in stored {
+            if let Some(alias) = self.contacts.alias(&contact.account_id, user_id).await? {
+                if alias.contact_key == contact.phone {
+                    aliases.push(alias);
+                }
+            }
+        }
+        Ok(aliases)
     }
 }
 

@@ -492,9 +492,13 @@ where
             ));
             let contact = self.contact_at(at, &old.contact_key).await?;
             if let Some(contact) = contact {
+                let mut next = contact.clone();
                 if contact.text.get("user_id").map(String::as_str) == Some(previous) {
-                    let mut next = contact.clone();
                     next.text.insert("user_id".into(), current.to_string());
+                }
+                next.user_ids.remove(previous);
+                next.user_ids.insert(current.to_string());
+                if next != contact {
                     let version = contact.version;
                     writes.push(IdentityWrite::Contact(
                         touched(next, &contact, &stamp),
@@ -553,7 +557,15 @@ where
                 IdentityWrite::Contact(next, precondition),
                 IdentityWrite::RemoveContact(old_contact.clone()),
             ];
+            // Every alias naming the old contact moves with it: the item's BSUID's and
+            // those of the other portfolios it stores.
+            let mut aliases = self.aliases_of(&old_contact).await?;
             if let Some(alias) = found.alias.filter(|a| a.contact_key == old_contact.phone) {
+                if !aliases.iter().any(|a| a.user_id == alias.user_id) {
+                    aliases.push(alias);
+                }
+            }
+            for alias in aliases {
                 writes.push(IdentityWrite::Alias(
                     Alias {
                         contact_key: new_key.clone(),
@@ -776,7 +788,8 @@ fn valid_key(wa_id: &str) -> Option<String> {
 }
 
 /// Records what the item says of who the person is: WhatsApp's id of their number and
-/// their BSUID (stored once; another portfolio's never overwrites it).
+/// their BSUID (`user_id` stored once, another portfolio's never overwrites it; every
+/// BSUID in `user_ids`, since each gets an alias naming the contact).
 fn remember_identity(contact: &mut Contact, user: &WaUser) {
     if let Some(wa_id) = &user.wa_id {
         if contact.e164().is_some() && contact.wa_id.as_deref() != Some(wa_id.as_str()) {
@@ -788,6 +801,9 @@ fn remember_identity(contact: &mut Contact, user: &WaUser) {
             .text
             .entry("user_id".into())
             .or_insert_with(|| user_id.clone());
+        if !contact.user_ids.contains(user_id) {
+            contact.user_ids.insert(user_id.clone());
+        }
     }
 }
 
@@ -812,6 +828,7 @@ fn merge_into(contact: &Contact, other: &Contact) -> Contact {
     }
     merged.lists.extend(other.lists.iter().cloned());
     merged.tags.extend(other.tags.iter().cloned());
+    merged.user_ids.extend(other.user_ids.iter().cloned());
     for (name, value) in &other.attrs {
         merged
             .attrs

@@ -321,6 +321,8 @@ async fn a_bsuid_change_moves_the_alias() {
     send(&ports, update).await;
     let moved = ports.contacts.alias("acme", "GB.1000").await.expect("read");
     assert_eq!(moved.map(|a| a.contact_key), Some(PHONE.to_string()));
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.user_ids, ["GB.1000".to_string()].into());
 }
 
 #[tokio::test]
@@ -335,6 +337,61 @@ async fn a_changed_number_moves_only_the_whatsapp_contact() {
     assert!(whatsapp(&ports, PHONE).is_none());
     let eva = whatsapp(&ports, "+447400123456").expect("moved");
     assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva"));
+    assert_eq!(ports.contacts.count(), 1);
+    // The system message names no BSUID: the alias moves because the contact stores it.
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(
+        alias.map(|a| a.contact_key).as_deref(),
+        Some("+447400123456")
+    );
+}
+
+/// `body` as it arrives through another business number (another portfolio's) of acme.
+fn through(phone_number_id: &str, mut body: Value) -> Value {
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(phone_number_id);
+    body
+}
+
+#[tokio::test]
+async fn each_portfolios_bsuid_gets_an_alias_and_every_alias_moves_with_the_number() {
+    // GIVEN Eva writing to acme's two business numbers, one BSUID per portfolio
+    let ports = ports();
+    ports.contacts.add_business_number("PNID-B", "acme");
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    send(
+        &ports,
+        through(
+            "PNID-B",
+            message("wamid.2", Some(WA_ID), Some("US.77"), "Eva"),
+        ),
+    )
+    .await;
+
+    // THEN one contact keeps the first BSUID and lists both, and both aliases name it
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.text.get("user_id").map(String::as_str), Some(BSUID));
+    assert_eq!(
+        eva.user_ids,
+        [BSUID.to_string(), "US.77".to_string()].into()
+    );
+    for user_id in [BSUID, "US.77"] {
+        let alias = ports.contacts.alias("acme", user_id).await.expect("read");
+        assert_eq!(alias.map(|a| a.contact_key).as_deref(), Some(PHONE));
+    }
+
+    // WHEN her number changes THEN both aliases follow the contact
+    let system = body(
+        json!({"messages": [{"from": WA_ID, "from_user_id": BSUID, "id": "wamid.num", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": "447400123456"}}]}),
+    );
+    send(&ports, system).await;
+    for user_id in [BSUID, "US.77"] {
+        let alias = ports.contacts.alias("acme", user_id).await.expect("read");
+        assert_eq!(
+            alias.map(|a| a.contact_key).as_deref(),
+            Some("+447400123456")
+        );
+    }
     assert_eq!(ports.contacts.count(), 1);
 }
 
@@ -554,6 +611,31 @@ async fn an_erasure_deletes_the_contact_and_the_alias_of_its_bsuid() {
     // AND a later message from her BSUID alone starts a new, BSUID-only contact
     send(&ports, message("wamid.3", None, Some(BSUID), "Eva")).await;
     assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_some());
+}
+
+#[tokio::test]
+async fn an_erasure_deletes_the_aliases_of_every_portfolio() {
+    // GIVEN Eva known through two business numbers of acme, with a BSUID for each
+    let ports = ports();
+    ports.contacts.add_business_number("PNID-B", "acme");
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    send(
+        &ports,
+        through(
+            "PNID-B",
+            message("wamid.2", Some(WA_ID), Some("US.77"), "Eva"),
+        ),
+    )
+    .await;
+    assert_eq!(ports.contacts.aliases().len(), 2);
+
+    // WHEN she is erased
+    let answer = send_erasing(&ports, erase(PHONE)).await;
+
+    // THEN the contact and both aliases are gone
+    assert_eq!(answer, json!({"status": "erased", "items": 3}));
+    assert_eq!(ports.contacts.count(), 0);
+    assert!(ports.contacts.aliases().is_empty());
 }
 
 #[tokio::test]

@@ -93,6 +93,7 @@ fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, Attri
             "whatsapp_reachable",
             contact.whatsapp_reachable.map(AttributeValue::Bool),
         ),
+        ("user_ids", set(&contact.user_ids)),
         ("consent", consent_attribute(&contact.consent)),
     ]
     .into_iter()
@@ -136,6 +137,7 @@ impl TryFrom<&Item> for Contact {
             last_inbound_at: optional("last_inbound_at")?,
             wa_id: optional("wa_id")?,
             whatsapp_reachable: read.optional_boolean("whatsapp_reachable")?,
+            user_ids: read.string_set("user_ids")?,
             consent: read_consent(&read)?,
             version: read.number("version")?,
         })
@@ -608,6 +610,7 @@ mod tests {
         let mut contact = eva();
         contact.wa_id = Some("447911123456".into());
         contact.whatsapp_reachable = Some(false);
+        contact.user_ids = ["GB.1".to_string(), "US.2".to_string()].into();
         contact.consent.insert(
             Category::Marketing,
             ConsentEntry {
@@ -637,6 +640,10 @@ mod tests {
         assert_eq!(
             item.get("whatsapp_reachable"),
             Some(&AttributeValue::Bool(false))
+        );
+        assert_eq!(
+            item.get("user_ids"),
+            Some(&AttributeValue::Ss(vec!["GB.1".into(), "US.2".into()]))
         );
         // AND read back it is the same contact
         assert_eq!(Contact::try_from(&item).expect("decodes"), contact);
