@@ -100,10 +100,12 @@ struct Found {
 
 /// What an item does to a person's contact. `create` makes a new contact under a key
 /// (`None`: this item never creates one); `change` gives the contact after the item
-/// (touched), or `None` when nothing changes.
+/// (touched), or `None` when nothing changes. `own_message`: the item is the person
+/// writing, the only thing that brings an erased number back (DESIGN section 14).
 struct Effect<'a> {
     create: Option<&'a (dyn Fn(&str) -> Contact + Sync)>,
     change: &'a (dyn Fn(&Contact) -> Option<Contact> + Sync),
+    own_message: bool,
 }
 
 impl<O, C, S, L> EventService<'_, O, C, S, L>
@@ -292,17 +294,10 @@ where
         let effect = Effect {
             create: Some(&create),
             change: &change,
+            own_message: true,
         };
-        self.once(at.account_id, &key, || async {
-            let done = self.apply(at, &user, &effect, &stamp).await?;
-            if done == Done::Created {
-                if let Some(e164) = user.wa_id.as_deref().and_then(valid_key) {
-                    // Only the person's own message brings an erased person back.
-                    self.lift_erasure(at.account_id, Channel::Whatsapp, &e164)
-                        .await?;
-                }
-            }
-            Ok(done)
+        self.once(at.account_id, &key, || {
+            self.apply(at, &user, &effect, &stamp)
         })
         .await
     }
@@ -348,6 +343,7 @@ where
         let effect = Effect {
             create: None,
             change: &change,
+            own_message: false,
         };
         let key = format!("status:{wamid}:{state}");
         self.once(at.account_id, &key, || {
@@ -421,20 +417,10 @@ where
             (next != *current).then(|| touched(next, current, &stamp))
         };
         let create: &(dyn Fn(&str) -> Contact + Sync) = &create;
-        // An erased person's stop is kept by the erasure's tombstone already; a new
-        // contact would bring back the number the erasure removed, and only the
-        // person's own message may do that (DESIGN section 14).
-        let erased = match (&user.wa_id, state) {
-            (Some(wa_id), State::OptedOut) => {
-                let candidates = wa_id_candidates(wa_id);
-                self.any_erased(at.account_id, Channel::Whatsapp, &candidates)
-                    .await?
-            }
-            _ => false,
-        };
         let effect = Effect {
-            create: (state == State::OptedOut && !erased).then_some(create),
+            create: (state == State::OptedOut).then_some(create),
             change: &change,
+            own_message: false,
         };
         self.apply(at, &user, &effect, &stamp).await
     }
@@ -475,6 +461,7 @@ where
                     let effect = Effect {
                         create: None,
                         change: &change,
+                        own_message: false,
                     };
                     return self.apply(at, &user, &effect, &stamp).await;
                 }
@@ -551,12 +538,6 @@ where
                     (moved, Precondition::Absent)
                 }
             };
-            next.wa_id = Some(new_wa_id.clone());
-            next.touch(&stamp);
-            let mut writes = vec![
-                IdentityWrite::Contact(next, precondition),
-                IdentityWrite::RemoveContact(old_contact.clone()),
-            ];
             // Every alias naming the old contact moves with it: the item's BSUID's and
             // those of the other portfolios it stores.
             let mut aliases = self.aliases_of(&old_contact).await?;
@@ -565,6 +546,14 @@ where
                     aliases.push(alias);
                 }
             }
+            next.user_ids
+                .extend(aliases.iter().map(|alias| alias.user_id.clone()));
+            next.wa_id = Some(new_wa_id.clone());
+            next.touch(&stamp);
+            let mut writes = vec![
+                IdentityWrite::Contact(next, precondition),
+                IdentityWrite::RemoveContact(old_contact.clone()),
+            ];
             for alias in aliases {
                 writes.push(IdentityWrite::Alias(
                     Alias {
@@ -647,14 +636,21 @@ where
         effect: &Effect<'_>,
         stamp: &WriteStamp,
     ) -> Result<Done, EventError> {
+        let mut user = user.clone();
+        // The number was erased and this item is not the person writing: it may change
+        // what the BSUID names, but no contact comes back under the number.
+        let mut number_erased = false;
+        let user = &mut user;
         for _ in 0..MAX_ATTEMPTS {
             let found = self.find(at, user).await?;
             let mut writes = Vec::new();
+            let mut merged_away = None;
             // `stored`: what is under `key` now (the write's precondition); `base`: the
             // contact the effect applies to (`stored`, or a BSUID-only contact merged).
             let (key, stored, base) = match (&found.phone_key, &found.by_alias) {
                 (Some(key), Some(other)) if other.e164().is_none() => {
                     writes.push(IdentityWrite::RemoveContact(other.clone()));
+                    merged_away = Some(other.clone());
                     let merged = match &found.by_phone {
                         Some(contact) => merge_into(contact, other),
                         None => Contact {
@@ -685,10 +681,34 @@ where
                     (key, stored.clone(), stored)
                 }
             };
+            // A contact about to appear under a number: one that was erased stays empty
+            // unless the person wrote.
+            let new_number = stored.is_none() && key.starts_with('+');
+            let forms = || {
+                let mut forms = user
+                    .wa_id
+                    .as_deref()
+                    .map(wa_id_candidates)
+                    .unwrap_or_default();
+                if !forms.contains(&key) {
+                    forms.push(key.clone());
+                }
+                forms
+            };
+            if new_number
+                && !effect.own_message
+                && self
+                    .any_erased(at.account_id, Channel::Whatsapp, &forms())
+                    .await?
+            {
+                number_erased = true;
+                user.wa_id = None;
+                continue;
+            }
             let (next, mut done) = match &base {
                 None => match effect.create {
-                    Some(create) => (Some(create(&key)), Done::Created),
-                    None => return Ok(Done::Skipped),
+                    Some(create) if !number_erased => (Some(create(&key)), Done::Created),
+                    _ => return Ok(Done::Skipped),
                 },
                 Some(current) => match (effect.change)(current) {
                     Some(next) => (Some(next), Done::Updated),
@@ -720,6 +740,20 @@ where
                 contact.version = stored.as_ref().map_or(1, |s| s.version + 1);
                 writes.insert(0, IdentityWrite::Contact(contact, precondition));
             }
+            // The aliases of a merged BSUID-only contact's other BSUIDs follow it.
+            if let Some(other) = &merged_away {
+                for alias in self.aliases_of(other).await? {
+                    if user.user_id.as_ref() != Some(&alias.user_id) {
+                        writes.push(IdentityWrite::Alias(
+                            Alias {
+                                contact_key: key.clone(),
+                                ..alias.clone()
+                            },
+                            Some(alias.contact_key),
+                        ));
+                    }
+                }
+            }
             if let Some(user_id) = &user.user_id {
                 let points_to = found.alias.as_ref().map(|a| a.contact_key.clone());
                 if points_to.as_deref() != Some(key.as_str()) {
@@ -740,6 +774,13 @@ where
             }
             if self.contacts.write_identity(&writes).await? {
                 tracing::info!(account_id = at.account_id, contact = %mask_phone(&key), ?done, "WhatsApp contact written");
+                if new_number && effect.own_message {
+                    // Only the person's own message brings an erased person back.
+                    for form in forms() {
+                        self.lift_erasure(at.account_id, Channel::Whatsapp, &form)
+                            .await?;
+                    }
+                }
                 return Ok(done);
             }
         }

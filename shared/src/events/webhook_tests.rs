@@ -578,6 +578,18 @@ async fn send_erasing(ports: &MemoryPorts, body: Value) -> Value {
     serde_json::to_value(reply).expect("serialises")
 }
 
+/// Whether acme's WhatsApp `phone` has an erasure tombstone (`send_erasing`'s key).
+async fn tombstoned(ports: &MemoryPorts, phone: &str) -> bool {
+    let key =
+        crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret").expect("a key");
+    let found = ports
+        .contacts
+        .suppressed("acme", Channel::Whatsapp, &[key.digest(phone)])
+        .await
+        .expect("read");
+    found == [true]
+}
+
 fn erase(phone: &str) -> Value {
     json!({"type": "contact.erase", "account_id": "acme", "channel": "whatsapp", "phone": phone})
 }
@@ -611,6 +623,59 @@ async fn an_erasure_deletes_the_contact_and_the_alias_of_its_bsuid() {
     // AND a later message from her BSUID alone starts a new, BSUID-only contact
     send(&ports, message("wamid.3", None, Some(BSUID), "Eva")).await;
     assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_some());
+}
+
+#[tokio::test]
+async fn a_merged_bsuid_only_contact_brings_every_alias_naming_it() {
+    // GIVEN a BSUID-only contact whose BSUID changed: the new BSUID's alias names it
+    let ports = ports();
+    send(&ports, message("wamid.1", None, Some(BSUID), "Eva")).await;
+    let update = body(json!({"user_id_update": [{"previous": BSUID, "current": "GB.2000"}]}));
+    send(&ports, update).await;
+
+    // WHEN a late message carries her number and the old BSUID
+    send(&ports, message("wamid.2", Some(WA_ID), Some(BSUID), "Eva")).await;
+
+    // THEN one contact under the number, and both BSUIDs' aliases name it
+    assert_eq!(ports.contacts.count(), 1);
+    let eva = whatsapp(&ports, PHONE).expect("merged into the number");
+    assert!(eva.user_ids.contains("GB.2000"), "{:?}", eva.user_ids);
+    for user_id in [BSUID, "GB.2000"] {
+        let alias = ports.contacts.alias("acme", user_id).await.expect("read");
+        assert_eq!(
+            alias.map(|a| a.contact_key).as_deref(),
+            Some(PHONE),
+            "{user_id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_erased_number_comes_back_only_with_the_persons_own_message() {
+    // GIVEN Eva erased, then writing with her BSUID alone (a BSUID-only contact)
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    send_erasing(&ports, erase(PHONE)).await;
+    send_erasing(&ports, message("wamid.2", None, Some(BSUID), "Eva")).await;
+    let bsuid_key = format!("bsuid:{BSUID}");
+    assert!(whatsapp(&ports, &bsuid_key).is_some());
+
+    // WHEN a stop names her number and BSUID
+    send_erasing(&ports, preference("stop", 1764324100)).await;
+
+    // THEN it lands on the BSUID-only contact; the number stays erased and empty
+    assert!(whatsapp(&ports, PHONE).is_none());
+    let eva = whatsapp(&ports, &bsuid_key).expect("still BSUID-only");
+    assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
+    assert!(tombstoned(&ports, PHONE).await);
+
+    // WHEN she writes with her number and BSUID
+    send_erasing(&ports, message("wamid.3", Some(WA_ID), Some(BSUID), "Eva")).await;
+
+    // THEN her contact is back under the number, merged, and the tombstone is lifted
+    assert!(whatsapp(&ports, PHONE).is_some());
+    assert!(whatsapp(&ports, &bsuid_key).is_none());
+    assert!(!tombstoned(&ports, PHONE).await);
 }
 
 #[tokio::test]
@@ -652,18 +717,12 @@ async fn an_erased_persons_stop_keeps_the_tombstone_and_brings_back_no_contact()
     // THEN no contact or alias of hers is written, and her number stays suppressed
     assert_eq!(ports.contacts.count(), 0);
     assert!(ports.contacts.aliases().is_empty());
-    let key =
-        crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret").expect("a key");
-    let kept = ports
-        .contacts
-        .suppressed("acme", Channel::Whatsapp, &[key.digest(PHONE)])
-        .await
-        .expect("read");
-    assert_eq!(kept, vec![true]);
+    assert!(tombstoned(&ports, PHONE).await);
 
-    // AND her own message still brings her back
+    // AND her own message still brings her back and lifts the tombstone
     send_erasing(&ports, message("wamid.2", Some(WA_ID), Some(BSUID), "Eva")).await;
     assert!(whatsapp(&ports, PHONE).is_some());
+    assert!(!tombstoned(&ports, PHONE).await);
 }
 
 #[tokio::test]
