@@ -684,6 +684,9 @@ where
             // A contact about to appear under a number: one that was erased stays empty
             // unless the person wrote.
             let new_number = stored.is_none() && key.starts_with('+');
+            // (Read only when a contact would be written: statuses of unknown people
+            // are common and write nothing.)
+            let would_write = base.is_some() || effect.create.is_some();
             let forms = || {
                 let mut forms = user
                     .wa_id
@@ -696,7 +699,9 @@ where
                 forms
             };
             if new_number
+                && would_write
                 && !effect.own_message
+                && !number_erased
                 && self
                     .any_erased(at.account_id, Channel::Whatsapp, &forms())
                     .await?
