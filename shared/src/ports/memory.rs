@@ -355,6 +355,24 @@ impl Identities for MemoryContacts {
     }
 
     async fn write_identity(&self, writes: &[IdentityWrite]) -> Result<bool, StoreError> {
+        // DynamoDB refuses a transaction that names one item twice: so does this double.
+        let mut items = std::collections::BTreeSet::new();
+        for write in writes {
+            let item = match write {
+                IdentityWrite::Contact(contact, _) | IdentityWrite::RemoveContact(contact) => {
+                    format!("contact {:?}", key_of(contact))
+                }
+                IdentityWrite::Alias(alias, _) | IdentityWrite::RemoveAlias(alias) => {
+                    format!("alias {} {}", alias.account_id, alias.user_id)
+                }
+            };
+            if !items.insert(item.clone()) {
+                return Err(StoreError::Service {
+                    operation: "TransactWriteItems (in memory)",
+                    source: format!("one transaction names {item} twice").into(),
+                });
+            }
+        }
         let mut contacts = lock(&self.contacts);
         let mut aliases = lock(&self.aliases);
         let holds = writes.iter().all(|write| match write {
