@@ -352,9 +352,8 @@ fn through(phone_number_id: &str, mut body: Value) -> Value {
     body
 }
 
-#[tokio::test]
-async fn each_portfolios_bsuid_gets_an_alias_and_every_alias_moves_with_the_number() {
-    // GIVEN Eva writing to acme's two business numbers, one BSUID per portfolio
+/// Eva's messages to acme's two business numbers (two portfolios): BSUID, then US.77.
+async fn eva_through_two_portfolios() -> MemoryPorts {
     let ports = ports();
     ports.contacts.add_business_number("PNID-B", "acme");
     send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
@@ -366,6 +365,13 @@ async fn each_portfolios_bsuid_gets_an_alias_and_every_alias_moves_with_the_numb
         ),
     )
     .await;
+    ports
+}
+
+#[tokio::test]
+async fn each_portfolios_bsuid_gets_an_alias_and_every_alias_moves_with_the_number() {
+    // GIVEN Eva writing to acme's two business numbers, one BSUID per portfolio
+    let ports = eva_through_two_portfolios().await;
 
     // THEN one contact keeps the first BSUID and lists both, and both aliases name it
     let eva = whatsapp(&ports, PHONE).expect("eva");
@@ -681,17 +687,7 @@ async fn an_erased_number_comes_back_only_with_the_persons_own_message() {
 #[tokio::test]
 async fn an_erasure_deletes_the_aliases_of_every_portfolio() {
     // GIVEN Eva known through two business numbers of acme, with a BSUID for each
-    let ports = ports();
-    ports.contacts.add_business_number("PNID-B", "acme");
-    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
-    send(
-        &ports,
-        through(
-            "PNID-B",
-            message("wamid.2", Some(WA_ID), Some("US.77"), "Eva"),
-        ),
-    )
-    .await;
+    let ports = eva_through_two_portfolios().await;
     assert_eq!(ports.contacts.aliases().len(), 2);
 
     // WHEN she is erased
