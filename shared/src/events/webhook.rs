@@ -554,15 +554,7 @@ where
                 IdentityWrite::Contact(next, precondition),
                 IdentityWrite::RemoveContact(old_contact.clone()),
             ];
-            for alias in aliases {
-                writes.push(IdentityWrite::Alias(
-                    Alias {
-                        contact_key: new_key.clone(),
-                        ..alias.clone()
-                    },
-                    Some(alias.contact_key),
-                ));
-            }
+            writes.extend(aliases.into_iter().map(|alias| repointed(alias, &new_key)));
             if self.contacts.write_identity(&writes).await? {
                 tracing::info!(account_id = at.account_id, to = %mask_phone(&new_key), "WhatsApp contact moved to the user's new number");
                 return Ok(Done::Updated);
@@ -636,13 +628,13 @@ where
         effect: &Effect<'_>,
         stamp: &WriteStamp,
     ) -> Result<Done, EventError> {
+        // Without the number once it proves erased and this item is not the person
+        // writing: it may change what the BSUID names, but no contact comes back under
+        // the number.
         let mut user = user.clone();
-        // The number was erased and this item is not the person writing: it may change
-        // what the BSUID names, but no contact comes back under the number.
         let mut number_erased = false;
-        let user = &mut user;
         for _ in 0..MAX_ATTEMPTS {
-            let found = self.find(at, user).await?;
+            let found = self.find(at, &user).await?;
             let mut writes = Vec::new();
             let mut merged_away = None;
             // `stored`: what is under `key` now (the write's precondition); `base`: the
@@ -727,12 +719,12 @@ where
             // What the item says of who the person is, even when nothing else changes.
             let next = match (next, &base) {
                 (Some(mut next), _) => {
-                    remember_identity(&mut next, user);
+                    remember_identity(&mut next, &user);
                     Some(next)
                 }
                 (None, Some(current)) => {
                     let mut learnt = current.clone();
-                    remember_identity(&mut learnt, user);
+                    remember_identity(&mut learnt, &user);
                     (learnt != *current).then(|| touched(learnt, current, stamp))
                 }
                 (None, None) => None,
@@ -749,13 +741,7 @@ where
             if let Some(other) = &merged_away {
                 for alias in self.aliases_of(other).await? {
                     if user.user_id.as_ref() != Some(&alias.user_id) {
-                        writes.push(IdentityWrite::Alias(
-                            Alias {
-                                contact_key: key.clone(),
-                                ..alias.clone()
-                            },
-                            Some(alias.contact_key),
-                        ));
+                        writes.push(repointed(alias, &key));
                     }
                 }
             }
@@ -847,10 +833,21 @@ fn remember_identity(contact: &mut Contact, user: &WaUser) {
             .text
             .entry("user_id".into())
             .or_insert_with(|| user_id.clone());
-        if !contact.user_ids.contains(user_id) {
-            contact.user_ids.insert(user_id.clone());
-        }
+        contact.user_ids.insert(user_id.clone());
     }
+}
+
+/// The write that points `alias` at the contact keyed `to`, if it still names the one
+/// it named when read.
+fn repointed(alias: Alias, to: &str) -> IdentityWrite {
+    let named = alias.contact_key.clone();
+    IdentityWrite::Alias(
+        Alias {
+            contact_key: to.to_string(),
+            ..alias
+        },
+        Some(named),
+    )
 }
 
 /// `next` as a write after `current`: stamped, one version on.
