@@ -12,15 +12,14 @@
 //!   through calamine; everything yields [`parse::RawRow`]s.
 //! - [`ports`]: the small async traits services are generic over (object store,
 //!   contacts, an account's contacts by page, jobs, settings, event ledger, continuation).
-//! - services: [`book`] (one contact's conditional write, shared by imports and events),
-//!   [`import`] (the pipeline of one upload and its reports), [`account`] (listing a
-//!   whole account; undoing an import), [`export`] (an account's contacts as a CSV file
-//!   the import reads back) and [`events`] (contact-events' payloads and rules).
-//! - [`aws`]: the S3, DynamoDB and Lambda adapters behind the ports, and every key format
-//!   in [`aws::keys`].
+//! - services: [`book`] (the one place a contact is written: imports, campaigns, events,
+//!   webhook identities, erasure, listing and undo), [`import`] (the pipeline of one
+//!   upload and its reports), [`export`] (an account's contacts as a CSV file the import
+//!   reads back) and [`events`] (contact-events' front door and one handler per event).
+//! - [`aws`]: the S3, DynamoDB and Lambda adapters behind the ports. Every key format of
+//!   the table and the bucket is in [`domain::keys`], the contract every layer shares.
 #![deny(missing_docs)]
 
-pub mod account;
 pub mod aws;
 pub mod book;
 pub mod config;

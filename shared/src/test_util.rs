@@ -10,9 +10,9 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
+use crate::domain::channel::Channel;
 use crate::domain::mapping::ColumnMap;
 use crate::domain::phone::{normalize, PhoneContext, Region};
-use crate::domain::upload::Channel;
 use crate::domain::validate::{validate_row, RowRules, Verdict};
 use crate::parse::{read_rows, Body, Format, RawRow, ReadOptions, RowKind, WorkbookLimits};
 

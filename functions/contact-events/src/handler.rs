@@ -7,7 +7,7 @@ use contacts::ports::{
     AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
     SettingsStore, Suppressions,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// An event that failed, reported to the runtime with its type.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// `body`), never an error.
 pub async fn handle<O, C, S, L>(
     service: &EventService<'_, O, C, S, L>,
-    payload: Value,
+    invocation: Invocation,
 ) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
@@ -36,7 +36,6 @@ where
     S: SettingsStore,
     L: EventLedger,
 {
-    let invocation = Invocation::from_payload(payload);
     let events = invocation.event_count();
     let reply = service.handle_invocation(invocation).await;
     emit_metrics(events, reply.as_ref().map_or(1, Reply::failures));
@@ -65,8 +64,9 @@ fn emit_metrics(events: u64, failed: u64) {
 mod tests {
     use super::*;
     use contacts::config::Config;
-    use contacts::domain::upload::Channel;
+    use contacts::domain::channel::Channel;
     use contacts::ports::memory::MemoryPorts;
+    use serde_json::Value;
 
     async fn invoke(ports: &MemoryPorts, payload: Value) -> Result<Value, HandlerError> {
         invoke_with(&Config::default(), ports, payload).await
@@ -84,7 +84,7 @@ mod tests {
             ledger: &ports.ledger,
             config,
         };
-        let reply = handle(&service, payload).await?;
+        let reply = handle(&service, Invocation::from_payload(payload)).await?;
         Ok(serde_json::to_value(reply).expect("replies serialise"))
     }
 

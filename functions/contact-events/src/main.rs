@@ -4,9 +4,8 @@
 
 use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
 use contacts::config::Config;
-use contacts::events::EventService;
+use contacts::events::{EventService, Invocation};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
 
 mod handler;
 
@@ -25,8 +24,11 @@ async fn main() -> Result<(), Error> {
         ledger: &table,
         config: &config,
     };
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler::handle(service, event.payload).await
-    }))
+    // The payload is any of several shapes until the envelope tells which.
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            handler::handle(service, Invocation::from_payload(event.payload)).await
+        },
+    ))
     .await
 }

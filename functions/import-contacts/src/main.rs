@@ -1,13 +1,33 @@
 //! import-contacts: S3 upload events in, contacts and reports out.
-//! Wiring only; the import itself is `contacts::import`.
+//! Wiring only: configuration, tracing and clients; the front door is
+//! `contacts::import::handler`.
 
 use aws_lambda_events::s3::S3Event;
 use contacts::aws::{load_sdk_config, DynamoTable, LambdaContinuation, S3Objects};
 use contacts::config::Config;
+use contacts::import::handler::{self, HandlerError};
 use contacts::import::Importer;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 
-mod handler;
+/// An import that failed, reported to the runtime with its type (and every cause).
+#[derive(Debug)]
+struct Failure(HandlerError);
+
+impl From<Failure> for Diagnostic {
+    fn from(Failure(e): Failure) -> Self {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Diagnostic {
+            error_type: "ImportInterrupted".into(),
+            error_message: message,
+        }
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -22,21 +42,17 @@ async fn main() -> Result<(), Error> {
     let continuation = LambdaContinuation::new(aws_sdk_lambda::Client::new(&sdk), function_name);
     let (config, objects, table, continuation) = (&config, &objects, &table, &continuation);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        let deadline = handler::earliest(
-            handler::deadline_instant(event.context.deadline),
-            config.time_limit.map(|limit| std::time::Instant::now() + limit),
-        );
-        tracing::info!(remaining_ms = ?deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()).as_millis()), "invocation deadline");
         let importer = Importer {
             objects,
             contacts: table,
             jobs: table,
             settings: table,
             config,
-            deadline,
+            deadline: handler::deadline(event.context.deadline, config.time_limit),
         };
         // Boxed: the import's future is deep, and inline it overflows the layout query.
-        Box::pin(handler::handle(&importer, continuation, event.payload)).await
+        let handled = Box::pin(handler::handle(&importer, continuation, event.payload)).await;
+        handled.map_err(Failure)
     }))
     .await
 }

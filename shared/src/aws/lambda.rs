@@ -1,6 +1,7 @@
 //! [`Continuation`] through Lambda: an import that runs short of time hands the records
 //! still to import to a fresh invocation of its own function.
 
+use aws_lambda_events::s3::S3Event;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
@@ -26,7 +27,7 @@ impl LambdaContinuation {
 }
 
 impl Continuation for LambdaContinuation {
-    async fn continue_with(&self, event: &serde_json::Value) -> Result<(), StoreError> {
+    async fn continue_with(&self, event: &S3Event) -> Result<(), StoreError> {
         let payload = serde_json::to_vec(event).map_err(service("lambda:Invoke"))?;
         self.client
             .invoke()

@@ -8,13 +8,11 @@
 //!   `dynamodb/item.rs` for reading attributes strictly).
 //! - [`LambdaContinuation`] ([`Continuation`](crate::ports::Continuation)): an import
 //!   continuing itself in a fresh invocation (`lambda.rs`).
-//! - [`keys`]: every key format of the table and the bucket.
 //!
 //! The functions' `main` builds the SDK configuration once ([`load_sdk_config`]), a client
 //! per service, and these adapters around them.
 
 mod dynamodb;
-pub mod keys;
 mod lambda;
 mod s3;
 

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::domain::channel::Channel;
 use crate::domain::consent::{self, Applied, Category, Consent, ConsentSource, Signal, State};
-use crate::domain::upload::Channel;
 
 /// Where a contact first came from, or what last completed it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -327,7 +327,7 @@ impl Contact {
             }
         }
         if dropped > 0 {
-            tracing::warn!(dropped, phone = %crate::domain::text::mask_phone(&self.phone), "contact is at its list, tag or attribute limit; values not stored");
+            tracing::warn!(dropped, phone = %crate::domain::cleaning::mask_phone(&self.phone), "contact is at its list, tag or attribute limit; values not stored");
         }
         changed
     }
@@ -383,6 +383,78 @@ impl Contact {
             self.last_campaign_id = stamp.campaign_id.clone();
         }
         self.version += 1;
+    }
+}
+
+/// What a write does to a contact that is already stored: the one answer every merge
+/// rule gives the book.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// Leave the stored contact alone (`on-existing=ignore`).
+    LeaveAlone,
+    /// Nothing differs: no write.
+    Unchanged,
+    /// Write this contact (stamped, one version on).
+    Write(Box<Contact>),
+}
+
+impl From<Option<Contact>> for Merge {
+    fn from(next: Option<Contact>) -> Merge {
+        next.map_or(Merge::Unchanged, |next| Merge::Write(Box::new(next)))
+    }
+}
+
+impl Contact {
+    /// `next` as the write that follows `self`: stamped, one version on.
+    pub fn touched_after(&self, mut next: Contact, stamp: &WriteStamp) -> Contact {
+        next.version = self.version;
+        next.touch(stamp);
+        next
+    }
+
+    /// `other` (a BSUID-only contact, or the old number's) merged into `self` by
+    /// DESIGN section 9's rules: `self`'s values stand, `other`'s fill the gaps; lists
+    /// and tags are joined; consent keeps the newer word, and a user's own opt-out
+    /// stands until the user undoes it; a block anywhere is a block.
+    pub fn absorb(&self, other: &Contact) -> Contact {
+        let mut merged = self.clone();
+        for (field, value) in &other.text {
+            merged
+                .text
+                .entry(field.clone())
+                .or_insert_with(|| value.clone());
+        }
+        merged.lists.extend(other.lists.iter().cloned());
+        merged.tags.extend(other.tags.iter().cloned());
+        merged.user_ids.extend(other.user_ids.iter().cloned());
+        for (name, value) in &other.attrs {
+            merged
+                .attrs
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        merged.whatsapp_opted = merged.whatsapp_opted.or(other.whatsapp_opted);
+        merged.anonymous = self.anonymous && other.anonymous;
+        if other.status == Status::Blocked {
+            merged.status = Status::Blocked;
+        }
+        merged.created_at = self.created_at.clone().min(other.created_at.clone());
+        merged.last_inbound_at = self
+            .last_inbound_at
+            .clone()
+            .max(other.last_inbound_at.clone());
+        merged.whatsapp_reachable = merged.whatsapp_reachable.or(other.whatsapp_reachable);
+        for (category, entry) in &other.consent {
+            merged.apply_consent(&Signal {
+                category: *category,
+                state: entry.state,
+                at: entry.at.clone(),
+                source: entry.source,
+                scope: entry.scope.clone(),
+                evidence: entry.evidence.clone(),
+            });
+        }
+        merged
     }
 }
 

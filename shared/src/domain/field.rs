@@ -1,7 +1,7 @@
 //! Canonical contact fields: their names, the column titles that map to them
 //! automatically, and their length limits (DESIGN section 6).
 
-use crate::domain::text::header_key;
+use crate::domain::cleaning::header_key;
 
 /// A canonical contact field a column can map to.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::domain::channel::Channel;
+use crate::domain::cleaning::{clean_value, drop_formula_escape, header_key};
 use crate::domain::field::Field;
-use crate::domain::text::{clean_value, drop_formula_escape, header_key};
-use crate::domain::upload::Channel;
 
 /// Where a column's values go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,7 +265,7 @@ fn missing_phone_column(header: &[String]) -> MappingError {
         .map(|h| {
             format!(
                 "{:?}",
-                crate::domain::text::truncate_chars(&clean_value(h), 40)
+                crate::domain::cleaning::truncate_chars(&clean_value(h), 40)
             )
         })
         .collect::<Vec<_>>()

@@ -6,16 +6,19 @@
 //! [`field`] limits for the rest; the result is a [`contact::ContactDraft`] that
 //! [`contact::Contact::merged`] folds into a stored contact.
 
+pub mod channel;
+pub mod cleaning;
 pub mod consent;
 pub mod contact;
 pub mod field;
+pub mod inbound;
+pub mod keys;
 pub mod mapping;
 pub mod options;
 pub mod outcome;
 pub mod phone;
 pub mod secret;
 pub mod suppression;
-pub mod text;
 pub mod upload;
 pub mod validate;
 pub mod values;

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::domain::cleaning::{clean_value, split_commas};
+use crate::domain::contact::{Contact, ContactDraft, Merge, WriteStamp};
 use crate::domain::mapping::Target;
 use crate::domain::phone::Region;
-use crate::domain::text::{clean_value, split_commas};
 
 /// What to do with a contact that already exists.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -13,6 +14,16 @@ pub enum OnExisting {
     Update,
     /// Leave existing contacts alone.
     Ignore,
+}
+
+impl OnExisting {
+    /// What a row does to the contact stored under its number.
+    pub fn merge(self, current: &Contact, draft: &ContactDraft, stamp: &WriteStamp) -> Merge {
+        match self {
+            OnExisting::Ignore => Merge::LeaveAlone,
+            OnExisting::Update => current.merged(draft, stamp).into(),
+        }
+    }
 }
 
 /// A CSV delimiter chosen by the uploader.

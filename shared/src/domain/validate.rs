@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::domain::channel::Channel;
+use crate::domain::cleaning::{clean_value, drop_formula_escape, split_multi, truncate_chars};
 use crate::domain::contact::{attrs_bytes, ContactDraft, MAX_ATTRS_BYTES, MAX_STORED_ATTRS};
 use crate::domain::field::Field;
 use crate::domain::mapping::{Column, ColumnMap, Target, Unused};
 use crate::domain::phone::{self, PhoneContext, PhoneRejection, Region};
-use crate::domain::text::{clean_value, drop_formula_escape, split_multi, truncate_chars};
-use crate::domain::upload::Channel;
 use crate::domain::whatsapp::{bsuid_key, is_bsuid};
 
 // Value checks live in `values`; re-exported so `domain::validate::is_valid_name` and
@@ -416,27 +416,7 @@ fn apply_field(
             };
             set.extend(values);
         }
-        Field::WhatsappUserId => {
-            // A BSUID names a person on WhatsApp only.
-            if rules.channel != Channel::Whatsapp {
-                return Ok(());
-            }
-            if !is_bsuid(value) {
-                return Err((
-                    WarningCode::InvalidUserId,
-                    format!(
-                        "{:?} is not a WhatsApp user id (two capital letters and a dot then letters and digits: GB.13491208655302741918) and was not imported",
-                        truncate_chars(value, 40)
-                    ),
-                ));
-            }
-            // One attribute holds both ids: the business's own `User ID` wins it,
-            // whichever column comes first (a BSUID-only row keeps its BSUID in its key).
-            draft
-                .text
-                .entry("user_id")
-                .or_insert_with(|| value.to_string());
-        }
+        Field::WhatsappUserId => apply_user_id(draft, value, rules)?,
         Field::Title
         | Field::UserId
         | Field::Reference
@@ -450,6 +430,34 @@ fn apply_field(
             draft.text.insert(field.name(), value.to_string());
         }
     }
+    Ok(())
+}
+
+/// A WhatsApp user id (BSUID) cell: kept on WhatsApp only, and only when it is one.
+fn apply_user_id(
+    draft: &mut ContactDraft,
+    value: &str,
+    rules: &RowRules<'_>,
+) -> Result<(), FieldError> {
+    // A BSUID names a person on WhatsApp only.
+    if rules.channel != Channel::Whatsapp {
+        return Ok(());
+    }
+    if !is_bsuid(value) {
+        return Err((
+            WarningCode::InvalidUserId,
+            format!(
+                "{:?} is not a WhatsApp user id (two capital letters and a dot then letters and digits: GB.13491208655302741918) and was not imported",
+                truncate_chars(value, 40)
+            ),
+        ));
+    }
+    // One attribute holds both ids: the business's own `User ID` wins it,
+    // whichever column comes first (a BSUID-only row keeps its BSUID in its key).
+    draft
+        .text
+        .entry("user_id")
+        .or_insert_with(|| value.to_string());
     Ok(())
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::inbound::InboundContact;
+
 use crate::domain::phone::PhoneRejection;
 
 /// The answer to one event.
@@ -134,32 +136,6 @@ pub struct InboundAnswer {
     pub contact: InboundContact,
     /// The contact's partition key.
     pub pk: String,
-}
-
-/// What an inbound message found or made.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InboundContact {
-    /// An unknown number: a new anonymous contact.
-    CreatedAnonymous,
-    /// An archived contact, active again.
-    Reactivated,
-    /// An active contact.
-    Existing,
-    /// A blocked contact: left blocked and unchanged.
-    Blocked,
-}
-
-impl InboundContact {
-    /// The documented name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InboundContact::CreatedAnonymous => "created_anonymous",
-            InboundContact::Reactivated => "reactivated",
-            InboundContact::Existing => "existing",
-            InboundContact::Blocked => "blocked",
-        }
-    }
 }
 
 /// The answer to `contact.captured`.

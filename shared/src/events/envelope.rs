@@ -12,7 +12,6 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::answer::Answer;
 use super::error::{invalid, EventError};
@@ -48,7 +47,7 @@ impl Invocation {
     /// a method and none of the other shapes' fields, else an SQS batch when it has
     /// `Records` and every one is from `aws:sqs`, else an EventBridge envelope, else a
     /// bare event.
-    pub fn from_payload(payload: Value) -> Invocation {
+    pub fn from_payload(payload: serde_json::Value) -> Invocation {
         if is_http_request(&payload) {
             return Invocation::Http(HttpRequest::from_event(&payload));
         }
@@ -108,7 +107,7 @@ enum Shape {
 #[serde(untagged)]
 enum Carrier {
     Routed(Box<EventBridgeEvent>),
-    Bare(Value),
+    Bare(serde_json::Value),
 }
 
 impl Carrier {
@@ -156,7 +155,7 @@ impl From<SqsMessage> for Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn inbound() -> Value {
         json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m1", "from": "+447911123456"})

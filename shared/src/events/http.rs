@@ -8,7 +8,7 @@
 //! - `POST` is a webhook: its raw body must be signed with `WHATSAPP_APP_SECRET`
 //!   ([`crate::domain::webhook_signature`]), else 401 and nothing is parsed, let alone
 //!   written. A signed body must be a JSON WhatsApp webhook (400 otherwise); it is then
-//!   decoded like any event ([`decode`]) and handled by [`EventService::handle`]. 200
+//!   decoded like any event ([`decode`]) and handled as any other ([`answer`]). 200
 //!   when it is handled (a duplicate too: Meta retries anything else for days), 400
 //!   when the event is at fault, 500 when a store is, so that Meta retries.
 //! - Any other method is 405.
@@ -27,54 +27,118 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
 
+use std::future::Future;
+
+use super::answer::Answer;
 use super::error::EventError;
 use super::payload::{decode, Event};
-use super::EventService;
+use crate::config::Config;
 use crate::domain::secret::Secret;
 use crate::domain::upload::decode_event_key;
 use crate::domain::webhook_signature::{self, SIGNATURE_HEADER};
-use crate::ports::{
-    AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
-    SettingsStore, Suppressions,
-};
 
 pub use super::meta::WHATSAPP_OBJECT;
 
-/// Fields of the other invocation shapes: an SQS batch (`Records`), an EventBridge
-/// envelope (`detail`, `detail-type`), a bare event (`type`) or a bare Meta webhook
-/// (`object`, `entry`). A payload with any of them is never an HTTP request, whatever
-/// else it carries; no HTTP event of AWS has them at its top level.
-const OTHER_SHAPES: [&str; 6] = [
-    "Records",
-    "detail",
-    "detail-type",
-    "type",
-    "object",
-    "entry",
-];
-
-/// Whether an invocation payload is an HTTP request event: an object with a
-/// `requestContext` and a method (`requestContext.http.method` in format 2.0,
-/// `httpMethod` in 1.0), and none of the other shapes' fields.
-pub fn is_http_request(payload: &Value) -> bool {
-    payload
-        .as_object()
-        .is_some_and(|event| method_of(event).is_some())
+/// An HTTP request event as the function reads it, in either payload format (see the
+/// module): only the fields it needs, each read when it has the type AWS gives it and
+/// taken as absent otherwise (emulators and test consoles send nulls and stray fields).
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestEvent {
+    /// Fields of the other invocation shapes: an SQS batch (`Records`), an EventBridge
+    /// envelope (`detail`, `detail-type`), a bare event (`type`) or a bare Meta webhook
+    /// (`object`, `entry`). A payload with any of them set is never an HTTP request,
+    /// whatever else it carries; no HTTP event of AWS has them at its top level.
+    /// cargo-lambda's function URL sends `"type": null` (an authorizer field): only a
+    /// field with a value marks another shape.
+    #[serde(rename = "Records")]
+    records: Option<IgnoredAny>,
+    detail: Option<IgnoredAny>,
+    #[serde(rename = "detail-type")]
+    detail_type: Option<IgnoredAny>,
+    #[serde(rename = "type")]
+    kind: Option<IgnoredAny>,
+    object: Option<IgnoredAny>,
+    entry: Option<IgnoredAny>,
+    request_context: Option<Loose<RequestContext>>,
+    /// Format 1.0's method.
+    http_method: Option<Loose<String>>,
+    headers: Option<Loose<BTreeMap<String, Loose<String>>>>,
+    query_string_parameters: Option<Loose<BTreeMap<String, Loose<String>>>>,
+    raw_query_string: Option<Loose<String>>,
+    is_base64_encoded: Option<Loose<bool>>,
+    body: Option<Loose<String>>,
 }
 
-fn method_of(event: &Map<String, Value>) -> Option<&str> {
-    // cargo-lambda's function URL sends `"type": null` (an authorizer field): only a
-    // field with a value marks another shape.
-    let has = |field: &str| event.get(field).is_some_and(|v| !v.is_null());
-    if OTHER_SHAPES.iter().any(|field| has(field)) {
-        return None;
+#[derive(Deserialize)]
+struct RequestContext {
+    http: Option<Loose<HttpContext>>,
+}
+
+#[derive(Deserialize)]
+struct HttpContext {
+    /// Format 2.0's method.
+    method: Option<Loose<String>>,
+}
+
+/// A field of the type expected, or anything else.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Loose<T> {
+    Is(T),
+    Not(IgnoredAny),
+}
+
+impl<T> Loose<T> {
+    fn get(self) -> Option<T> {
+        match self {
+            Loose::Is(value) => Some(value),
+            Loose::Not(_) => None,
+        }
     }
-    let context = event.get("requestContext")?.as_object()?;
-    let v2 = context.get("http").and_then(|http| http.get("method"));
-    v2.or_else(|| event.get("httpMethod"))?.as_str()
+}
+
+/// The string values of a map field (others are left out).
+fn strings(field: Option<Loose<BTreeMap<String, Loose<String>>>>) -> BTreeMap<String, String> {
+    let entries = field.and_then(Loose::get).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.get()?)))
+        .collect()
+}
+
+impl RequestEvent {
+    /// The method, when this is an HTTP request event: a `requestContext` object and a
+    /// method (`requestContext.http.method` in format 2.0, `httpMethod` in 1.0), and
+    /// none of the other shapes' fields.
+    fn method(&mut self) -> Option<String> {
+        let other_shape = [
+            &self.records,
+            &self.detail,
+            &self.detail_type,
+            &self.kind,
+            &self.object,
+            &self.entry,
+        ];
+        if other_shape.iter().any(|field| field.is_some()) {
+            return None;
+        }
+        let context = self.request_context.take()?.get()?;
+        let v2 = context
+            .http
+            .and_then(Loose::get)
+            .and_then(|http| http.method);
+        v2.or_else(|| self.http_method.take())?.get()
+    }
+}
+
+/// Whether an invocation payload is an HTTP request event (see [`RequestEvent`]).
+pub fn is_http_request<'de, D: Deserializer<'de>>(payload: D) -> bool {
+    RequestEvent::deserialize(payload).is_ok_and(|mut event| event.method().is_some())
 }
 
 /// One HTTP request, as the function needs it: the method, the headers (looked up
@@ -127,41 +191,36 @@ impl HttpRequest {
     /// Reads an HTTP request event (format 2.0 or 1.0; see the module). Call it on a
     /// payload [`is_http_request`] accepts: anything else reads as a request with no
     /// method, which is answered 405.
-    pub fn from_event(event: &Value) -> Result<HttpRequest, RequestError> {
-        let empty = Map::new();
-        let event = event.as_object().unwrap_or(&empty);
-        let strings = |field: &str| {
-            let entries = event.get(field).and_then(Value::as_object).into_iter();
-            entries
-                .flatten()
-                .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
-        };
-        let raw_query = event.get("rawQueryString").and_then(Value::as_str);
+    pub fn from_event<'de, D: Deserializer<'de>>(event: D) -> Result<HttpRequest, RequestError> {
+        let mut event = RequestEvent::deserialize(event).unwrap_or_default();
+        let method = event.method().unwrap_or_default();
         // 2.0 leaves queryStringParameters out when there is no query, and
         // rawQueryString holds the query as sent: read that when the map is missing.
-        let query: BTreeMap<String, String> = match event.get("queryStringParameters") {
-            Some(Value::Object(_)) => strings("queryStringParameters")
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            _ => parse_query(raw_query.unwrap_or_default()),
+        let query = match event.query_string_parameters {
+            Some(Loose::Is(_)) => strings(event.query_string_parameters),
+            _ => {
+                let raw = event.raw_query_string.and_then(Loose::get);
+                parse_query(raw.as_deref().unwrap_or_default())
+            }
         };
-        let base64 = event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
-        let body = match event.get("body") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(text)) if base64 => base64::engine::general_purpose::STANDARD
+        let base64 = event.is_base64_encoded.and_then(Loose::get) == Some(true);
+        let body = match event.body {
+            None => Vec::new(),
+            Some(Loose::Is(text)) if base64 => base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|_| RequestError::BodyNotBase64)?,
-            Some(Value::String(text)) => text.as_bytes().to_vec(),
-            Some(_) => return Err(RequestError::BodyNotText),
+            Some(Loose::Is(text)) => text.into_bytes(),
+            Some(Loose::Not(_)) => return Err(RequestError::BodyNotText),
         };
-        let mut request = HttpRequest::new(
-            method_of(event).unwrap_or_default(),
-            strings("headers"),
-            [],
+        Ok(HttpRequest {
+            method: method.to_ascii_uppercase(),
+            headers: strings(event.headers)
+                .into_iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                .collect(),
+            query,
             body,
-        );
-        request.query = query;
-        Ok(request)
+        })
     }
 
     /// The method, upper case.
@@ -238,8 +297,10 @@ impl HttpResponse {
     }
 
     /// An `application/json` answer.
-    pub fn json(status_code: u16, body: &Value) -> HttpResponse {
-        HttpResponse::with_type(status_code, "application/json", body.to_string())
+    pub fn json(status_code: u16, body: &impl Serialize) -> HttpResponse {
+        // Cannot fail: the bodies are JSON values and plain structs.
+        let text = serde_json::to_string(body).unwrap_or_default();
+        HttpResponse::with_type(status_code, "application/json", text)
     }
 
     /// `{"error": message}`.
@@ -298,9 +359,9 @@ fn status_for(error: &EventError) -> u16 {
 /// A signed body as an event: JSON, a WhatsApp webhook, then [`decode`]d. Each refusal
 /// is a 400 naming the problem.
 fn webhook_event(body: &[u8]) -> Result<Event, HttpResponse> {
-    let json: Value = serde_json::from_slice(body)
+    let json: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| HttpResponse::error(400, format!("the body is not JSON ({e})")))?;
-    if json.get("object").and_then(Value::as_str) != Some(WHATSAPP_OBJECT) {
+    if json.get("object").and_then(|object| object.as_str()) != Some(WHATSAPP_OBJECT) {
         return Err(HttpResponse::error(
             400,
             format!("the body is not a WhatsApp webhook: `object` must be {WHATSAPP_OBJECT:?}"),
@@ -326,83 +387,88 @@ fn log_refused_event(error: &EventError) {
     );
 }
 
-impl<O, C, S, L> EventService<'_, O, C, S, L>
+/// Answers one HTTP request (see the module): never an error, always a status. A
+/// signed webhook POST's event is handled by `handle`.
+pub async fn answer<H, Fut>(
+    config: &Config,
+    request: Result<HttpRequest, RequestError>,
+    handle: H,
+) -> HttpResponse
 where
-    O: ObjectStore,
-    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities,
-    S: SettingsStore,
-    L: EventLedger,
+    H: FnOnce(Event) -> Fut,
+    Fut: Future<Output = Result<Answer, EventError>>,
 {
-    /// Answers one HTTP request (see the module): never an error, always a status.
-    pub async fn handle_http(&self, request: Result<HttpRequest, RequestError>) -> HttpResponse {
-        let request = match request {
-            Ok(request) => request,
-            Err(e) => {
-                tracing::warn!(error = %e, "HTTP request unreadable");
-                return HttpResponse::error(400, e.to_string());
-            }
-        };
-        let response = match request.method() {
-            "GET" => verify_subscription(&request, self.config.whatsapp_verify_token.as_ref()),
-            "POST" => self.signed_post(&request).await,
-            _ => {
-                let mut response = HttpResponse::error(405, "only GET and POST are answered");
-                response.headers.insert("allow".into(), "GET, POST".into());
-                response
-            }
-        };
-        tracing::info!(
-            method = request.method(),
-            status = response.status_code,
-            "HTTP request answered"
-        );
-        response
-    }
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(error = %e, "HTTP request unreadable");
+            return HttpResponse::error(400, e.to_string());
+        }
+    };
+    let response = match request.method() {
+        "GET" => verify_subscription(&request, config.whatsapp_verify_token.as_ref()),
+        "POST" => match signed_event(config, &request) {
+            Ok(event) => answer_event(handle(event).await),
+            Err(response) => response,
+        },
+        _ => {
+            let mut response = HttpResponse::error(405, "only GET and POST are answered");
+            response.headers.insert("allow".into(), "GET, POST".into());
+            response
+        }
+    };
+    tracing::info!(
+        method = request.method(),
+        status = response.status_code,
+        "HTTP request answered"
+    );
+    response
+}
 
-    /// A webhook POST: the signature of the raw body first, then the event.
-    async fn signed_post(&self, request: &HttpRequest) -> HttpResponse {
-        // The same answer whether the secret is missing or the signature wrong: the
-        // caller learns nothing about the deployment. The log tells them apart.
-        let unauthorized =
-            || HttpResponse::error(401, "the request is not signed with the app secret");
-        let Some(secret) = self.config.whatsapp_app_secret.as_ref() else {
-            tracing::warn!("webhook refused: the function has no WHATSAPP_APP_SECRET");
-            return unauthorized();
-        };
-        let signature = request.header(SIGNATURE_HEADER);
-        if let Err(e) = webhook_signature::verify(secret, signature, request.body()) {
-            tracing::warn!(reason = %e, "webhook refused");
-            return unauthorized();
-        }
-        let event = match webhook_event(request.body()) {
-            Ok(event) => event,
-            Err(response) => return response,
-        };
-        match self.handle(event).await {
-            Ok(_) => HttpResponse::json(200, &json!({"status": "ok"})),
-            Err(e) => match status_for(&e) {
-                400 => {
-                    log_refused_event(&e);
-                    HttpResponse::error(400, e.to_string())
-                }
-                status => {
-                    tracing::error!(error_type = e.error_type(), error = %e, "webhook failed; Meta will retry");
-                    HttpResponse::error(
-                        status,
-                        "the webhook could not be processed now; retry later",
-                    )
-                }
-            },
-        }
+/// A webhook POST's event: the signature of the raw body first, then the event.
+fn signed_event(config: &Config, request: &HttpRequest) -> Result<Event, HttpResponse> {
+    // The same answer whether the secret is missing or the signature wrong: the
+    // caller learns nothing about the deployment. The log tells them apart.
+    let unauthorized = || HttpResponse::error(401, "the request is not signed with the app secret");
+    let Some(secret) = config.whatsapp_app_secret.as_ref() else {
+        tracing::warn!("webhook refused: the function has no WHATSAPP_APP_SECRET");
+        return Err(unauthorized());
+    };
+    let signature = request.header(SIGNATURE_HEADER);
+    if let Err(e) = webhook_signature::verify(secret, signature, request.body()) {
+        tracing::warn!(reason = %e, "webhook refused");
+        return Err(unauthorized());
+    }
+    webhook_event(request.body())
+}
+
+/// What a handled webhook event answers Meta.
+fn answer_event(result: Result<Answer, EventError>) -> HttpResponse {
+    match result {
+        Ok(_) => HttpResponse::json(200, &json!({"status": "ok"})),
+        Err(e) => match status_for(&e) {
+            400 => {
+                log_refused_event(&e);
+                HttpResponse::error(400, e.to_string())
+            }
+            status => {
+                tracing::error!(error_type = e.error_type(), error = %e, "webhook failed; Meta will retry");
+                HttpResponse::error(
+                    status,
+                    "the webhook could not be processed now; retry later",
+                )
+            }
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::events::EventService;
     use crate::ports::memory::MemoryPorts;
     use hmac::{KeyInit, Mac};
+    use serde_json::Value;
 
     const APP_SECRET: &str = "test-app-secret";
     const VERIFY_TOKEN: &str = "test-verify-token";

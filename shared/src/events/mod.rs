@@ -1,6 +1,7 @@
-//! contact-events: campaign recipients, inbound messages and captured details keep the
-//! contact book current (DESIGN section 10); account operations work on a whole
-//! account (DESIGN section 14: `contacts.export`, `import.undo`).
+//! contact-events: campaign recipients, inbound messages, captured details and Meta's
+//! WhatsApp webhooks keep the contact book current (DESIGN sections 10 and 13); account
+//! operations work on a whole account (DESIGN section 14: `contacts.export`,
+//! `import.undo`, `contact.erase`).
 //!
 //! The way through, in the order an invocation takes it:
 //! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope, an
@@ -9,39 +10,36 @@
 //! - [`http`]: an HTTP request (Meta calling through a Function URL): the subscription
 //!   check, the webhook signature, then the body as an event; answered with a status.
 //! - [`payload`]: each event's serde type; a field that does not decode is named by its
-//!   path (`recipients[2].phone`).
-//! - [`EventService`] (here): dispatches each event, and runs the ones that must happen
-//!   once per event key (a campaign, a message) through the [`EventLedger`].
-//! - `campaign`, `inbound`, `captured`, `erase`: one event each: its checks, then its writes
-//!   through [`crate::book`], the write path imports use too.
-//! - `export`: `contacts.export`'s filters checked, then [`crate::export`]; `undo`:
-//!   `import.undo` checked, then [`crate::account::undo_import`] once per import.
+//!   path (`recipients[2].phone`); [`meta`]: Meta's webhook body.
+//! - [`EventService`] (here): the front door, which hands each event to its handler.
+//! - One handler per event type, named after it: `campaign_completed`,
+//!   `message_inbound`, `contact_captured`, `contacts_export`, `import_undo`,
+//!   `contact_erase`, `whatsapp_webhook`. Each checks its fields and calls the book
+//!   ([`crate::book`]), the one write path imports use too, taking only the ports it
+//!   needs; no handler calls another. `ledger` runs what must happen once per event
+//!   key; `numbers` reads the numbers events give.
 //! - [`answer`]: what each event answers; [`error`]: why one was refused.
 
 pub mod answer;
-mod campaign;
-mod captured;
+mod campaign_completed;
+mod contact_captured;
+mod contact_erase;
+mod contacts_export;
 pub mod envelope;
-mod erase;
 pub mod error;
-mod export;
 pub mod http;
-mod inbound;
+mod import_undo;
+mod ledger;
+mod message_inbound;
 pub mod meta;
+mod numbers;
 pub mod payload;
-mod undo;
-mod webhook;
-
-use std::future::Future;
+mod whatsapp_webhook;
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
-use crate::domain::phone::{self, PhoneContext, Region};
-use crate::domain::upload::Channel;
 use crate::ports::{
     AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
     SettingsStore, Suppressions,
@@ -56,16 +54,9 @@ pub use error::{EventError, FileProblem, HeaderProblem};
 pub use http::{HttpRequest, HttpResponse, RequestError};
 pub use payload::{decode, Event, EventType};
 
-use error::invalid;
-use payload::Text;
-
-/// How long processed event keys are remembered.
-const EVENT_TTL_SECONDS: i64 = 30 * 24 * 3600;
-/// What the ledger holds for an event while it is being processed.
-const PENDING: &str = "pending";
-
-/// The service: handles the events of one invocation. Production passes the same
-/// DynamoDB table for `contacts`, `settings` and `ledger`.
+/// The front door: hands each event of an invocation to its handler, with the ports
+/// that handler needs. Production passes the same DynamoDB table for `contacts`,
+/// `settings` and `ledger`.
 pub struct EventService<'a, O, C, S, L> {
     /// Where recipients files live, and exports go.
     pub objects: &'a O,
@@ -97,6 +88,12 @@ where
         }
     }
 
+    /// Answers one HTTP request (Meta's subscription check or a signed webhook):
+    /// never an error, always a status.
+    pub async fn handle_http(&self, request: Result<HttpRequest, RequestError>) -> HttpResponse {
+        http::answer(self.config, request, |event| self.handle(event)).await
+    }
+
     /// Handles an SQS batch record by record: `batchItemFailures` lists exactly the
     /// records that failed (malformed, or a store error), so SQS redelivers only them.
     pub async fn handle_batch(&self, records: Vec<Record>) -> SqsBatchResponse {
@@ -116,103 +113,51 @@ where
 
     /// Handles one event and returns its answer.
     pub async fn handle(&self, event: Event) -> Result<Answer, EventError> {
+        let (objects, contacts, settings, ledger, config) = (
+            self.objects,
+            self.contacts,
+            self.settings,
+            self.ledger,
+            self.config,
+        );
         // Each event's future is boxed: nested whole (ledger, book, the SDK's own
         // futures) inside the runtime's, it is deeper than the compiler lays out.
         match event {
-            Event::CampaignCompleted(e) => Box::pin(self.campaign_completed(e))
-                .await
-                .map(Answer::Campaign),
-            Event::MessageInbound(e) => {
-                Box::pin(self.message_inbound(e)).await.map(Answer::Inbound)
+            Event::CampaignCompleted(e) => Box::pin(campaign_completed::handle(
+                objects, contacts, settings, ledger, config, e,
+            ))
+            .await
+            .map(Answer::Campaign),
+            Event::MessageInbound(e) => Box::pin(message_inbound::handle(
+                contacts, settings, ledger, config, e,
+            ))
+            .await
+            .map(Answer::Inbound),
+            Event::ContactCaptured(e) => {
+                Box::pin(contact_captured::handle(contacts, settings, config, e))
+                    .await
+                    .map(Answer::Captured)
             }
-            Event::ContactCaptured(e) => Box::pin(self.contact_captured(e))
+            Event::ContactsExport(e) => Box::pin(contacts_export::handle(
+                objects,
+                contacts,
+                &config.bucket,
+                e,
+            ))
+            .await
+            .map(Answer::Export),
+            Event::ImportUndo(e) => Box::pin(import_undo::handle(contacts, e))
                 .await
-                .map(Answer::Captured),
-            Event::ContactsExport(e) => Box::pin(self.contacts_export(e)).await.map(Answer::Export),
-            Event::ImportUndo(e) => Box::pin(self.import_undo(e)).await.map(Answer::Undo),
-            Event::ContactErase(e) => Box::pin(self.contact_erase(e)).await.map(Answer::Erase),
-            Event::Webhook(e) => Box::pin(self.webhook(*e)).await.map(Answer::Webhook),
+                .map(Answer::Undo),
+            Event::ContactErase(e) => {
+                Box::pin(contact_erase::handle(contacts, settings, config, e))
+                    .await
+                    .map(Answer::Erase)
+            }
+            Event::Webhook(e) => Box::pin(whatsapp_webhook::handle(contacts, ledger, config, *e))
+                .await
+                .map(Answer::Webhook),
         }
-    }
-}
-
-impl<O, C, S, L> EventService<'_, O, C, S, L>
-where
-    O: ObjectStore,
-    C: ContactStore,
-    S: SettingsStore,
-    L: EventLedger,
-{
-    /// The region national numbers are read in: the event's `default_country`, else
-    /// the account's setting, else the function's.
-    async fn region_for(
-        &self,
-        default_country: Text<8>,
-        account_id: &str,
-    ) -> Result<Option<Region>, EventError> {
-        if let Some(code) = default_country.into_option() {
-            return Region::parse(&code).map(Some).ok_or_else(|| {
-                invalid(
-                    "default_country",
-                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
-                )
-            });
-        }
-        let setting = self.settings.default_country(account_id).await?;
-        Ok(setting
-            .and_then(|c| Region::parse(&c))
-            .or(self.config.default_country))
-    }
-
-    /// A number as contacts are stored (E.164), read in [`Self::region_for`]'s region:
-    /// any valid number, whatever the channel (an inbound sender, an erasure request).
-    /// A number that does not read is an invalid `field`.
-    async fn any_number(
-        &self,
-        raw: &str,
-        field: &str,
-        default_country: Text<8>,
-        account_id: &str,
-    ) -> Result<String, EventError> {
-        let context = PhoneContext {
-            default_region: self.region_for(default_country, account_id).await?,
-            channel: Channel::Voice,
-        };
-        phone::normalize(raw, None, context)
-            .map_err(|e| invalid(field, format!("{e} ({})", e.code())))
-    }
-
-    /// Runs `work` once per `event_key`: a redelivery answers what the first run answered.
-    /// A run that failed, or is still going, leaves no answer: the next delivery works.
-    async fn once<A, F, Fut>(
-        &self,
-        account_id: &str,
-        event_key: &str,
-        work: F,
-    ) -> Result<A, EventError>
-    where
-        A: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<A, EventError>>,
-    {
-        let expires = now().timestamp() + EVENT_TTL_SECONDS;
-        let previous = self
-            .ledger
-            .record_event(account_id, event_key, PENDING, expires)
-            .await?;
-        let answered = previous.as_deref().filter(|p| *p != PENDING);
-        if let Some(answer) = answered.and_then(|p| serde_json::from_str::<A>(p).ok()) {
-            tracing::info!(event_key, "event already processed; answering as before");
-            return Ok(answer);
-        }
-        let answer = work().await?;
-        // Cannot fail: answers are plain structs and enums whose map keys are strings.
-        // Were it to, an empty record only makes a redelivery redo idempotent work.
-        let recorded = serde_json::to_string(&answer).unwrap_or_default();
-        self.ledger
-            .store_answer(account_id, event_key, &recorded, expires)
-            .await?;
-        Ok(answer)
     }
 }
 

@@ -1,4 +1,6 @@
-//! The three events as serde types (DESIGN section 10), and how one is decoded.
+//! Every event contact-events takes as serde types (DESIGN sections 10, 13 and 14:
+//! `campaign.completed`, `message.inbound`, `contact.captured`, `contacts.export`,
+//! `import.undo`, `contact.erase` and Meta's webhook body), and how one is decoded.
 //!
 //! Decoding takes two steps: the `type` first, then the payload of that type. A
 //! `#[serde(tag = "type")]` enum would do both at once, but serde buffers an internally
@@ -19,8 +21,9 @@ use serde::Deserialize;
 
 use super::error::{invalid, undecodable, EventError};
 use super::meta::{Webhook, WHATSAPP_OBJECT};
-use crate::domain::text::clean_value;
-use crate::domain::upload::{is_valid_account_id, Channel};
+use crate::domain::channel::Channel;
+use crate::domain::cleaning::clean_value;
+use crate::domain::upload::is_valid_account_id;
 
 /// An event, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]

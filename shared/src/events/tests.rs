@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::domain::channel::Channel;
 use crate::domain::contact::{Contact, Status};
 use crate::domain::suppression::SuppressionKey;
-use crate::domain::upload::Channel;
 use crate::ports::memory::MemoryPorts;
 use crate::ports::{Precondition, PutOutcome};
 

@@ -12,9 +12,9 @@
 //! column only, and the import reads both back into that attribute, the `User ID`
 //! column winning, so every row re-imports unchanged.
 
+use crate::domain::channel::Channel;
 use crate::domain::contact::Contact;
 use crate::domain::field::Field;
-use crate::domain::upload::Channel;
 use crate::domain::whatsapp::{is_bsuid, BSUID_KEY_PREFIX};
 
 /// The fixed columns: title, and the field an import maps it to.

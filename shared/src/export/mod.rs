@@ -9,11 +9,11 @@
 //!    file, and the names of the custom attributes seen are collected (the header needs
 //!    them all before the first row);
 //! 2. the spool is read back row by row into CSV that leaves by multipart upload in
-//!    parts of [`PART_BYTES`] ([`upload::ObjectWriter`]); an export smaller than one
+//!    parts of [`PART_BYTES`] ([`object_writer::ObjectWriter`]); an export smaller than one
 //!    part is a single PUT, and a failed one aborts its upload.
 
 mod columns;
-pub mod upload;
+pub mod object_writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
@@ -21,15 +21,15 @@ use std::io::{BufReader, BufWriter, Seek, Write};
 
 use futures::stream::TryStreamExt;
 
-use crate::account::contact_pages;
-use crate::aws::keys::export_key;
+use crate::book::contact_pages;
+use crate::domain::channel::Channel;
+use crate::domain::cleaning::export_safe;
 use crate::domain::consent::{Category, State};
 use crate::domain::contact::{Contact, Status};
-use crate::domain::text::export_safe;
-use crate::domain::upload::Channel;
+use crate::domain::keys::export_key;
 use crate::ports::{AccountContacts, ObjectStore, StoreError};
 pub use columns::{contact_cells, EXPORT_COLUMNS};
-use upload::ObjectWriter;
+use object_writer::ObjectWriter;
 
 /// Size of the parts an export is uploaded in (S3 wants at least 5 MiB but the last).
 pub const PART_BYTES: usize = 8 * 1024 * 1024;

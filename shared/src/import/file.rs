@@ -7,7 +7,7 @@ use tracing::warn;
 
 use super::rows::{Parsed, RowParser};
 use super::run::{Failure, Run, RunError};
-use super::{ImportError, Importer, Upload};
+use super::{ImportError, Importer, UploadedFile};
 use crate::domain::contact::{Source, WriteStamp};
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::FailureCode;
@@ -31,7 +31,7 @@ where
     pub(super) async fn import_file(
         &self,
         key: &UploadKey,
-        upload: &Upload,
+        upload: &UploadedFile,
         run: &mut Run,
         job: &mut Job,
     ) -> Result<(), RunError> {
@@ -78,7 +78,7 @@ where
     }
 
     /// HEAD: records what the object is, refuses it before download when too large.
-    async fn inspect(&self, upload: &Upload, run: &mut Run) -> Result<ObjectInfo, RunError> {
+    async fn inspect(&self, upload: &UploadedFile, run: &mut Run) -> Result<ObjectInfo, RunError> {
         let info = self
             .objects
             .head(&upload.bucket, &upload.key)
@@ -110,7 +110,7 @@ where
     /// downloaded whole first (calamine needs all of it).
     async fn spawn_parser(
         &self,
-        upload: &Upload,
+        upload: &UploadedFile,
         info: &ObjectInfo,
         read: ReadOptions,
         parser: RowParser,

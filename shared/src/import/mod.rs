@@ -1,10 +1,12 @@
-//! The import of one upload, end to end: claim the job ([`job`]), check the object and
+//! The import of one upload, end to end. [`handler`] is import-contacts' front door: an
+//! S3 event's records, each run by an [`Importer`]: claim the job ([`job`]), check the object and
 //! its options and start parsing on a blocking thread ([`file`]), map and validate rows
 //! there ([`rows`]), write contacts with bounded concurrency and checkpoint progress
 //! ([`writer`]), count outcomes ([`run`]) and write summary.json and rows.csv
 //! ([`report`]).
 
 mod file;
+pub mod handler;
 mod job;
 pub mod report;
 mod rows;
@@ -15,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::aws::keys::summary_key;
 use crate::book::SaveError;
 use crate::config::Config;
+use crate::domain::keys::summary_key;
 use crate::domain::outcome::ImportStatus;
 use crate::domain::upload::{import_id, UploadIdentity, UploadKey};
 use crate::ports::{
@@ -33,7 +35,7 @@ pub const LEASE_SECONDS: i64 = 30;
 
 /// The upload an S3 event names.
 #[derive(Clone, Debug, Default)]
-pub struct Upload {
+pub struct UploadedFile {
     /// Bucket.
     pub bucket: String,
     /// Decoded key.
@@ -143,7 +145,7 @@ pub(crate) async fn import_in_memory(
 ) -> Summary {
     let bucket = "contact-uploads";
     store.objects.insert(bucket, key, body, metadata);
-    let upload = Upload {
+    let upload = UploadedFile {
         bucket: bucket.into(),
         key: key.into(),
         sequencer: Some(sequencer.into()),
@@ -167,7 +169,7 @@ where
     S: SettingsStore,
 {
     /// Imports one upload.
-    pub async fn run(&self, upload: &Upload) -> Result<ImportResult, ImportError> {
+    pub async fn run(&self, upload: &UploadedFile) -> Result<ImportResult, ImportError> {
         let key = match UploadKey::parse(&upload.key) {
             Ok(key) => key,
             Err(e) => {
@@ -190,7 +192,7 @@ where
         &self,
         key: UploadKey,
         import_id: String,
-        upload: &Upload,
+        upload: &UploadedFile,
     ) -> Result<ImportResult, ImportError> {
         let started = Instant::now();
         let mut job = Job {

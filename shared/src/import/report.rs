@@ -79,7 +79,7 @@ pub struct Summary {
     pub rows_report_key: Option<String>,
 }
 
-pub use crate::domain::text::spreadsheet_safe;
+pub use crate::domain::cleaning::spreadsheet_safe;
 
 /// One line of rows.csv.
 #[derive(Clone, Debug, PartialEq, Eq)]

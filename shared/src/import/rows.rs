@@ -8,14 +8,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::run::Failure;
+use crate::domain::channel::Channel;
+use crate::domain::cleaning::mask_phone;
 use crate::domain::contact::ContactDraft;
 use crate::domain::field::Field;
 use crate::domain::mapping::{ColumnMap, MappingError};
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::FailureCode;
 use crate::domain::phone::{PhoneRejection, Region};
-use crate::domain::text::mask_phone;
-use crate::domain::upload::Channel;
 use crate::domain::validate::{
     consent_kept_opted_out, validate_row, Problem, ProblemCode, RowRules, Verdict,
 };

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::report::{FileError, ReportLine, RowsReport, SourceSummary, Summary};
 use super::rows::{ParsedRow, RowVerdict};
-use super::{now_rfc3339, ImportError, Upload};
-use crate::aws::keys::rows_report_key;
+use super::{now_rfc3339, ImportError, UploadedFile};
+use crate::domain::keys::rows_report_key;
 use crate::domain::mapping::ColumnMap;
 use crate::domain::outcome::{saved_message, FailureCode, ImportStatus, Outcome, RowCounts};
 use crate::domain::phone::PhoneRejection;
@@ -71,7 +71,7 @@ impl Run {
     pub(super) fn new(
         key: &UploadKey,
         import_id: &str,
-        upload: &Upload,
+        upload: &UploadedFile,
         started_at: &str,
         resume: Option<JobProgress>,
     ) -> Run {

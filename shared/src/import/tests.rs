@@ -2,9 +2,9 @@
 
 use super::import_in_memory as import_with;
 use super::*;
+use crate::domain::channel::Channel;
 use crate::domain::outcome::{FailureCode, Outcome};
 use crate::domain::phone::PhoneRejection;
-use crate::domain::upload::Channel;
 use crate::ports::memory::MemoryPorts;
 
 const BUCKET: &str = "contact-uploads";
@@ -108,7 +108,7 @@ async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
     assert_eq!((again.rows.created, again.rows.unchanged), (0, 2));
     let config = Config::default();
     let importer = Importer::in_memory(&store, &config);
-    let upload = Upload {
+    let upload = UploadedFile {
         bucket: BUCKET.into(),
         key: "imports/acme/whatsapp/list.csv".into(),
         sequencer: Some("2".into()),
@@ -286,7 +286,7 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
     let key = "imports/acme/whatsapp/big.csv";
     let body = b"Phone\n+447911123456\n+447911123457\nbad\n+447911123458\n";
     store.objects.insert(BUCKET, key, body, &[]);
-    let upload = Upload {
+    let upload = UploadedFile {
         bucket: BUCKET.into(),
         key: key.into(),
         sequencer: Some("1".into()),

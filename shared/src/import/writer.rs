@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::rows::{ParsedRow, RowVerdict, Step};
 use super::run::{Run, RunError};
 use super::{ImportError, Importer, CHECKPOINT_EVERY, CHECKPOINT_ROWS, LEASE_SECONDS};
-use crate::book::{plan_draft, save_drafts};
+use crate::book::{plan_draft, save_drafts, Tombstones};
 use crate::domain::contact::WriteStamp;
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::Outcome;
@@ -109,9 +109,6 @@ impl<C: ContactStore + Suppressions> BatchWrite<'_, C> {
     /// Rejects the accepted rows whose number was erased (a tombstone exists): one
     /// lookup for the batch, when the deployment has a suppression key.
     async fn reject_suppressed(&self, steps: &mut [Step]) -> Result<(), RunError> {
-        let Some(key) = self.suppression else {
-            return Ok(());
-        };
         let mut rows: Vec<&mut ParsedRow> = steps
             .iter_mut()
             .filter_map(|step| match step {
@@ -123,19 +120,15 @@ impl<C: ContactStore + Suppressions> BatchWrite<'_, C> {
                 _ => None,
             })
             .collect();
-        let digests: Vec<String> = rows
+        let phones: Vec<String> = rows
             .iter()
             .filter_map(|row| match &row.verdict {
-                RowVerdict::Accepted { draft, .. } => Some(key.digest(&draft.phone)),
+                RowVerdict::Accepted { draft, .. } => Some(draft.phone.clone()),
                 _ => None,
             })
             .collect();
-        if digests.is_empty() {
-            return Ok(());
-        }
-        let suppressed = self
-            .contacts
-            .suppressed(&self.key.account_id, self.key.channel, &digests)
+        let suppressed = Tombstones::new(self.contacts, self.suppression)
+            .each_erased(&self.key.account_id, self.key.channel, &phones)
             .await
             .map_err(|e| RunError::Infra(e.into()))?;
         for (row, suppressed) in rows.iter_mut().zip(suppressed) {

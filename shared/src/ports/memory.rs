@@ -241,7 +241,7 @@ impl MemoryContacts {
     pub fn by_pk(&self, pk: &str) -> Option<Contact> {
         lock(&self.contacts)
             .values()
-            .find(|c| crate::aws::keys::contact_pk(&c.account_id, c.channel, &c.phone) == pk)
+            .find(|c| crate::domain::keys::contact_pk(&c.account_id, c.channel, &c.phone) == pk)
             .cloned()
     }
 
@@ -495,7 +495,7 @@ impl AccountContacts for MemoryContacts {
         shard: u8,
         after: Option<PageToken>,
     ) -> Result<ContactPage, StoreError> {
-        use crate::aws::keys::{gsi1sk, gsi_shard};
+        use crate::domain::keys::{gsi1sk, gsi_shard};
         let shard = format!("{shard:02}");
         let start = after.and_then(|token| token.0.get("gsi1sk").cloned());
         // The index's order: by sort key within the partition.
@@ -644,18 +644,18 @@ impl EventLedger for MemoryLedger {
 /// Records the events handed to [`Continuation::continue_with`].
 #[derive(Default)]
 pub struct MemoryContinuation {
-    submitted: Mutex<Vec<serde_json::Value>>,
+    submitted: Mutex<Vec<S3Event>>,
 }
 
 impl MemoryContinuation {
     /// The events submitted so far.
-    pub fn submitted(&self) -> Vec<serde_json::Value> {
+    pub fn submitted(&self) -> Vec<S3Event> {
         lock(&self.submitted).clone()
     }
 }
 
 impl Continuation for MemoryContinuation {
-    async fn continue_with(&self, event: &serde_json::Value) -> Result<(), StoreError> {
+    async fn continue_with(&self, event: &S3Event) -> Result<(), StoreError> {
         lock(&self.submitted).push(event.clone());
         Ok(())
     }

@@ -7,12 +7,13 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use aws_lambda_events::s3::S3Event;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::channel::Channel;
 use crate::domain::contact::Contact;
 use crate::domain::outcome::{ImportStatus, RowCounts};
 use crate::domain::phone::PhoneRejection;
-use crate::domain::upload::Channel;
 use crate::domain::validate::WarningCode;
 
 /// A failure talking to a store.
@@ -436,10 +437,8 @@ pub trait EventLedger: Send + Sync {
 pub trait Continuation: Send + Sync {
     /// Submits `event` (the records still to import, as the function receives them)
     /// for asynchronous processing; returns once it is accepted.
-    fn continue_with(
-        &self,
-        event: &serde_json::Value,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn continue_with(&self, event: &S3Event)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[cfg(any(test, feature = "test-util"))]

@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
+use contacts::domain::channel::Channel;
 use contacts::domain::mapping::ColumnMap;
 use contacts::domain::phone::Region;
-use contacts::domain::upload::Channel;
 use contacts::domain::validate::{validate_row, RowRules, Verdict};
 use contacts::parse::{read_text, Format, ReadOptions, RowKind};
 

@@ -15,11 +15,11 @@ use aws_sdk_dynamodb::types::{
 
 use super::item::{build_error, n, s, Item, Reader};
 use super::DynamoTable;
-use crate::aws::keys::{contact_pk, gsi1pk, gsi1sk, BSUID_KEY_PREFIX, CONTACT_SK};
 use crate::aws::service;
+use crate::domain::channel::Channel;
 use crate::domain::consent::{Category, Consent, ConsentEntry, ConsentSource, State};
 use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
-use crate::domain::upload::Channel;
+use crate::domain::keys::{contact_pk, gsi1pk, gsi1sk, BSUID_KEY_PREFIX, CONTACT_SK};
 use crate::ports::{
     Cancelled, ContactStore, Precondition, PutOutcome, StoreError, TransactOutcome,
 };

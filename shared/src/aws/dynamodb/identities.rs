@@ -6,10 +6,10 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::item::{build_error, key, n, s, Item, Reader};
 use super::DynamoTable;
-use crate::aws::keys::{alias_pk, contact_pk, waba_pk, ALIAS_SK, CONTACT_SK, WABA_SK};
 use crate::aws::service;
+use crate::domain::channel::Channel;
 use crate::domain::contact::Contact;
-use crate::domain::upload::Channel;
+use crate::domain::keys::{alias_pk, contact_pk, waba_pk, ALIAS_SK, CONTACT_SK, WABA_SK};
 use crate::ports::{Alias, Identities, IdentityWrite, StoreError};
 
 impl From<&Alias> for Item {

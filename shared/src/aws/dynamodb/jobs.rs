@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::{counts, n, parse_code, s, Item, Reader};
 use super::DynamoTable;
-use crate::aws::keys::{job_pk, JOB_SK};
 use crate::aws::service;
+use crate::domain::keys::{job_pk, JOB_SK};
 use crate::domain::outcome::{ImportStatus, RowCounts};
 use crate::domain::phone::PhoneRejection;
 use crate::domain::validate::WarningCode;

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::item::{n, s, Item, Reader};
 use super::DynamoTable;
-use crate::aws::keys::{event_pk, EVENT_SK};
 use crate::aws::service;
+use crate::domain::keys::{event_pk, EVENT_SK};
 use crate::ports::{EventLedger, StoreError};
 
 /// Condition of a first record: the event was never recorded.

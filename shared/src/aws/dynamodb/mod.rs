@@ -3,7 +3,7 @@
 //!
 //! | file | port | item |
 //! |---|---|---|
-//! | `account.rs` | [`AccountContacts`](crate::ports::AccountContacts), [`ContactRemoval`](crate::ports::ContactRemoval) | contacts through GSI `by_account`, a page of a shard per Query; an undo's conditional deletes |
+//! | `by_account.rs` | [`AccountContacts`](crate::ports::AccountContacts), [`ContactRemoval`](crate::ports::ContactRemoval) | contacts through GSI `by_account`, a page of a shard per Query; an undo's conditional deletes |
 //! | `contacts.rs` | [`ContactStore`](crate::ports::ContactStore) | `CONTACT#…` / `PROFILE`: the conditional writes |
 //! | `jobs.rs` | [`JobStore`](crate::ports::JobStore) | `IMPORT#…` / `JOB`: the claim and progress |
 //! | `settings.rs` | [`SettingsStore`](crate::ports::SettingsStore) | `ACCOUNT#…` / `SETTINGS` |
@@ -15,9 +15,9 @@
 //! (`TryFrom<&Item>`). Reading is strict (`item.rs`): an attribute we always write that
 //! is missing, of the wrong type, or holding a code we do not know is
 //! [`StoreError::Malformed`](crate::ports::StoreError::Malformed) naming the item, never
-//! a silent default. Keys come from [`crate::aws::keys`].
+//! a silent default. Keys come from [`crate::domain::keys`].
 
-mod account;
+mod by_account;
 mod contacts;
 mod identities;
 mod item;

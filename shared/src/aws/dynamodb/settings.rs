@@ -2,8 +2,8 @@
 
 use super::item::{s, Reader};
 use super::DynamoTable;
-use crate::aws::keys::{settings_pk, SETTINGS_SK};
 use crate::aws::service;
+use crate::domain::keys::{settings_pk, SETTINGS_SK};
 use crate::ports::{SettingsStore, StoreError};
 
 impl SettingsStore for DynamoTable {

@@ -9,10 +9,10 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::item::{build_error, key, s};
 use super::DynamoTable;
-use crate::aws::keys::{suppress_pk, SUPPRESS_SK};
 use crate::aws::service;
+use crate::domain::channel::Channel;
 use crate::domain::contact::Contact;
-use crate::domain::upload::Channel;
+use crate::domain::keys::{suppress_pk, SUPPRESS_SK};
 use crate::ports::{Alias, IdentityWrite, StoreError, Suppressions};
 
 impl Suppressions for DynamoTable {

@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::item::{n, s, Item};
+use crate::domain::channel::Channel;
 use crate::domain::contact::{Contact, Source, Status};
-use crate::domain::upload::Channel;
 use crate::ports::StoreError;
 
 /// The table the adapters under test are given.

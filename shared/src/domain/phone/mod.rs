@@ -6,7 +6,7 @@ use phonenumber::country;
 use phonenumber::metadata::DATABASE;
 use phonenumber::{Mode, PhoneNumber, Type};
 
-use crate::domain::upload::Channel;
+use crate::domain::channel::Channel;
 
 mod number_type;
 

@@ -1,4 +1,4 @@
-//! Account operations (DESIGN section 14) on the table.
+//! GSI `by_account` (DESIGN sections 9 and 14) on the table.
 //!
 //! [`AccountContacts`]: an account's contacts, one page of one `by_account` partition per
 //! Query (DESIGN section 9). Never a Scan: the GSI partitions `{account_id}#{shard}` hold
@@ -13,10 +13,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 
 use super::item::{n, s, Item};
 use super::DynamoTable;
-use crate::aws::keys::{contact_pk, gsi1pk_of_shard, gsi1sk_prefix, BY_ACCOUNT_INDEX, CONTACT_SK};
 use crate::aws::service;
+use crate::domain::channel::Channel;
 use crate::domain::contact::Contact;
-use crate::domain::upload::Channel;
+use crate::domain::keys::{
+    contact_pk, gsi1pk_of_shard, gsi1sk_prefix, BY_ACCOUNT_INDEX, CONTACT_SK,
+};
 use crate::ports::{
     AccountContacts, ContactPage, ContactRemoval, DeleteOutcome, PageToken, StoreError,
 };

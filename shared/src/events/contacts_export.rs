@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use super::error::{invalid, EventError};
 use super::payload::{self, ContactsExport, Text};
-use super::{EventService, ExportAnswer};
+use super::ExportAnswer;
 use crate::domain::contact::Status;
 use crate::export::{export_contacts, Consent, ExportRequest};
-use crate::ports::{AccountContacts, ContactStore, EventLedger, ObjectStore, SettingsStore};
+use crate::ports::{AccountContacts, ObjectStore};
 
 /// The request an event asks for, or the first field that is wrong, in the order
 /// DESIGN lists them. Nothing is read or written before this passes.
@@ -64,34 +64,30 @@ fn names(values: Option<Vec<Text<100>>>) -> BTreeSet<String> {
         .collect()
 }
 
-impl<O, C, S, L> EventService<'_, O, C, S, L>
+/// Exports the contacts the event asks for to the configured bucket. Not run through
+/// the ledger: every export is a new file, and a redelivered one only makes another.
+pub(super) async fn handle<O, C>(
+    objects: &O,
+    contacts: &C,
+    bucket: &str,
+    event: ContactsExport,
+) -> Result<ExportAnswer, EventError>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts,
-    S: SettingsStore,
-    L: EventLedger,
+    C: AccountContacts,
 {
-    /// Exports the contacts the event asks for to the configured bucket. Not run
-    /// through the ledger: every export is a new file, and a redelivered one only makes
-    /// another.
-    pub(super) async fn contacts_export(
-        &self,
-        event: ContactsExport,
-    ) -> Result<ExportAnswer, EventError> {
-        let request = request(event)?;
-        let exported =
-            export_contacts(self.contacts, self.objects, &self.config.bucket, &request).await?;
-        Ok(ExportAnswer::Exported {
-            key: exported.key,
-            contacts: exported.contacts,
-        })
-    }
+    let request = request(event)?;
+    let exported = export_contacts(contacts, objects, bucket, &request).await?;
+    Ok(ExportAnswer::Exported {
+        key: exported.key,
+        contacts: exported.contacts,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::upload::Channel;
+    use crate::domain::channel::Channel;
     use serde_json::json;
 
     fn decoded(event: serde_json::Value) -> Result<ExportRequest, EventError> {

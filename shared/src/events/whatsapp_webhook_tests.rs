@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::domain::channel::Channel;
 use crate::domain::consent::{Category, ConsentSource, State};
 use crate::domain::contact::Contact;
-use crate::domain::upload::Channel;
 use crate::events::{EventService, Invocation};
 use crate::ports::memory::MemoryPorts;
 use crate::ports::{Identities, Suppressions};

@@ -2,7 +2,7 @@
 //! Pure functions: the services use them for what they report (a contact's `pk` in an
 //! answer, a report's key in summary.json), the adapters for what they store.
 
-use crate::domain::upload::Channel;
+use crate::domain::channel::Channel;
 
 /// Sort key of a contact item.
 pub const CONTACT_SK: &str = "PROFILE";

@@ -1,14 +1,20 @@
-//! The handler, generic over the ports so it is testable without AWS.
+//! import-contacts' front door: an S3 event in, one [`Importer`] run per record, the
+//! function's [`Response`] out; an import that runs short of time hands the records
+//! still to do to a new invocation ([`Continuation`]). Generic over the ports, so it is
+//! tested without AWS.
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
-use contacts::domain::outcome::ImportStatus;
-use contacts::domain::upload::decode_event_key;
-use contacts::import::report::Summary;
-use contacts::import::{ImportError, ImportResult, Importer, Upload};
-use contacts::ports::{
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::report::Summary;
+use super::{ImportError, ImportResult, Importer, UploadedFile};
+use crate::domain::outcome::ImportStatus;
+use crate::domain::upload::decode_event_key;
+use crate::ports::{
     ContactStore, Continuation, JobStore, ObjectStore, SettingsStore, Suppressions,
 };
-use serde::Serialize;
 
 /// The function's answer: one entry per record.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -62,25 +68,9 @@ pub enum HandlerError {
     },
 }
 
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        lambda_runtime::Diagnostic {
-            error_type: "ImportInterrupted".into(),
-            error_message: message,
-        }
-    }
-}
-
 /// The upload a record names: key decoded, and the event's sequencer (AWS) or event
 /// time (emulators) to tell re-uploads of identical bytes apart.
-pub fn upload_of(record: &S3EventRecord) -> Upload {
+pub fn upload_of(record: &S3EventRecord) -> UploadedFile {
     let key = record
         .s3
         .object
@@ -88,7 +78,7 @@ pub fn upload_of(record: &S3EventRecord) -> Upload {
         .as_deref()
         .map(decode_event_key)
         .unwrap_or_default();
-    Upload {
+    UploadedFile {
         bucket: record.s3.bucket.name.clone().unwrap_or_default(),
         key,
         size: record.s3.object.size.and_then(|s| u64::try_from(s).ok()),
@@ -114,23 +104,31 @@ pub fn upload_of(record: &S3EventRecord) -> Upload {
     }
 }
 
+/// When this invocation must stop importing: the earlier of Lambda's deadline
+/// (milliseconds since the epoch) and the configured time limit from now.
+pub fn deadline(lambda_deadline_ms: u64, time_limit: Option<Duration>) -> Option<Instant> {
+    let deadline = earliest(
+        deadline_instant(lambda_deadline_ms),
+        time_limit.map(|limit| Instant::now() + limit),
+    );
+    tracing::info!(remaining_ms = ?deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis()), "invocation deadline");
+    deadline
+}
+
 /// The invocation's deadline (milliseconds since the epoch) as an `Instant`. `None`
 /// when it is already (nearly) past at the start: `cargo lambda watch` sends such
 /// deadlines, and no real invocation starts with less than a second left.
-pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_millis() as u64;
     let remaining = deadline_ms.checked_sub(now_ms).filter(|ms| *ms >= 1_000)?;
-    Some(std::time::Instant::now() + std::time::Duration::from_millis(remaining))
+    Some(Instant::now() + Duration::from_millis(remaining))
 }
 
 /// The earlier of two optional deadlines.
-pub fn earliest(
-    a: Option<std::time::Instant>,
-    b: Option<std::time::Instant>,
-) -> Option<std::time::Instant> {
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -199,14 +197,7 @@ async fn hand_over<K: Continuation>(
 ) -> Result<(), HandlerError> {
     let mut rest = event.clone();
     rest.records.drain(..index);
-    let submitted = match serde_json::to_value(&rest) {
-        Ok(rest) => continuation
-            .continue_with(&rest)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match submitted {
+    match continuation.continue_with(&rest).await {
         Ok(()) => {
             tracing::info!(
                 key,
@@ -293,12 +284,11 @@ fn chrono_now_ms() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contacts::config::Config;
-    use contacts::ports::memory::{
+    use crate::config::Config;
+    use crate::ports::memory::{
         MemoryContacts, MemoryJobs, MemoryObjects, MemoryPorts, MemorySettings,
     };
-    use contacts::ports::StoreError;
-    use std::time::{Duration, Instant};
+    use crate::ports::StoreError;
 
     const BUCKET: &str = "contact-uploads";
 
@@ -345,7 +335,7 @@ mod tests {
     struct Unreachable;
 
     impl Continuation for Unreachable {
-        async fn continue_with(&self, _: &serde_json::Value) -> Result<(), StoreError> {
+        async fn continue_with(&self, _: &S3Event) -> Result<(), StoreError> {
             Err(StoreError::Service {
                 operation: "lambda:Invoke",
                 source: "connection refused".into(),
@@ -385,7 +375,7 @@ mod tests {
             .submitted()
             .pop()
             .expect("one continuation");
-        let event: S3Event = serde_json::from_value(continued).expect("an S3 event again");
+        let event: S3Event = continued;
         assert_eq!(event.records.len(), 1);
         let second = handle(&importer(&store, &config, None), &store.continuation, event)
             .await

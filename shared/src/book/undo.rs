@@ -1,51 +1,14 @@
-//! Operations on a whole account (DESIGN section 14) that read it through GSI
-//! `by_account`: [`contact_pages`] lists it (the export builds on it) and
-//! [`undo_import`] removes what one import created.
+//! `import.undo` (DESIGN section 14): [`undo_import`] removes what one import created
+//! and nobody changed since, reading the account through [`super::listing`].
 
-use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use futures::stream::{self, TryStreamExt};
 
-use crate::aws::keys::GSI_SHARDS;
+use super::listing::contact_pages;
 use crate::domain::contact::Contact;
-use crate::domain::upload::Channel;
-use crate::ports::{
-    AccountContacts, ContactPage, ContactRemoval, DeleteOutcome, PageToken, StoreError,
-};
+use crate::ports::{AccountContacts, ContactRemoval, DeleteOutcome, StoreError};
 
 /// How many conditional deletes of an undo are in flight at once.
 const DELETES_IN_FLIGHT: usize = 16;
-
-/// Every page of an account's contacts (of `channel` only, when given): the 16 shards
-/// are read concurrently, each page after page, so at most one page per shard is held.
-pub fn contact_pages<'a, A: AccountContacts>(
-    contacts: &'a A,
-    account_id: &'a str,
-    channel: Option<Channel>,
-) -> impl Stream<Item = Result<ContactPage, StoreError>> + Send + 'a {
-    let shards =
-        (0..GSI_SHARDS).map(move |shard| shard_pages(contacts, account_id, channel, shard).boxed());
-    stream::select_all(shards)
-}
-
-/// Every page of one shard, in order.
-fn shard_pages<'a, A: AccountContacts>(
-    contacts: &'a A,
-    account_id: &'a str,
-    channel: Option<Channel>,
-    shard: u8,
-) -> impl Stream<Item = Result<ContactPage, StoreError>> + Send + 'a {
-    // The state is the token to read after; `None` once the last page was read.
-    let start: Option<Option<PageToken>> = Some(None);
-    stream::try_unfold(start, move |state| async move {
-        let Some(after) = state else {
-            return Ok(None);
-        };
-        let page = contacts
-            .contacts_page(account_id, channel, shard, after)
-            .await?;
-        let next = page.next.clone().map(Some);
-        Ok(Some((page, next)))
-    })
-}
 
 /// What an undo did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,9 +62,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::channel::Channel;
     use crate::domain::contact::{ContactDraft, Source, WriteStamp};
     use crate::ports::memory::MemoryContacts;
-    use crate::ports::{ContactStore, Precondition};
+    use crate::ports::{ContactPage, ContactStore, PageToken, Precondition};
 
     fn stamp(import_id: Option<&str>) -> WriteStamp {
         WriteStamp {

@@ -10,16 +10,19 @@ use tokio::io::AsyncReadExt;
 
 use super::answer::{CampaignAnswer, RecipientsNotSaved, RecipientsSaved};
 use super::error::{invalid, EventError, FileProblem, HeaderProblem};
+use super::ledger::once;
+use super::numbers::region_for;
 use super::payload::{account_id, channel, CampaignCompleted, Recipient, RecipientsFile};
-use super::{stamp, EventService};
-use crate::book::save_draft;
+use super::stamp;
+use crate::book::{save_draft, Tombstones};
+use crate::config::Config;
+use crate::domain::channel::Channel;
 use crate::domain::contact::Source;
 use crate::domain::field::Field;
 use crate::domain::mapping::ColumnMap;
 use crate::domain::options::OnExisting;
 use crate::domain::outcome::{saved_message, Outcome, RowCounts};
 use crate::domain::phone::{PhoneRejection, Region};
-use crate::domain::upload::Channel;
 use crate::domain::validate::{validate_row, RowRules, Verdict};
 use crate::parse::{
     read_rows, Body, Format, RawRow, ReadOptions, RowKind, SourceError, WorkbookLimits,
@@ -55,51 +58,74 @@ struct RecipientRow {
     delivered: bool,
 }
 
-impl<O, C, S, L> EventService<'_, O, C, S, L>
+/// Saves a succeeded campaign's delivered recipients, once per campaign.
+pub(super) async fn handle<O, C, S, L>(
+    objects: &O,
+    contacts: &C,
+    settings: &S,
+    ledger: &L,
+    config: &Config,
+    event: CampaignCompleted,
+) -> Result<CampaignAnswer, EventError>
 where
     O: ObjectStore,
     C: ContactStore + Suppressions,
     S: SettingsStore,
     L: EventLedger,
 {
-    pub(super) async fn campaign_completed(
-        &self,
-        event: CampaignCompleted,
-    ) -> Result<CampaignAnswer, EventError> {
-        let campaign = Campaign {
-            account_id: account_id(event.account_id)?,
-            campaign_id: event.campaign_id.required("campaign_id")?,
-            channel: channel(event.channel)?,
-            status: event.status.required("status")?,
-        };
-        let recipients = Recipients::of(event.recipients_file, event.recipients)?;
-        let region = self
-            .region_for(event.default_country, &campaign.account_id)
-            .await?;
-        if campaign.status != "succeeded" {
-            return Ok(CampaignAnswer::NotSaved(RecipientsNotSaved {
-                reason: format!(
-                    "campaign status is {:?}; only succeeded campaigns save their recipients",
-                    campaign.status
-                ),
-                message: saved_message(0, false),
-                ..Default::default()
-            }));
-        }
-        let key = format!("campaign:{}", campaign.campaign_id);
-        self.once(&campaign.account_id, &key, || async {
-            let table = match recipients {
-                Recipients::Inline(table) => table,
-                Recipients::File { bucket, key } => {
-                    self.read_recipients_file(&bucket, &key).await?
-                }
-            };
-            let saved = self.save_recipients(&campaign, region, table).await?;
-            Ok(CampaignAnswer::Saved(saved))
-        })
-        .await
+    let campaign = Campaign {
+        account_id: account_id(event.account_id)?,
+        campaign_id: event.campaign_id.required("campaign_id")?,
+        channel: channel(event.channel)?,
+        status: event.status.required("status")?,
+    };
+    let recipients = Recipients::of(event.recipients_file, event.recipients)?;
+    let region = region_for(
+        settings,
+        config,
+        event.default_country,
+        &campaign.account_id,
+    )
+    .await?;
+    if campaign.status != "succeeded" {
+        return Ok(CampaignAnswer::NotSaved(RecipientsNotSaved {
+            reason: format!(
+                "campaign status is {:?}; only succeeded campaigns save their recipients",
+                campaign.status
+            ),
+            message: saved_message(0, false),
+            ..Default::default()
+        }));
     }
+    let key = format!("campaign:{}", campaign.campaign_id);
+    let saver = Saver {
+        objects,
+        contacts,
+        config,
+    };
+    once(ledger, &campaign.account_id, &key, || async {
+        let table = match recipients {
+            Recipients::Inline(table) => table,
+            Recipients::File { bucket, key } => saver.read_recipients_file(&bucket, &key).await?,
+        };
+        let saved = saver.save_recipients(&campaign, region, table).await?;
+        Ok(CampaignAnswer::Saved(saved))
+    })
+    .await
+}
 
+/// What saving one campaign's recipients reads and writes.
+struct Saver<'a, O, C> {
+    objects: &'a O,
+    contacts: &'a C,
+    config: &'a Config,
+}
+
+impl<O, C> Saver<'_, O, C>
+where
+    O: ObjectStore,
+    C: ContactStore + Suppressions,
+{
     /// Saves the delivered rows and answers what became of them.
     async fn save_recipients(
         &self,
@@ -147,6 +173,7 @@ where
         rows: impl Iterator<Item = &RecipientRow>,
     ) -> Result<(RowCounts, BTreeMap<PhoneRejection, u64>), EventError> {
         let stamp = stamp(Source::Campaign, Some(&campaign.campaign_id));
+        let tombstones = Tombstones::new(self.contacts, self.config.suppression.as_ref());
         let mut counts = RowCounts::default();
         let mut reasons = BTreeMap::new();
         let mut seen = HashSet::new();
@@ -165,7 +192,7 @@ where
                 continue;
             }
             let (account_id, channel) = (&campaign.account_id, campaign.channel);
-            if self.erased(account_id, channel, &draft.phone).await? {
+            if tombstones.erased(account_id, channel, &draft.phone).await? {
                 *reasons.entry(PhoneRejection::Suppressed).or_default() += 1;
                 counts.add(Outcome::Rejected);
                 continue;

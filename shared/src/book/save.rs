@@ -2,18 +2,18 @@
 //! the stored item returned by the failed condition (no read before write), and retry
 //! when someone else wrote in between. Never a lost update.
 
-use crate::aws::keys;
-use crate::domain::contact::{Contact, ContactDraft, WriteStamp};
+use std::cell::Cell;
+
+use super::erasure::Tombstones;
+use super::{SaveError, MAX_ATTEMPTS};
+use crate::domain::channel::Channel;
+use crate::domain::cleaning::mask_phone;
+use crate::domain::contact::{Contact, ContactDraft, Merge, WriteStamp};
+use crate::domain::inbound::{Inbound, InboundContact};
+use crate::domain::keys;
 use crate::domain::options::OnExisting;
 use crate::domain::outcome::Outcome;
-use crate::domain::upload::Channel;
-use crate::ports::{
-    Cancelled, ContactStore, Precondition, PutOutcome, StoreError, TransactOutcome,
-    MAX_WRITES_PER_TRANSACTION,
-};
-
-/// How many times a write is retried after losing a race.
-const MAX_ATTEMPTS: u32 = 8;
+use crate::ports::{ContactStore, Precondition, PutOutcome, Suppressions};
 
 /// What an upsert did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,25 +28,14 @@ pub enum Upserted {
     LeftAlone(Box<Contact>),
 }
 
-/// A contention problem: the item kept changing under us.
-#[derive(Debug, thiserror::Error)]
-pub enum SaveError {
-    /// A store call failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Every attempt lost a race.
-    #[error("contact {0} kept changing during {MAX_ATTEMPTS} attempts to save it")]
-    Contention(String),
-}
-
 /// Creates `create()` when absent; otherwise applies `merge` to the stored contact and
-/// writes the result under a version condition. `merge` returns `None` when nothing
-/// changes, and `Err(())` to leave the contact alone.
+/// writes the result under a version condition; `merge` decides what the stored
+/// contact becomes ([`Merge`]).
 pub async fn upsert<S, C, M>(store: &S, create: C, merge: M) -> Result<Upserted, SaveError>
 where
     S: ContactStore,
     C: Fn() -> Contact,
-    M: Fn(&Contact) -> Result<Option<Contact>, ()>,
+    M: Fn(&Contact) -> Merge,
 {
     let mut known: Option<Box<Contact>> = None;
     for _ in 0..MAX_ATTEMPTS {
@@ -65,9 +54,9 @@ where
             }
             Some(current) => {
                 let next = match merge(&current) {
-                    Err(()) => return Ok(Upserted::LeftAlone(current)),
-                    Ok(None) => return Ok(Upserted::Unchanged(current)),
-                    Ok(Some(next)) => next,
+                    Merge::LeaveAlone => return Ok(Upserted::LeftAlone(current)),
+                    Merge::Unchanged => return Ok(Upserted::Unchanged(current)),
+                    Merge::Write(next) => *next,
                 };
                 match store
                     .put_contact(&next, Precondition::Version(current.version))
@@ -113,169 +102,46 @@ pub async fn save_draft<S: ContactStore>(
     let result = upsert(
         store,
         || Contact::create(account_id, channel, draft, stamp),
-        |current| match on_existing {
-            OnExisting::Ignore => Err(()),
-            OnExisting::Update => Ok(current.merged(draft, stamp)),
-        },
+        |current| on_existing.merge(current, draft, stamp),
     )
     .await?;
     Ok(row_saved(draft, &result, stamp))
 }
 
-/// Saves validated rows (an import's) in transactions of up to
-/// [`MAX_WRITES_PER_TRANSACTION`]: the same rules and outcomes as [`save_draft`] for
-/// each row, one request for many rows. Every row is first written as a create; a
-/// cancelled transaction names the rows that exist (with their items, `ALL_OLD`), and
-/// the next round updates those under their version and sends the others again. Rows
-/// still open after [`MAX_ATTEMPTS`] rounds, and a second row for the same number,
-/// are saved one by one.
-pub async fn save_drafts<S: ContactStore>(
+/// Saves what an inbound message does to its sender's contact (an unknown sender
+/// becomes an anonymous contact): what it found or made. Only the person's own message
+/// brings an erased person back: a new contact lifts the number's tombstone.
+pub async fn save_inbound<S: ContactStore + Suppressions>(
     store: &S,
-    account_id: &str,
-    channel: Channel,
-    drafts: &[&ContactDraft],
+    tombstones: &Tombstones<'_, S>,
+    inbound: &Inbound,
     stamp: &WriteStamp,
-    on_existing: OnExisting,
-) -> Result<Vec<RowSaved>, SaveError> {
-    let create = |draft: &ContactDraft| Contact::create(account_id, channel, draft, stamp);
-    let merge = |draft: &ContactDraft, current: &Contact| match on_existing {
-        OnExisting::Ignore => Err(()),
-        OnExisting::Update => Ok(current.merged(draft, stamp)),
+) -> Result<InboundContact, SaveError> {
+    let found = Cell::new(InboundContact::Existing);
+    let result = upsert(
+        store,
+        || inbound.new_contact(stamp),
+        |current| {
+            let (what, next) = inbound.merge(current, stamp);
+            found.set(what);
+            next.into()
+        },
+    )
+    .await?;
+    let contact = match &result {
+        Upserted::Created(c) => {
+            found.set(InboundContact::CreatedAnonymous);
+            c
+        }
+        Upserted::Updated(c) | Upserted::Unchanged(c) | Upserted::LeftAlone(c) => c,
     };
-    let mut seen = std::collections::HashSet::with_capacity(drafts.len());
-    let mut states: Vec<Saving> = drafts
-        .iter()
-        .map(|draft| match seen.insert(draft.phone.as_str()) {
-            true => Saving::Unknown,
-            false => Saving::OneByOne,
-        })
-        .collect();
-    for round in 0..MAX_ATTEMPTS {
-        let mut writes = Vec::new();
-        let mut rows = Vec::new();
-        for (row, state) in states.iter_mut().enumerate() {
-            let write = match state {
-                Saving::Unknown => (create(drafts[row]), Precondition::Absent),
-                Saving::Known(current) => match merge(drafts[row], current) {
-                    Err(()) => {
-                        *state = Saving::Done(Upserted::LeftAlone(current.clone()));
-                        continue;
-                    }
-                    Ok(None) => {
-                        *state = Saving::Done(Upserted::Unchanged(current.clone()));
-                        continue;
-                    }
-                    Ok(Some(next)) => (next, Precondition::Version(current.version)),
-                },
-                Saving::Done(_) | Saving::OneByOne => continue,
-            };
-            writes.push(write);
-            rows.push(row);
-        }
-        if writes.is_empty() {
-            break;
-        }
-        let mut learnt = false;
-        for range in transactions(&writes) {
-            let (writes, rows) = (&writes[range.clone()], &rows[range]);
-            match store.put_contacts(writes).await? {
-                TransactOutcome::Committed => {
-                    learnt = true;
-                    for ((contact, precondition), &row) in writes.iter().zip(rows) {
-                        states[row] = Saving::Done(written(contact.clone(), *precondition));
-                    }
-                }
-                TransactOutcome::Cancelled(outcomes) => {
-                    for (((contact, precondition), &row), outcome) in
-                        writes.iter().zip(rows).zip(outcomes)
-                    {
-                        states[row] = match outcome {
-                            Cancelled::Retry => continue,
-                            // A retried request found what its lost first try wrote.
-                            Cancelled::Conflict(Some(now)) if *now == *contact => {
-                                Saving::Done(written(*now, *precondition))
-                            }
-                            Cancelled::Conflict(Some(now)) => Saving::Known(now),
-                            Cancelled::Conflict(None) => Saving::Unknown,
-                        };
-                        learnt = true;
-                    }
-                }
-            }
-        }
-        if !learnt {
-            // Cancelled for reasons outside these rows (throttling, another
-            // transaction on the same items): back off before sending them again.
-            tokio::time::sleep(crate::ports::backoff(round)).await;
-        }
+    tracing::info!(account_id = inbound.account_id, contact = found.get().as_str(), phone = %mask_phone(&contact.phone), "inbound message");
+    if found.get() == InboundContact::CreatedAnonymous {
+        tombstones
+            .lift(&inbound.account_id, inbound.channel, &inbound.phone)
+            .await?;
     }
-    let mut outcomes = Vec::with_capacity(drafts.len());
-    for (draft, state) in drafts.iter().zip(states) {
-        let saved = match state {
-            Saving::Done(saved) => saved,
-            _ => upsert(store, || create(draft), |current| merge(draft, current)).await?,
-        };
-        outcomes.push(row_saved(draft, &saved, stamp));
-    }
-    Ok(outcomes)
-}
-
-/// Most bytes of contacts one transaction carries, as [`request_bytes`] counts them:
-/// well inside DynamoDB's 4 MB per transaction, since an update also sends its
-/// expression and placeholder names.
-const TRANSACTION_BYTES: usize = 1024 * 1024;
-
-/// The writes split into transactions: at most [`MAX_WRITES_PER_TRANSACTION`] writes and
-/// [`TRANSACTION_BYTES`] each (a contact may hold up to about 300 KB of attributes, tags
-/// and lists; a transaction of a hundred of those would be refused). A single write
-/// larger than the budget goes alone.
-fn transactions(writes: &[(Contact, Precondition)]) -> Vec<std::ops::Range<usize>> {
-    let mut ranges = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (contact, _)) in writes.iter().enumerate() {
-        let size = request_bytes(contact);
-        if i > start
-            && (i - start == MAX_WRITES_PER_TRANSACTION || bytes + size > TRANSACTION_BYTES)
-        {
-            ranges.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < writes.len() {
-        ranges.push(start..writes.len());
-    }
-    ranges
-}
-
-/// About what a contact takes in a request: its names and values, and a fixed part for
-/// the keys and the attributes every contact has.
-fn request_bytes(contact: &Contact) -> usize {
-    let pairs = |m: &std::collections::BTreeMap<String, String>| {
-        m.iter().map(|(k, v)| k.len() + v.len() + 16).sum::<usize>()
-    };
-    let set = |s: &std::collections::BTreeSet<String>| s.iter().map(|v| v.len() + 4).sum::<usize>();
-    1024 + pairs(&contact.text) + pairs(&contact.attrs) + set(&contact.lists) + set(&contact.tags)
-}
-
-/// Where one row of [`save_drafts`] stands.
-enum Saving {
-    /// Not known to exist: try a create.
-    Unknown,
-    /// Exists as this: merge into it.
-    Known(Box<Contact>),
-    /// Saved, or nothing to save.
-    Done(Upserted),
-    /// Another row of the batch has the same number: saved alone, after it.
-    OneByOne,
-}
-
-/// What a write that happened did.
-fn written(contact: Contact, precondition: Precondition) -> Upserted {
-    match precondition {
-        Precondition::Absent => Upserted::Created(Box::new(contact)),
-        Precondition::Version(_) => Upserted::Updated(Box::new(contact)),
-    }
+    Ok(found.get())
 }
 
 /// What a dry run reports for a row: reads, never writes.
@@ -294,12 +160,10 @@ pub async fn plan_draft<S: ContactStore>(
     Ok(
         match store.get_contact(account_id, channel, &draft.phone).await? {
             None => planned(Outcome::Created, false),
-            Some(_) if on_existing == OnExisting::Ignore => {
-                planned(Outcome::SkippedExisting, false)
-            }
-            Some(current) => match current.merged(draft, stamp) {
-                Some(next) => planned(Outcome::Updated, draft.opt_in_refused(&next)),
-                None => planned(Outcome::Unchanged, draft.opt_in_refused(&current)),
+            Some(current) => match on_existing.merge(&current, draft, stamp) {
+                Merge::LeaveAlone => planned(Outcome::SkippedExisting, false),
+                Merge::Write(next) => planned(Outcome::Updated, draft.opt_in_refused(&next)),
+                Merge::Unchanged => planned(Outcome::Unchanged, draft.opt_in_refused(&current)),
             },
         },
     )
@@ -308,7 +172,7 @@ pub async fn plan_draft<S: ContactStore>(
 /// A saved row's outcome, and whether its opt-in was refused: read from the contact as
 /// saved, so it holds however many rounds the write took. A contact left alone
 /// (option `ignore`) was not offered the opt-in.
-fn row_saved(draft: &ContactDraft, result: &Upserted, stamp: &WriteStamp) -> RowSaved {
+pub(super) fn row_saved(draft: &ContactDraft, result: &Upserted, stamp: &WriteStamp) -> RowSaved {
     let kept_opted_out = match result {
         Upserted::Created(c) | Upserted::Updated(c) | Upserted::Unchanged(c) => {
             draft.opt_in_refused(c)
@@ -349,8 +213,10 @@ fn written_by(contact: &Contact, stamp: &WriteStamp) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::book::batch::{save_drafts, transactions};
     use crate::domain::contact::Source;
     use crate::ports::memory::MemoryContacts;
+    use crate::ports::{Cancelled, StoreError, TransactOutcome, MAX_WRITES_PER_TRANSACTION};
 
     fn stamp() -> WriteStamp {
         static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -1,0 +1,42 @@
+//! The contact book: the one place a contact is written.
+//!
+//! Every write path goes through here, so a rule written once holds for all of them:
+//! imports and campaign recipients ([`save_drafts`], [`save_draft`], dry runs with
+//! [`plan_draft`]), inbound messages ([`save_inbound`]) and captured details
+//! ([`upsert`]), WhatsApp webhook items, merges, number and BSUID changes
+//! ([`identity`]), erasure and the tombstones that keep an erased person out
+//! ([`erasure`]), listing an account ([`listing`]) and undoing an import ([`undo`]).
+//!
+//! Writes are conditional (create when absent, otherwise merge into the stored item
+//! under its version) and decided again when someone else wrote first: never a lost
+//! update. Transactions are used only where several items must change together (a
+//! batch of rows, a merge, an alias move, an erasure).
+
+mod batch;
+pub mod erasure;
+pub mod identity;
+pub mod listing;
+mod save;
+pub mod undo;
+
+pub use batch::save_drafts;
+pub use erasure::{erase, Erased, Tombstones};
+pub use listing::contact_pages;
+pub use save::{plan_draft, save_draft, save_inbound, upsert, RowSaved, Upserted};
+pub use undo::{undo_import, Undone};
+
+use crate::ports::StoreError;
+
+/// How many times a write is decided again after losing a race.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Why the book could not save: the store failed, or the item kept changing.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Every attempt lost a race.
+    #[error("contact {0} kept changing during {MAX_ATTEMPTS} attempts to save it")]
+    Contention(String),
+}
