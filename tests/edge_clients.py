@@ -13,7 +13,8 @@ Cases, for each client: an empty object (the import reports `empty_file`), one b
 with spaces and non-ASCII characters, upload options as S3 user metadata (DESIGN 5),
 and an upload while other requests hang half-sent on other connections; plus the HTTP
 exchange itself (`Expect: 100-continue` with and without a body). Every upload ends in
-its import's summary.json under reports/{account}/{import_id}/.
+its import's summary.json under reports/{account}/{import_id}/, and in one import only
+(checked once the relay has taken every queued S3 event).
 
 Nothing waits on a fixed total. A report is awaited while the stack moves (the table's
 item count, the functions' CPU time, the account's job item; see local_aws.wait_for) and
@@ -46,6 +47,7 @@ from local_aws import (
     ACCESS_KEY_ID,
     BUCKET,
     ENDPOINT,
+    QUEUE,
     REGION,
     SECRET_ACCESS_KEY,
     STALL_SECONDS,
@@ -58,7 +60,7 @@ from local_aws import (
 AWS_CLI = str(Path(sys.executable).with_name("aws"))  # the venv's, as pinned
 RUN = uuid.uuid4().hex[:8]  # accounts and keys of this run
 # What reads reports and items retries as usual; what uploads does not (see above).
-s3, ddb = client("s3"), client("dynamodb")
+s3, ddb, sqs = client("s3"), client("dynamodb"), client("sqs")
 uploader = client("s3", retries={"total_max_attempts": 1}, read_timeout=STALL_SECONDS, connect_timeout=30)
 CLI_ENV = {
     **os.environ,
@@ -117,6 +119,19 @@ def job_state(acct):
         return None
 
 
+def queue_drained():
+    """No S3 event waits in the relay's queue or is being imported (the relay deletes a
+    message once the import it started has answered)."""
+    try:
+        url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    except ClientError:
+        return False
+    return all(int(n) == 0 for n in counts.values())
+
+
 def wait_for_summary(acct, key):
     """The import's summary, waited for while the stack or the account's job moves."""
     probed = {"at": 0.0, "value": None}
@@ -128,8 +143,9 @@ def wait_for_summary(acct, key):
 
     summary = wait_for(lambda: summary_under(acct), progress, f"the report of s3://{BUCKET}/{key}", interval=0.5)
     check(summary["source"]["key"] == key, f"summary names {summary['source']['key']!r}, uploaded {key!r}")
-    # One upload, one import: a second event for it (moto's multipart upload sent two)
-    # would have started its job by the time the first import finished.
+    # One upload, one import (moto's multipart upload sent two S3 events): once the
+    # relay has taken every queued event, the account has one job item.
+    wait_for(queue_drained, progress, "the relay to take every queued S3 event", interval=0.5)
     jobs = job_state(acct)
     check(jobs is not None and len(jobs) == 1, f"{len(jobs or [])} imports of one upload: {jobs}")
     return summary
