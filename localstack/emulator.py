@@ -40,8 +40,8 @@ WAITRESS_PATCHED_FOR = "3.0.2"
 def answer_bodiless_expect_continue():
     """Serve requests with `Expect: 100-continue` and no body at once (a waitress bug).
 
-    botocore sends `Expect: 100-continue` with every PutObject and UploadPart whose body
-    is a file or bytes, an empty one included (`Content-Length: 0`). waitress's parser
+    botocore sends `Expect: 100-continue` with PutObject and UploadPart, an empty body
+    included (`Content-Length: 0`; boto3 1.44 and the AWS CLI 1.46 do). waitress's parser
     marks such a request complete as soon as its headers end (there is no body to read);
     then `HTTPChannel.received` sees the expectation, calls `send_continue()`, which
     writes `100 Continue` and sets `request.completed = False` (meant for requests whose
