@@ -17,6 +17,7 @@ for STALL_SECONDS, never after a fixed total, so a busy machine only makes them 
 
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -56,6 +57,14 @@ def client(service, endpoint_url=None, retries=None, **config):
         aws_secret_access_key=SECRET_ACCESS_KEY,
         config=Config(retries=retries, **config),
     )
+
+
+def cargo_target_dir():
+    """Where cargo puts what it builds: `target/` unless CARGO_TARGET_DIR (or a cargo
+    config's build.target-dir) says otherwise, as `cargo metadata` reports it."""
+    out = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return Path(json.loads(out)["target_directory"])
 
 
 def proxy(path, doc=None, timeout=10):

@@ -6,8 +6,18 @@ took 31 s (the same 100 items as single PutItems: 0.2 s), and the import writes 
 contacts in transactions. This version keeps moto's semantics (same checks, same
 errors, same cancellation reasons, all or nothing) but snapshots only the items the
 transaction touches. Remove it when moto stops copying whole tables.
+
+CompleteMultipartUpload: moto 5.2.5 stores the joined object with its own put_object,
+which queues an `s3:ObjectCreated:Put` notification, and then queues the
+`s3:ObjectCreated:CompleteMultipartUpload` one AWS sends: two events, with different
+event times, for one upload. Every multipart upload (`aws s3 cp` of a file over 8 MB,
+boto3's upload_file) was imported twice at once, under two import ids, the second
+reporting the rows of the first as `unchanged`. Here the inner put_object stays quiet,
+so only the CompleteMultipartUpload event is queued, as on AWS. Remove it when moto's
+complete_multipart_upload passes `disable_notification=True` itself.
 """
 import copy
+import threading
 
 import moto
 from moto.dynamodb.comparisons import get_filter_expression
@@ -20,6 +30,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3.models import S3Backend
 
 PATCHED_FOR = "5.2.5"
 
@@ -102,8 +113,29 @@ def transact_write_items(self, transact_items):
         raise TransactionCanceledException(errors)
 
 
+_completing = threading.local()  # inside complete_multipart_upload, on this thread
+_put_object = S3Backend.put_object
+_complete_multipart_upload = S3Backend.complete_multipart_upload
+
+
+def put_object(self, *args, **kwargs):
+    if getattr(_completing, "upload", False):
+        kwargs["disable_notification"] = True  # complete_multipart_upload sends its own
+    return _put_object(self, *args, **kwargs)
+
+
+def complete_multipart_upload(self, *args, **kwargs):
+    _completing.upload = True
+    try:
+        return _complete_multipart_upload(self, *args, **kwargs)
+    finally:
+        _completing.upload = False
+
+
 def apply():
     if moto.__version__ != PATCHED_FOR:
         raise SystemExit(f"localstack/moto_patches.py was written for moto {PATCHED_FOR}, "
                          f"this is {moto.__version__}: check whether it is still needed")
     DynamoDBBackend.transact_write_items = transact_write_items
+    S3Backend.put_object = put_object
+    S3Backend.complete_multipart_upload = complete_multipart_upload

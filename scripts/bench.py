@@ -28,6 +28,7 @@ from local_aws import (
     ENDPOINT,
     PROXY,
     TABLE,
+    cargo_target_dir,
     client,
     cpu_seconds,
     function_processes,
@@ -168,7 +169,7 @@ def main():
 
 def measure():
     rows = []
-    parse = subprocess.run(["target/release/bench_parse", str(PARSE_ROWS)], capture_output=True, text=True, check=True).stdout
+    parse = subprocess.run([cargo_target_dir() / "release" / "bench_parse", str(PARSE_ROWS)], capture_output=True, text=True, check=True).stdout
     p = dict(kv.split("=") for kv in parse.split()[1:])
     rows += [("parse+map+validate, 1 thread (rows/s)", p["one_thread_rows_per_s"], ">= 120000"),
              (f"parse+map+validate, 2 threads taking {p['chunk_rows']}-row chunks (rows/s)", f"{p['two_threads_rows_per_s']} (x{p['scaling']})", ">= 1.8x one thread"),

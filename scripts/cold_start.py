@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
-from local_aws import ACCESS_KEY_ID, ENDPOINT, REGION, SECRET_ACCESS_KEY, TABLE, client, wait_for
+from local_aws import ACCESS_KEY_ID, ENDPOINT, REGION, SECRET_ACCESS_KEY, TABLE, cargo_target_dir, client, wait_for
 
 RUNS = int(os.environ.get("RUNS", "10"))
 BUCKET = "coldstart-bench"  # no notification: only this script's invocations import from it
@@ -133,8 +133,9 @@ def main():
     with open("functions/contact-events/events/message-inbound.json") as f:
         inbound = json.load(f)
     rows = []
+    target = cargo_target_dir()
     for name in ("import-contacts", "contact-events"):
-        binary = f"target/release/{name}"
+        binary = str(target / "release" / name)
         inits, firsts = [], []
         for _ in range(RUNS):
             if name == "import-contacts":
@@ -148,7 +149,7 @@ def main():
             inits.append(init)
             firsts.append(first)
         size = os.path.getsize(binary) / 1e6
-        arm = f"target/lambda/{name}/bootstrap"
+        arm = target / "lambda" / name / "bootstrap"
         arm_size = f"{os.path.getsize(arm) / 1e6:.1f} MB" if os.path.exists(arm) else "not built (make build)"
         rows.append((name, arm_size, f"{size:.1f} MB", f"{statistics.median(inits):.1f} / {max(inits):.1f}",
                      f"{statistics.median(firsts):.1f} / {max(firsts):.1f}"))

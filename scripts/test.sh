@@ -23,6 +23,9 @@ scripts/up.sh
 # them with the rest. The ones that inject faults restart watch through the fault proxy
 # themselves (each test file is its own process, run one after another).
 status=0
+# The edge itself, with boto3 and the AWS CLI (the Rust SDK's half is the test file
+# edge_clients among the end-to-end tests below).
+.venv/bin/python tests/edge_clients.py || status=1
 cargo test -p integration-tests --no-fail-fast -- --include-ignored --test-threads 4 || status=1
 check=../shared/conformance/check.py
 if [[ -f $check ]]; then

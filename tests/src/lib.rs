@@ -134,6 +134,46 @@ pub fn proxied_requests() -> Option<u64> {
     )
 }
 
+/// The queue `localstack/init.py` has the bucket notify (the relay takes from it).
+pub const QUEUE: &str = "contact-uploads-events";
+
+/// S3 events queued for the relay and not yet done with: waiting, being imported (the
+/// relay deletes a message once the import it started has answered) or delayed; `None`
+/// when the emulator does not answer. Asked with SQS's JSON protocol directly, which
+/// the emulator takes unsigned: the tests need no SQS client for this one question.
+pub fn queued_s3_events() -> Option<u64> {
+    let sqs = |target: &str, body: Value| -> Option<Value> {
+        ureq::post(ENDPOINT)
+            .timeout(Duration::from_secs(10))
+            .set("X-Amz-Target", &format!("AmazonSQS.{target}"))
+            .set("Content-Type", "application/x-amz-json-1.0")
+            // Only its credential scope matters: it names the service.
+            .set(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .send_json(body)
+            .ok()?
+            .into_json()
+            .ok()
+    };
+    let url = sqs("GetQueueUrl", serde_json::json!({"QueueName": QUEUE}))?["QueueUrl"].clone();
+    let attributes = sqs(
+        "GetQueueAttributes",
+        serde_json::json!({"QueueUrl": url, "AttributeNames": [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]}),
+    )?;
+    attributes["Attributes"]
+        .as_object()?
+        .values()
+        .map(|n| n.as_str()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Routes the functions through the fault proxy for as long as it lives: watch is
 /// restarted with `FAULT_PROXY=1 scripts/up.sh` (which starts the proxy if needed), and
 /// on drop restarted on the default, direct path to the emulator. By default the
