@@ -296,9 +296,9 @@ where
                     (target.absorb(&old_contact), Precondition::Version(version))
                 }
                 None => {
+                    // The version goes on (touched below): the move is a write.
                     let mut moved = old_contact.clone();
                     moved.phone = new_key.clone();
-                    moved.version = 0;
                     (moved, Precondition::Absent)
                 }
             };
@@ -466,7 +466,13 @@ where
                 Some(s) => Precondition::Version(s.version),
                 None => Precondition::Absent,
             };
-            contact.version = target.stored.as_ref().map_or(1, |s| s.version + 1);
+            // A version counts every write a person's contact had, under any key: a
+            // contact merged or moved to a new key goes on from its old version, so an
+            // undo never takes it for one its import created and nothing wrote since.
+            contact.version = match &target.stored {
+                Some(stored) => stored.version + 1,
+                None => contact.version.max(1),
+            };
             writes.push(IdentityWrite::Contact(contact, precondition));
         }
         if let Some(other) = &target.merged_away {

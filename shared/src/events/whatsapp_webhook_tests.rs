@@ -752,3 +752,65 @@ async fn an_alias_that_names_another_contact_is_not_erased() {
         Some(moved)
     );
 }
+
+/// Imports `file` on WhatsApp as a new upload: its import id.
+async fn import_file(ports: &MemoryPorts, name: &str, file: &str) -> String {
+    let summary = crate::import::import_in_memory(
+        &Config::default(),
+        ports,
+        &format!("imports/acme/whatsapp/{name}"),
+        file.as_bytes(),
+        &[],
+        name,
+    )
+    .await;
+    summary.import_id
+}
+
+fn undo(import_id: &str) -> Value {
+    json!({"type": "import.undo", "account_id": "acme", "import_id": import_id})
+}
+
+#[tokio::test]
+async fn undoing_an_import_keeps_a_contact_whose_number_changed_since() {
+    // GIVEN Eva imported, then her WhatsApp number changed
+    let ports = ports();
+    let import_id = import_file(&ports, "eva.csv", &format!("Phone,Name\n{PHONE},Eva\n")).await;
+    let system = body(
+        json!({"messages": [{"from": WA_ID, "id": "wamid.num", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": "447400123456"}}]}),
+    );
+    send(&ports, system).await;
+    assert!(whatsapp(&ports, "+447400123456").is_some());
+
+    // WHEN the import is undone
+    let answer = send(&ports, undo(&import_id)).await;
+
+    // THEN the moved contact is kept: something wrote it after the import
+    assert_eq!(answer["deleted"], 0, "{answer}");
+    assert_eq!(answer["kept_changed"], 1, "{answer}");
+    assert!(whatsapp(&ports, "+447400123456").is_some());
+}
+
+#[tokio::test]
+async fn undoing_an_import_keeps_a_bsuid_only_contact_merged_into_a_number_since() {
+    // GIVEN Eva imported by her BSUID alone, then her first message names her number too
+    let ports = ports();
+    let import_id = import_file(
+        &ports,
+        "eva.csv",
+        &format!("Phone,Name,WhatsApp User ID\n,Eva,{BSUID}\n"),
+    )
+    .await;
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert!(whatsapp(&ports, PHONE).is_some());
+
+    // WHEN the import is undone
+    let answer = send(&ports, undo(&import_id)).await;
+
+    // THEN the merged contact is kept, with its alias
+    assert_eq!(answer["deleted"], 0, "{answer}");
+    assert!(whatsapp(&ports, PHONE).is_some());
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+}
