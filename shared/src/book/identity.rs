@@ -156,13 +156,13 @@ where
             let Some(target) = self.target(&found, &user).await? else {
                 return Ok(Done::Skipped);
             };
-            // A contact about to appear under a number: one that was erased stays empty
-            // unless the person wrote.
-            let new_number = target.stored.is_none() && target.key.starts_with('+');
+            // A contact about to appear under a key (a number, or a BSUID's own): one that
+            // was erased stays empty unless the person wrote.
+            let new_key = target.stored.is_none();
             // (Read only when a contact would be written: statuses of unknown people
             // are common and write nothing.)
             let would_write = target.base.is_some() || effect.create.is_some();
-            if new_number && would_write && !effect.own_message && !number_erased {
+            if new_key && would_write && !effect.own_message && !number_erased {
                 let forms = number_forms(&user, &target.key);
                 if self.any_erased(&forms).await? {
                     number_erased = true;
@@ -183,7 +183,7 @@ where
             };
             if self.store.write_identity(&writes).await? {
                 tracing::info!(account_id = self.account_id, contact = %mask_phone(&target.key), ?done, "WhatsApp contact written");
-                if new_number && effect.own_message {
+                if new_key && effect.own_message {
                     // Only the person's own message brings an erased person back.
                     for form in number_forms(&user, &target.key) {
                         self.tombstones

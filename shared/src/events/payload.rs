@@ -229,8 +229,10 @@ pub struct ContactErase {
     pub account_id: Text<64>,
     /// The contact's channel.
     pub channel: Text<16>,
-    /// The contact's number.
+    /// The contact's number; or, for a contact known only by it, `user_id`.
     pub phone: Text<64>,
+    /// The contact's WhatsApp user id (BSUID), when no number is given.
+    pub user_id: Text<160>,
     /// ISO 3166-1 alpha-2 country for a national number.
     pub default_country: Text<8>,
 }

@@ -396,6 +396,30 @@ async fn an_erased_person_is_gone_kept_out_of_campaigns_and_back_only_by_writing
 }
 
 #[tokio::test]
+async fn captured_details_never_bring_back_an_erased_person() {
+    // GIVEN Eva, erased
+    let (ports, config) = (MemoryPorts::default(), with_suppression());
+    send_with(&config, &ports, inbound("m1", Some("Eva")))
+        .await
+        .expect("saved");
+    send_with(&config, &ports, erase(PHONE))
+        .await
+        .expect("erased");
+
+    // WHEN an agent captures details of her number
+    let captured = json!({"type": "contact.captured", "account_id": "acme", "channel": "whatsapp",
+        "phone": PHONE, "name": "Eva Smith", "email": "eva@example.com"});
+    let answer = send_with(&config, &ports, captured)
+        .await
+        .expect("answered");
+
+    // THEN nothing is written: only her own message brings her back
+    assert_eq!(answer["contact"], "suppressed", "{answer}");
+    assert!(contact(&ports, PHONE).is_none());
+    assert_eq!(ports.contacts.count(), 0);
+}
+
+#[tokio::test]
 async fn erasure_needs_a_secret_and_a_valid_number() {
     let ports = MemoryPorts::default();
     let unconfigured = send(&ports, erase(PHONE)).await;

@@ -22,13 +22,16 @@ fn ports() -> MemoryPorts {
 }
 
 async fn send(ports: &MemoryPorts, body: Value) -> Value {
-    let config = Config::default();
+    send_with(&Config::default(), ports, body).await
+}
+
+async fn send_with(config: &Config, ports: &MemoryPorts, body: Value) -> Value {
     let service = EventService {
         objects: &ports.objects,
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
-        config: &config,
+        config,
     };
     let reply = service
         .handle_invocation(Invocation::from_payload(body))
@@ -813,4 +816,42 @@ async fn undoing_an_import_keeps_a_bsuid_only_contact_merged_into_a_number_since
     assert!(whatsapp(&ports, PHONE).is_some());
     let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
     assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+}
+
+#[tokio::test]
+async fn a_bsuid_only_contact_is_erased_by_user_id_and_only_their_message_brings_them_back() {
+    // GIVEN a person known by their BSUID alone (a contact and its alias)
+    let ports = ports();
+    let config = Config {
+        suppression: crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret"),
+        ..Config::default()
+    };
+    let send = |body: Value| send_with(&config, &ports, body);
+    send(message("wamid.1", None, Some(BSUID), "Eva")).await;
+    let key = format!("bsuid:{BSUID}");
+    assert!(whatsapp(&ports, &key).is_some());
+
+    // WHEN they are erased by their user id
+    let erase = json!({"type": "contact.erase", "account_id": "acme", "channel": "whatsapp",
+        "user_id": BSUID});
+    let answer = send(erase).await;
+
+    // THEN the contact and its alias are gone
+    assert_eq!(answer, json!({"status": "erased", "items": 2}));
+    assert!(whatsapp(&ports, &key).is_none());
+    assert!(ports.contacts.aliases().is_empty());
+
+    // AND neither a stop nor a status of theirs brings them back
+    let stop = body(json!({"user_preferences": [{"user_id": BSUID,
+        "category": "marketing_messages", "value": "stop", "timestamp": 1764324600}]}));
+    send(stop).await;
+    assert_eq!(
+        ports.contacts.count(),
+        0,
+        "a preference does not re-create them"
+    );
+
+    // AND their own message does
+    send(message("wamid.2", None, Some(BSUID), "Eva")).await;
+    assert!(whatsapp(&ports, &key).is_some());
 }
