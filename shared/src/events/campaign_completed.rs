@@ -80,6 +80,17 @@ where
         status: event.status.required("status")?,
     };
     let recipients = Recipients::of(event.recipients_file, event.recipients)?;
+    if let Recipients::File { bucket, key } = &recipients {
+        // Only the event's own account's campaign files: nothing in an event reads
+        // another account's data, or an upload.
+        let own = format!("campaigns/{}/", campaign.account_id);
+        if *bucket != config.bucket || !key.starts_with(&own) {
+            return Err(invalid(
+                "recipients_file.key",
+                format!("must be a file under {own} in the upload bucket"),
+            ));
+        }
+    }
     let region = region_for(
         settings,
         config,

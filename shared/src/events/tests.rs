@@ -124,37 +124,83 @@ async fn campaign_recipients_file_is_read_like_an_upload() {
 }
 
 #[tokio::test]
+async fn a_campaign_reads_only_its_own_accounts_campaign_files() {
+    // GIVEN files of another account and an upload of this one's
+    let store = MemoryPorts::default();
+    let body = b"Name,Phone\nJohn D.,+919876543210\n";
+    for key in [
+        "campaigns/globex/cmp-1/recipients.csv",
+        "campaigns/acme-2/cmp-1/recipients.csv",
+        "imports/acme/whatsapp/people.csv",
+    ] {
+        store.objects.insert("contact-uploads", key, body, &[]);
+        store.objects.insert("another-bucket", key, body, &[]);
+    }
+    let mut elsewhere = campaign_file("x", "campaigns/acme/cmp-1/recipients.csv");
+    elsewhere["recipients_file"]["bucket"] = json!("another-bucket");
+
+    // WHEN campaigns of acme name them
+    let refused = [
+        campaign_file("g", "campaigns/globex/cmp-1/recipients.csv"),
+        campaign_file("a", "campaigns/acme-2/cmp-1/recipients.csv"),
+        campaign_file("i", "imports/acme/whatsapp/people.csv"),
+        elsewhere,
+    ];
+    for event in refused {
+        // THEN each is an invalid event naming the key, and nothing is read or written
+        match send(&store, event).await {
+            Err(EventError::InvalidField { field, problem }) => {
+                assert_eq!(field, "recipients_file.key");
+                assert!(
+                    !problem.contains("globex") && !problem.contains("imports"),
+                    "{problem}"
+                );
+            }
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+    assert_eq!(store.contacts.count(), 0);
+    assert!(
+        store.ledger.answers().is_empty(),
+        "refused before the ledger"
+    );
+}
+
+#[tokio::test]
 async fn an_unusable_recipients_file_is_refused_and_nothing_is_written() {
     let store = MemoryPorts::default();
     store.objects.insert(
         "contact-uploads",
-        "c/no-name.csv",
+        "campaigns/acme/no-name.csv",
         b"Phone\n+919876543214\n",
         &[],
     );
-    match send(&store, campaign_file("a", "c/no-name.csv")).await {
+    match send(&store, campaign_file("a", "campaigns/acme/no-name.csv")).await {
         Err(e @ EventError::MissingRequiredHeaders(HeaderProblem::NoNameColumn(_))) => {
             assert!(e.to_string().starts_with("missing_required_headers"), "{e}");
         }
         other => panic!("{other:?}"),
     }
-    store
-        .objects
-        .insert("contact-uploads", "c/no-phone.csv", b"Name\nEva\n", &[]);
+    store.objects.insert(
+        "contact-uploads",
+        "campaigns/acme/no-phone.csv",
+        b"Name\nEva\n",
+        &[],
+    );
     assert!(matches!(
-        send(&store, campaign_file("b", "c/no-phone.csv")).await,
+        send(&store, campaign_file("b", "campaigns/acme/no-phone.csv")).await,
         Err(EventError::MissingRequiredHeaders(HeaderProblem::Mapping(
             _
         )))
     ));
     assert!(matches!(
-        send(&store, campaign_file("c", "c/missing.csv")).await,
+        send(&store, campaign_file("c", "campaigns/acme/missing.csv")).await,
         Err(EventError::RecipientsFile {
             problem: FileProblem::NotFound,
             ..
         })
     ));
-    let err = send(&store, campaign_file("d", "c/recipients.pdf"))
+    let err = send(&store, campaign_file("d", "campaigns/acme/recipients.pdf"))
         .await
         .expect_err("refused");
     assert_eq!(err.error_type(), "RecipientsFileUnreadable");
