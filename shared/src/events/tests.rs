@@ -204,7 +204,7 @@ async fn an_unusable_recipients_file_is_refused_and_nothing_is_written() {
         .await
         .expect_err("refused");
     assert_eq!(err.error_type(), "RecipientsFileUnreadable");
-    assert_eq!(err.to_string(), "the recipients file s3://contact-uploads/c/recipients.pdf cannot be read: files ending in .pdf are not supported; use CSV or XLSX");
+    assert_eq!(err.to_string(), "the recipients file s3://contact-uploads/campaigns/acme/recipients.pdf cannot be read: files ending in .pdf are not supported; use CSV or XLSX");
     assert_eq!(store.contacts.writes(), 0);
 }
 

@@ -179,14 +179,14 @@ where
         };
         let create = |key: &str| {
             let mut contact = at(key).new_contact(&stamp);
-            contact.whatsapp_reachable = Some(true);
+            contact.set_reachable(true, &inbound.received_at);
             contact
         };
         let change = |current: &Contact| {
             let (_, next) = at(&current.phone).merge(current, &stamp);
             let mut next = next.unwrap_or_else(|| current.clone());
             if current.status != ContactStatus::Blocked {
-                next.whatsapp_reachable = Some(true);
+                next.set_reachable(true, &inbound.received_at);
             }
             (next != *current).then(|| current.touched_after(next, &stamp))
         };
@@ -257,10 +257,11 @@ where
             evidence: wamid.to_string(),
         });
         let stamp = stamp(Source::Inbound, None);
+        let sent_at = status.timestamp.rfc3339().unwrap_or_else(|| rfc3339(now()));
         let change = |current: &Contact| {
             let mut next = current.clone();
             if let Some(reachable) = reachable {
-                next.whatsapp_reachable = Some(reachable);
+                next.set_reachable(reachable, &sent_at);
             }
             if let Some(signal) = &stop {
                 next.apply_consent(signal);

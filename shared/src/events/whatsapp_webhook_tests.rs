@@ -855,3 +855,49 @@ async fn a_bsuid_only_contact_is_erased_by_user_id_and_only_their_message_brings
     send(message("wamid.2", None, Some(BSUID), "Eva")).await;
     assert!(whatsapp(&ports, &key).is_some());
 }
+
+#[tokio::test]
+async fn reachability_follows_each_items_own_time_not_its_arrival() {
+    // GIVEN Eva, reachable since her message (1764324000)
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
+    let at = |id: &str, state: &str, code: Option<i64>, time: i64| {
+        let mut body = status(id, state, code, Some(WA_ID), None);
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["timestamp"] = json!(time);
+        body
+    };
+
+    // WHEN a message to her fails as undeliverable at 1764325000, and a delivered
+    // status of an earlier message (1764324500) arrives after it
+    send(
+        &ports,
+        at("wamid.f", "failed", Some(131_026), 1_764_325_000),
+    )
+    .await;
+    send(&ports, at("wamid.d", "delivered", None, 1_764_324_500)).await;
+
+    // THEN she stays unreachable, as of the failure
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.whatsapp_reachable, Some(false));
+    assert_eq!(
+        eva.whatsapp_reachable_at.as_deref(),
+        Some("2025-11-28T10:16:40Z")
+    );
+
+    // AND a later delivery makes her reachable again, a late replay of an old message
+    // of hers changes nothing
+    send(&ports, at("wamid.d2", "read", None, 1_764_326_000)).await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(true)
+    );
+    send(
+        &ports,
+        at("wamid.f0", "failed", Some(131_026), 1_764_324_200),
+    )
+    .await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(true)
+    );
+}
