@@ -87,10 +87,7 @@ async fn check<S: SettingsStore>(
     }
     if let Some(email) = event.email.into_option() {
         if !is_valid_email(&email) {
-            return Err(invalid(
-                "email",
-                format!("{email:?} is not an e-mail address"),
-            ));
+            return Err(invalid("email", "is not an e-mail address"));
         }
         draft.text.insert("email", email);
     }

@@ -658,12 +658,12 @@ mod tests {
             (
                 campaign(json!([{"phone": "+1"}, 7])),
                 "recipients[1]",
-                "invalid type: integer `7`, expected an object",
+                "invalid type: integer, expected an object",
             ),
             (
                 campaign(json!("+1")),
                 "recipients",
-                "invalid type: string \"+1\", expected a sequence",
+                "invalid type: string, expected a sequence",
             ),
             (
                 json!({"type": "campaign.completed", "recipients_file": {"bucket": "b".repeat(64)}}),
@@ -703,7 +703,7 @@ mod tests {
             (
                 json!({"type": "contacts.export", "tags": "VIP"}),
                 "tags",
-                "invalid type: string \"VIP\", expected a sequence",
+                "invalid type: string, expected a sequence",
             ),
             (
                 json!({"type": "contacts.export", "consent": false}),

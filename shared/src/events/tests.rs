@@ -466,6 +466,42 @@ async fn captured_details_never_bring_back_an_erased_person() {
 }
 
 #[tokio::test]
+async fn refusals_name_the_field_never_a_phone_email_or_name() {
+    // GIVEN events whose personal fields are wrong in every way a caller may get them wrong
+    let ports = MemoryPorts::default();
+    let captured = |field: &str, value: Value| {
+        let mut event = json!({"type": "contact.captured", "account_id": "acme",
+            "channel": "whatsapp", "phone": PHONE});
+        event[field] = value;
+        event
+    };
+    let refused = [
+        captured("email", json!("eva.smith@@example")),
+        captured("email", json!(["eva.smith@example.com"])),
+        captured("name", json!("Eva Smith <script>")),
+        captured("name", json!({"first": "Eva Smith"})),
+        captured("phone", json!(447_911_123_456_u64)),
+        captured("phone", json!("not 7911 a number")),
+        json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp",
+            "message_id": "m1", "from": "+44 7911 12345 678 999"}),
+    ];
+    for event in refused {
+        // WHEN each is sent
+        let error = send(&ports, event.clone())
+            .await
+            .expect_err("refused")
+            .to_string();
+
+        // THEN the error names the field and holds none of the values
+        for value in ["eva.smith", "Eva Smith", "7911"] {
+            assert!(!error.contains(value), "{error} (for {event})");
+        }
+        assert!(error.contains('`'), "names the field: {error}");
+    }
+    assert_eq!(ports.contacts.count(), 0);
+}
+
+#[tokio::test]
 async fn erasure_needs_a_secret_and_a_valid_number() {
     let ports = MemoryPorts::default();
     let unconfigured = send(&ports, erase(PHONE)).await;
