@@ -901,3 +901,25 @@ async fn reachability_follows_each_items_own_time_not_its_arrival() {
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn the_event_ledger_keeps_no_wamid() {
+    // GIVEN a message and a status (a wamid is base64 of the counterpart's number)
+    let ports = ports();
+    let wamid = "wamid.HBgMNDQ3OTExMTIzNDU2FQIAEhgUM0VCMDRBMzY4QjNFNUM3NzJCQUEA";
+    send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
+    send(&ports, status(wamid, "delivered", None, Some(WA_ID), None)).await;
+
+    // THEN the ledger's keys hold neither the wamid nor the number, only kinds and digests
+    let keys = ports.ledger.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        assert!(!key.contains("HBgM") && !key.contains("7911"), "{key}");
+        assert!(key.contains("#msg:") || key.contains("#status:"), "{key}");
+    }
+
+    // AND a redelivery is still known by its digest: nothing new is remembered or written
+    send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
+    assert_eq!(ports.ledger.keys().len(), 2);
+    assert_eq!(ports.contacts.count(), 1);
+}
