@@ -58,5 +58,27 @@ for t in "${bad[@]}"; do
 done
 
 echo
+echo "== check_retention.py infra/template.yaml (expect pass)"
+if PYTHONDONTWRITEBYTECODE=1 "$py" "$here/check_retention.py" "$here/template.yaml"; then
+  echo "check_retention on template.yaml: ok"
+else
+  echo "check_retention on template.yaml: FAILED" >&2
+  status=1
+fi
+for t in "$here"/testdata/retention/*.yaml; do
+  echo
+  echo "== check_retention.py infra/testdata/retention/$(basename "$t") (expect failure)"
+  out="$(PYTHONDONTWRITEBYTECODE=1 "$py" "$here/check_retention.py" "$t" 2>&1)"
+  rc=$?
+  printf '%s\n' "$out"
+  if (( rc == 1 )) && grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed' <<<"$out"; then
+    echo "check_retention on $(basename "$t"): failed as expected"
+  else
+    echo "check_retention on $(basename "$t"): expected exit 1, got $rc" >&2
+    status=1
+  fi
+done
+
+echo
 if (( status == 0 )); then echo "validate.sh: all checks passed"; else echo "validate.sh: FAILED" >&2; fi
 exit "$status"

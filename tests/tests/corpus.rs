@@ -116,11 +116,19 @@ async fn corpus_of_messy_files_imports_as_expected() {
     let only: Option<Vec<String>> = std::env::var("CORPUS_ONLY")
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    if let Some(only) = &only {
+        let unknown: Vec<&String> = only
+            .iter()
+            .filter(|name| !corpus.cases.iter().any(|c| &c.name == *name))
+            .collect();
+        assert!(unknown.is_empty(), "CORPUS_ONLY names no case {unknown:?}");
+    }
     let cases: Vec<Case> = corpus
         .cases
         .into_iter()
         .filter(|c| only.as_ref().is_none_or(|o| o.contains(&c.name)))
         .collect();
+    assert!(!cases.is_empty(), "the corpus has no case to run");
     let stack = Arc::new(Stack::connect().await);
     let started = Instant::now();
     let mut results: Vec<(String, Vec<String>)> = futures::stream::iter(cases)

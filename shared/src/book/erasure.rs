@@ -20,6 +20,7 @@ use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
 use crate::domain::cleaning::mask_phone;
 use crate::domain::suppression::SuppressionKey;
+use crate::domain::whatsapp::bsuid_key;
 use crate::ports::{ContactStore, Identities, StoreError, Suppressions};
 
 /// What an erasure did.
@@ -35,7 +36,8 @@ pub enum Erased {
     },
 }
 
-/// Erases `phone` (E.164) from the account's `channel`: the contact, its aliases, and a
+/// Erases the contact keyed `phone` (E.164, or `bsuid:{user_id}` for a contact known
+/// only by its BSUID) from the account's `channel`: the contact, its aliases, and a
 /// tombstone in their place, decided again from fresh reads when someone else wrote
 /// first.
 pub async fn erase<S>(
@@ -62,6 +64,19 @@ where
         }
     }
     Err(SaveError::Contention(mask_phone(phone)))
+}
+
+/// The key of the WhatsApp contact `user_id` names: its alias's, else the key of a
+/// contact known only by it.
+pub async fn key_of_user<S: Identities>(
+    store: &S,
+    account_id: &str,
+    user_id: &str,
+) -> Result<String, StoreError> {
+    Ok(match store.alias(account_id, user_id).await? {
+        Some(alias) => alias.contact_key,
+        None => bsuid_key(user_id),
+    })
 }
 
 /// The tombstones of erased numbers, through the deployment's suppression key: a

@@ -156,13 +156,13 @@ where
             let Some(target) = self.target(&found, &user).await? else {
                 return Ok(Done::Skipped);
             };
-            // A contact about to appear under a number: one that was erased stays empty
-            // unless the person wrote.
-            let new_number = target.stored.is_none() && target.key.starts_with('+');
+            // A contact about to appear under a key (a number, or a BSUID's own): one that
+            // was erased stays empty unless the person wrote.
+            let new_key = target.stored.is_none();
             // (Read only when a contact would be written: statuses of unknown people
             // are common and write nothing.)
             let would_write = target.base.is_some() || effect.create.is_some();
-            if new_number && would_write && !effect.own_message && !number_erased {
+            if new_key && would_write && !effect.own_message && !number_erased {
                 let forms = number_forms(&user, &target.key);
                 if self.any_erased(&forms).await? {
                     number_erased = true;
@@ -183,7 +183,7 @@ where
             };
             if self.store.write_identity(&writes).await? {
                 tracing::info!(account_id = self.account_id, contact = %mask_phone(&target.key), ?done, "WhatsApp contact written");
-                if new_number && effect.own_message {
+                if new_key && effect.own_message {
                     // Only the person's own message brings an erased person back.
                     for form in number_forms(&user, &target.key) {
                         self.tombstones
@@ -296,9 +296,9 @@ where
                     (target.absorb(&old_contact), Precondition::Version(version))
                 }
                 None => {
+                    // The version goes on (touched below): the move is a write.
                     let mut moved = old_contact.clone();
                     moved.phone = new_key.clone();
-                    moved.version = 0;
                     (moved, Precondition::Absent)
                 }
             };
@@ -466,7 +466,13 @@ where
                 Some(s) => Precondition::Version(s.version),
                 None => Precondition::Absent,
             };
-            contact.version = target.stored.as_ref().map_or(1, |s| s.version + 1);
+            // A version counts every write a person's contact had, under any key: a
+            // contact merged or moved to a new key goes on from its old version, so an
+            // undo never takes it for one its import created and nothing wrote since.
+            contact.version = match &target.stored {
+                Some(stored) => stored.version + 1,
+                None => contact.version.max(1),
+            };
             writes.push(IdentityWrite::Contact(contact, precondition));
         }
         if let Some(other) = &target.merged_away {

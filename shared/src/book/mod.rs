@@ -22,7 +22,9 @@ pub mod undo;
 pub use batch::save_drafts;
 pub use erasure::{erase, Erased, Tombstones};
 pub use listing::contact_pages;
-pub use save::{plan_draft, save_draft, save_inbound, upsert, RowSaved, Upserted};
+pub use save::{
+    plan_draft, save_draft, save_inbound, upsert, upsert_unless_erased, RowSaved, Upserted,
+};
 pub use undo::{undo_import, Undone};
 
 use crate::ports::StoreError;

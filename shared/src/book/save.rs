@@ -79,6 +79,31 @@ where
     )))
 }
 
+/// [`upsert`] for a write that is not the person's own (details an agent captured):
+/// `None`, and nothing written, when the number was erased. Only the person's own
+/// message brings an erased person back ([`save_inbound`]).
+pub async fn upsert_unless_erased<S, C, M>(
+    store: &S,
+    tombstones: &Tombstones<'_, S>,
+    create: C,
+    merge: M,
+) -> Result<Option<Upserted>, SaveError>
+where
+    S: ContactStore + Suppressions,
+    C: Fn() -> Contact,
+    M: Fn(&Contact) -> Merge,
+{
+    let fresh = create();
+    if tombstones
+        .erased(&fresh.account_id, fresh.channel, &fresh.phone)
+        .await?
+    {
+        tracing::info!(account_id = fresh.account_id, phone = %mask_phone(&fresh.phone), "not saved: the number was erased");
+        return Ok(None);
+    }
+    upsert(store, create, merge).await.map(Some)
+}
+
 /// What became of one saved row (of an import or a campaign).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct RowSaved {

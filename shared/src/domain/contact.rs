@@ -214,6 +214,9 @@ pub struct Contact {
     /// `false` after WhatsApp said a message could not be delivered (error 131026);
     /// `true` again after an inbound message or a delivered status.
     pub whatsapp_reachable: Option<bool>,
+    /// The time of the signal that set `whatsapp_reachable` (the item's own timestamp):
+    /// an older signal arriving late changes nothing.
+    pub whatsapp_reachable_at: Option<String>,
     /// Every BSUID whose alias was written for this contact, one per business portfolio
     /// (`user_id` keeps the first): the aliases an erasure deletes and a number change
     /// moves with it. Attribute `user_ids` (SS), absent when empty.
@@ -264,6 +267,7 @@ impl Contact {
             last_inbound_at: None,
             wa_id: None,
             whatsapp_reachable: None,
+            whatsapp_reachable_at: None,
             user_ids: BTreeSet::new(),
             consent: Consent::new(),
             version: 1,
@@ -373,6 +377,21 @@ impl Contact {
             .is_some_and(|e| e.state == State::OptedOut && e.source.is_the_users_own())
     }
 
+    /// Whether WhatsApp reaches the person, as a signal of time `at` (RFC 3339) says:
+    /// a signal older than the one that set the stored state changes nothing; one that
+    /// agrees with it changes nothing either (no write for every delivered status).
+    pub fn set_reachable(&mut self, reachable: bool, at: &str) {
+        let older = self
+            .whatsapp_reachable_at
+            .as_deref()
+            .is_some_and(|stored| is_earlier(at, stored));
+        if older || self.whatsapp_reachable == Some(reachable) {
+            return;
+        }
+        self.whatsapp_reachable = Some(reachable);
+        self.whatsapp_reachable_at = Some(at.to_string());
+    }
+
     /// Records a write: time, ids, version.
     pub fn touch(&mut self, stamp: &WriteStamp) {
         self.updated_at = stamp.now.clone();
@@ -383,6 +402,17 @@ impl Contact {
             self.last_campaign_id = stamp.campaign_id.clone();
         }
         self.version += 1;
+    }
+}
+
+/// Whether RFC 3339 time `a` is before `b` (as times: their precision may differ).
+fn is_earlier(a: &str, b: &str) -> bool {
+    match (
+        chrono::DateTime::parse_from_rfc3339(a),
+        chrono::DateTime::parse_from_rfc3339(b),
+    ) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => a < b,
     }
 }
 
@@ -443,7 +473,13 @@ impl Contact {
             .last_inbound_at
             .clone()
             .max(other.last_inbound_at.clone());
-        merged.whatsapp_reachable = merged.whatsapp_reachable.or(other.whatsapp_reachable);
+        if let (Some(reachable), Some(at)) =
+            (other.whatsapp_reachable, &other.whatsapp_reachable_at)
+        {
+            merged.set_reachable(reachable, at);
+        } else {
+            merged.whatsapp_reachable = merged.whatsapp_reachable.or(other.whatsapp_reachable);
+        }
         for (category, entry) in &other.consent {
             merged.apply_consent(&Signal {
                 category: *category,

@@ -159,6 +159,9 @@ pub enum CapturedContact {
     Updated,
     /// An existing contact already had them.
     Unchanged,
+    /// Not saved: the number was erased (only the person's own message brings them
+    /// back).
+    Suppressed,
 }
 
 /// The answer to `contact.erase`, by `status`.

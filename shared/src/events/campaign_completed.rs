@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use super::answer::{CampaignAnswer, RecipientsNotSaved, RecipientsSaved};
 use super::error::{invalid, EventError, FileProblem, HeaderProblem};
-use super::ledger::once;
+use super::ledger::Once;
 use super::numbers::region_for;
 use super::payload::{account_id, channel, CampaignCompleted, Recipient, RecipientsFile};
 use super::stamp;
@@ -80,6 +80,17 @@ where
         status: event.status.required("status")?,
     };
     let recipients = Recipients::of(event.recipients_file, event.recipients)?;
+    if let Recipients::File { bucket, key } = &recipients {
+        // Only the event's own account's campaign files: nothing in an event reads
+        // another account's data, or an upload.
+        let own = format!("campaigns/{}/", campaign.account_id);
+        if *bucket != config.bucket || !key.starts_with(&own) {
+            return Err(invalid(
+                "recipients_file.key",
+                format!("must be a file under {own} in the upload bucket"),
+            ));
+        }
+    }
     let region = region_for(
         settings,
         config,
@@ -103,15 +114,18 @@ where
         contacts,
         config,
     };
-    once(ledger, &campaign.account_id, &key, || async {
-        let table = match recipients {
-            Recipients::Inline(table) => table,
-            Recipients::File { bucket, key } => saver.read_recipients_file(&bucket, &key).await?,
-        };
-        let saved = saver.save_recipients(&campaign, region, table).await?;
-        Ok(CampaignAnswer::Saved(saved))
-    })
-    .await
+    Once::new(ledger, config)
+        .run(&campaign.account_id, &key, || async {
+            let table = match recipients {
+                Recipients::Inline(table) => table,
+                Recipients::File { bucket, key } => {
+                    saver.read_recipients_file(&bucket, &key).await?
+                }
+            };
+            let saved = saver.save_recipients(&campaign, region, table).await?;
+            Ok(CampaignAnswer::Saved(saved))
+        })
+        .await
 }
 
 /// What saving one campaign's recipients reads and writes.

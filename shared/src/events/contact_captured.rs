@@ -7,14 +7,14 @@ use super::error::{invalid, EventError};
 use super::numbers::region_for;
 use super::payload::{account_id, channel, ContactCaptured};
 use super::stamp;
-use crate::book::{upsert, Upserted};
+use crate::book::{upsert_unless_erased, Tombstones, Upserted};
 use crate::config::Config;
 use crate::domain::channel::Channel;
 use crate::domain::contact::{Contact, ContactDraft, Source, WriteStamp};
 use crate::domain::keys::contact_pk;
 use crate::domain::phone::{self, PhoneContext};
 use crate::domain::validate::{is_valid_email, is_valid_name};
-use crate::ports::{ContactStore, SettingsStore};
+use crate::ports::{ContactStore, SettingsStore, Suppressions};
 
 /// Saves or completes the captured contact.
 pub(super) async fn handle<C, S>(
@@ -24,26 +24,32 @@ pub(super) async fn handle<C, S>(
     event: ContactCaptured,
 ) -> Result<CapturedAnswer, EventError>
 where
-    C: ContactStore,
+    C: ContactStore + Suppressions,
     S: SettingsStore,
 {
     let (account_id, channel, draft) = check(settings, config, event).await?;
     let stamp = stamp(Source::Agent, None);
-    let result = upsert(
+    let tombstones = Tombstones::new(contacts, config.suppression.as_ref());
+    let result = upsert_unless_erased(
         contacts,
+        &tombstones,
         || Contact::create(&account_id, channel, &draft, &stamp),
         |current| completed(current, &draft, &stamp).into(),
     )
     .await?;
-    let (what, contact) = match &result {
-        Upserted::Created(c) => (CapturedContact::Created, c),
-        Upserted::Updated(c) => (CapturedContact::Updated, c),
-        Upserted::Unchanged(c) | Upserted::LeftAlone(c) => (CapturedContact::Unchanged, c),
+    let pk = contact_pk(&account_id, channel, &draft.phone);
+    let (what, anonymous) = match &result {
+        None => (CapturedContact::Suppressed, false),
+        Some(Upserted::Created(c)) => (CapturedContact::Created, c.anonymous),
+        Some(Upserted::Updated(c)) => (CapturedContact::Updated, c.anonymous),
+        Some(Upserted::Unchanged(c) | Upserted::LeftAlone(c)) => {
+            (CapturedContact::Unchanged, c.anonymous)
+        }
     };
     Ok(CapturedAnswer {
         contact: what,
-        pk: contact_pk(&contact.account_id, contact.channel, &contact.phone),
-        anonymous: contact.anonymous,
+        pk,
+        anonymous,
     })
 }
 
@@ -81,10 +87,7 @@ async fn check<S: SettingsStore>(
     }
     if let Some(email) = event.email.into_option() {
         if !is_valid_email(&email) {
-            return Err(invalid(
-                "email",
-                format!("{email:?} is not an e-mail address"),
-            ));
+            return Err(invalid("email", "is not an e-mail address"));
         }
         draft.text.insert("email", email);
     }

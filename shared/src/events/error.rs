@@ -115,13 +115,60 @@ pub(super) fn undecodable(error: serde_path_to_error::Error<serde_json::Error>) 
     let field = if path == "." { "(event)".into() } else { path };
     EventError::InvalidField {
         field,
-        problem: error.into_inner().to_string(),
+        problem: without_values(&error.into_inner().to_string()),
     }
+}
+
+/// A decoding error's message without the value it quotes: serde says `invalid type:
+/// string "…", expected …`, and an error travels into logs and queues (DESIGN 12).
+fn without_values(message: &str) -> String {
+    let quoted = [
+        "invalid type: ",
+        "invalid value: ",
+        "unknown variant ",
+        "unknown field ",
+    ]
+    .iter()
+    .any(|prefix| message.starts_with(prefix));
+    if !quoted {
+        return message.to_string();
+    }
+    let Some((what, expected)) = message.split_once(", expected ") else {
+        return message.to_string();
+    };
+    let kind = what.split(['`', '"']).next().unwrap_or(what).trim_end();
+    format!("{kind}, expected {expected}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_errors_name_the_kind_of_value_never_the_value() {
+        let cases = [
+            (
+                "invalid type: string \"eva@example.com\", expected a boolean at line 1 column 9",
+                "invalid type: string, expected a boolean at line 1 column 9",
+            ),
+            (
+                "invalid type: integer `447911123456`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid value: string \"Eva\", expected one of a, b",
+                "invalid value: string, expected one of a, b",
+            ),
+            (
+                "unknown variant `Eva Smith`, expected `delivered` or `failed`",
+                "unknown variant, expected `delivered` or `failed`",
+            ),
+            ("missing field `type`", "missing field `type`"),
+        ];
+        for (message, cleaned) in cases {
+            assert_eq!(without_values(message), cleaned);
+        }
+    }
 
     #[test]
     fn messages_name_the_field_and_keep_the_cause() {

@@ -16,7 +16,7 @@
 
 use super::answer::{InboundAnswer, InboundContact};
 use super::error::{invalid, EventError};
-use super::ledger::once;
+use super::ledger::Once;
 use super::numbers::any_number;
 use super::payload::{account_id, channel, MessageInbound, Text};
 use super::{now, rfc3339, stamp};
@@ -49,11 +49,13 @@ where
     let tombstones = Tombstones::new(contacts, config.suppression.as_ref());
     // The ledger keeps what the message did, not whose contact it was (no personal
     // data in event items): the key is the sender's, from the event itself.
-    let contact: InboundContact = once(ledger, &inbound.account_id, &key, || async {
-        let stamp = stamp(Source::Inbound, None);
-        Ok(save_inbound(contacts, &tombstones, &inbound, &stamp).await?)
-    })
-    .await?;
+    let once = Once::new(ledger, config);
+    let contact: InboundContact = once
+        .run(&inbound.account_id, &key, || async {
+            let stamp = stamp(Source::Inbound, None);
+            Ok(save_inbound(contacts, &tombstones, &inbound, &stamp).await?)
+        })
+        .await?;
     Ok(InboundAnswer {
         contact,
         pk: contact_pk(&inbound.account_id, inbound.channel, &inbound.phone),

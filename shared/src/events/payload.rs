@@ -229,8 +229,10 @@ pub struct ContactErase {
     pub account_id: Text<64>,
     /// The contact's channel.
     pub channel: Text<16>,
-    /// The contact's number.
+    /// The contact's number; or, for a contact known only by it, `user_id`.
     pub phone: Text<64>,
+    /// The contact's WhatsApp user id (BSUID), when no number is given.
+    pub user_id: Text<160>,
     /// ISO 3166-1 alpha-2 country for a national number.
     pub default_country: Text<8>,
 }
@@ -656,12 +658,12 @@ mod tests {
             (
                 campaign(json!([{"phone": "+1"}, 7])),
                 "recipients[1]",
-                "invalid type: integer `7`, expected an object",
+                "invalid type: integer, expected an object",
             ),
             (
                 campaign(json!("+1")),
                 "recipients",
-                "invalid type: string \"+1\", expected a sequence",
+                "invalid type: string, expected a sequence",
             ),
             (
                 json!({"type": "campaign.completed", "recipients_file": {"bucket": "b".repeat(64)}}),
@@ -701,7 +703,7 @@ mod tests {
             (
                 json!({"type": "contacts.export", "tags": "VIP"}),
                 "tags",
-                "invalid type: string \"VIP\", expected a sequence",
+                "invalid type: string, expected a sequence",
             ),
             (
                 json!({"type": "contacts.export", "consent": false}),

@@ -124,41 +124,87 @@ async fn campaign_recipients_file_is_read_like_an_upload() {
 }
 
 #[tokio::test]
+async fn a_campaign_reads_only_its_own_accounts_campaign_files() {
+    // GIVEN files of another account and an upload of this one's
+    let store = MemoryPorts::default();
+    let body = b"Name,Phone\nJohn D.,+919876543210\n";
+    for key in [
+        "campaigns/globex/cmp-1/recipients.csv",
+        "campaigns/acme-2/cmp-1/recipients.csv",
+        "imports/acme/whatsapp/people.csv",
+    ] {
+        store.objects.insert("contact-uploads", key, body, &[]);
+        store.objects.insert("another-bucket", key, body, &[]);
+    }
+    let mut elsewhere = campaign_file("x", "campaigns/acme/cmp-1/recipients.csv");
+    elsewhere["recipients_file"]["bucket"] = json!("another-bucket");
+
+    // WHEN campaigns of acme name them
+    let refused = [
+        campaign_file("g", "campaigns/globex/cmp-1/recipients.csv"),
+        campaign_file("a", "campaigns/acme-2/cmp-1/recipients.csv"),
+        campaign_file("i", "imports/acme/whatsapp/people.csv"),
+        elsewhere,
+    ];
+    for event in refused {
+        // THEN each is an invalid event naming the key, and nothing is read or written
+        match send(&store, event).await {
+            Err(EventError::InvalidField { field, problem }) => {
+                assert_eq!(field, "recipients_file.key");
+                assert!(
+                    !problem.contains("globex") && !problem.contains("imports"),
+                    "{problem}"
+                );
+            }
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+    assert_eq!(store.contacts.count(), 0);
+    assert!(
+        store.ledger.answers().is_empty(),
+        "refused before the ledger"
+    );
+}
+
+#[tokio::test]
 async fn an_unusable_recipients_file_is_refused_and_nothing_is_written() {
     let store = MemoryPorts::default();
     store.objects.insert(
         "contact-uploads",
-        "c/no-name.csv",
+        "campaigns/acme/no-name.csv",
         b"Phone\n+919876543214\n",
         &[],
     );
-    match send(&store, campaign_file("a", "c/no-name.csv")).await {
+    match send(&store, campaign_file("a", "campaigns/acme/no-name.csv")).await {
         Err(e @ EventError::MissingRequiredHeaders(HeaderProblem::NoNameColumn(_))) => {
             assert!(e.to_string().starts_with("missing_required_headers"), "{e}");
         }
         other => panic!("{other:?}"),
     }
-    store
-        .objects
-        .insert("contact-uploads", "c/no-phone.csv", b"Name\nEva\n", &[]);
+    store.objects.insert(
+        "contact-uploads",
+        "campaigns/acme/no-phone.csv",
+        b"Name\nEva\n",
+        &[],
+    );
     assert!(matches!(
-        send(&store, campaign_file("b", "c/no-phone.csv")).await,
+        send(&store, campaign_file("b", "campaigns/acme/no-phone.csv")).await,
         Err(EventError::MissingRequiredHeaders(HeaderProblem::Mapping(
             _
         )))
     ));
     assert!(matches!(
-        send(&store, campaign_file("c", "c/missing.csv")).await,
+        send(&store, campaign_file("c", "campaigns/acme/missing.csv")).await,
         Err(EventError::RecipientsFile {
             problem: FileProblem::NotFound,
             ..
         })
     ));
-    let err = send(&store, campaign_file("d", "c/recipients.pdf"))
+    let err = send(&store, campaign_file("d", "campaigns/acme/recipients.pdf"))
         .await
         .expect_err("refused");
     assert_eq!(err.error_type(), "RecipientsFileUnreadable");
-    assert_eq!(err.to_string(), "the recipients file s3://contact-uploads/c/recipients.pdf cannot be read: files ending in .pdf are not supported; use CSV or XLSX");
+    assert_eq!(err.to_string(), "the recipients file s3://contact-uploads/campaigns/acme/recipients.pdf cannot be read: files ending in .pdf are not supported; use CSV or XLSX");
     assert_eq!(store.contacts.writes(), 0);
 }
 
@@ -393,6 +439,66 @@ async fn an_erased_person_is_gone_kept_out_of_campaigns_and_back_only_by_writing
     assert!(!ports
         .contacts
         .is_suppressed("acme", Channel::Whatsapp, &digest));
+}
+
+#[tokio::test]
+async fn captured_details_never_bring_back_an_erased_person() {
+    // GIVEN Eva, erased
+    let (ports, config) = (MemoryPorts::default(), with_suppression());
+    send_with(&config, &ports, inbound("m1", Some("Eva")))
+        .await
+        .expect("saved");
+    send_with(&config, &ports, erase(PHONE))
+        .await
+        .expect("erased");
+
+    // WHEN an agent captures details of her number
+    let captured = json!({"type": "contact.captured", "account_id": "acme", "channel": "whatsapp",
+        "phone": PHONE, "name": "Eva Smith", "email": "eva@example.com"});
+    let answer = send_with(&config, &ports, captured)
+        .await
+        .expect("answered");
+
+    // THEN nothing is written: only her own message brings her back
+    assert_eq!(answer["contact"], "suppressed", "{answer}");
+    assert!(contact(&ports, PHONE).is_none());
+    assert_eq!(ports.contacts.count(), 0);
+}
+
+#[tokio::test]
+async fn refusals_name_the_field_never_a_phone_email_or_name() {
+    // GIVEN events whose personal fields are wrong in every way a caller may get them wrong
+    let ports = MemoryPorts::default();
+    let captured = |field: &str, value: Value| {
+        let mut event = json!({"type": "contact.captured", "account_id": "acme",
+            "channel": "whatsapp", "phone": PHONE});
+        event[field] = value;
+        event
+    };
+    let refused = [
+        captured("email", json!("eva.smith@@example")),
+        captured("email", json!(["eva.smith@example.com"])),
+        captured("name", json!("Eva Smith <script>")),
+        captured("name", json!({"first": "Eva Smith"})),
+        captured("phone", json!(447_911_123_456_u64)),
+        captured("phone", json!("not 7911 a number")),
+        json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp",
+            "message_id": "m1", "from": "+44 7911 12345 678 999"}),
+    ];
+    for event in refused {
+        // WHEN each is sent
+        let error = send(&ports, event.clone())
+            .await
+            .expect_err("refused")
+            .to_string();
+
+        // THEN the error names the field and holds none of the values
+        for value in ["eva.smith", "Eva Smith", "7911"] {
+            assert!(!error.contains(value), "{error} (for {event})");
+        }
+        assert!(error.contains('`'), "names the field: {error}");
+    }
+    assert_eq!(ports.contacts.count(), 0);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 
 use super::answer::WebhookAnswer;
 use super::error::EventError;
-use super::ledger::once;
+use super::ledger::Once;
 use super::meta::{
     Integer, Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook,
 };
@@ -95,7 +95,7 @@ where
     let tombstones = Tombstones::new(contacts, config.suppression.as_ref());
     let items = Items {
         book: WhatsappIdentities::new(contacts, tombstones, &account_id, phone_number_id),
-        ledger,
+        once: Once::new(ledger, config),
         account_id: &account_id,
         phone_number_id,
     };
@@ -123,7 +123,7 @@ where
 /// The items arriving through one business number of an account.
 struct Items<'a, C, L> {
     book: WhatsappIdentities<'a, C>,
-    ledger: &'a L,
+    once: Once<'a, L>,
     account_id: &'a str,
     phone_number_id: &'a str,
 }
@@ -145,10 +145,10 @@ where
         let key = format!("msg:{wamid}");
         let system_kind = message.system.as_ref().and_then(|s| s.kind.get());
         if let Some(kind @ ("user_changed_user_id" | "user_changed_number")) = system_kind {
-            return once(self.ledger, self.account_id, &key, || {
-                self.system_message(kind, message)
-            })
-            .await;
+            return self
+                .once
+                .run(self.account_id, &key, || self.system_message(kind, message))
+                .await;
         }
         let profile = profile_of(message, contacts);
         let user = sender(message, profile);
@@ -179,14 +179,14 @@ where
         };
         let create = |key: &str| {
             let mut contact = at(key).new_contact(&stamp);
-            contact.whatsapp_reachable = Some(true);
+            contact.set_reachable(true, &inbound.received_at);
             contact
         };
         let change = |current: &Contact| {
             let (_, next) = at(&current.phone).merge(current, &stamp);
             let mut next = next.unwrap_or_else(|| current.clone());
             if current.status != ContactStatus::Blocked {
-                next.whatsapp_reachable = Some(true);
+                next.set_reachable(true, &inbound.received_at);
             }
             (next != *current).then(|| current.touched_after(next, &stamp))
         };
@@ -195,10 +195,11 @@ where
             change: &change,
             own_message: true,
         };
-        once(self.ledger, self.account_id, &key, || async {
-            Ok(self.book.apply(&user, &effect, &stamp).await?)
-        })
-        .await
+        self.once
+            .run(self.account_id, &key, || async {
+                Ok(self.book.apply(&user, &effect, &stamp).await?)
+            })
+            .await
     }
 
     /// A system message: the person changed their BSUID or their number.
@@ -257,10 +258,11 @@ where
             evidence: wamid.to_string(),
         });
         let stamp = stamp(Source::Inbound, None);
+        let sent_at = status.timestamp.rfc3339().unwrap_or_else(|| rfc3339(now()));
         let change = |current: &Contact| {
             let mut next = current.clone();
             if let Some(reachable) = reachable {
-                next.whatsapp_reachable = Some(reachable);
+                next.set_reachable(reachable, &sent_at);
             }
             if let Some(signal) = &stop {
                 next.apply_consent(signal);
@@ -273,10 +275,11 @@ where
             own_message: false,
         };
         let key = format!("status:{wamid}:{state}");
-        once(self.ledger, self.account_id, &key, || async {
-            Ok(self.book.apply(&user, &effect, &stamp).await?)
-        })
-        .await
+        self.once
+            .run(self.account_id, &key, || async {
+                Ok(self.book.apply(&user, &effect, &stamp).await?)
+            })
+            .await
     }
 
     /// A user's marketing preference: the user's own word, applied by the consent

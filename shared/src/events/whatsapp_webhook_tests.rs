@@ -22,13 +22,16 @@ fn ports() -> MemoryPorts {
 }
 
 async fn send(ports: &MemoryPorts, body: Value) -> Value {
-    let config = Config::default();
+    send_with(&Config::default(), ports, body).await
+}
+
+async fn send_with(config: &Config, ports: &MemoryPorts, body: Value) -> Value {
     let service = EventService {
         objects: &ports.objects,
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
-        config: &config,
+        config,
     };
     let reply = service
         .handle_invocation(Invocation::from_payload(body))
@@ -751,4 +754,172 @@ async fn an_alias_that_names_another_contact_is_not_erased() {
         ports.contacts.alias("acme", BSUID).await.expect("read"),
         Some(moved)
     );
+}
+
+/// Imports `file` on WhatsApp as a new upload: its import id.
+async fn import_file(ports: &MemoryPorts, name: &str, file: &str) -> String {
+    let summary = crate::import::import_in_memory(
+        &Config::default(),
+        ports,
+        &format!("imports/acme/whatsapp/{name}"),
+        file.as_bytes(),
+        &[],
+        name,
+    )
+    .await;
+    summary.import_id
+}
+
+fn undo(import_id: &str) -> Value {
+    json!({"type": "import.undo", "account_id": "acme", "import_id": import_id})
+}
+
+#[tokio::test]
+async fn undoing_an_import_keeps_a_contact_whose_number_changed_since() {
+    // GIVEN Eva imported, then her WhatsApp number changed
+    let ports = ports();
+    let import_id = import_file(&ports, "eva.csv", &format!("Phone,Name\n{PHONE},Eva\n")).await;
+    let system = body(
+        json!({"messages": [{"from": WA_ID, "id": "wamid.num", "timestamp": "1764324500",
+        "type": "system", "system": {"body": "changed", "type": "user_changed_number", "new_wa_id": "447400123456"}}]}),
+    );
+    send(&ports, system).await;
+    assert!(whatsapp(&ports, "+447400123456").is_some());
+
+    // WHEN the import is undone
+    let answer = send(&ports, undo(&import_id)).await;
+
+    // THEN the moved contact is kept: something wrote it after the import
+    assert_eq!(answer["deleted"], 0, "{answer}");
+    assert_eq!(answer["kept_changed"], 1, "{answer}");
+    assert!(whatsapp(&ports, "+447400123456").is_some());
+}
+
+#[tokio::test]
+async fn undoing_an_import_keeps_a_bsuid_only_contact_merged_into_a_number_since() {
+    // GIVEN Eva imported by her BSUID alone, then her first message names her number too
+    let ports = ports();
+    let import_id = import_file(
+        &ports,
+        "eva.csv",
+        &format!("Phone,Name,WhatsApp User ID\n,Eva,{BSUID}\n"),
+    )
+    .await;
+    send(&ports, message("wamid.1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    assert!(whatsapp(&ports, PHONE).is_some());
+
+    // WHEN the import is undone
+    let answer = send(&ports, undo(&import_id)).await;
+
+    // THEN the merged contact is kept, with its alias
+    assert_eq!(answer["deleted"], 0, "{answer}");
+    assert!(whatsapp(&ports, PHONE).is_some());
+    let alias = ports.contacts.alias("acme", BSUID).await.expect("read");
+    assert_eq!(alias.map(|a| a.contact_key), Some(PHONE.to_string()));
+}
+
+#[tokio::test]
+async fn a_bsuid_only_contact_is_erased_by_user_id_and_only_their_message_brings_them_back() {
+    // GIVEN a person known by their BSUID alone (a contact and its alias)
+    let ports = ports();
+    let config = Config {
+        suppression: crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret"),
+        ..Config::default()
+    };
+    let send = |body: Value| send_with(&config, &ports, body);
+    send(message("wamid.1", None, Some(BSUID), "Eva")).await;
+    let key = format!("bsuid:{BSUID}");
+    assert!(whatsapp(&ports, &key).is_some());
+
+    // WHEN they are erased by their user id
+    let erase = json!({"type": "contact.erase", "account_id": "acme", "channel": "whatsapp",
+        "user_id": BSUID});
+    let answer = send(erase).await;
+
+    // THEN the contact and its alias are gone
+    assert_eq!(answer, json!({"status": "erased", "items": 2}));
+    assert!(whatsapp(&ports, &key).is_none());
+    assert!(ports.contacts.aliases().is_empty());
+
+    // AND neither a stop nor a status of theirs brings them back
+    let stop = body(json!({"user_preferences": [{"user_id": BSUID,
+        "category": "marketing_messages", "value": "stop", "timestamp": 1764324600}]}));
+    send(stop).await;
+    assert_eq!(
+        ports.contacts.count(),
+        0,
+        "a preference does not re-create them"
+    );
+
+    // AND their own message does
+    send(message("wamid.2", None, Some(BSUID), "Eva")).await;
+    assert!(whatsapp(&ports, &key).is_some());
+}
+
+#[tokio::test]
+async fn reachability_follows_each_items_own_time_not_its_arrival() {
+    // GIVEN Eva, reachable since her message (1764324000)
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
+    let at = |id: &str, state: &str, code: Option<i64>, time: i64| {
+        let mut body = status(id, state, code, Some(WA_ID), None);
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["timestamp"] = json!(time);
+        body
+    };
+
+    // WHEN a message to her fails as undeliverable at 1764325000, and a delivered
+    // status of an earlier message (1764324500) arrives after it
+    send(
+        &ports,
+        at("wamid.f", "failed", Some(131_026), 1_764_325_000),
+    )
+    .await;
+    send(&ports, at("wamid.d", "delivered", None, 1_764_324_500)).await;
+
+    // THEN she stays unreachable, as of the failure
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.whatsapp_reachable, Some(false));
+    assert_eq!(
+        eva.whatsapp_reachable_at.as_deref(),
+        Some("2025-11-28T10:16:40Z")
+    );
+
+    // AND a later delivery makes her reachable again, a late replay of an old message
+    // of hers changes nothing
+    send(&ports, at("wamid.d2", "read", None, 1_764_326_000)).await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(true)
+    );
+    send(
+        &ports,
+        at("wamid.f0", "failed", Some(131_026), 1_764_324_200),
+    )
+    .await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn the_event_ledger_keeps_no_wamid() {
+    // GIVEN a message and a status (a wamid is base64 of the counterpart's number)
+    let ports = ports();
+    let wamid = "wamid.HBgMNDQ3OTExMTIzNDU2FQIAEhgUM0VCMDRBMzY4QjNFNUM3NzJCQUEA";
+    send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
+    send(&ports, status(wamid, "delivered", None, Some(WA_ID), None)).await;
+
+    // THEN the ledger's keys hold neither the wamid nor the number, only kinds and digests
+    let keys = ports.ledger.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        assert!(!key.contains("HBgM") && !key.contains("7911"), "{key}");
+        assert!(key.contains("#msg:") || key.contains("#status:"), "{key}");
+    }
+
+    // AND a redelivery is still known by its digest: nothing new is remembered or written
+    send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
+    assert_eq!(ports.ledger.keys().len(), 2);
+    assert_eq!(ports.contacts.count(), 1);
 }

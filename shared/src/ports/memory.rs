@@ -610,6 +610,11 @@ impl MemoryLedger {
     pub fn answers(&self) -> Vec<String> {
         lock(&self.events).values().cloned().collect()
     }
+
+    /// Every key an event is remembered by (`{account_id}#{event_key}`).
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.events).keys().cloned().collect()
+    }
 }
 
 impl EventLedger for MemoryLedger {

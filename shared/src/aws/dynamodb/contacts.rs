@@ -93,6 +93,10 @@ fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, Attri
             "whatsapp_reachable",
             contact.whatsapp_reachable.map(AttributeValue::Bool),
         ),
+        (
+            "whatsapp_reachable_at",
+            contact.whatsapp_reachable_at.as_ref().map(s),
+        ),
         ("user_ids", set(&contact.user_ids)),
         ("consent", consent_attribute(&contact.consent)),
     ]
@@ -137,6 +141,7 @@ impl TryFrom<&Item> for Contact {
             last_inbound_at: optional("last_inbound_at")?,
             wa_id: optional("wa_id")?,
             whatsapp_reachable: read.optional_boolean("whatsapp_reachable")?,
+            whatsapp_reachable_at: optional("whatsapp_reachable_at")?,
             user_ids: read.string_set("user_ids")?,
             consent: read_consent(&read)?,
             version: read.number("version")?,
@@ -610,6 +615,7 @@ mod tests {
         let mut contact = eva();
         contact.wa_id = Some("447911123456".into());
         contact.whatsapp_reachable = Some(false);
+        contact.whatsapp_reachable_at = Some("2026-11-21T10:00:00Z".into());
         contact.user_ids = ["GB.1".to_string(), "US.2".to_string()].into();
         contact.consent.insert(
             Category::Marketing,

@@ -40,6 +40,7 @@ pub(super) fn eva() -> Contact {
         last_inbound_at: None,
         wa_id: None,
         whatsapp_reachable: None,
+        whatsapp_reachable_at: None,
         user_ids: Default::default(),
         consent: Default::default(),
         version: 1,
