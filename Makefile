@@ -35,7 +35,7 @@ export:    ## export ACCOUNT=... [LIST=...] [CHANNEL=...] through the running st
 undo:      ## undo IMPORT=imp_... [ACCOUNT=...]: deletes the contacts that import created and nobody changed since; prints the answer
 	.venv/bin/python scripts/account_op.py undo "$(IMPORT)" $(if $(ACCOUNT),--account "$(ACCOUNT)")
 
-erase:     ## erase ACCOUNT=... PHONE=... [CHANNEL=whatsapp]: right to erasure (deletes the contact, leaves a tombstone); prints the answer
+erase:     ## erase ACCOUNT=... PHONE=... (a number, or a BSUID-only contact's user id) [CHANNEL=whatsapp]: right to erasure (deletes the contact, leaves a tombstone); prints the answer
 	.venv/bin/python scripts/account_op.py erase "$(ACCOUNT)" "$(PHONE)" $(if $(CHANNEL),--channel "$(CHANNEL)")
 
 .PHONY: fuzz

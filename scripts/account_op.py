@@ -56,7 +56,11 @@ def undo_event(args):
 
 
 def erase_event(args):
-    return {"type": "contact.erase", "account_id": args.account, "channel": args.channel, "phone": args.phone}
+    event = {"type": "contact.erase", "account_id": args.account, "channel": args.channel}
+    # A WhatsApp contact known only by its BSUID is erased by its user id.
+    key = "user_id" if args.phone.count(".") == 1 and args.phone[:2].isupper() else "phone"
+    event[key] = args.phone
+    return event
 
 
 def main():
@@ -76,7 +80,7 @@ def main():
     undo.set_defaults(event=undo_event)
     erase = ops.add_parser("erase", help="erase a contact (right to erasure) and keep the number out")
     erase.add_argument("account", metavar="ACCOUNT_ID")
-    erase.add_argument("phone", metavar="PHONE", help="the number, E.164 (+447911123456)")
+    erase.add_argument("phone", metavar="PHONE", help="the number, E.164 (+447911123456), or the WhatsApp user id (BSUID, GB.1349…) of a contact known only by it")
     erase.add_argument("--channel", default="whatsapp", help="whatsapp (default), sms or voice")
     erase.set_defaults(event=erase_event)
     args = parser.parse_args()
