@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Validates the SAM template: cfn-lint, then the least-privilege IAM check on the
-# real template (must pass) and on each template in testdata/ (must fail, so the
-# check is known to bite). Exits non-zero if any of that does not hold.
+# Validates the SAM template: cfn-lint, then the least-privilege IAM check
+# (check_iam.py) and the retention check of the bucket's lifecycle rules
+# (check_retention.py, DESIGN section 12), each on the real template (must pass) and on
+# the templates in testdata/ (must fail, so the check is known to bite). Exits non-zero
+# if any of that does not hold.
 # Run from anywhere: infra/validate.sh   (needs cfn-lint in the repo's .venv)
 set -uo pipefail
 
@@ -27,57 +29,47 @@ else
   status=1
 fi
 
-echo
-echo "== check_iam.py infra/template.yaml (expect pass)"
-if PYTHONDONTWRITEBYTECODE=1 "$py" "$here/check_iam.py" "$here/template.yaml"; then
-  echo "check_iam on template.yaml: ok"
-else
-  echo "check_iam on template.yaml: FAILED" >&2
-  status=1
-fi
+# check CHECKER TEMPLATE: the checker must pass on the template.
+check() {
+  echo
+  echo "== $1 ${2#"$root"/} (expect pass)"
+  if PYTHONDONTWRITEBYTECODE=1 "$py" "$here/$1" "$2"; then
+    echo "$1 on $(basename "$2"): ok"
+  else
+    echo "$1 on $(basename "$2"): FAILED" >&2
+    status=1
+  fi
+}
+
+# refuse CHECKER TEMPLATE...: the checker must fail on each template (so it is known to
+# bite), with exit 1 and a verdict line naming a failure: a crash does not count.
+refuse() {
+  local checker=$1 t out rc
+  shift
+  if (( $# == 0 )); then
+    echo "validate.sh: no template that $checker must refuse" >&2
+    status=1
+  fi
+  for t in "$@"; do
+    echo
+    echo "== $checker ${t#"$root"/} (expect failure)"
+    out="$(PYTHONDONTWRITEBYTECODE=1 "$py" "$here/$checker" "$t" 2>&1)"
+    rc=$?
+    printf '%s\n' "$out"
+    if (( rc == 1 )) && grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed' <<<"$out"; then
+      echo "$checker on $(basename "$t"): failed as expected"
+    else
+      echo "$checker on $(basename "$t"): expected exit 1, got $rc" >&2
+      status=1
+    fi
+  done
+}
 
 shopt -s nullglob
-bad=("$here"/testdata/*.yaml)
-if (( ${#bad[@]} == 0 )); then
-  echo "validate.sh: no templates in infra/testdata/" >&2
-  status=1
-fi
-for t in "${bad[@]}"; do
-  echo
-  echo "== check_iam.py infra/testdata/$(basename "$t") (expect failure)"
-  out="$(PYTHONDONTWRITEBYTECODE=1 "$py" "$here/check_iam.py" "$t" 2>&1)"
-  rc=$?
-  printf '%s\n' "$out"
-  # Exit 1 and a verdict line with at least one failure: a crash does not count.
-  if (( rc == 1 )) && grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed' <<<"$out"; then
-    echo "check_iam on $(basename "$t"): failed as expected"
-  else
-    echo "check_iam on $(basename "$t"): expected exit 1, got $rc" >&2
-    status=1
-  fi
-done
-
-echo
-echo "== check_retention.py infra/template.yaml (expect pass)"
-if PYTHONDONTWRITEBYTECODE=1 "$py" "$here/check_retention.py" "$here/template.yaml"; then
-  echo "check_retention on template.yaml: ok"
-else
-  echo "check_retention on template.yaml: FAILED" >&2
-  status=1
-fi
-for t in "$here"/testdata/retention/*.yaml; do
-  echo
-  echo "== check_retention.py infra/testdata/retention/$(basename "$t") (expect failure)"
-  out="$(PYTHONDONTWRITEBYTECODE=1 "$py" "$here/check_retention.py" "$t" 2>&1)"
-  rc=$?
-  printf '%s\n' "$out"
-  if (( rc == 1 )) && grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed' <<<"$out"; then
-    echo "check_retention on $(basename "$t"): failed as expected"
-  else
-    echo "check_retention on $(basename "$t"): expected exit 1, got $rc" >&2
-    status=1
-  fi
-done
+check check_iam.py "$here/template.yaml"
+refuse check_iam.py "$here"/testdata/*.yaml
+check check_retention.py "$here/template.yaml"
+refuse check_retention.py "$here"/testdata/retention/*.yaml
 
 echo
 if (( status == 0 )); then echo "validate.sh: all checks passed"; else echo "validate.sh: FAILED" >&2; fi
