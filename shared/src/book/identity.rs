@@ -146,11 +146,11 @@ where
         effect: &Effect<'_>,
         stamp: &WriteStamp,
     ) -> Result<Done, SaveError> {
-        // Without the number once it proves erased and this item is not the person
-        // writing: it may change what the BSUID names, but no contact comes back under
-        // the number.
+        // Without an identity once it proves erased and this item is not the person
+        // writing: it may change a contact the person's other identity names, but no
+        // contact comes back (the person is erased whichever identity names them).
         let mut user = user.clone();
-        let mut number_erased = false;
+        let mut erased = false;
         for _ in 0..MAX_ATTEMPTS {
             let found = self.find(&user).await?;
             let Some(target) = self.target(&found, &user).await? else {
@@ -162,15 +162,20 @@ where
             // (Read only when a contact would be written: statuses of unknown people
             // are common and write nothing.)
             let would_write = target.base.is_some() || effect.create.is_some();
-            if new_key && would_write && !effect.own_message && !number_erased {
-                let forms = number_forms(&user, &target.key);
-                if self.any_erased(&forms).await? {
-                    number_erased = true;
-                    user.wa_id = None;
+            if new_key && would_write && !effect.own_message && !erased {
+                let (number, bsuid) = self.erased_identities(&user, &target.key).await?;
+                if number || bsuid {
+                    erased = true;
+                    if number {
+                        user.wa_id = None;
+                    }
+                    if bsuid {
+                        user.user_id = None;
+                    }
                     continue;
                 }
             }
-            let Some((next, done)) = decide(&target, effect, &user, stamp, number_erased) else {
+            let Some((next, done)) = decide(&target, effect, &user, stamp, erased) else {
                 return Ok(Done::Skipped);
             };
             let writes = self.writes(&found, &user, &target, next).await?;
@@ -185,7 +190,8 @@ where
                 tracing::info!(account_id = self.account_id, contact = %mask_phone(&target.key), ?done, "WhatsApp contact written");
                 if new_key && effect.own_message {
                     // Only the person's own message brings an erased person back.
-                    for form in number_forms(&user, &target.key) {
+                    let (numbers, bsuid) = erasable_forms(&user, &target.key);
+                    for form in numbers.iter().chain(&bsuid) {
                         self.tombstones
                             .lift(self.account_id, Channel::Whatsapp, &form)
                             .await?;
@@ -267,7 +273,10 @@ where
                 return Ok(Done::Updated);
             }
         }
-        Err(SaveError::Contention(format!("alias of {previous}")))
+        Err(SaveError::Contention(format!(
+            "the WhatsApp user id alias of account {}",
+            self.account_id
+        )))
     }
 
     /// `user_changed_number`: the WhatsApp contact moves to the new number (never the
@@ -324,7 +333,7 @@ where
                 return Ok(Done::Updated);
             }
         }
-        Err(SaveError::Contention(new_key))
+        Err(SaveError::Contention(mask_phone(&new_key)))
     }
 
     /// The WhatsApp contact stored under `key`, if any.
@@ -337,12 +346,17 @@ where
         Ok(found.pop())
     }
 
-    /// Whether any form of the person's number was erased from WhatsApp.
-    async fn any_erased(&self, forms: &[String]) -> Result<bool, SaveError> {
-        Ok(self
+    /// Whether the person was erased from WhatsApp under (a form of) their number or
+    /// the key, and under their BSUID's own key: one lookup.
+    async fn erased_identities(&self, user: &WaUser, key: &str) -> Result<(bool, bool), SaveError> {
+        let (numbers, bsuid) = erasable_forms(user, key);
+        let forms: Vec<String> = numbers.iter().chain(&bsuid).cloned().collect();
+        let erased = self
             .tombstones
-            .any_erased(self.account_id, Channel::Whatsapp, forms)
-            .await?)
+            .each_erased(self.account_id, Channel::Whatsapp, &forms)
+            .await?;
+        let (by_number, by_bsuid) = erased.split_at(numbers.len().min(erased.len()));
+        Ok((by_number.contains(&true), by_bsuid.contains(&true)))
     }
 
     /// `user_id`'s alias naming `contact_key`, kept under this business number.
@@ -502,11 +516,11 @@ fn decide(
     effect: &Effect<'_>,
     user: &WaUser,
     stamp: &WriteStamp,
-    number_erased: bool,
+    erased: bool,
 ) -> Option<(Option<Contact>, Done)> {
     let (next, done) = match &target.base {
         None => match effect.create {
-            Some(create) if !number_erased => (Some(create(&target.key)), Done::Created),
+            Some(create) if !erased => (Some(create(&target.key)), Done::Created),
             _ => return None,
         },
         Some(current) => match (effect.change)(current) {
@@ -534,18 +548,19 @@ fn decide(
     Some((next, done))
 }
 
-/// Every form of the person's number a tombstone may be under: WhatsApp's variants of
-/// their `wa_id`, and the key.
-fn number_forms(user: &WaUser, key: &str) -> Vec<String> {
-    let mut forms = user
+/// Every key a tombstone of the person may be under: WhatsApp's variants of their
+/// `wa_id` and the key the item writes; then their BSUID's own key.
+fn erasable_forms(user: &WaUser, key: &str) -> (Vec<String>, Option<String>) {
+    let mut numbers = user
         .wa_id
         .as_deref()
         .map(wa_id_candidates)
         .unwrap_or_default();
-    if !forms.iter().any(|f| f == key) {
-        forms.push(key.to_string());
+    if !numbers.iter().any(|f| f == key) {
+        numbers.push(key.to_string());
     }
-    forms
+    let bsuid = user.user_id.as_deref().map(bsuid_key);
+    (numbers, bsuid)
 }
 
 /// The aliases naming `contact` (what an erasure deletes and a number change moves

@@ -72,10 +72,11 @@ where
         }
     }
     let contact = create();
+    // Errors travel into logs and queues: the number masked (DESIGN 12).
     Err(SaveError::Contention(keys::contact_pk(
         &contact.account_id,
         contact.channel,
-        &contact.phone,
+        &mask_phone(&contact.phone),
     )))
 }
 

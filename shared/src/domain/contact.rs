@@ -378,14 +378,14 @@ impl Contact {
     }
 
     /// Whether WhatsApp reaches the person, as a signal of time `at` (RFC 3339) says:
-    /// a signal older than the one that set the stored state changes nothing; one that
-    /// agrees with it changes nothing either (no write for every delivered status).
+    /// a signal older than the latest one recorded changes nothing. A newer one that
+    /// agrees moves the time on too, so that a late older signal cannot overturn it.
     pub fn set_reachable(&mut self, reachable: bool, at: &str) {
         let older = self
             .whatsapp_reachable_at
             .as_deref()
             .is_some_and(|stored| is_earlier(at, stored));
-        if older || self.whatsapp_reachable == Some(reachable) {
+        if older {
             return;
         }
         self.whatsapp_reachable = Some(reachable);

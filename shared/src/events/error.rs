@@ -133,7 +133,8 @@ fn without_values(message: &str) -> String {
     if !quoted {
         return message.to_string();
     }
-    let Some((what, expected)) = message.split_once(", expected ") else {
+    // The expected part is serde's words and ours; the value may hold anything.
+    let Some((what, expected)) = message.rsplit_once(", expected ") else {
         return message.to_string();
     };
     let kind = what.split(['`', '"']).next().unwrap_or(what).trim_end();
@@ -164,6 +165,10 @@ mod tests {
                 "unknown variant, expected `delivered` or `failed`",
             ),
             ("missing field `type`", "missing field `type`"),
+            (
+                "invalid type: string \"a, expected b\", expected a boolean",
+                "invalid type: string, expected a boolean",
+            ),
         ];
         for (message, cleaned) in cases {
             assert_eq!(without_values(message), cleaned);

@@ -27,7 +27,10 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::de::IgnoredAny;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
@@ -64,11 +67,11 @@ struct RequestEvent {
     kind: Option<IgnoredAny>,
     object: Option<IgnoredAny>,
     entry: Option<IgnoredAny>,
-    request_context: Option<Loose<RequestContext>>,
+    request_context: Option<Loose<Object<RequestContext>>>,
     /// Format 1.0's method.
     http_method: Option<Loose<String>>,
-    headers: Option<Loose<BTreeMap<String, Loose<String>>>>,
-    query_string_parameters: Option<Loose<BTreeMap<String, Loose<String>>>>,
+    headers: Option<Loose<Pairs>>,
+    query_string_parameters: Option<Loose<Pairs>>,
     raw_query_string: Option<Loose<String>>,
     is_base64_encoded: Option<Loose<bool>>,
     body: Option<Loose<String>>,
@@ -76,13 +79,81 @@ struct RequestEvent {
 
 #[derive(Deserialize)]
 struct RequestContext {
-    http: Option<Loose<HttpContext>>,
+    http: Option<Loose<Object<HttpContext>>>,
 }
 
 #[derive(Deserialize)]
 struct HttpContext {
-    /// Format 2.0's method.
-    method: Option<Loose<String>>,
+    /// Format 2.0's method: when the key is there, whatever it holds is the method (a
+    /// value that is no string makes no request).
+    #[serde(default)]
+    method: Slot<String>,
+}
+
+/// `T` read from a JSON object only: a derived struct would read an array too.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+/// A JSON object's entries in the order sent (a later header wins over an earlier one
+/// of the same name in another case, as it does in the request).
+struct Pairs(Vec<(String, Loose<String>)>);
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = Pairs;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(PairsVisitor)
+    }
+}
+
+/// A field that may be missing, or there with a value of the type expected, or with
+/// anything else (`null` included).
+#[derive(Default)]
+enum Slot<T> {
+    #[default]
+    Absent,
+    Is(T),
+    Not,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Slot<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Loose::<T>::deserialize(deserializer)? {
+            Loose::Is(value) => Slot::Is(value),
+            Loose::Not(_) => Slot::Not,
+        })
+    }
 }
 
 /// A field of the type expected, or anything else.
@@ -102,13 +173,13 @@ impl<T> Loose<T> {
     }
 }
 
-/// The string values of a map field (others are left out).
-fn strings(field: Option<Loose<BTreeMap<String, Loose<String>>>>) -> BTreeMap<String, String> {
-    let entries = field.and_then(Loose::get).unwrap_or_default();
+/// The string values of a map field, in the order sent (others are left out).
+fn strings(field: Option<Loose<Pairs>>) -> impl Iterator<Item = (String, String)> {
+    let entries = field.and_then(Loose::get).map(|pairs| pairs.0);
     entries
         .into_iter()
+        .flatten()
         .filter_map(|(name, value)| Some((name, value.get()?)))
-        .collect()
 }
 
 impl RequestEvent {
@@ -127,18 +198,23 @@ impl RequestEvent {
         if other_shape.iter().any(|field| field.is_some()) {
             return None;
         }
-        let context = self.request_context.take()?.get()?;
-        let v2 = context
-            .http
-            .and_then(Loose::get)
-            .and_then(|http| http.method);
-        v2.or_else(|| self.http_method.take())?.get()
+        let Object(context) = self.request_context.take()?.get()?;
+        let v2 = match context.http.and_then(Loose::get) {
+            Some(Object(http)) => http.method,
+            None => Slot::Absent,
+        };
+        match v2 {
+            Slot::Is(method) => Some(method),
+            Slot::Not => None,
+            Slot::Absent => self.http_method.take()?.get(),
+        }
     }
 }
 
 /// Whether an invocation payload is an HTTP request event (see [`RequestEvent`]).
 pub fn is_http_request<'de, D: Deserializer<'de>>(payload: D) -> bool {
-    RequestEvent::deserialize(payload).is_ok_and(|mut event| event.method().is_some())
+    Object::<RequestEvent>::deserialize(payload)
+        .is_ok_and(|Object(mut event)| event.method().is_some())
 }
 
 /// One HTTP request, as the function needs it: the method, the headers (looked up
@@ -192,12 +268,13 @@ impl HttpRequest {
     /// payload [`is_http_request`] accepts: anything else reads as a request with no
     /// method, which is answered 405.
     pub fn from_event<'de, D: Deserializer<'de>>(event: D) -> Result<HttpRequest, RequestError> {
-        let mut event = RequestEvent::deserialize(event).unwrap_or_default();
+        let mut event = Object::<RequestEvent>::deserialize(event)
+            .map_or_else(|_| RequestEvent::default(), |Object(event)| event);
         let method = event.method().unwrap_or_default();
         // 2.0 leaves queryStringParameters out when there is no query, and
         // rawQueryString holds the query as sent: read that when the map is missing.
         let query = match event.query_string_parameters {
-            Some(Loose::Is(_)) => strings(event.query_string_parameters),
+            Some(Loose::Is(_)) => strings(event.query_string_parameters).collect(),
             _ => {
                 let raw = event.raw_query_string.and_then(Loose::get);
                 parse_query(raw.as_deref().unwrap_or_default())
@@ -215,7 +292,6 @@ impl HttpRequest {
         Ok(HttpRequest {
             method: method.to_ascii_uppercase(),
             headers: strings(event.headers)
-                .into_iter()
                 .map(|(name, value)| (name.to_ascii_lowercase(), value))
                 .collect(),
             query,
@@ -636,6 +712,55 @@ mod tests {
         ];
         for payload in not_http {
             assert!(!is_http_request(&payload), "{payload}");
+        }
+    }
+
+    #[test]
+    fn only_objects_and_string_methods_make_a_request() {
+        // A method key that holds no string makes no request, even with httpMethod.
+        let null_method =
+            json!({"requestContext": {"http": {"method": null}}, "httpMethod": "GET"});
+        assert!(!is_http_request(&null_method));
+        // Arrays are not objects, at the top or in requestContext.
+        let array_context =
+            json!({"requestContext": [{"http": {"method": "POST"}}], "httpMethod": "GET"});
+        assert!(!is_http_request(&array_context));
+        assert!(!is_http_request(&json!([
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            {},
+            "GET"
+        ])));
+        // An `http` that is no object is no 2.0 method: the 1.0 one is read.
+        let odd_http = json!({"requestContext": {"http": ["POST"]}, "httpMethod": "GET"});
+        assert!(is_http_request(&odd_http));
+        assert_eq!(
+            HttpRequest::from_event(&odd_http)
+                .expect("readable")
+                .method(),
+            "GET"
+        );
+    }
+
+    #[test]
+    fn of_two_headers_differing_in_case_the_later_wins() {
+        let event = |first: &str, second: &str| {
+            let text = format!(
+                r#"{{"httpMethod": "POST", "requestContext": {{}},
+                    "headers": {{"{first}": "1", "{second}": "2"}}}}"#
+            );
+            serde_json::from_str::<Value>(&text).expect("JSON")
+        };
+        for (first, second) in [
+            ("X-Hub-Signature-256", "x-hub-signature-256"),
+            ("x-hub-signature-256", "X-Hub-Signature-256"),
+        ] {
+            let request = HttpRequest::from_event(&event(first, second)).expect("readable");
+            assert_eq!(request.header("x-hub-signature-256"), Some("2"));
         }
     }
 

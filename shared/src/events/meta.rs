@@ -269,7 +269,7 @@ impl<'de> Visitor<'de> for IntegerVisitor {
         v.trim()
             .parse()
             .map(|t| Integer(Some(t)))
-            .map_err(|_| E::custom(format_args!("{v:?} is not a whole number")))
+            .map_err(|_| E::custom("is not a whole number"))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Integer, E> {

@@ -850,6 +850,16 @@ async fn a_bsuid_only_contact_is_erased_by_user_id_and_only_their_message_brings
         0,
         "a preference does not re-create them"
     );
+    let stop_with_number = body(
+        json!({"user_preferences": [{"wa_id": WA_ID, "user_id": BSUID,
+        "category": "marketing_messages", "value": "stop", "timestamp": 1764324700}]}),
+    );
+    send(stop_with_number).await;
+    assert_eq!(
+        ports.contacts.count(),
+        0,
+        "nor under the number it now comes with: the person is erased"
+    );
 
     // AND their own message does
     send(message("wamid.2", None, Some(BSUID), "Eva")).await;
@@ -894,6 +904,19 @@ async fn reachability_follows_each_items_own_time_not_its_arrival() {
     send(
         &ports,
         at("wamid.f0", "failed", Some(131_026), 1_764_324_200),
+    )
+    .await;
+    assert_eq!(
+        whatsapp(&ports, PHONE).expect("eva").whatsapp_reachable,
+        Some(true)
+    );
+
+    // AND a delivery that agrees moves the time on: a failure older than it, though
+    // newer than the last change, arriving late changes nothing
+    send(&ports, at("wamid.d3", "delivered", None, 1_764_327_000)).await;
+    send(
+        &ports,
+        at("wamid.f1", "failed", Some(131_026), 1_764_326_500),
     )
     .await;
     assert_eq!(
