@@ -193,7 +193,7 @@ where
                     let (numbers, bsuid) = erasable_forms(&user, &target.key);
                     for form in numbers.iter().chain(&bsuid) {
                         self.tombstones
-                            .lift(self.account_id, Channel::Whatsapp, &form)
+                            .lift(self.account_id, Channel::Whatsapp, form)
                             .await?;
                     }
                 }

@@ -725,7 +725,7 @@ mod tests {
         let array_context =
             json!({"requestContext": [{"http": {"method": "POST"}}], "httpMethod": "GET"});
         assert!(!is_http_request(&array_context));
-        assert!(!is_http_request(&json!([
+        assert!(!is_http_request(json!([
             null,
             null,
             null,
@@ -759,7 +759,7 @@ mod tests {
             ("X-Hub-Signature-256", "x-hub-signature-256"),
             ("x-hub-signature-256", "X-Hub-Signature-256"),
         ] {
-            let request = HttpRequest::from_event(&event(first, second)).expect("readable");
+            let request = HttpRequest::from_event(event(first, second)).expect("readable");
             assert_eq!(request.header("x-hub-signature-256"), Some("2"));
         }
     }
