@@ -15,7 +15,9 @@
 //! entry keeps only what the message did (`created_anonymous`, ...), and the contact's
 //! key in a redelivery's answer is derived again from the redelivered event.
 
-use super::identity::aliases_of;
+use std::collections::BTreeSet;
+
+use super::identity::{aliases_of, bsuids_of};
 use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
 use crate::domain::cleaning::mask_phone;
@@ -50,14 +52,18 @@ pub async fn erase<S>(
 where
     S: ContactStore + Suppressions + Identities,
 {
-    let digest = key.digest(phone);
     for _ in 0..MAX_ATTEMPTS {
         let Some(contact) = store.get_contact(account_id, channel, phone).await? else {
             tracing::info!(account_id, channel = %channel, phone = %mask_phone(phone), "erasure of an unknown contact");
             return Ok(Erased::NotFound);
         };
         let aliases = aliases_of(store, &contact).await?;
-        if store.erase_contact(&contact, &aliases, &digest).await? {
+        // The number's tombstone, and one under each BSUID's own key: an item naming
+        // the person by a BSUID alone finds them erased too.
+        let mut keys = BTreeSet::from([phone.to_string()]);
+        keys.extend(bsuids_of(&contact).iter().map(|id| bsuid_key(id)));
+        let digests: Vec<String> = keys.iter().map(|k| key.digest(k)).collect();
+        if store.erase_contact(&contact, &aliases, &digests).await? {
             let items = 1 + aliases.len() as u64;
             tracing::info!(account_id, channel = %channel, phone = %mask_phone(phone), items, "erasure");
             return Ok(Erased::Erased { items });

@@ -569,25 +569,31 @@ pub(super) async fn aliases_of<S: Identities>(
     store: &S,
     contact: &Contact,
 ) -> Result<Vec<Alias>, StoreError> {
-    if contact.channel != Channel::Whatsapp {
-        return Ok(Vec::new());
-    }
-    let stored: BTreeSet<&String> = contact
-        .text
-        .get("user_id")
-        .into_iter()
-        .chain(&contact.user_ids)
-        .filter(|id| is_bsuid(id))
-        .collect();
     let mut aliases = Vec::new();
-    for user_id in stored {
-        if let Some(alias) = store.alias(&contact.account_id, user_id).await? {
+    for user_id in bsuids_of(contact) {
+        if let Some(alias) = store.alias(&contact.account_id, &user_id).await? {
             if alias.contact_key == contact.phone {
                 aliases.push(alias);
             }
         }
     }
     Ok(aliases)
+}
+
+/// The BSUIDs a WhatsApp contact stores (`user_id`, and `user_ids`: one per business
+/// portfolio); none for another channel's.
+pub(super) fn bsuids_of(contact: &Contact) -> BTreeSet<String> {
+    if contact.channel != Channel::Whatsapp {
+        return BTreeSet::new();
+    }
+    contact
+        .text
+        .get("user_id")
+        .into_iter()
+        .chain(&contact.user_ids)
+        .filter(|id| is_bsuid(id))
+        .cloned()
+        .collect()
 }
 
 /// The E.164 key of a number as WhatsApp writes it, when it is a valid number.

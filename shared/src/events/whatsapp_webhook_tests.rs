@@ -946,3 +946,42 @@ async fn the_event_ledger_keeps_no_wamid() {
     assert_eq!(ports.ledger.keys().len(), 2);
     assert_eq!(ports.contacts.count(), 1);
 }
+
+#[tokio::test]
+async fn a_person_erased_by_number_is_not_brought_back_by_their_bsuid_alone() {
+    // GIVEN Eva, known by number and BSUID, erased by her number
+    let ports = ports();
+    let config = Config {
+        suppression: crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret"),
+        ..Config::default()
+    };
+    send_with(
+        &config,
+        &ports,
+        message("wamid.1", Some(WA_ID), Some(BSUID), "Eva"),
+    )
+    .await;
+    let erase = json!({"type": "contact.erase", "account_id": "acme", "channel": "whatsapp",
+        "phone": PHONE});
+    assert_eq!(
+        send_with(&config, &ports, erase).await,
+        json!({"status": "erased", "items": 2})
+    );
+
+    // WHEN a stop names her by her BSUID alone
+    let stop = body(json!({"user_preferences": [{"user_id": BSUID,
+        "category": "marketing_messages", "value": "stop", "timestamp": 1764324600}]}));
+    send_with(&config, &ports, stop).await;
+
+    // THEN no contact comes back under the BSUID
+    assert_eq!(ports.contacts.count(), 0);
+
+    // AND her own message, by the BSUID alone, does
+    send_with(
+        &config,
+        &ports,
+        message("wamid.2", None, Some(BSUID), "Eva"),
+    )
+    .await;
+    assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_some());
+}

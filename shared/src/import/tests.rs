@@ -362,7 +362,7 @@ async fn an_erased_number_is_rejected_as_suppressed_and_the_rest_imported() {
         .expect("imported");
     let erased = store
         .contacts
-        .erase_contact(&asha, &[], &digest)
+        .erase_contact(&asha, &[], std::slice::from_ref(&digest))
         .await
         .expect("answered");
     assert!(erased);

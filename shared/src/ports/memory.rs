@@ -436,7 +436,7 @@ impl Suppressions for MemoryContacts {
         &self,
         contact: &Contact,
         aliases: &[Alias],
-        digest: &str,
+        digests: &[String],
     ) -> Result<bool, StoreError> {
         let mut contacts = lock(&self.contacts);
         let mut stored_aliases = lock(&self.aliases);
@@ -456,7 +456,10 @@ impl Suppressions for MemoryContacts {
         for alias in aliases {
             stored_aliases.remove(&(alias.account_id.clone(), alias.user_id.clone()));
         }
-        lock(&self.tombstones).insert((contact.account_id.clone(), contact.channel, digest.into()));
+        let mut tombstones = lock(&self.tombstones);
+        for digest in digests {
+            tombstones.insert((contact.account_id.clone(), contact.channel, digest.clone()));
+        }
         Ok(true)
     }
 
@@ -733,7 +736,7 @@ mod tests {
     async fn an_erasure_removes_the_contact_and_its_alias_and_leaves_a_tombstone() {
         let (contacts, eva) = stored("+447911123456").await;
         let erased = contacts
-            .erase_contact(&eva, &[alias_to("+447911123456")], "d1g35t")
+            .erase_contact(&eva, &[alias_to("+447911123456")], &["d1g35t".to_string()])
             .await;
         assert!(erased.expect("answered"));
         assert_eq!(contacts.count(), 0);
@@ -750,18 +753,21 @@ mod tests {
             ..eva.clone()
         };
         assert!(!contacts
-            .erase_contact(&stale, &[], "d")
+            .erase_contact(&stale, &[], &["d".to_string()])
             .await
             .expect("answered"));
         // The alias names another contact now.
         let (moved, eva) = stored("+447400123456").await;
         let erased = moved
-            .erase_contact(&eva, &[alias_to("+447911123456")], "d")
+            .erase_contact(&eva, &[alias_to("+447911123456")], &["d".to_string()])
             .await;
         assert!(!erased.expect("answered"));
         // Gone already.
         let empty = MemoryContacts::default();
-        assert!(!empty.erase_contact(&eva, &[], "d").await.expect("answered"));
+        assert!(!empty
+            .erase_contact(&eva, &[], &["d".to_string()])
+            .await
+            .expect("answered"));
         for store in [&contacts, &moved] {
             assert_eq!(store.count(), 1);
             assert_eq!(store.aliases().len(), 1);

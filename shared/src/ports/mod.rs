@@ -208,14 +208,15 @@ pub trait ContactStore: Send + Sync {
 /// ([`crate::domain::suppression::SuppressionKey::digest`]), never by the number.
 pub trait Suppressions: Send + Sync {
     /// Deletes `contact` while it is still at its version, each of `aliases` while it
-    /// still names `contact`, and puts the tombstone for `digest`, all in one
-    /// transaction. `false` when a condition did not hold (the contact is gone or was
-    /// written meanwhile, an alias moved): then nothing was written; read again.
+    /// still names `contact`, and puts a tombstone for each of `digests` (the number's,
+    /// and each BSUID's own key's), all in one transaction. `false` when a condition did
+    /// not hold (the contact is gone or was written meanwhile, an alias moved): then
+    /// nothing was written; read again.
     fn erase_contact(
         &self,
         contact: &Contact,
         aliases: &[Alias],
-        digest: &str,
+        digests: &[String],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Which of `digests` (at most 100) have a tombstone, in the order given.
     fn suppressed(

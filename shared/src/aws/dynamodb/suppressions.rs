@@ -20,7 +20,7 @@ impl Suppressions for DynamoTable {
         &self,
         contact: &Contact,
         aliases: &[Alias],
-        digest: &str,
+        digests: &[String],
     ) -> Result<bool, StoreError> {
         let (account_id, channel) = (contact.account_id.as_str(), contact.channel);
         // The contact while still at its version; each alias while it names this contact.
@@ -32,19 +32,19 @@ impl Suppressions for DynamoTable {
             };
             items.push(self.identity_item(&IdentityWrite::RemoveAlias(naming_this))?);
         }
-        let mut tombstone = key(suppress_pk(account_id, channel, digest), SUPPRESS_SK);
-        tombstone.insert("account_id".into(), s(account_id));
-        tombstone.insert("channel".into(), s(channel.as_str()));
-        tombstone.insert(
-            "erased_at".into(),
-            s(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        );
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(tombstone))
-            .build()
-            .map_err(build_error)?;
-        items.push(TransactWriteItem::builder().put(put).build());
+        let erased_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for digest in digests {
+            let mut tombstone = key(suppress_pk(account_id, channel, digest), SUPPRESS_SK);
+            tombstone.insert("account_id".into(), s(account_id));
+            tombstone.insert("channel".into(), s(channel.as_str()));
+            tombstone.insert("erased_at".into(), s(&erased_at));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(tombstone))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
         self.transact_conditionally(items, "DynamoDB TransactWriteItems (erase)")
             .await
     }
@@ -135,7 +135,7 @@ mod tests {
 
         // WHEN Eva is erased
         let erased = table
-            .erase_contact(&eva(Channel::Whatsapp), &[], "d1g35t")
+            .erase_contact(&eva(Channel::Whatsapp), &[], &["d1g35t".to_string()])
             .await;
 
         // THEN one transaction deletes her contact (only as it was read) and puts the
@@ -186,7 +186,7 @@ mod tests {
 
         // WHEN Eva is erased with it
         let erased = table
-            .erase_contact(&eva(Channel::Whatsapp), &[alias], "d1g35t")
+            .erase_contact(&eva(Channel::Whatsapp), &[alias], &["d1g35t".to_string()])
             .await;
 
         // THEN the same transaction deletes the alias, conditioned on naming her contact
@@ -226,7 +226,9 @@ mod tests {
             )
         });
         let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
-        let erased = table.erase_contact(&eva(Channel::Sms), &[], "d1g35t").await;
+        let erased = table
+            .erase_contact(&eva(Channel::Sms), &[], &["d1g35t".to_string()])
+            .await;
         assert!(!erased.expect("answered"));
     }
 
