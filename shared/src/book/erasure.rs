@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use super::identity::{aliases_of, bsuids_of};
+use super::aliases::{aliases_of, bsuids_of};
 use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
 use crate::domain::cleaning::mask_phone;

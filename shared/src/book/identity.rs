@@ -11,10 +11,9 @@
 //! - A contact never appears under an erased number unless the item is the person's
 //!   own message, which lifts the erasure ([`super::Tombstones`]).
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
+use super::aliases::{aliases_of, repointed};
 use super::erasure::Tombstones;
 use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
@@ -22,9 +21,7 @@ use crate::domain::cleaning::mask_phone;
 use crate::domain::contact::{Contact, WriteStamp};
 use crate::domain::phone::{self, PhoneContext};
 use crate::domain::whatsapp::{bsuid_key, is_bsuid, wa_id_candidates};
-use crate::ports::{
-    Alias, ContactStore, Identities, IdentityWrite, Precondition, StoreError, Suppressions,
-};
+use crate::ports::{Alias, ContactStore, Identities, IdentityWrite, Precondition, Suppressions};
 
 /// A person as one webhook item names them: a number, a BSUID, or both.
 #[derive(Clone, Debug, Default)]
@@ -563,39 +560,6 @@ fn erasable_forms(user: &WaUser, key: &str) -> (Vec<String>, Option<String>) {
     (numbers, bsuid)
 }
 
-/// The aliases naming `contact` (what an erasure deletes and a number change moves
-/// with it): those of the BSUIDs it stores that still name it.
-pub(super) async fn aliases_of<S: Identities>(
-    store: &S,
-    contact: &Contact,
-) -> Result<Vec<Alias>, StoreError> {
-    let mut aliases = Vec::new();
-    for user_id in bsuids_of(contact) {
-        if let Some(alias) = store.alias(&contact.account_id, &user_id).await? {
-            if alias.contact_key == contact.phone {
-                aliases.push(alias);
-            }
-        }
-    }
-    Ok(aliases)
-}
-
-/// The BSUIDs a WhatsApp contact stores (`user_id`, and `user_ids`: one per business
-/// portfolio); none for another channel's.
-pub(super) fn bsuids_of(contact: &Contact) -> BTreeSet<String> {
-    if contact.channel != Channel::Whatsapp {
-        return BTreeSet::new();
-    }
-    contact
-        .text
-        .get("user_id")
-        .into_iter()
-        .chain(&contact.user_ids)
-        .filter(|id| is_bsuid(id))
-        .cloned()
-        .collect()
-}
-
 /// The E.164 key of a number as WhatsApp writes it, when it is a valid number.
 fn valid_key(wa_id: &str) -> Option<String> {
     let context = PhoneContext {
@@ -622,17 +586,4 @@ fn remember_identity(contact: &mut Contact, user: &WaUser) {
             .or_insert_with(|| user_id.clone());
         contact.user_ids.insert(user_id.clone());
     }
-}
-
-/// The write that points `alias` at the contact keyed `to`, if it still names the one
-/// it named when read.
-fn repointed(alias: Alias, to: &str) -> IdentityWrite {
-    let named = alias.contact_key.clone();
-    IdentityWrite::Alias(
-        Alias {
-            contact_key: to.to_string(),
-            ..alias
-        },
-        Some(named),
-    )
 }

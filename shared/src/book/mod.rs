@@ -4,7 +4,7 @@
 //! imports and campaign recipients ([`save_drafts`], [`save_draft`], dry runs with
 //! [`plan_draft`]), inbound messages ([`save_inbound`]) and captured details
 //! ([`upsert`]), WhatsApp webhook items, merges, number and BSUID changes
-//! ([`identity`]), erasure and the tombstones that keep an erased person out
+//! ([`identity`], with the alias items of [`aliases`]), erasure and the tombstones that keep an erased person out
 //! ([`erasure`]), listing an account ([`listing`]) and undoing an import ([`undo`]).
 //!
 //! Writes are conditional (create when absent, otherwise merge into the stored item
@@ -12,6 +12,7 @@
 //! update. Transactions are used only where several items must change together (a
 //! batch of rows, a merge, an alias move, an erasure).
 
+pub mod aliases;
 mod batch;
 pub mod erasure;
 pub mod identity;
