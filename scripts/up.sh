@@ -55,6 +55,12 @@ until_ready() {
 
 if answers http://127.0.0.1:4566/; then
   echo "up: emulator already answers on 127.0.0.1:4566"
+elif running emulator localstack/emulator.py; then
+  # Ours, and busy: it serves one request at a time, and a slow one (a Query walking a
+  # large table) can hold a probe past its 2 s. Wait while it works; a second emulator
+  # would only find the port taken.
+  echo "up: emulator (pid $(cat .run/emulator.pid)) is busy; waiting for it to answer"
+  until_ready emulator answers http://127.0.0.1:4566/
 else
   start emulator python -u localstack/emulator.py -H 127.0.0.1 -p 4566
   until_ready emulator answers http://127.0.0.1:4566/
