@@ -222,11 +222,10 @@ async fn statuses_never_create_and_a_legacy_brazilian_wa_id_finds_its_contact() 
         .await
         .expect("contact");
     assert_eq!(b(&item, "whatsapp_reachable"), Some(false));
-    invoke(
-        "contact-events",
-        &message(&pnid, "wamid.b2", Some("551187654321"), None),
-    )
-    .expect("answered");
+    // Reachability follows the items' own times (DESIGN 13): the reply comes after the failure.
+    let mut reply = message(&pnid, "wamid.b2", Some("551187654321"), None);
+    reply["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!("1764324200");
+    invoke("contact-events", &reply).expect("answered");
     let contacts = stack.contacts_of(&account).await;
     assert_eq!(contacts.len(), 1, "found, not duplicated");
     assert_eq!(b(&contacts[0], "whatsapp_reachable"), Some(true));
