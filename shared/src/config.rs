@@ -29,6 +29,10 @@ pub struct Config {
     /// `WHATSAPP_APP_SECRET`: the Meta app secret webhook POSTs are signed with
     /// (`X-Hub-Signature-256`). Without it every POST is refused (401).
     pub whatsapp_app_secret: Option<Secret>,
+    /// How long an import's worker holds its job between renewals before another
+    /// invocation may take it over (seconds; not read from the environment: tests
+    /// shorten it).
+    pub lease_seconds: i64,
     /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription GET must present
     /// (`hub.verify_token`). Without it every GET is refused (403).
     pub whatsapp_verify_token: Option<Secret>,
@@ -57,6 +61,7 @@ impl Default for Config {
             write_concurrency: 16,
             time_limit: None,
             suppression: None,
+            lease_seconds: crate::import::LEASE_SECONDS,
             whatsapp_app_secret: None,
             whatsapp_verify_token: None,
         }
@@ -122,6 +127,7 @@ impl Config {
                 )?)),
             },
             suppression,
+            lease_seconds: defaults.lease_seconds,
             // Any non-empty value: Meta chooses the app secret, the developer the token.
             whatsapp_app_secret: get("WHATSAPP_APP_SECRET").and_then(Secret::new),
             whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").and_then(Secret::new),

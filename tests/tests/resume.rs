@@ -1,11 +1,12 @@
 //! End to end: the function process is killed in the middle of an import; the retry
 //! (the relay retries like Lambda's async invoke) takes the job over after its lease
-//! and resumes from the last checkpoint. Contacts and counts match a clean run.
+//! and resumes from the last checkpoint. Contacts, counts and `rows.csv` match a clean
+//! run's, line for line, warned and suppressed rows before the checkpoint included.
 
 use std::collections::HashSet;
 
 use integration_tests::{
-    assert_contacts_exactly, function_processes, restart_watch, unique_account, Stack,
+    assert_contacts_exactly, function_processes, invoke, restart_watch, unique_account, Stack,
 };
 use serde_json::json;
 
@@ -15,26 +16,62 @@ use serde_json::json;
 /// 25,000 are left for the retry.
 const KILL_AFTER_ROW: u32 = 5_000;
 
+/// Rows whose numbers were erased before the import (`suppressed`): two before the
+/// first checkpoint, one after the kill.
+const ERASED_ROWS: [u32; 3] = [100, 1_500, 20_000];
+
+/// Saves then erases the numbers of [`ERASED_ROWS`] in `account`, through contact-events.
+fn erase_numbers(account: &str) {
+    for i in ERASED_ROWS {
+        let phone = format!("+4474{i:08}");
+        let captured = json!({"type": "contact.captured", "account_id": account,
+            "channel": "whatsapp", "phone": phone, "name": "Erased Person"});
+        invoke("contact-events", &captured).expect("captured");
+        let erase = json!({"type": "contact.erase", "account_id": account,
+            "channel": "whatsapp", "phone": phone});
+        let answer = invoke("contact-events", &erase).expect("erased");
+        assert_eq!(answer["status"], "erased", "{answer}");
+    }
+}
+
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn killed_mid_file_then_retried_imports_exactly_once() {
     let stack = Stack::connect().await;
-    let account = unique_account("resume");
-    let mut body = String::from("Name,Phone\n");
+    let mut body = String::from("Name,Phone,Email\n");
     let mut valid = HashSet::new();
-    let (mut rejected, mut duplicates) = (0u64, 0u64);
+    let (mut rejected, mut duplicates, mut warned) = (0u64, 0u64, 0u64);
     for i in 0..30_000u32 {
         if i % 1000 == 7 {
-            body.push_str("No Number,\n");
+            body.push_str("No Number,,\n");
             rejected += 1;
         } else if i % 1000 == 8 {
-            body.push_str(&format!("Again,+4474{:08}\n", i - 2));
+            body.push_str(&format!("Again,+4474{:08},\n", i - 2));
             duplicates += 1;
+        } else if ERASED_ROWS.contains(&i) {
+            body.push_str(&format!("Erased {i},+4474{i:08},\n"));
+            rejected += 1;
+        } else if i % 500 == 11 {
+            body.push_str(&format!("Person {i},+4474{i:08},not an address\n"));
+            valid.insert(format!("+4474{i:08}"));
+            warned += 1;
         } else {
-            body.push_str(&format!("Person {i},+4474{i:08}\n"));
+            body.push_str(&format!("Person {i},+4474{i:08},p{i}@example.com\n"));
             valid.insert(format!("+4474{i:08}"));
         }
     }
+
+    // The report of the same file imported without interruption, in another account
+    // with the same numbers erased.
+    let clean = unique_account("resume-clean");
+    erase_numbers(&clean);
+    let clean_key = format!("imports/{clean}/whatsapp/resume.csv");
+    stack.upload(&clean_key, body.as_bytes(), &[]).await;
+    let clean_summary = stack.wait_for_summary(&clean, &clean_key, 1).await;
+    let clean_rows = stack.rows_report(&clean_summary).await;
+
+    let account = unique_account("resume");
+    erase_numbers(&account);
     let key = format!("imports/{account}/whatsapp/resume.csv");
     stack.upload(&key, body.as_bytes(), &[]).await;
 
@@ -77,9 +114,25 @@ async fn killed_mid_file_then_retried_imports_exactly_once() {
         "{summary}"
     );
     assert_contacts_exactly(&stack, &account, &valid).await;
+    assert_eq!(summary["rows"], clean_summary["rows"]);
+    assert_eq!(
+        summary["warnings_by_code"],
+        json!({"invalid_email": warned})
+    );
+    assert_eq!(
+        summary["rejections_by_reason"],
+        clean_summary["rejections_by_reason"]
+    );
     let rows = stack.rows_report(&summary).await;
+    assert_eq!(
+        rows.len() as u64,
+        1 + rejected + duplicates + warned,
+        "a line per problem row"
+    );
+    let suppressed = rows.iter().filter(|r| r[2] == "suppressed").count();
+    assert_eq!(suppressed, ERASED_ROWS.len(), "suppressed rows reported");
     assert!(
-        rows.iter().filter(|r| r[1] == "rejected").count() as u64 >= rejected - 1,
-        "problem rows reported"
+        rows == clean_rows,
+        "rows.csv equals the uninterrupted run's"
     );
 }

@@ -190,6 +190,17 @@ impl ObjectStore for S3Objects {
             .map_err(|e| service("S3 AbortMultipartUpload")(e.into_service_error()))?;
         Ok(())
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| service("S3 DeleteObject")(e.into_service_error()))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

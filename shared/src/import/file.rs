@@ -5,6 +5,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::job::Lease;
 use super::rows::{Parsed, RowParser};
 use super::run::{Failure, Run, RunError};
 use super::{ImportError, Importer, UploadedFile};
@@ -34,6 +35,7 @@ where
         upload: &UploadedFile,
         run: &mut Run,
         job: &mut Job,
+        lease: &Lease<'_, J>,
     ) -> Result<(), RunError> {
         let info = self.inspect(upload, run).await?;
         let options = UploadOptions::from_metadata(&info.metadata)
@@ -69,7 +71,9 @@ where
             import_id: Some(run.import_id.clone()),
             campaign_id: None,
         };
-        let written = self.write_rows(rx, run, job, key, &options, &stamp).await;
+        let written = self
+            .write_rows(rx, run, job, lease, key, &options, &stamp)
+            .await;
         let parsed = parse_task
             .await
             .map_err(|e| RunError::Infra(ImportError::Parser(e)))?;

@@ -1,15 +1,82 @@
 //! Claiming the job item of an import: one conditional put decides whether this
-//! invocation starts it, resumes a dead owner's, or leaves it alone.
+//! invocation starts it, resumes a dead owner's, or leaves it alone. The claim's
+//! [`Lease`] then fences every later write: a worker that stalled past its lease and
+//! was taken over stops before its next write.
 
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tracing::info;
 
-use super::{ImportError, Importer, LEASE_SECONDS};
+use super::{ImportError, Importer};
 use crate::domain::outcome::ImportStatus;
 use crate::ports::{
-    Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, SettingsStore, Suppressions,
+    Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, SettingsStore, StoreError,
+    Suppressions,
 };
+
+/// A write must end this long before the lease does; nearer than that, the holder
+/// renews first (and learns if it lost the job). Far longer than one batch's write.
+const WRITE_MARGIN_SECONDS: i64 = 10;
+
+/// A token no other claim has: the time in nanoseconds and a per-process random hash.
+pub(super) fn new_lease_token(import_id: &str) -> String {
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let random = std::collections::hash_map::RandomState::new().hash_one(import_id);
+    format!("{nanos:x}-{random:016x}")
+}
+
+/// The holder's view of its lease: when it ends, and how to extend it.
+pub(super) struct Lease<'a, J> {
+    jobs: &'a J,
+    job: Job,
+    seconds: i64,
+    expires_at: AtomicI64,
+    renewing: tokio::sync::Mutex<()>,
+}
+
+impl<'a, J: JobStore> Lease<'a, J> {
+    /// The lease the claim of `job` took.
+    pub(super) fn new(jobs: &'a J, job: &Job, seconds: i64) -> Self {
+        Lease {
+            jobs,
+            job: job.clone(),
+            seconds,
+            expires_at: AtomicI64::new(job.lease_expires_at),
+            renewing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A new expiry, from now, for the next save of the job.
+    pub(super) fn next_expiry(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.seconds
+    }
+
+    /// The job was saved with `expires_at`: the lease runs until then.
+    pub(super) fn saved(&self, expires_at: i64) {
+        self.expires_at.fetch_max(expires_at, Ordering::Relaxed);
+    }
+
+    /// Called before every write: passes while the lease outlasts the write; when it
+    /// would not (this worker stalled), renews it first, which fails with
+    /// [`StoreError::LeaseLost`] once another worker has taken the job over.
+    pub(super) async fn hold(&self) -> Result<(), StoreError> {
+        let outlasts =
+            |now: i64| now + WRITE_MARGIN_SECONDS < self.expires_at.load(Ordering::Relaxed);
+        if outlasts(chrono::Utc::now().timestamp()) {
+            return Ok(());
+        }
+        let _one_renewal = self.renewing.lock().await;
+        if outlasts(chrono::Utc::now().timestamp()) {
+            return Ok(());
+        }
+        let until = self.next_expiry();
+        self.jobs.renew_lease(&self.job, until).await?;
+        self.saved(until);
+        Ok(())
+    }
+}
 
 /// What the claim means for this invocation.
 pub(super) enum Claimed {
@@ -37,13 +104,14 @@ where
             // A retry after a crash can arrive while the dead owner's lease still runs:
             // wait it out once. A live owner renews its lease, so we then decline.
             let wait = existing.lease_expires_at + 1 - chrono::Utc::now().timestamp();
-            if existing.status == ImportStatus::Running && (1..=LEASE_SECONDS + 1).contains(&wait) {
+            let lease = self.config.lease_seconds;
+            if existing.status == ImportStatus::Running && (1..=lease + 1).contains(&wait) {
                 info!(
                     wait_seconds = wait,
                     "job is running under another owner's lease; waiting for it to expire once"
                 );
                 tokio::time::sleep(Duration::from_secs(wait as u64)).await;
-                job.lease_expires_at = chrono::Utc::now().timestamp() + LEASE_SECONDS;
+                job.lease_expires_at = chrono::Utc::now().timestamp() + lease;
                 claim = self
                     .jobs
                     .claim_job(job, chrono::Utc::now().timestamp())

@@ -26,6 +26,7 @@ use crate::ports::{
     ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore, StoreError,
     Suppressions,
 };
+use job::Lease;
 use report::{RowsReport, Summary};
 use run::{Run, RunError};
 
@@ -203,29 +204,43 @@ where
             summary_key: summary_key(&key.account_id, &import_id),
             source_key: upload.key.clone(),
             started_at: now_rfc3339(),
-            lease_expires_at: chrono::Utc::now().timestamp() + LEASE_SECONDS,
+            lease_expires_at: chrono::Utc::now().timestamp() + self.config.lease_seconds,
+            lease_token: job::new_lease_token(&import_id),
         };
         let resume = match self.claim(&mut job).await? {
             job::Claimed::Declined(why) => return Ok(ImportResult::Skipped(why)),
             job::Claimed::Fresh => None,
             job::Claimed::Resumed(progress) => Some(progress),
         };
+        let lease = Lease::new(self.jobs, &job, self.config.lease_seconds);
         let mut run = Run::new(&key, &import_id, upload, &job.started_at, resume);
-        match self.import_file(&key, upload, &mut run, &mut job).await {
+        match self
+            .import_file(&key, upload, &mut run, &mut job, &lease)
+            .await
+        {
             Ok(()) => {}
             Err(RunError::File(failure)) => run.failure = Some(failure),
+            Err(RunError::Infra(e)) if e.lost_the_lease() => return Ok(lease_lost(e)),
             Err(RunError::Infra(e)) => {
-                self.release(&mut job, &run).await;
+                self.release(&mut job, &mut run, &lease).await;
                 return Err(e);
             }
         }
         let summary = run.summary(started.elapsed());
-        self.finish(&mut job, &summary, run.report.take()).await?;
-        Ok(ImportResult::Finished(Box::new(summary)))
+        match self.finish(&mut job, &summary, &mut run, &lease).await {
+            Ok(()) => Ok(ImportResult::Finished(Box::new(summary))),
+            Err(e) if e.lost_the_lease() => Ok(lease_lost(e)),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Leaves the job resumable at once: a retry takes it over from its last checkpoint.
-    async fn release(&self, job: &mut Job, run: &Run) {
+    /// Leaves the job resumable at once: a retry takes it over from its last
+    /// checkpoint, or from here when the report's part could be stored.
+    async fn release(&self, job: &mut Job, run: &mut Run, lease: &Lease<'_, J>) {
+        if let Err(store) = self.store_report_part(run, lease).await {
+            warn!(error = %store, "could not store the report's part; the retry resumes from the last checkpoint");
+            return;
+        }
         job.progress = run.committed_progress();
         job.lease_expires_at = 0;
         if let Err(save) = self.jobs.save_job(job).await {
@@ -233,14 +248,39 @@ where
         }
     }
 
+    /// Stores the report's lines since its last part as the next part (nothing when
+    /// there are none), so that progress saved after it can be resumed with its lines.
+    async fn store_report_part(
+        &self,
+        run: &mut Run,
+        lease: &Lease<'_, J>,
+    ) -> Result<(), ImportError> {
+        let Some(part) = run.report.as_mut().map(RowsReport::take_part).transpose()? else {
+            return Ok(());
+        };
+        let Some(part) = part else { return Ok(()) };
+        lease.hold().await?;
+        let key = run.report_part_key(run.report_parts);
+        let csv = "text/csv; charset=utf-8";
+        self.objects
+            .put(&run.source.bucket, &key, PutBody::Bytes(part), csv)
+            .await?;
+        run.report_parts += 1;
+        Ok(())
+    }
+
     async fn finish(
         &self,
         job: &mut Job,
         summary: &Summary,
-        report: Option<RowsReport>,
+        run: &mut Run,
+        lease: &Lease<'_, J>,
     ) -> Result<(), ImportError> {
         let bucket = &summary.source.bucket;
-        if let (Some(report), Some(rows_key)) = (report, summary.rows_report_key.as_ref()) {
+        lease.hold().await?;
+        if let (Some(report), Some(rows_key)) =
+            (run.report.take(), summary.rows_report_key.as_ref())
+        {
             let file = report.finish()?;
             let body = PutBody::File(file.path().to_path_buf());
             let csv = "text/csv; charset=utf-8";
@@ -257,6 +297,7 @@ where
             rejections_by_reason: summary.rejections_by_reason.clone(),
             warnings_by_code: summary.warnings_by_code.clone(),
             last_row: job.progress.last_row,
+            report_parts: run.report_parts,
         };
         self.jobs.save_job(job).await?;
         info!(
@@ -266,7 +307,26 @@ where
             rejected = summary.rows.rejected,
             "import finished"
         );
+        for n in 0..run.report_parts {
+            let key = run.report_part_key(n);
+            if let Err(e) = self.objects.delete(bucket, &key).await {
+                warn!(error = %e, part = n, "could not delete a part of the rows report; the reports lifecycle rule expires it");
+            }
+        }
         Ok(())
+    }
+}
+
+/// What a worker that was taken over answers: nothing more is written by it.
+fn lease_lost(e: ImportError) -> ImportResult {
+    warn!(error = %e, "stopped: another worker holds the job and finishes the import");
+    ImportResult::Skipped(e.to_string())
+}
+
+impl ImportError {
+    /// Whether another worker took the job over (this one must stop writing).
+    fn lost_the_lease(&self) -> bool {
+        matches!(self, ImportError::Store(StoreError::LeaseLost { .. }))
     }
 }
 

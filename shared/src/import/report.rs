@@ -103,17 +103,15 @@ impl ReportLine<'_> {
 /// the number of problem rows.
 pub struct RowsReport {
     writer: csv::Writer<std::io::BufWriter<tempfile::NamedTempFile>>,
-    lines: u64,
+    /// Where the lines not yet taken as a part begin (bytes from the file's start).
+    part_start: u64,
 }
 
 impl RowsReport {
-    /// Starts the report with its header: the five report columns, then the file's own
-    /// header cells.
-    pub fn create(original_header: &[String]) -> std::io::Result<RowsReport> {
-        let file = tempfile::NamedTempFile::new()?;
-        let mut writer = csv::WriterBuilder::new()
-            .flexible(true)
-            .from_writer(std::io::BufWriter::new(file));
+    /// Starts the report with its header (the five report columns, then the file's own
+    /// header cells), then the parts an earlier run of the import took, in order.
+    pub fn create(original_header: &[String], parts: &[Vec<u8>]) -> std::io::Result<RowsReport> {
+        use std::io::Write;
         let mut header: Vec<String> = ["row", "outcome", "code", "column", "message"]
             .map(String::from)
             .to_vec();
@@ -122,10 +120,49 @@ impl RowsReport {
                 .iter()
                 .map(|h| spreadsheet_safe(h).into_owned()),
         );
-        writer
+        let mut header_line = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(Vec::new());
+        header_line
             .write_record(&header)
             .map_err(std::io::Error::other)?;
-        Ok(RowsReport { writer, lines: 0 })
+        let header_line = header_line
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut file = std::io::BufWriter::new(tempfile::NamedTempFile::new()?);
+        file.write_all(&header_line)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        let writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
+        let mut report = RowsReport {
+            writer,
+            part_start: 0,
+        };
+        report.part_start = report.written()?;
+        Ok(report)
+    }
+
+    /// Flushes, and answers how many bytes the file holds.
+    fn written(&mut self) -> std::io::Result<u64> {
+        self.writer.flush()?;
+        Ok(self.writer.get_ref().get_ref().as_file().metadata()?.len())
+    }
+
+    /// The lines written since the last part (or the header), as bytes; `None` when
+    /// there are none. A resumed run appends the parts in order to a new report.
+    pub fn take_part(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let end = self.written()?;
+        if end == self.part_start {
+            return Ok(None);
+        }
+        let mut file = self.writer.get_ref().get_ref().reopen()?;
+        file.seek(SeekFrom::Start(self.part_start))?;
+        let mut part = Vec::with_capacity((end - self.part_start) as usize);
+        file.take(end - self.part_start).read_to_end(&mut part)?;
+        self.part_start = end;
+        Ok(Some(part))
     }
 
     /// Appends one problem row with its original cells.
@@ -146,13 +183,7 @@ impl RowsReport {
         self.writer
             .write_record(record.iter().map(|c| c.as_bytes()))
             .map_err(std::io::Error::other)?;
-        self.lines += 1;
         Ok(())
-    }
-
-    /// Problem rows written so far.
-    pub fn lines(&self) -> u64 {
-        self.lines
     }
 
     /// Flushes and returns the file.
@@ -191,7 +222,8 @@ mod tests {
 
     #[test]
     fn rows_report_has_report_columns_then_original_cells() {
-        let mut report = RowsReport::create(&["Name".into(), "Phone".into()]).expect("temp file");
+        let mut report =
+            RowsReport::create(&["Name".into(), "Phone".into()], &[]).expect("temp file");
         let problem = Problem {
             code: ProblemCode::Rejected(PhoneRejection::Invalid),
             column: "Phone".into(),

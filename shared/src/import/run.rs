@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::report::{FileError, ReportLine, RowsReport, SourceSummary, Summary};
 use super::rows::{ParsedRow, RowVerdict};
 use super::{now_rfc3339, ImportError, UploadedFile};
-use crate::domain::keys::rows_report_key;
+use crate::domain::keys::{rows_report_key, rows_report_part_key};
 use crate::domain::mapping::ColumnMap;
 use crate::domain::outcome::{saved_message, FailureCode, ImportStatus, Outcome, RowCounts};
 use crate::domain::phone::PhoneRejection;
@@ -65,6 +65,8 @@ pub(super) struct Run {
     pub(super) report: Option<RowsReport>,
     pub(super) failure: Option<Failure>,
     pub(super) last_row: u64,
+    /// Parts of the report stored so far: its lines up to `last_row`.
+    pub(super) report_parts: u32,
 }
 
 impl Run {
@@ -97,21 +99,37 @@ impl Run {
             report: None,
             failure: None,
             last_row: resume.last_row,
+            report_parts: resume.report_parts,
         }
     }
 
-    pub(super) fn start_report(&mut self, columns: ColumnMap) -> std::io::Result<()> {
+    /// Key of the report's part `n`.
+    pub(super) fn report_part_key(&self, n: u32) -> String {
+        rows_report_part_key(&self.account_id, &self.import_id, n)
+    }
+
+    /// Starts the report with the file's header, then the lines of the parts an
+    /// earlier invocation stored (in order).
+    pub(super) fn start_report(
+        &mut self,
+        columns: ColumnMap,
+        parts: &[Vec<u8>],
+    ) -> std::io::Result<()> {
         self.column_mapping = columns.summary();
-        self.report = Some(RowsReport::create(&columns.header)?);
+        self.report = Some(RowsReport::create(&columns.header, parts)?);
         Ok(())
     }
 
-    /// Counts a row (unless an earlier invocation already did) and reports its problems.
+    /// Counts a row and reports its problems, unless an earlier invocation did both
+    /// (its counts and report parts hold every row up to its checkpoint).
     pub(super) fn record(
         &mut self,
         row: &ParsedRow,
         outcome: Option<Outcome>,
     ) -> std::io::Result<()> {
+        if row.replayed {
+            return Ok(());
+        }
         let (problems, outcome): (Vec<&Problem>, Outcome) = match (&row.verdict, outcome) {
             (RowVerdict::Rejected { problem }, _) => (vec![problem], Outcome::Rejected),
             (RowVerdict::Duplicate { problem }, _) => (vec![problem], Outcome::DuplicateInFile),
@@ -120,9 +138,7 @@ impl Run {
             }
             (RowVerdict::Accepted { .. }, None) => return Ok(()),
         };
-        if !row.replayed {
-            self.count(row, outcome);
-        }
+        self.count(row, outcome);
         match self.report.as_mut() {
             Some(report) if !problems.is_empty() => {
                 let line = ReportLine {
@@ -160,6 +176,7 @@ impl Run {
             rejections_by_reason: self.rejections.clone(),
             warnings_by_code: self.warnings.clone(),
             last_row: self.last_row,
+            report_parts: self.report_parts,
         }
     }
 

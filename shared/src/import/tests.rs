@@ -314,8 +314,9 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
         source_key: key.into(),
         started_at: now_rfc3339(),
         lease_expires_at: 0,
+        lease_token: "the dead owner's".into(),
     };
-    store.jobs.save_job(&job).await.expect("saved");
+    store.jobs.insert(job);
     let config = Config::default();
     let importer = Importer::in_memory(&store, &config);
     let ImportResult::Finished(summary) = importer.run(&upload).await.expect("ran") else {
@@ -660,4 +661,194 @@ async fn on_sms_the_whatsapp_user_id_column_is_ignored() {
         .expect("saved");
     assert_eq!(ed.text.get("user_id"), None);
     assert!(ed.attrs.is_empty());
+}
+
+/// A 330-row SMS file with a problem on many rows: bad e-mails (warned), bad numbers
+/// (rejected), repeats (duplicates), two people who texted STOP marked opted in
+/// (consent kept opted out) and two erased numbers (suppressed), spread over every batch.
+fn messy_file(stopped: &[&str], erased: &[&str]) -> Vec<u8> {
+    let mut body = String::from("Name,Phone,Email,WhatsApp Opted\n");
+    let mut last_phone = String::new();
+    for i in 0..330usize {
+        let mut phone = format!("+447911{:06}", 200_000 + i);
+        let mut email = format!("p{i}@example.com");
+        let mut opted = "";
+        match i {
+            5 | 250 => {
+                phone = stopped[usize::from(i == 250)].to_string();
+                opted = "TRUE";
+            }
+            7 | 260 => phone = erased[usize::from(i == 260)].to_string(),
+            _ if i % 13 == 0 => phone = "12".into(),
+            _ if i % 17 == 0 => phone = last_phone.clone(),
+            _ => {}
+        }
+        if i % 10 == 3 {
+            email = "not-an-address".into();
+        }
+        body.push_str(&format!("Person {i},{phone},{email},{opted}\n"));
+        last_phone = phone;
+    }
+    body.into_bytes()
+}
+
+/// A store where two numbers texted STOP and two were erased, and its configuration.
+async fn book_with_history(config: &Config) -> MemoryPorts {
+    let store = MemoryPorts::default();
+    for phone in ["+447911100001", "+447911100002"] {
+        stopped(&store, phone).await;
+    }
+    let key = config.suppression.as_ref().expect("suppression key");
+    for phone in ["+447911100003", "+447911100004"] {
+        stopped(&store, phone).await;
+        let contact = store
+            .contacts
+            .get("acme", Channel::Sms, phone)
+            .expect("stored");
+        let digest = key.digest(phone);
+        let erased = store
+            .contacts
+            .erase_contact(&contact, &[], std::slice::from_ref(&digest))
+            .await
+            .expect("erased");
+        assert!(erased);
+    }
+    store
+}
+
+#[tokio::test]
+async fn rows_csv_after_hand_overs_equals_an_uninterrupted_runs() {
+    let config = Config {
+        suppression: crate::domain::suppression::SuppressionKey::new(b"test-suppression-secret"),
+        write_concurrency: 1,
+        ..Config::default()
+    };
+    let body = messy_file(
+        &["+447911100001", "+447911100002"],
+        &["+447911100003", "+447911100004"],
+    );
+    let key = "imports/acme/sms/messy.csv";
+    let report = |store: &MemoryPorts, summary: &Summary| {
+        store
+            .objects
+            .text(BUCKET, summary.rows_report_key.as_deref().expect("key"))
+            .expect("rows.csv")
+    };
+
+    // GIVEN the report of an uninterrupted import
+    let whole = book_with_history(&config).await;
+    let expected = import_with(&config, &whole, key, &body, &[], "1").await;
+    let expected_rows = report(&whole, &expected);
+    for code in [
+        "suppressed",
+        "consent_kept_opted_out",
+        "invalid_email",
+        ",rejected,",
+        ",duplicate_in_file,",
+    ] {
+        assert!(expected_rows.contains(code), "the file has a {code} row");
+    }
+
+    // WHEN the same import fails twice mid-way (writing rows 120 and 240), and each
+    // retry resumes where the last one stopped
+    let store = book_with_history(&config).await;
+    store.contacts.fail_transaction_with("+447911200120");
+    store.contacts.fail_transaction_with("+447911200240");
+    store.objects.insert(BUCKET, key, &body, &[]);
+    let upload = UploadedFile {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        sequencer: Some("1".into()),
+        ..Default::default()
+    };
+    let importer = Importer::in_memory(&store, &config);
+    let mut failures = 0;
+    let mut parts_seen = 0;
+    let summary = loop {
+        match importer.run(&upload).await {
+            Ok(ImportResult::Finished(summary)) => break summary,
+            Ok(ImportResult::Skipped(why)) => panic!("skipped: {why}"),
+            Err(_) => {
+                failures += 1;
+                assert!(failures <= 2, "only two transactions fail");
+                let job = store.jobs.get(&expected.import_id).expect("job");
+                parts_seen = job.progress.report_parts;
+            }
+        }
+    };
+
+    // THEN the report is the uninterrupted one, line for line, as are the counts,
+    // and the parts it was resumed from are gone
+    assert_eq!(failures, 2);
+    assert!(
+        parts_seen >= 2,
+        "each hand-over stored a part ({parts_seen})"
+    );
+    assert_eq!(report(&store, &summary), expected_rows);
+    assert_eq!(summary.rows, expected.rows);
+    assert_eq!(summary.rejections_by_reason, expected.rejections_by_reason);
+    assert_eq!(summary.warnings_by_code, expected.warnings_by_code);
+    let parts = format!("reports/acme/{}/rows.csv.parts/", summary.import_id);
+    assert_eq!(store.objects.keys(BUCKET, &parts), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_worker_paused_past_its_lease_stops_and_the_taker_finishes_alone() {
+    // GIVEN a one-second lease, and a first worker that stalls in its second write
+    let config = Config {
+        lease_seconds: 1,
+        write_concurrency: 1,
+        ..Config::default()
+    };
+    let store = MemoryPorts::default();
+    let body: String = std::iter::once("Phone,Email\n".to_string())
+        .chain((0..300).map(|i| format!("+447911{:06},p{i}@example.com\n", 200_000 + i)))
+        .collect();
+    let key = "imports/acme/whatsapp/paused.csv";
+    store.objects.insert(BUCKET, key, body.as_bytes(), &[]);
+    let upload = UploadedFile {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        sequencer: Some("1".into()),
+        ..Default::default()
+    };
+    let stall = store.contacts.stall_transaction(2);
+    let first = Importer::in_memory(&store, &config);
+    let second = Importer::in_memory(&store, &config);
+
+    // WHEN a second worker takes the job over while the first is paused, finishes it,
+    // and only then does the first wake up
+    let (first, second) = tokio::join!(first.run(&upload), async {
+        let reached = tokio::time::timeout(Duration::from_secs(60), stall.reached.notified());
+        reached
+            .await
+            .expect("the first worker reaches its second write");
+        let finished = second.run(&upload).await;
+        stall.release.notify_one();
+        finished
+    });
+
+    // THEN the taker's result is the import's: every contact once, its counts, its
+    // summary.json; the first worker stopped without writing its own
+    let Ok(ImportResult::Finished(summary)) = second else {
+        panic!("the taker finishes: {second:?}")
+    };
+    let Ok(ImportResult::Skipped(why)) = first else {
+        panic!("the paused worker stops: {first:?}")
+    };
+    assert!(why.contains("taken over by another worker"), "{why}");
+    assert_eq!((summary.rows.total, summary.rows.created), (300, 300));
+    assert_eq!(store.contacts.count(), 300);
+    let stored = store
+        .objects
+        .text(BUCKET, &summary_key("acme", &summary.import_id))
+        .expect("summary.json");
+    let stored: Summary = serde_json::from_str(&stored).expect("json");
+    assert_eq!(
+        stored.finished_at, summary.finished_at,
+        "the taker's summary"
+    );
+    let job = store.jobs.get(&summary.import_id).expect("job");
+    assert_eq!(job.status, ImportStatus::Completed);
+    assert_eq!(job.progress.rows, summary.rows);
 }

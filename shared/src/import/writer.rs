@@ -5,11 +5,13 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use super::job::Lease;
 use super::rows::{ParsedRow, RowVerdict, Step};
 use super::run::{Run, RunError};
-use super::{ImportError, Importer, CHECKPOINT_EVERY, CHECKPOINT_ROWS, LEASE_SECONDS};
+use super::{ImportError, Importer, CHECKPOINT_EVERY, CHECKPOINT_ROWS};
 use crate::book::{plan_draft, save_drafts, Tombstones};
 use crate::domain::contact::WriteStamp;
 use crate::domain::options::UploadOptions;
@@ -27,15 +29,16 @@ use crate::ports::{
 const HANDOVER_MARGIN: Duration = Duration::from_secs(20);
 
 /// What a batch's write needs, shared by every batch of the import.
-struct BatchWrite<'a, C> {
+struct BatchWrite<'a, C, J> {
     contacts: &'a C,
+    lease: &'a Lease<'a, J>,
     suppression: Option<&'a SuppressionKey>,
     key: &'a UploadKey,
     options: &'a UploadOptions,
     stamp: &'a WriteStamp,
 }
 
-impl<C: ContactStore + Suppressions> BatchWrite<'_, C> {
+impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
     /// Each step's outcome, in order: `None` for the header and for rows an earlier
     /// invocation wrote. The accepted rows are saved together (one transaction when
     /// they are all new).
@@ -67,6 +70,12 @@ impl<C: ContactStore + Suppressions> BatchWrite<'_, C> {
         }
         let (account, channel) = (&self.key.account_id, self.key.channel);
         let on_existing = self.options.on_existing;
+        if !drafts.is_empty() {
+            self.lease
+                .hold()
+                .await
+                .map_err(|e| RunError::Infra(e.into()))?;
+        }
         let saved = if self.options.dry_run {
             let mut planned = Vec::with_capacity(drafts.len());
             for draft in &drafts {
@@ -147,11 +156,13 @@ where
     J: JobStore,
     S: SettingsStore,
 {
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn write_rows(
         &self,
         rx: mpsc::Receiver<Step>,
         run: &mut Run,
         job: &mut Job,
+        lease: &Lease<'_, J>,
         key: &UploadKey,
         options: &UploadOptions,
         stamp: &WriteStamp,
@@ -160,6 +171,7 @@ where
         // flight; outcomes are taken in file order (for exact checkpoints).
         let writer = BatchWrite {
             contacts: self.contacts,
+            lease,
             suppression: self.config.suppression.as_ref(),
             key,
             options,
@@ -178,14 +190,34 @@ where
         while let Some(batch) = done.next().await {
             for step in batch? {
                 match step {
-                    (Step::Header(columns), _) => run.start_report(columns)?,
+                    (Step::Header(columns), _) => {
+                        let parts = self.report_parts(run).await?;
+                        run.start_report(columns, &parts)?
+                    }
                     (Step::Row(row), outcome) => {
-                        self.record(&row, outcome, run, job, &mut progress).await?
+                        self.record(&row, outcome, run, job, lease, &mut progress)
+                            .await?
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The report parts an earlier invocation stored, in order.
+    async fn report_parts(&self, run: &Run) -> Result<Vec<Vec<u8>>, RunError> {
+        let mut parts = Vec::with_capacity(run.report_parts as usize);
+        for n in 0..run.report_parts {
+            let mut part = Vec::new();
+            let mut body = self
+                .objects
+                .open(&run.source.bucket, &run.report_part_key(n))
+                .await
+                .map_err(|e| RunError::Infra(e.into()))?;
+            body.read_to_end(&mut part).await?;
+            parts.push(part);
+        }
+        Ok(parts)
     }
 
     /// Counts one row, checkpoints when due, and hands over when time runs short.
@@ -195,16 +227,22 @@ where
         outcome: Option<Outcome>,
         run: &mut Run,
         job: &mut Job,
+        lease: &Lease<'_, J>,
         progress: &mut Progress,
     ) -> Result<(), RunError> {
         run.record(row, outcome)?;
         if progress.checkpoint_due(run.rows.total) {
+            // The part first: saved progress always has its report lines stored.
+            self.store_report_part(run, lease)
+                .await
+                .map_err(RunError::Infra)?;
             job.progress = run.committed_progress();
-            job.lease_expires_at = chrono::Utc::now().timestamp() + LEASE_SECONDS;
+            job.lease_expires_at = lease.next_expiry();
             self.jobs
                 .save_job(job)
                 .await
                 .map_err(|e| RunError::Infra(e.into()))?;
+            lease.saved(job.lease_expires_at);
             progress.checkpointed(run.rows.total);
         }
         // Hand over only after progress, so every retry gets further.

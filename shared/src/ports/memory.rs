@@ -203,6 +203,11 @@ impl ObjectStore for MemoryObjects {
         uploads.aborted += 1;
         Ok(())
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        lock(&self.objects).remove(&(bucket.into(), key.into()));
+        Ok(())
+    }
 }
 
 /// The identity a contact is stored under.
@@ -227,6 +232,21 @@ pub struct MemoryContacts {
     numbers: Mutex<HashMap<String, String>>,
     /// Aliases by (account, user id).
     aliases: Mutex<HashMap<(String, String), Alias>>,
+    /// Transaction calls so far, and the numbers whose next transaction fails as a lost
+    /// connection would.
+    transaction_calls: Mutex<(u64, std::collections::BTreeSet<String>)>,
+    /// A transaction call that stalls: it says it was reached, then waits to be released.
+    stalled_call: Mutex<Option<(u64, Stall)>>,
+}
+
+/// The two signals of a stalled call: `reached` when it starts waiting, `release` to
+/// let it go on.
+#[derive(Clone, Default)]
+pub struct Stall {
+    /// Notified when the stalled call is reached.
+    pub reached: std::sync::Arc<tokio::sync::Notify>,
+    /// Notify to let the stalled call go on.
+    pub release: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl MemoryContacts {
@@ -258,6 +278,20 @@ impl MemoryContacts {
     /// Number of transactions committed.
     pub fn transactions(&self) -> u64 {
         *lock(&self.transactions)
+    }
+
+    /// Makes the `call`-th transaction from now on (1-based) stall, as a worker paused
+    /// by its host would, until released.
+    pub fn stall_transaction(&self, call: u64) -> Stall {
+        let stall = Stall::default();
+        let from = lock(&self.transaction_calls).0;
+        *lock(&self.stalled_call) = Some((from + call, stall.clone()));
+        stall
+    }
+
+    /// Makes the next transaction that writes `phone` fail, writing nothing.
+    pub fn fail_transaction_with(&self, phone: &str) {
+        lock(&self.transaction_calls).1.insert(phone.into());
     }
 }
 
@@ -295,6 +329,28 @@ impl ContactStore for MemoryContacts {
         &self,
         writes: &[(Contact, Precondition)],
     ) -> Result<TransactOutcome, StoreError> {
+        let stall = {
+            let mut calls = lock(&self.transaction_calls);
+            calls.0 += 1;
+            let call = calls.0;
+            if writes
+                .iter()
+                .any(|(contact, _)| calls.1.remove(&contact.phone))
+            {
+                return Err(store_failure(
+                    "DynamoDB TransactWriteItems",
+                    "connection reset",
+                ));
+            }
+            lock(&self.stalled_call)
+                .as_ref()
+                .filter(|(at, _)| *at == call)
+                .map(|(_, stall)| stall.clone())
+        };
+        if let Some(stall) = stall {
+            stall.reached.notify_one();
+            stall.release.notified().await;
+        }
         *lock(&self.writes) += writes.len() as u64;
         let mut contacts = lock(&self.contacts);
         let checks: Vec<Cancelled> = writes
@@ -554,6 +610,11 @@ impl MemoryJobs {
     pub fn get(&self, import_id: &str) -> Option<Job> {
         lock(&self.jobs).get(import_id).cloned()
     }
+
+    /// Stores a job as it is, as a worker that claimed it earlier left it.
+    pub fn insert(&self, job: Job) {
+        lock(&self.jobs).insert(job.import_id.clone(), job);
+    }
 }
 
 impl JobStore for MemoryJobs {
@@ -578,8 +639,28 @@ impl JobStore for MemoryJobs {
     }
 
     async fn save_job(&self, job: &Job) -> Result<(), StoreError> {
-        lock(&self.jobs).insert(job.import_id.clone(), job.clone());
-        Ok(())
+        let mut jobs = lock(&self.jobs);
+        match jobs.get(&job.import_id) {
+            Some(stored) if stored.lease_token == job.lease_token => {
+                jobs.insert(job.import_id.clone(), job.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::LeaseLost {
+                import_id: job.import_id.clone(),
+            }),
+        }
+    }
+
+    async fn renew_lease(&self, job: &Job, until: i64) -> Result<(), StoreError> {
+        match lock(&self.jobs).get_mut(&job.import_id) {
+            Some(stored) if stored.lease_token == job.lease_token => {
+                stored.lease_expires_at = until;
+                Ok(())
+            }
+            _ => Err(StoreError::LeaseLost {
+                import_id: job.import_id.clone(),
+            }),
+        }
     }
 }
 

@@ -36,6 +36,13 @@ pub enum StoreError {
         /// Key.
         key: String,
     },
+    /// A job write was refused: another worker took the job over (its lease token is
+    /// no longer the stored one), so this worker must stop before its next write.
+    #[error("import {import_id} was taken over by another worker: this one stops")]
+    LeaseLost {
+        /// The import.
+        import_id: String,
+    },
     /// A stored item does not have the shape we write.
     #[error("stored item {pk} is malformed: {problem}")]
     Malformed {
@@ -119,6 +126,12 @@ pub trait ObjectStore: Send + Sync {
     fn abort_multipart(
         &self,
         upload: &MultipartUpload,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// DELETE (an absent object is no error).
+    fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -356,6 +369,9 @@ pub struct JobProgress {
     pub warnings_by_code: BTreeMap<WarningCode, u64>,
     /// Last file line whose outcome is committed: a resumed run starts after it.
     pub last_row: u64,
+    /// Parts of `rows.csv` stored so far (its lines up to `last_row`): a resumed run
+    /// starts its report from them.
+    pub report_parts: u32,
 }
 
 /// The job item of one import.
@@ -377,6 +393,9 @@ pub struct Job {
     pub started_at: String,
     /// Unix seconds after which a `running` job's owner is presumed dead.
     pub lease_expires_at: i64,
+    /// The holder's token, new with each claim: every later write of the job is
+    /// conditional on it, so a worker that lost the job cannot overwrite the taker's.
+    pub lease_token: String,
 }
 
 /// Result of trying to take a job.
@@ -399,8 +418,15 @@ pub trait JobStore: Send + Sync {
         job: &Job,
         now: i64,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-    /// Records progress or the final status.
+    /// Records progress or the final status, only while `job.lease_token` is the
+    /// stored one ([`StoreError::LeaseLost`] otherwise).
     fn save_job(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Extends the lease to `until` (Unix seconds) under the same condition.
+    fn renew_lease(
+        &self,
+        job: &Job,
+        until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Account settings.

@@ -3,6 +3,7 @@
 //! out) is taken over where it stopped.
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::{counts, n, parse_code, s, Item, Reader};
@@ -17,6 +18,9 @@ use crate::ports::{Claim, Job, JobProgress, JobStore, StoreError};
 /// Condition of a claim: no job yet, or a running one whose lease expired.
 const CLAIMABLE: &str =
     "attribute_not_exists(pk) OR (#status = :running AND lease_expires_at < :now)";
+
+/// Condition of every later write of the job: the writer still holds it.
+const HELD: &str = "lease_token = :token";
 
 /// The `rows` map's counts by name.
 fn row_counts(rows: &RowCounts) -> [(&'static str, u64); 7] {
@@ -52,11 +56,13 @@ fn job_item(job: &Job, updated_at: String) -> Item {
             counts(warnings.map(|(code, count)| (code.code(), *count))),
         ),
         ("last_row", n(progress.last_row)),
+        ("report_parts", n(progress.report_parts)),
         ("summary_key", s(&job.summary_key)),
         ("source_key", s(&job.source_key)),
         ("started_at", s(&job.started_at)),
         ("updated_at", s(updated_at)),
         ("lease_expires_at", n(job.lease_expires_at)),
+        ("lease_token", s(&job.lease_token)),
     ];
     attributes
         .into_iter()
@@ -84,11 +90,13 @@ impl TryFrom<&Item> for Job {
                     .counts("rejections_by_reason", parse_code::<PhoneRejection>)?,
                 warnings_by_code: read.counts("warnings_by_code", parse_code::<WarningCode>)?,
                 last_row: read.number("last_row")?,
+                report_parts: read.number("report_parts")?,
             },
             summary_key: read.string("summary_key")?.to_string(),
             source_key: read.string("source_key")?.to_string(),
             started_at: read.string("started_at")?.to_string(),
             lease_expires_at: read.number("lease_expires_at")?,
+            lease_token: read.string("lease_token")?.to_string(),
         })
     }
 }
@@ -142,14 +150,47 @@ impl JobStore for DynamoTable {
     }
 
     async fn save_job(&self, job: &Job) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(job_item(job, now_rfc3339())))
+            .condition_expression(HELD)
+            .expression_attribute_values(":token", s(&job.lease_token))
             .send()
-            .await
-            .map_err(|e| service("DynamoDB PutItem (job)")(e.into_service_error()))?;
-        Ok(())
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(()),
+            Err(PutItemError::ConditionalCheckFailedException(_)) => Err(lease_lost(job)),
+            Err(other) => Err(service("DynamoDB PutItem (job)")(other)),
+        }
+    }
+
+    async fn renew_lease(&self, job: &Job, until: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&job.account_id, &job.import_id)))
+            .key("sk", s(JOB_SK))
+            .update_expression("SET lease_expires_at = :until, updated_at = :now")
+            .condition_expression(HELD)
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .expression_attribute_values(":token", s(&job.lease_token))
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(()),
+            Err(UpdateItemError::ConditionalCheckFailedException(_)) => Err(lease_lost(job)),
+            Err(other) => Err(service("DynamoDB UpdateItem (job lease)")(other)),
+        }
+    }
+}
+
+fn lease_lost(job: &Job) -> StoreError {
+    StoreError::LeaseLost {
+        import_id: job.import_id.clone(),
     }
 }
 
@@ -163,9 +204,7 @@ fn refused_claim(job: &Job, stored: Option<&Item>) -> Result<Claim, StoreError> 
         Some(item) => Job::try_from(item)?,
         None => job.clone(),
     };
-    let ours = current.started_at == job.started_at
-        && current.lease_expires_at == job.lease_expires_at
-        && current.status == job.status;
+    let ours = current.lease_token == job.lease_token && current.status == job.status;
     if ours {
         return Ok(Claim::Started);
     }
@@ -177,6 +216,8 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+    use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
     use aws_sdk_dynamodb::types::AttributeValue;
     use aws_sdk_dynamodb::Client;
     use aws_smithy_mocks::{mock, mock_client};
@@ -203,11 +244,13 @@ mod tests {
                 rejections_by_reason: BTreeMap::from([(PhoneRejection::Invalid, 1)]),
                 warnings_by_code: BTreeMap::from([(WarningCode::InvalidEmail, 2)]),
                 last_row: 4,
+                report_parts: 1,
             },
             summary_key: "reports/acme/imp_0123456789abcdef/summary.json".into(),
             source_key: "imports/acme/whatsapp/list.csv".into(),
             started_at: started_at.into(),
             lease_expires_at: lease,
+            lease_token: format!("token-{started_at}"),
         }
     }
 
@@ -286,6 +329,7 @@ mod tests {
             ("rejections_by_reason", m(&[("invalid_phone", 1)])),
             ("warnings_by_code", m(&[("invalid_email", 2)])),
             ("last_row", n(4)),
+            ("report_parts", n(1)),
             (
                 "summary_key",
                 s("reports/acme/imp_0123456789abcdef/summary.json"),
@@ -294,6 +338,7 @@ mod tests {
             ("started_at", s("2026-11-21T10:00:00Z")),
             ("updated_at", s("2026-11-21T10:00:05Z")),
             ("lease_expires_at", n(1_800_000_900)),
+            ("lease_token", s("token-2026-11-21T10:00:00Z")),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
@@ -351,6 +396,57 @@ mod tests {
 
         // THEN we decline, with their job as stored
         assert_eq!(claim.expect("answered"), Claim::Declined(Box::new(theirs)));
+    }
+
+    #[tokio::test]
+    async fn every_later_job_write_is_conditional_on_the_holders_token() {
+        // GIVEN a table that takes the writes
+        let puts = Requests::<PutItemInput>::new();
+        let updates = Requests::<UpdateItemInput>::new();
+        let put = mock!(Client::put_item)
+            .match_requests(puts.recorder())
+            .then_output(|| PutItemOutput::builder().build());
+        let update = mock!(Client::update_item)
+            .match_requests(updates.recorder())
+            .then_output(|| UpdateItemOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&put, &update]), TABLE);
+
+        // WHEN progress is saved and the lease renewed
+        table.save_job(&mine()).await.expect("saved");
+        table
+            .renew_lease(&mine(), 1_800_000_990)
+            .await
+            .expect("renewed");
+
+        // THEN both are conditioned on the token this worker's claim wrote
+        let token = s("token-2026-11-21T10:00:00Z");
+        let put = puts.only();
+        assert_eq!(put.condition_expression(), Some("lease_token = :token"));
+        let values = put.expression_attribute_values().expect("values");
+        assert_eq!(values.get(":token"), Some(&token));
+        let update = updates.only();
+        assert_eq!(update.condition_expression(), Some("lease_token = :token"));
+        let values = update.expression_attribute_values().expect("values");
+        assert_eq!(values.get(":token"), Some(&token));
+        assert_eq!(values.get(":until"), Some(&n(1_800_000_990)));
+        assert_eq!(update.key().and_then(|key| key.get("pk")), Some(&s(JOB_PK)));
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_write_is_a_lost_lease() {
+        // GIVEN another worker took the job over: its token is the stored one
+        let put = mock!(Client::put_item).then_error(|| refused(None));
+        let update = mock!(Client::update_item).then_error(|| {
+            UpdateItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&put, &update]), TABLE);
+
+        // WHEN this worker saves or renews THEN it is told it lost the job
+        let lost = |result: Result<(), StoreError>| matches!(result, Err(StoreError::LeaseLost { import_id }) if import_id == "imp_0123456789abcdef");
+        assert!(lost(table.save_job(&mine()).await));
+        assert!(lost(table.renew_lease(&mine(), 1_800_000_990).await));
     }
 
     #[test]
