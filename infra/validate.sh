@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates the SAM template: cfn-lint, then the least-privilege IAM check
-# (check_iam.py) and the retention check of the bucket's lifecycle rules
-# (check_retention.py, DESIGN section 12), each on the real template (must pass) and on
+# (check_iam.py), the retention check of the bucket's lifecycle rules
+# (check_retention.py, DESIGN section 12) and the check that no secret's value is in a
+# function's environment (check_secrets.py, DESIGN section 13), each on the real template (must pass) and on
 # the templates in testdata/ (must fail, so the check is known to bite). Exits non-zero
 # if any of that does not hold.
 # Run from anywhere: infra/validate.sh   (needs cfn-lint in the repo's .venv)
@@ -70,6 +71,8 @@ check check_iam.py "$here/template.yaml"
 refuse check_iam.py "$here"/testdata/*.yaml
 check check_retention.py "$here/template.yaml"
 refuse check_retention.py "$here"/testdata/retention/*.yaml
+check check_secrets.py "$here/template.yaml"
+refuse check_secrets.py "$here"/testdata/secrets/*.yaml
 
 echo
 if (( status == 0 )); then echo "validate.sh: all checks passed"; else echo "validate.sh: FAILED" >&2; fi

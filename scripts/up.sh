@@ -106,11 +106,12 @@ else
   # idle that long gets an invoke without a request id from watch and exits.
   export IMPORT_TIME_LIMIT_SECONDS=${IMPORT_TIME_LIMIT_SECONDS:-900}
   # The key of erasure tombstones (contact.erase). Locally a fixed development value;
-  # deployed, an SSM parameter (infra/template.yaml, SuppressionSecret).
+  # deployed, a Secrets Manager secret the function reads at start from the ARN in
+  # SUPPRESSION_SECRET_ARN (infra/template.yaml, SuppressionSecretArn).
   export SUPPRESSION_SECRET=${SUPPRESSION_SECRET:-local-development-suppression-secret}
   # The WhatsApp webhook's secrets (README, "WhatsApp webhooks"): sign a local POST to
   # http://127.0.0.1:9000/lambda-url/contact-events/ with the app secret. Deployed,
-  # SSM parameters (WhatsAppAppSecret, WhatsAppVerifyToken). Set either beforehand to
+  # Secrets Manager secrets named by ARN (WHATSAPP_APP_SECRET_ARN, ...). Set either beforehand to
   # try a real Meta app through a tunnel.
   export WHATSAPP_APP_SECRET=${WHATSAPP_APP_SECRET:-local-development-app-secret}
   export WHATSAPP_VERIFY_TOKEN=${WHATSAPP_VERIFY_TOKEN:-local-development-verify-token}

@@ -1,8 +1,45 @@
 //! Configuration read once at start-up from the environment (DESIGN section 3).
 
+use std::collections::HashMap;
+
 use crate::domain::phone::Region;
 use crate::domain::secret::Secret;
 use crate::domain::suppression::SuppressionKey;
+use crate::ports::{SecretStore, StoreError};
+
+/// The secrets a deployment names by the ARN of a Secrets Manager secret, in
+/// `{NAME}_ARN` (the template never puts their values in the environment). The plain
+/// `{NAME}` variables are for local development only.
+pub const SECRETS: [&str; 3] = [
+    "SUPPRESSION_SECRET",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+];
+
+/// Why start-up could not read a secret. Never holds the secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Both the value and the secret's ARN are set: which one is meant is unclear.
+    #[error("set {name} (local development) or {name}_ARN, not both")]
+    Both {
+        /// The secret's variable.
+        name: &'static str,
+    },
+    /// The store did not answer the secret.
+    #[error("{name}_ARN={id:?}: the secret could not be read")]
+    Unreadable {
+        /// The secret's variable.
+        name: &'static str,
+        /// The ARN it names.
+        id: String,
+        /// What the store said.
+        #[source]
+        source: StoreError,
+    },
+    /// A value that does not fit.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
 
 /// Function configuration.
 #[derive(Clone, Debug)]
@@ -72,6 +109,39 @@ impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the process environment, and the secrets it names by ARN from `secrets`
+    /// (once: the configuration lives as long as the function's environment).
+    pub async fn from_env_and(secrets: &impl SecretStore) -> Result<Config, SecretError> {
+        Config::with_secrets(|name| std::env::var(name).ok(), secrets).await
+    }
+
+    /// [`Config::from_lookup`], with each of [`SECRETS`] whose `{NAME}_ARN` is set read
+    /// from `secrets`.
+    pub async fn with_secrets(
+        lookup: impl Fn(&str) -> Option<String>,
+        secrets: &impl SecretStore,
+    ) -> Result<Config, SecretError> {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut read: HashMap<&str, String> = HashMap::new();
+        for name in SECRETS {
+            let Some(id) = set(&format!("{name}_ARN")) else {
+                continue;
+            };
+            if set(name).is_some() {
+                return Err(SecretError::Both { name });
+            }
+            let id = id.trim().to_string();
+            let value = secrets
+                .secret_string(&id)
+                .await
+                .map_err(|source| SecretError::Unreadable { name, id, source })?;
+            read.insert(name, value);
+        }
+        Ok(Config::from_lookup(|name| {
+            read.get(name).cloned().or_else(|| lookup(name))
+        })?)
     }
 
     /// Reads configuration through `lookup` (testable without touching the process).
@@ -168,6 +238,83 @@ mod tests {
         assert!(
             Config::from_lookup(|n| (n == "DEFAULT_COUNTRY").then(|| "XYZ".to_string())).is_err()
         );
+    }
+
+    /// Secrets by ARN, answering only those it holds.
+    struct Secrets(&'static [(&'static str, &'static str)]);
+
+    impl SecretStore for Secrets {
+        async fn secret_string(&self, id: &str) -> Result<String, StoreError> {
+            let found = self.0.iter().find(|(arn, _)| *arn == id);
+            found
+                .map(|(_, value)| value.to_string())
+                .ok_or_else(|| StoreError::NotFound {
+                    bucket: "secrets".into(),
+                    key: id.into(),
+                })
+        }
+    }
+
+    const APP_ARN: &str = "arn:aws:secretsmanager:eu-west-1:1:secret:app-AbCdEf";
+    const SUPPRESSION_ARN: &str = "arn:aws:secretsmanager:eu-west-1:1:secret:suppression-AbCdEf";
+
+    #[tokio::test]
+    async fn secrets_named_by_arn_are_read_from_the_store() {
+        let store = Secrets(&[
+            (APP_ARN, "app-secret-from-store"),
+            (SUPPRESSION_ARN, "suppression-secret-from-the-store"),
+        ]);
+        let env = |name: &str| match name {
+            "WHATSAPP_APP_SECRET_ARN" => Some(APP_ARN.to_string()),
+            "SUPPRESSION_SECRET_ARN" => Some(SUPPRESSION_ARN.to_string()),
+            "WHATSAPP_VERIFY_TOKEN" => Some("local-token".to_string()),
+            _ => None,
+        };
+        let config = Config::with_secrets(env, &store).await.expect("read");
+        let app = config.whatsapp_app_secret.as_ref().expect("app secret");
+        assert!(app.matches("app-secret-from-store"));
+        let token = config.whatsapp_verify_token.as_ref().expect("plain value");
+        assert!(token.matches("local-token"));
+        let key = config.suppression.as_ref().expect("suppression key");
+        let expected = SuppressionKey::new(b"suppression-secret-from-the-store").expect("key");
+        assert_eq!(
+            key.digest("+447911123456"),
+            expected.digest("+447911123456")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_cannot_be_read_or_is_set_twice_stops_start_up_without_its_value() {
+        let store = Secrets(&[(SUPPRESSION_ARN, "too-short")]);
+        let missing = |name: &str| (name == "WHATSAPP_APP_SECRET_ARN").then(|| APP_ARN.to_string());
+        let both = |name: &str| match name {
+            "WHATSAPP_APP_SECRET_ARN" => Some(APP_ARN.to_string()),
+            "WHATSAPP_APP_SECRET" => Some("plain-app-secret".to_string()),
+            _ => None,
+        };
+        let short =
+            |name: &str| (name == "SUPPRESSION_SECRET_ARN").then(|| SUPPRESSION_ARN.to_string());
+        let missing = Config::with_secrets(missing, &store)
+            .await
+            .expect_err("missing");
+        assert!(matches!(
+            missing,
+            SecretError::Unreadable {
+                name: "WHATSAPP_APP_SECRET",
+                ..
+            }
+        ));
+        assert!(missing.to_string().contains(APP_ARN), "{missing}");
+        let both = Config::with_secrets(both, &store).await.expect_err("both");
+        assert_eq!(
+            both.to_string(),
+            "set WHATSAPP_APP_SECRET (local development) or WHATSAPP_APP_SECRET_ARN, not both"
+        );
+        let short = Config::with_secrets(short, &store)
+            .await
+            .expect_err("short");
+        assert!(short.to_string().contains("SUPPRESSION_SECRET"), "{short}");
+        assert!(!short.to_string().contains("too-short"), "{short}");
     }
 
     #[test]

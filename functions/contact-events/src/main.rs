@@ -2,7 +2,7 @@
 //! webhooks through its function URL) keep the contact book current. Wiring only; the
 //! logic is `contacts::events`.
 
-use contacts::aws::{load_sdk_config, DynamoTable, S3Objects};
+use contacts::aws::{load_sdk_config, DynamoTable, S3Objects, SecretsManagerSecrets};
 use contacts::config::Config;
 use contacts::events::{EventService, Invocation};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -12,8 +12,9 @@ mod handler;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
     let sdk = load_sdk_config().await;
+    let secrets = SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
+    let config = Config::from_env_and(&secrets).await?;
     let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     // One table holds contacts, account settings and the processed-event ledger.

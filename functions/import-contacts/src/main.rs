@@ -3,7 +3,9 @@
 //! `contacts::import::handler`.
 
 use aws_lambda_events::s3::S3Event;
-use contacts::aws::{load_sdk_config, DynamoTable, LambdaContinuation, S3Objects};
+use contacts::aws::{
+    load_sdk_config, DynamoTable, LambdaContinuation, S3Objects, SecretsManagerSecrets,
+};
 use contacts::config::Config;
 use contacts::import::handler::{self, HandlerError};
 use contacts::import::Importer;
@@ -32,8 +34,9 @@ impl From<Failure> for Diagnostic {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
     let sdk = load_sdk_config().await;
+    let secrets = SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
+    let config = Config::from_env_and(&secrets).await?;
     let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     // Lambda names the running function; locally (cargo lambda watch) it is the binary's.

@@ -8,6 +8,8 @@
 //!   `dynamodb/item.rs` for reading attributes strictly).
 //! - [`LambdaContinuation`] ([`Continuation`](crate::ports::Continuation)): an import
 //!   continuing itself in a fresh invocation (`lambda.rs`).
+//! - [`SecretsManagerSecrets`] ([`SecretStore`](crate::ports::SecretStore)): the
+//!   deployment's secrets, read at start (`secrets.rs`).
 //!
 //! The functions' `main` builds the SDK configuration once ([`load_sdk_config`]), a client
 //! per service, and these adapters around them.
@@ -15,10 +17,12 @@
 mod dynamodb;
 mod lambda;
 mod s3;
+mod secrets;
 
 pub use dynamodb::DynamoTable;
 pub use lambda::LambdaContinuation;
 pub use s3::S3Objects;
+pub use secrets::SecretsManagerSecrets;
 
 use crate::ports::StoreError;
 

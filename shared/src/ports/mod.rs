@@ -429,6 +429,12 @@ pub trait JobStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Where a deployment keeps its secrets (an encrypted store), read once at start.
+pub trait SecretStore: Send + Sync {
+    /// The text of the secret `id` (an ARN or a name).
+    fn secret_string(&self, id: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+}
+
 /// Account settings.
 pub trait SettingsStore: Send + Sync {
     /// The account's `default_country` setting.
