@@ -15,6 +15,10 @@ cargo test --workspace --lib --bins
 # The patched regex-cache (vendor/, outside the workspace: see vendor/README.md) keeps
 # its own tests; the phone rules match through it.
 cargo test --manifest-path vendor/regex-cache/Cargo.toml --target-dir target/vendor
+# The fuzz targets (fuzz/: its own workspace, so the root never compiles libFuzzer) must
+# keep compiling against the library: built here, run by `make fuzz`. The same target
+# dir, and a lockfile with the root's versions, so only what differs is compiled again.
+cargo build --manifest-path fuzz/Cargo.toml --bins --target-dir target
 infra/validate.sh
 # Compile the end-to-end tests before the stack runs, so their build does not hold the
 # cargo lock while watch starts functions.
