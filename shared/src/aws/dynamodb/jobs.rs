@@ -90,13 +90,20 @@ impl TryFrom<&Item> for Job {
                     .counts("rejections_by_reason", parse_code::<PhoneRejection>)?,
                 warnings_by_code: read.counts("warnings_by_code", parse_code::<WarningCode>)?,
                 last_row: read.number("last_row")?,
-                report_parts: read.number("report_parts")?,
+                // Jobs written before parts and tokens existed have neither.
+                report_parts: match item.contains_key("report_parts") {
+                    true => read.number("report_parts")?,
+                    false => 0,
+                },
             },
             summary_key: read.string("summary_key")?.to_string(),
             source_key: read.string("source_key")?.to_string(),
             started_at: read.string("started_at")?.to_string(),
             lease_expires_at: read.number("lease_expires_at")?,
-            lease_token: read.string("lease_token")?.to_string(),
+            lease_token: read
+                .optional_string("lease_token")?
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 }
@@ -452,6 +459,18 @@ mod tests {
     #[test]
     fn a_job_round_trips_through_its_item() {
         assert_eq!(Job::try_from(&stored(&mine())).expect("decodes"), mine());
+    }
+
+    #[test]
+    fn a_job_written_before_tokens_and_parts_reads_as_holding_neither() {
+        let mut item = stored(&mine());
+        item.remove("lease_token");
+        item.remove("report_parts");
+        let job = Job::try_from(&item).expect("decodes");
+        assert_eq!(
+            (job.lease_token.as_str(), job.progress.report_parts),
+            ("", 0)
+        );
     }
 
     #[test]
