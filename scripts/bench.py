@@ -171,8 +171,14 @@ def measure():
     rows = []
     parse = subprocess.run([cargo_target_dir() / "release" / "bench_parse", str(PARSE_ROWS)], capture_output=True, text=True, check=True).stdout
     p = dict(kv.split("=") for kv in parse.split()[1:])
-    rows += [("parse+map+validate, 1 thread (rows/s)", p["one_thread_rows_per_s"], ">= 120000"),
-             (f"parse+map+validate, 2 threads taking {p['chunk_rows']}-row chunks (rows/s)", f"{p['two_threads_rows_per_s']} (x{p['scaling']})", ">= 1.8x one thread"),
+    # bench_parse runs the library's read + map + validate (WhatsApp rules, GB default
+    # region) without the import's in-file duplicate check, so its one-thread figure is
+    # an upper bound of an import's parse; an import parses on one thread (one parser per
+    # file, duplicates found in file order), so the two-thread rows are the library's
+    # capacity: they show no shared state (regex caches, pools) holds a second thread
+    # back, which is what two imports in one process, or a parallel parse, would need.
+    rows += [("parse+map+validate, 1 thread, no in-file duplicate check (rows/s)", p["one_thread_rows_per_s"], ">= 120000"),
+             (f"library capacity on 2 threads taking {p['chunk_rows']}-row chunks (rows/s; an import uses 1)", f"{p['two_threads_rows_per_s']} (x{p['scaling']})", ">= 1.8x one thread"),
              ("the same, the file cut in 2 fixed halves", f"x{p['halves_scaling']}", ""),
              ("CPU per parsed row, 1 thread vs 2 threads (us)", f"{p['cpu_us_per_row_one_thread']} vs {p['cpu_us_per_row_two_threads']}", ""),
              ("control: the same chunks in 2 processes (no shared memory)", f"x{p['two_processes_scaling']}", ""),
@@ -200,8 +206,8 @@ def measure():
              ("CPU per row: naive vs ours", f"{naive_us:.0f} vs {ours_us:.0f} us = {naive_us / ours_us:.1f}x less", ">= 10x less"),
              ("DynamoDB requests per row, fresh import", f"{ddb_req / ROWS:.3f} ({ddb_req}: {by_operation})", "<= 1"),
              ("DynamoDB requests per row, re-import (all unchanged)", f"{ddb_req2 / ROWS:.3f}", ""),
-             ("write units per new row on AWS (transactional write, item < 1 KB)", "2", "naive: 1"),
-             ("peak RSS of the function process (MB)", f"{max(rss, rss2):.1f}", "< 128 for 500k rows")]
+             ("write units per new row on AWS: not measured, AWS's rule for a transactional write < 1 KB", "2", "naive: 1"),
+             (f"peak RSS of the function process, {ROWS}-row imports (MB)", f"{max(rss, rss2):.1f}", "< 128 (100 MB files: make bench-memory)")]
 
     proxy("faults", {"latency_ms": 5})
     try:
