@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Stops what up.sh started (pid files in .run/), children included. An emulator that
 # up.sh found already running (e.g. LocalStack in Docker) is not ours and stays up.
+# dynoxide keeps its tables in memory, as moto does: they go with it.
 set -u  # no -e: stop as much as possible whatever fails
 cd "$(dirname "$0")/.."
 
 descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
 alive() { ps -o stat= -p "$*" | grep -qv '^ *Z'; }  # a zombie has exited already
 
-only=" $* "  # optional names (relay watch proxy emulator): stop just those
-for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:emulator.py; do
+only=" $* "  # optional names (relay watch proxy emulator dynoxide): stop just those
+for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:emulator.py "dynoxide:dynoxide serve"; do
   name=${entry%%:*}
   [[ $# -gt 0 && $only != *" $name "* ]] && continue
   pidfile=.run/$name.pid
@@ -28,7 +29,7 @@ done
 
 [[ $# -gt 0 ]] && exit 0
 listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in 4566 4567 9000; do
+for port in 4566 4567 4569 9000; do
   for _ in $(seq 25); do listens "$port" || break; sleep 0.2; done
   listens "$port" && echo "down: 127.0.0.1:$port still listens (not started by up.sh?)" >&2
 done

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Starts the local stack in the background: emulator (moto, unless something already
-# answers on 4566, e.g. LocalStack), resources, both functions under `cargo lambda watch`
-# and the S3 -> function relay. Idempotent: what already runs is left alone.
+# Starts the local stack in the background: the emulator (unless something already
+# answers on 4566, e.g. LocalStack: dynoxide on 127.0.0.1:4569 for DynamoDB, then the
+# edge on 4566, localstack/emulator.py, which serves S3, SQS and EventBridge with moto and
+# forwards DynamoDB to dynoxide), resources, both functions under `cargo lambda watch` and
+# the S3 -> function relay. Idempotent: what already runs is left alone.
 # Returns when an upload would be imported: both functions answer an invoke.
 #
 # FAULT_PROXY=1 also starts localstack/fault_proxy.py (127.0.0.1:4567) and runs the
 # functions through it, for the tests and benchmarks that inject faults or count
 # requests; they restart watch that way (scripts/down.sh watch && FAULT_PROXY=1
 # scripts/up.sh) and put it back after. By default the functions reach the emulator
-# directly. Waits here give up only when nothing has moved for UP_STALL_SECONDS (300).
+# directly: the edge, and dynoxide itself for DynamoDB (AWS_ENDPOINT_URL_DYNAMODB); through
+# the proxy, every request goes to the edge, DynamoDB's included, so faults and counts
+# apply to all. Waits here give up only when nothing has moved for UP_STALL_SECONDS (300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -23,6 +27,8 @@ mkdir -p .run
 fault_proxy=${FAULT_PROXY:-0}
 functions_endpoint=$AWS_ENDPOINT_URL  # where the functions send their AWS requests
 [[ $fault_proxy == 1 ]] && functions_endpoint=http://127.0.0.1:4567
+dynoxide=127.0.0.1:4569  # DynamoDB, behind the edge
+functions_dynamodb=  # set below when the functions send DynamoDB's requests to dynoxide itself
 stall=${UP_STALL_SECONDS:-300}
 
 answers() { curl -s -o /dev/null --max-time 2 "$1"; }  # any HTTP answer will do
@@ -53,17 +59,50 @@ until_ready() {
   done
 }
 
-if answers http://127.0.0.1:4566/; then
-  echo "up: emulator already answers on 127.0.0.1:4566"
-elif running emulator localstack/emulator.py; then
-  # Ours, and busy: it serves one request at a time, and a slow one (a Query walking a
-  # large table) can hold a probe past its 2 s. Wait while it works; a second emulator
-  # would only find the port taken.
-  echo "up: emulator (pid $(cat .run/emulator.pid)) is busy; waiting for it to answer"
-  until_ready emulator answers http://127.0.0.1:4566/
+# Whether the edge's DynamoDB is dynoxide: dynoxide names itself in every answer (the
+# edge passes its headers on), also in the one refusing this unsigned request.
+edge_dynamodb_is_dynoxide() {
+  local headers
+  headers=$(curl -s -o /dev/null -D - --max-time 10 -H 'X-Amz-Target: DynamoDB_20120810.ListTables' \
+    -H 'Content-Type: application/x-amz-json-1.0' -d '{}' http://127.0.0.1:4566/) || return 1
+  grep -qi '^x-dynoxide-version:' <<<"$headers"
+}
+
+if answers http://127.0.0.1:4566/ && ! running emulator localstack/emulator.py; then
+  echo "up: an emulator already answers on 127.0.0.1:4566 (not started by up.sh); using it"
 else
-  start emulator python -u localstack/emulator.py -H 127.0.0.1 -p 4566
-  until_ready emulator answers http://127.0.0.1:4566/
+  # dynoxide first: the edge forwards DynamoDB's requests to it. In memory, like moto:
+  # make down forgets the table with the bucket.
+  if running dynoxide "dynoxide serve"; then
+    echo "up: dynoxide already runs (pid $(cat .run/dynoxide.pid))"
+  elif answers "http://$dynoxide/"; then
+    echo "up: something else already listens on $dynoxide" >&2; exit 1
+  else
+    start dynoxide .venv/bin/dynoxide serve --host "${dynoxide%:*}" --port "${dynoxide#*:}"
+    until_ready dynoxide answers "http://$dynoxide/"
+  fi
+  if answers http://127.0.0.1:4566/; then
+    echo "up: emulator already answers on 127.0.0.1:4566 (pid $(cat .run/emulator.pid))"
+  elif running emulator localstack/emulator.py; then
+    # Ours, and busy: moto serves one request at a time, and a slow one (a large upload)
+    # can hold a probe past its 2 s. Wait while it works; a second emulator would only
+    # find the port taken.
+    echo "up: emulator (pid $(cat .run/emulator.pid)) is busy; waiting for it to answer"
+    until_ready emulator answers http://127.0.0.1:4566/
+  else
+    start emulator python -u localstack/emulator.py -H 127.0.0.1 -p 4566 --dynamodb "$dynoxide"
+    until_ready emulator answers http://127.0.0.1:4566/
+  fi
+  # The functions may reach dynoxide directly, unless they go through the fault proxy, or
+  # the edge (one started before this version, still running) serves DynamoDB otherwise.
+  if [[ $fault_proxy != 1 ]]; then
+    if edge_dynamodb_is_dynoxide; then
+      functions_dynamodb=http://$dynoxide
+    else
+      echo "up: the edge on 127.0.0.1:4566 does not send DynamoDB to dynoxide (started before it did?);" \
+        "the functions use the edge for DynamoDB; make down && make up starts it anew" >&2
+    fi
+  fi
 fi
 python localstack/init.py
 
@@ -85,11 +124,13 @@ profile=(); [[ ${WATCH_RELEASE:-0} == 1 ]] && profile=(--release)
 cargo build "${profile[@]}" --bin import-contacts
 cargo build "${profile[@]}" --bin contact-events
 
+# Where the functions send their requests, as up.sh says it and notes it for watch.
+functions_reach=$functions_endpoint${functions_dynamodb:+ (DynamoDB: $functions_dynamodb)}
 if running watch "lambda watch"; then
   current=$(cat .run/watch.endpoint 2>/dev/null || echo unknown)
   echo "up: cargo lambda watch already runs (pid $(cat .run/watch.pid)); its functions reach $current"
-  if [[ -n ${FAULT_PROXY:-} && $current != "$functions_endpoint" ]]; then
-    echo "up: FAULT_PROXY=$FAULT_PROXY wants them on $functions_endpoint:" \
+  if [[ -n ${FAULT_PROXY:-} && $current != "$functions_reach" ]]; then
+    echo "up: FAULT_PROXY=$FAULT_PROXY wants them on $functions_reach:" \
       "scripts/down.sh watch && FAULT_PROXY=$FAULT_PROXY scripts/up.sh" >&2
     exit 1
   fi
@@ -115,8 +156,13 @@ else
   # try a real Meta app through a tunnel.
   export WHATSAPP_APP_SECRET=${WHATSAPP_APP_SECRET:-local-development-app-secret}
   export WHATSAPP_VERIFY_TOKEN=${WHATSAPP_VERIFY_TOKEN:-local-development-verify-token}
-  start watch env AWS_ENDPOINT_URL="$functions_endpoint" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
-  echo "$functions_endpoint" > .run/watch.endpoint
+  # AWS_ENDPOINT_URL_DYNAMODB: the AWS SDK for Rust takes a service's own endpoint over
+  # AWS_ENDPOINT_URL (aws-config 1.13, Cargo.lock). Never inherited: through the proxy,
+  # DynamoDB must go through the proxy too.
+  endpoints=(-u AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL="$functions_endpoint")
+  [[ -n $functions_dynamodb ]] && endpoints+=(AWS_ENDPOINT_URL_DYNAMODB="$functions_dynamodb")
+  start watch env "${endpoints[@]}" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
+  echo "$functions_reach" > .run/watch.endpoint
 fi
 
 # Ready when both functions answer (an error for the empty event is an answer too):
@@ -142,4 +188,4 @@ else
   RELAY_INVOKE_TIMEOUT=${RELAY_INVOKE_TIMEOUT:-60} start relay python -u localstack/relay.py
 fi
 echo "up: ready. Upload to s3://$CONTACTS_BUCKET/imports/{account}/{channel}/... at $AWS_ENDPOINT_URL;" \
-  "functions reach $functions_endpoint; logs in .run/*.log; stop with make down"
+  "functions reach $functions_reach; logs in .run/*.log; stop with make down"
