@@ -23,7 +23,7 @@ build: bootstrap  ## release binaries for AWS Lambda arm64 in target/lambda/; zi
 build-local: bootstrap  ## the same release binaries for x86_64 (LocalStack's Lambda on an Intel/AMD host)
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release -p import-contacts -p contact-events
 
-bootstrap: ## .venv with the pinned emulator and tools
+bootstrap: ## .venv with the pinned emulators (moto; dynoxide, built once) and tools
 	scripts/bootstrap.sh
 
 status:    ## recent imports of ACCOUNT=... with their progress (job items)

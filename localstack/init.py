@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Create the local AWS resources, idempotently, in moto or LocalStack (DESIGN.md section 11).
+"""Create the local AWS resources, idempotently, in make up's emulator or LocalStack (DESIGN.md section 11).
 
 Bucket, table (GSI `by_account`, TTL on `expires_at`), queue, and the bucket notification
-`imports/` -> queue. Safe to run any number of times. Also LocalStack's ready hook
+`imports/` -> queue, all at one endpoint (make up's edge, where the table is dynoxide's and
+the rest moto's, or LocalStack). Safe to run any number of times. Also LocalStack's ready hook
 (see docker-compose.yml), where it runs inside the container with LocalStack's Python;
 like every script here it reads endpoint, credentials and names from local_aws.py.
 """

@@ -1,6 +1,6 @@
 """`make bench`: our own cost next to the emulator's, in one table.
 
-Runs against the stack `make up` started (functions under cargo lambda watch, moto).
+Runs against the stack `make up` started (functions under cargo lambda watch, moto and dynoxide).
 It restarts watch with release builds whose requests go through the fault proxy
 (FAULT_PROXY=1 scripts/up.sh), which counts requests per row and adds latency, and puts
 the default (debug builds, no proxy) back for its last row, the end-to-end figure of

@@ -1,7 +1,7 @@
 """`make bench-memory`: peak RSS of the import function for big CSV and XLSX uploads.
 
 Each file is imported end to end against the stack `make up` started (S3 notification,
-relay, cargo lambda watch, moto). Before each file the function processes are restarted
+relay, cargo lambda watch, moto and dynoxide). Before each file the function processes are restarted
 so that their peak resident set size (VmHWM in /proc) belongs to that one import.
 
 CSV_MB (default 100) and XLSX_MB (default 50) set the big files' sizes; a CSV a tenth
