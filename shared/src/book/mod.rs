@@ -10,7 +10,7 @@
 //! Writes are conditional (create when absent, otherwise merge into the stored item
 //! under its version) and decided again when someone else wrote first: never a lost
 //! update. Transactions are used only where several items must change together (a
-//! batch of rows, a merge, an alias move, an erasure).
+//! merge, an alias move, an erasure): they cost twice a single write.
 
 pub mod aliases;
 mod batch;
@@ -20,7 +20,7 @@ pub mod listing;
 mod save;
 pub mod undo;
 
-pub use batch::save_drafts;
+pub use batch::{save_drafts, Lookup};
 pub use erasure::{erase, Erased, Tombstones};
 pub use listing::contact_pages;
 pub use save::{

@@ -239,10 +239,10 @@ fn written_by(contact: &Contact, stamp: &WriteStamp) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::batch::{save_drafts, transactions};
+    use crate::book::batch::{save_drafts, Lookup};
     use crate::domain::contact::Source;
     use crate::ports::memory::MemoryContacts;
-    use crate::ports::{Cancelled, StoreError, TransactOutcome, MAX_WRITES_PER_TRANSACTION};
+    use crate::ports::{Applied, StoreError};
 
     fn stamp() -> WriteStamp {
         static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -346,19 +346,30 @@ mod tests {
             }
         }
 
-        async fn put_contacts(
+        async fn read_contacts(
+            &self,
+            a: &str,
+            c: Channel,
+            phones: &[String],
+            consistent: bool,
+        ) -> Result<Vec<Option<Contact>>, StoreError> {
+            self.0.read_contacts(a, c, phones, consistent).await
+        }
+
+        async fn write_contacts(
             &self,
             writes: &[(Contact, Precondition)],
-        ) -> Result<TransactOutcome, StoreError> {
-            match self.0.put_contacts(writes).await? {
-                TransactOutcome::Committed => Ok(TransactOutcome::Cancelled(
-                    writes
-                        .iter()
-                        .map(|(c, _)| Cancelled::Conflict(Some(Box::new(c.clone()))))
-                        .collect(),
-                )),
-                cancelled => Ok(cancelled),
-            }
+        ) -> Result<Vec<Applied>, StoreError> {
+            let answers = self.0.write_contacts(writes).await?;
+            let retried = |((contact, precondition), answer): (&(Contact, Precondition), Applied)| {
+                match (answer, precondition) {
+                    // DynamoDB's INSERT says only that the key exists.
+                    (Applied::Written, Precondition::Absent) => Applied::Refused(None),
+                    (Applied::Written, _) => Applied::Refused(Some(Box::new(contact.clone()))),
+                    (other, _) => other,
+                }
+            };
+            Ok(writes.iter().zip(answers).map(retried).collect())
         }
     }
 
@@ -371,8 +382,17 @@ mod tests {
         drafts: &[ContactDraft],
         on_existing: OnExisting,
     ) -> Vec<Outcome> {
+        save_all_with(store, drafts, on_existing, &Lookup::default()).await
+    }
+
+    async fn save_all_with(
+        store: &impl ContactStore,
+        drafts: &[ContactDraft],
+        on_existing: OnExisting,
+        lookup: &Lookup,
+    ) -> Vec<Outcome> {
         let drafts: Vec<&ContactDraft> = drafts.iter().collect();
-        save_drafts(store, "acme", Channel::Sms, &drafts, &stamp(), on_existing)
+        save_drafts(store, "acme", Channel::Sms, &drafts, &stamp(), on_existing, lookup)
             .await
             .expect("saved")
             .into_iter()
@@ -381,62 +401,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_of_new_contacts_is_one_transaction_per_hundred_rows() {
+    async fn new_rows_are_read_once_then_created_first_one_write_each() {
+        // GIVEN an empty book and an import's lookup (reading first)
         let store = MemoryContacts::default();
+        let lookup = Lookup::default();
         let drafts: Vec<_> = (0..150).map(|n| numbered("Eva", n)).collect();
 
-        let outcomes = save_all(&store, &drafts, OnExisting::Update).await;
+        // WHEN a first batch of new rows is saved
+        let outcomes = save_all_with(&store, &drafts, OnExisting::Update, &lookup).await;
 
+        // THEN each row is read, then created by one write, a hundred to a call
         assert_eq!(outcomes, vec![Outcome::Created; 150]);
-        assert_eq!(store.count(), 150);
-        assert_eq!(store.transactions(), 2);
-        assert_eq!(store.writes(), 150);
+        assert_eq!((store.reads(), store.writes(), store.batches()), (150, 150, 2));
+
+        // AND having found no row stored, the next batch creates without reading
+        assert!(!lookup.reads_first());
+        let more: Vec<_> = (150..200).map(|n| numbered("Eva", n)).collect();
+        let outcomes = save_all_with(&store, &more, OnExisting::Update, &lookup).await;
+        assert_eq!(outcomes, vec![Outcome::Created; 50]);
+        assert_eq!((store.reads(), store.writes()), (150, 200));
     }
 
     #[tokio::test]
-    async fn large_contacts_go_in_smaller_transactions() {
-        // GIVEN 30 rows of about 160 KB of custom attributes each (4.8 MB together)
+    async fn unchanged_rows_write_nothing_and_creating_first_into_stored_rows_reads_them_after() {
+        // GIVEN ten stored contacts
         let store = MemoryContacts::default();
-        let drafts: Vec<_> = (0..30)
-            .map(|n| {
-                let mut d = numbered("Eva", n);
-                for a in 0..40 {
-                    d.attrs.insert(format!("A{a}"), "x".repeat(4000));
-                }
-                d
-            })
-            .collect();
+        let drafts: Vec<_> = (0..10).map(|n| numbered("Eva", n)).collect();
+        save_all(&store, &drafts, OnExisting::Update).await;
+        let (reads, writes) = (store.reads(), store.writes());
 
-        // WHEN they are saved
+        // WHEN the same rows come again, read first THEN nothing is written
         let outcomes = save_all(&store, &drafts, OnExisting::Update).await;
+        assert_eq!(outcomes, vec![Outcome::Unchanged; 10]);
+        assert_eq!((store.reads() - reads, store.writes() - writes), (10, 0));
 
-        // THEN every one is created, in transactions of at most 1 MB as counted
-        assert_eq!(outcomes, vec![Outcome::Created; 30]);
-        assert!(store.transactions() >= 5, "{}", store.transactions());
-        let stored: Vec<_> = (0..30)
-            .map(|n| (Precondition::Absent, numbered("Eva", n)))
-            .map(|(p, d)| (Contact::create("acme", Channel::Sms, &d, &stamp()), p))
-            .collect();
-        for range in transactions(&stored) {
-            assert!(range.len() <= MAX_WRITES_PER_TRANSACTION);
-        }
-    }
+        // WHEN they come again to a lookup creating first, two of them renamed
+        let lookup = Lookup::default();
+        lookup.learn(0, 100);
+        let mut again = drafts.clone();
+        again[3] = numbered("Eva Smith", 3);
+        again[7] = numbered("Eva Smith", 7);
+        let outcomes = save_all_with(&store, &again, OnExisting::Update, &lookup).await;
 
-    #[test]
-    fn transactions_hold_at_most_a_hundred_writes_and_a_megabyte() {
-        let small = |n| {
-            let c = Contact::create("acme", Channel::Sms, &numbered("Eva", n), &stamp());
-            (c, Precondition::Absent)
-        };
-        let writes: Vec<_> = (0..250).map(small).collect();
-        assert_eq!(transactions(&writes), vec![0..100, 100..200, 200..250]);
-        let mut big = small(999);
-        big.0
-            .attrs
-            .insert("Notes".into(), "x".repeat(2 * 1024 * 1024));
-        let writes = vec![small(1), big, small(2)];
-        assert_eq!(transactions(&writes), vec![0..1, 1..2, 2..3]);
-        assert!(transactions(&[]).is_empty());
+        // THEN the refused creates are read and merged: two updates, the rest unchanged,
+        // and the lookup goes back to reading first
+        let mut expected = vec![Outcome::Unchanged; 10];
+        expected[3] = Outcome::Updated;
+        expected[7] = Outcome::Updated;
+        assert_eq!(outcomes, expected);
+        assert_eq!(store.writes() - writes, 12, "ten refused creates, two updates");
+        assert!(lookup.reads_first());
     }
 
     #[tokio::test]
@@ -445,14 +459,13 @@ mod tests {
         let store = MemoryContacts::default();
         let stored = [numbered("Eva", 0), numbered("Old", 1), numbered("Eva", 2)];
         save_all(&store, &stored, OnExisting::Update).await;
-        let before = store.transactions();
+        let before = store.batches();
 
         // WHEN a batch of five (the stored three first) is saved
         let batch: Vec<_> = (0..5).map(|n| numbered("Eva", n)).collect();
         let outcomes = save_all(&store, &batch, OnExisting::Update).await;
 
-        // THEN the first transaction is cancelled by the three; the one committed
-        // updates one and creates two; the unchanged ones are not written
+        // THEN one call updates one and creates two; the unchanged ones are not written
         assert_eq!(
             outcomes,
             [
@@ -463,7 +476,7 @@ mod tests {
                 Outcome::Created
             ]
         );
-        assert_eq!(store.transactions() - before, 1);
+        assert_eq!(store.batches() - before, 1);
         let renamed = store
             .get("acme", Channel::Sms, "+447911100001")
             .expect("stored");
@@ -485,12 +498,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_whose_answer_was_lost_still_counts_once() {
+    async fn a_batch_whose_answer_was_lost_still_counts_once() {
         let store = LostAnswers(MemoryContacts::default());
         let drafts: Vec<_> = (0..3).map(|n| numbered("Eva", n)).collect();
         assert_eq!(
             save_all(&store, &drafts, OnExisting::Update).await,
             vec![Outcome::Created; 3]
+        );
+        let lookup = Lookup::default();
+        lookup.learn(0, 100);
+        let more: Vec<_> = (3..6).map(|n| numbered("Eva", n)).collect();
+        assert_eq!(
+            save_all_with(&store, &more, OnExisting::Update, &lookup).await,
+            vec![Outcome::Created; 3],
+            "created first"
         );
         let renamed: Vec<_> = (0..3).map(|n| numbered("Eva Smith", n)).collect();
         assert_eq!(
@@ -541,38 +562,45 @@ mod tests {
             self.0.put_contact(contact, precondition).await
         }
 
-        async fn put_contacts(
+        async fn read_contacts(
+            &self,
+            a: &str,
+            c: Channel,
+            phones: &[String],
+            consistent: bool,
+        ) -> Result<Vec<Option<Contact>>, StoreError> {
+            self.0.read_contacts(a, c, phones, consistent).await
+        }
+
+        async fn write_contacts(
             &self,
             writes: &[(Contact, Precondition)],
-        ) -> Result<TransactOutcome, StoreError> {
+        ) -> Result<Vec<Applied>, StoreError> {
             if self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 0 {
-                return Ok(TransactOutcome::Cancelled(vec![
-                    Cancelled::Retry;
-                    writes.len()
-                ]));
+                return Ok(vec![Applied::Retry; writes.len()]);
             }
-            self.0.put_contacts(writes).await
+            self.0.write_contacts(writes).await
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rows_cancelled_by_throttling_are_sent_again_then_saved_one_by_one() {
+    async fn rows_throttled_are_sent_again_then_saved_one_by_one() {
         let drafts: Vec<_> = (0..4).map(|n| numbered("Eva", n)).collect();
-        // Two cancelled rounds: the third commits.
+        // Two throttled rounds: the third writes.
         let store = Throttled(MemoryContacts::default(), 2.into());
         assert_eq!(
             save_all(&store, &drafts, OnExisting::Update).await,
             vec![Outcome::Created; 4]
         );
-        assert_eq!(store.0.transactions(), 1);
-        // Never a committed round: every row saved on its own.
+        assert_eq!(store.0.batches(), 1);
+        // Never a round that writes: every row saved on its own.
         let store = Throttled(MemoryContacts::default(), 1000.into());
         assert_eq!(
             save_all(&store, &drafts, OnExisting::Update).await,
             vec![Outcome::Created; 4]
         );
         assert_eq!(store.0.count(), 4);
-        assert_eq!(store.0.transactions(), 0);
+        assert_eq!(store.0.batches(), 0);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! [`field`] limits for the rest; the result is a [`contact::ContactDraft`] that
 //! [`contact::Contact::merged`] folds into a stored contact.
 
+pub mod capacity;
 pub mod channel;
 pub mod cleaning;
 pub mod consent;

@@ -752,8 +752,8 @@ async fn rows_csv_after_hand_overs_equals_an_uninterrupted_runs() {
     // WHEN the same import fails twice mid-way (writing rows 120 and 240), and each
     // retry resumes where the last one stopped
     let store = book_with_history(&config).await;
-    store.contacts.fail_transaction_with("+447911200120");
-    store.contacts.fail_transaction_with("+447911200240");
+    store.contacts.fail_batch_with("+447911200120");
+    store.contacts.fail_batch_with("+447911200240");
     store.objects.insert(BUCKET, key, &body, &[]);
     let upload = UploadedFile {
         bucket: BUCKET.into(),
@@ -812,7 +812,7 @@ async fn a_worker_paused_past_its_lease_stops_and_the_taker_finishes_alone() {
         sequencer: Some("1".into()),
         ..Default::default()
     };
-    let stall = store.contacts.stall_transaction(2);
+    let stall = store.contacts.stall_batch(2);
     let first = Importer::in_memory(&store, &config);
     let second = Importer::in_memory(&store, &config);
 

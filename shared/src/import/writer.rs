@@ -1,4 +1,4 @@
-//! The writing half: contacts are written in batches of one transaction with bounded
+//! The writing half: contacts are written in batches of a hundred rows with bounded
 //! concurrency, outcomes taken in file order (so checkpoints are exact), progress checkpointed, and the import handed
 //! over before the invocation's deadline.
 
@@ -12,7 +12,7 @@ use super::job::Lease;
 use super::rows::{ParsedRow, RowVerdict, Step};
 use super::run::{Run, RunError};
 use super::{ImportError, Importer, CHECKPOINT_EVERY, CHECKPOINT_ROWS};
-use crate::book::{plan_draft, save_drafts, Tombstones};
+use crate::book::{plan_draft, save_drafts, Lookup, Tombstones};
 use crate::domain::contact::WriteStamp;
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::Outcome;
@@ -20,8 +20,7 @@ use crate::domain::phone::PhoneRejection;
 use crate::domain::suppression::SuppressionKey;
 use crate::domain::upload::UploadKey;
 use crate::ports::{
-    ContactStore, Job, JobStore, ObjectStore, SettingsStore, Suppressions,
-    MAX_WRITES_PER_TRANSACTION,
+    ContactStore, Job, JobStore, ObjectStore, SettingsStore, Suppressions, MAX_CONTACTS_PER_CALL,
 };
 
 /// Stop and hand over when less than this is left of the invocation (or a quarter of
@@ -36,12 +35,13 @@ struct BatchWrite<'a, C, J> {
     key: &'a UploadKey,
     options: &'a UploadOptions,
     stamp: &'a WriteStamp,
+    /// Read first or create first, learnt batch by batch.
+    lookup: Lookup,
 }
 
 impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
     /// Each step's outcome, in order: `None` for the header and for rows an earlier
-    /// invocation wrote. The accepted rows are saved together (one transaction when
-    /// they are all new).
+    /// invocation wrote. The accepted rows are saved together ([`save_drafts`]).
     async fn outcomes(
         &self,
         mut steps: Vec<Step>,
@@ -100,6 +100,7 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
                 &drafts,
                 self.stamp,
                 on_existing,
+                &self.lookup,
             )
             .await
         };
@@ -167,7 +168,7 @@ where
         options: &UploadOptions,
         stamp: &WriteStamp,
     ) -> Result<(), RunError> {
-        // Rows go in batches of up to one transaction, `write_concurrency` batches in
+        // Rows go in batches of a hundred, `write_concurrency` batches in
         // flight; outcomes are taken in file order (for exact checkpoints).
         let writer = BatchWrite {
             contacts: self.contacts,
@@ -176,13 +177,14 @@ where
             key,
             options,
             stamp,
+            lookup: Lookup::default(),
         };
         let writer = &writer;
         let steps = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|step| (step, rx))
         });
         let done = steps
-            .ready_chunks(MAX_WRITES_PER_TRANSACTION)
+            .ready_chunks(MAX_CONTACTS_PER_CALL)
             .map(|batch| writer.outcomes(batch))
             .buffered(self.config.write_concurrency.max(1));
         let mut done = std::pin::pin!(done);

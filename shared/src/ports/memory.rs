@@ -226,16 +226,17 @@ fn key_of(contact: &Contact) -> ContactKey {
 pub struct MemoryContacts {
     contacts: Mutex<HashMap<ContactKey, Contact>>,
     writes: Mutex<u64>,
-    transactions: Mutex<u64>,
+    batches: Mutex<u64>,
+    reads: Mutex<u64>,
     tombstones: Mutex<std::collections::HashSet<Tombstone>>,
     /// Business numbers' accounts, by `phone_number_id`.
     numbers: Mutex<HashMap<String, String>>,
     /// Aliases by (account, user id).
     aliases: Mutex<HashMap<(String, String), Alias>>,
-    /// Transaction calls so far, and the numbers whose next transaction fails as a lost
+    /// `write_contacts` calls so far, and the numbers whose next call fails as a lost
     /// connection would.
-    transaction_calls: Mutex<(u64, std::collections::BTreeSet<String>)>,
-    /// A transaction call that stalls: it says it was reached, then waits to be released.
+    batch_calls: Mutex<(u64, std::collections::BTreeSet<String>)>,
+    /// A `write_contacts` call that stalls: it says it was reached, then waits to be released.
     stalled_call: Mutex<Option<(u64, Stall)>>,
 }
 
@@ -275,23 +276,29 @@ impl MemoryContacts {
         *lock(&self.writes)
     }
 
-    /// Number of transactions committed.
-    pub fn transactions(&self) -> u64 {
-        *lock(&self.transactions)
+    /// Number of [`ContactStore::write_contacts`] calls answered.
+    pub fn batches(&self) -> u64 {
+        *lock(&self.batches)
     }
 
-    /// Makes the `call`-th transaction from now on (1-based) stall, as a worker paused
-    /// by its host would, until released.
-    pub fn stall_transaction(&self, call: u64) -> Stall {
+    /// Number of contacts read by [`ContactStore::read_contacts`].
+    pub fn reads(&self) -> u64 {
+        *lock(&self.reads)
+    }
+
+    /// Makes the `call`-th [`ContactStore::write_contacts`] call from now on (1-based)
+    /// stall, as a worker paused by its host would, until released.
+    pub fn stall_batch(&self, call: u64) -> Stall {
         let stall = Stall::default();
-        let from = lock(&self.transaction_calls).0;
+        let from = lock(&self.batch_calls).0;
         *lock(&self.stalled_call) = Some((from + call, stall.clone()));
         stall
     }
 
-    /// Makes the next transaction that writes `phone` fail, writing nothing.
-    pub fn fail_transaction_with(&self, phone: &str) {
-        lock(&self.transaction_calls).1.insert(phone.into());
+    /// Makes the next [`ContactStore::write_contacts`] call that writes `phone` fail
+    /// (as a lost connection would), writing nothing.
+    pub fn fail_batch_with(&self, phone: &str) {
+        lock(&self.batch_calls).1.insert(phone.into());
     }
 }
 
@@ -325,12 +332,26 @@ impl ContactStore for MemoryContacts {
         Ok(PutOutcome::Written)
     }
 
-    async fn put_contacts(
+    async fn read_contacts(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phones: &[String],
+        _consistent: bool,
+    ) -> Result<Vec<Option<Contact>>, StoreError> {
+        *lock(&self.reads) += phones.len() as u64;
+        Ok(phones
+            .iter()
+            .map(|phone| self.get(account_id, channel, phone))
+            .collect())
+    }
+
+    async fn write_contacts(
         &self,
         writes: &[(Contact, Precondition)],
-    ) -> Result<TransactOutcome, StoreError> {
+    ) -> Result<Vec<Applied>, StoreError> {
         let stall = {
-            let mut calls = lock(&self.transaction_calls);
+            let mut calls = lock(&self.batch_calls);
             calls.0 += 1;
             let call = calls.0;
             if writes
@@ -338,7 +359,7 @@ impl ContactStore for MemoryContacts {
                 .any(|(contact, _)| calls.1.remove(&contact.phone))
             {
                 return Err(store_failure(
-                    "DynamoDB TransactWriteItems",
+                    "DynamoDB BatchExecuteStatement",
                     "connection reset",
                 ));
             }
@@ -352,26 +373,24 @@ impl ContactStore for MemoryContacts {
             stall.release.notified().await;
         }
         *lock(&self.writes) += writes.len() as u64;
+        *lock(&self.batches) += 1;
         let mut contacts = lock(&self.contacts);
-        let checks: Vec<Cancelled> = writes
+        let answers = writes
             .iter()
             .map(|(contact, precondition)| {
                 let existing = contacts.get(&key_of(contact));
                 match (precondition, existing) {
-                    (Precondition::Absent, None) => Cancelled::Retry,
-                    (Precondition::Version(v), Some(old)) if old.version == *v => Cancelled::Retry,
-                    _ => Cancelled::Conflict(existing.cloned().map(Box::new)),
+                    (Precondition::Absent, None) => {}
+                    (Precondition::Version(v), Some(old)) if old.version == *v => {}
+                    // As DynamoDB: a refused INSERT says only that the key exists.
+                    (Precondition::Absent, Some(_)) => return Applied::Refused(None),
+                    _ => return Applied::Refused(existing.cloned().map(Box::new)),
                 }
+                contacts.insert(key_of(contact), contact.clone());
+                Applied::Written
             })
             .collect();
-        if checks.iter().any(|c| matches!(c, Cancelled::Conflict(_))) {
-            return Ok(TransactOutcome::Cancelled(checks));
-        }
-        for (contact, _) in writes {
-            contacts.insert(key_of(contact), contact.clone());
-        }
-        *lock(&self.transactions) += 1;
-        Ok(TransactOutcome::Committed)
+        Ok(answers)
     }
 }
 

@@ -167,22 +167,18 @@ pub enum PutOutcome {
     Conflict(Option<Box<Contact>>),
 }
 
-/// What became of one write of a transaction that was cancelled (nothing was written).
+/// What became of one write of [`ContactStore::write_contacts`], each made on its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Cancelled {
-    /// Its precondition held: it failed with the others, and may be sent again as it is.
+pub enum Applied {
+    /// The write happened.
+    Written,
+    /// Its precondition failed: the item as it is now when the store answered it
+    /// (`ALL_OLD` of a refused update), `None` when it did not (a refused create says
+    /// only that the item exists; a refused update, that it is gone). Read again.
+    Refused(Option<Box<Contact>>),
+    /// Not made for reasons outside the write (throttling, a transaction on the same
+    /// item): send it again as it is.
     Retry,
-    /// Its precondition failed; the item as it is now (`ALL_OLD`), if any.
-    Conflict(Option<Box<Contact>>),
-}
-
-/// Result of writing several contacts all or nothing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TransactOutcome {
-    /// Every write happened.
-    Committed,
-    /// None happened; what became of each write, in the order given.
-    Cancelled(Vec<Cancelled>),
 }
 
 /// How long to wait before sending again, in round `round` (0-based), what DynamoDB
@@ -191,8 +187,9 @@ pub fn backoff(round: u32) -> std::time::Duration {
     std::time::Duration::from_millis(25 << round.min(6))
 }
 
-/// Most writes one [`ContactStore::put_contacts`] call takes (DynamoDB's transaction limit).
-pub const MAX_WRITES_PER_TRANSACTION: usize = 100;
+/// Most contacts one [`ContactStore::read_contacts`] or [`ContactStore::write_contacts`]
+/// call takes (`BatchGetItem`'s limit; four `BatchExecuteStatement` requests).
+pub const MAX_CONTACTS_PER_CALL: usize = 100;
 
 /// Contact items.
 pub trait ContactStore: Send + Sync {
@@ -209,12 +206,25 @@ pub trait ContactStore: Send + Sync {
         contact: &Contact,
         precondition: Precondition,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
-    /// Writes up to [`MAX_WRITES_PER_TRANSACTION`] contacts (distinct keys), each under
-    /// its precondition, in one transaction: all of them or none.
-    fn put_contacts(
+    /// The stored contacts of up to [`MAX_CONTACTS_PER_CALL`] distinct numbers, in the
+    /// order given (`None` for a number without one): eventually consistent (half the
+    /// read units) unless `consistent`. An import reads before it writes; the
+    /// conditional writes catch what a stale read missed.
+    fn read_contacts(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phones: &[String],
+        consistent: bool,
+    ) -> impl Future<Output = Result<Vec<Option<Contact>>, StoreError>> + Send;
+    /// Writes up to [`MAX_CONTACTS_PER_CALL`] contacts (distinct keys), each under its
+    /// precondition and each on its own, at a single write's price (no transaction:
+    /// one row's refusal does not hold back the others); what became of each, in the
+    /// order given.
+    fn write_contacts(
         &self,
         writes: &[(Contact, Precondition)],
-    ) -> impl Future<Output = Result<TransactOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Applied>, StoreError>> + Send;
 }
 
 /// Erasure tombstones (DESIGN section 14), keyed by the number's digest
@@ -427,6 +437,14 @@ pub trait JobStore: Send + Sync {
         job: &Job,
         until: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What a store's requests consumed so far: DynamoDB capacity as it reports it, and
+/// what it charged without reporting (DESIGN section 9). Readings are taken before and
+/// after a piece of work; their difference is what the work cost.
+pub trait CapacityMeter: Send + Sync {
+    /// The total so far.
+    fn consumed(&self) -> crate::domain::capacity::Consumed;
 }
 
 /// Where a deployment keeps its secrets (an encrypted store), read once at start.

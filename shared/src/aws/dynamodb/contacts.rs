@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, BatchStatementErrorCodeEnum, BatchStatementRequest, BatchStatementResponse,
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use super::item::{build_error, n, s, Item, Reader};
@@ -21,7 +20,7 @@ use crate::domain::consent::{Category, Consent, ConsentEntry, ConsentSource, Sta
 use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
 use crate::domain::keys::{contact_pk, gsi1pk, gsi1sk, BSUID_KEY_PREFIX, CONTACT_SK};
 use crate::ports::{
-    Cancelled, ContactStore, Precondition, PutOutcome, StoreError, TransactOutcome,
+    Applied, ContactStore, Precondition, PutOutcome, StoreError,
 };
 
 /// Condition of a create: no item has this key yet.
@@ -270,44 +269,159 @@ impl ContactStore for DynamoTable {
         }
     }
 
-    async fn put_contacts(
+    async fn read_contacts(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phones: &[String],
+        consistent: bool,
+    ) -> Result<Vec<Option<Contact>>, StoreError> {
+        let keys = phones
+            .iter()
+            .map(|phone| {
+                Item::from([
+                    ("pk".into(), s(contact_pk(account_id, channel, phone))),
+                    ("sk".into(), s(CONTACT_SK)),
+                ])
+            })
+            .collect();
+        let items = self
+            .batch_get_as(keys, None, consistent, "DynamoDB BatchGetItem (contacts)")
+            .await?;
+        let mut found: HashMap<String, Contact> = HashMap::with_capacity(items.len());
+        for item in &items {
+            let contact = Contact::try_from(item)?;
+            found.insert(contact.phone.clone(), contact);
+        }
+        Ok(phones.iter().map(|phone| found.remove(phone)).collect())
+    }
+
+    async fn write_contacts(
         &self,
         writes: &[(Contact, Precondition)],
-    ) -> Result<TransactOutcome, StoreError> {
-        let items = writes
-            .iter()
-            .map(|(contact, precondition)| self.transact_item(contact, *precondition))
-            .collect::<Result<Vec<_>, _>>()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(_) => Ok(TransactOutcome::Committed),
-            Err(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                let reasons = cancelled.cancellation_reasons();
-                let outcomes = (0..writes.len())
-                    .map(|i| cancelled_write(reasons.get(i)))
-                    .collect::<Result<_, _>>()?;
-                Ok(TransactOutcome::Cancelled(outcomes))
-            }
-            Err(other) => Err(service("DynamoDB TransactWriteItems")(other)),
-        }
+    ) -> Result<Vec<Applied>, StoreError> {
+        let requests = writes
+            .chunks(STATEMENTS_PER_BATCH)
+            .map(|chunk| self.execute_writes(chunk));
+        let answers = futures::future::try_join_all(requests).await?;
+        Ok(answers.into_iter().flatten().collect())
     }
 }
 
-/// One write of a cancelled transaction: only a failed condition is the write's own
-/// problem; anything else (a conflicting transaction, throttling, the other writes'
-/// failures) is worth sending again.
-fn cancelled_write(reason: Option<&CancellationReason>) -> Result<Cancelled, StoreError> {
-    match reason {
-        Some(reason) if reason.code() == Some("ConditionalCheckFailed") => {
-            let current = reason.item().map(Contact::try_from).transpose()?;
-            Ok(Cancelled::Conflict(current.map(Box::new)))
+/// DynamoDB's limit of statements in one `BatchExecuteStatement`.
+const STATEMENTS_PER_BATCH: usize = 25;
+
+impl DynamoTable {
+    /// One `BatchExecuteStatement`: each write a PartiQL statement applied on its own,
+    /// at a single write's price (a transaction would cost twice).
+    async fn execute_writes(
+        &self,
+        writes: &[(Contact, Precondition)],
+    ) -> Result<Vec<Applied>, StoreError> {
+        let statements = writes
+            .iter()
+            .map(|(contact, precondition)| self.statement(contact, *precondition))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .batch_execute_statement()
+            .set_statements(Some(statements))
+            .send()
+            .await
+            .map_err(|e| service("DynamoDB BatchExecuteStatement")(e.into_service_error()))?;
+        let responses = out.responses();
+        if responses.len() != writes.len() {
+            return Err(StoreError::Service {
+                operation: "DynamoDB BatchExecuteStatement",
+                source: format!(
+                    "{} answers to {} statements",
+                    responses.len(),
+                    writes.len()
+                )
+                .into(),
+            });
         }
-        _ => Ok(Cancelled::Retry),
+        responses.iter().map(applied).collect()
+    }
+
+    /// A create as `INSERT` (refused with `DuplicateItem` when the key exists), an
+    /// update as `UPDATE … SET` every attribute `WHERE` the version is still the one
+    /// read (refused with the stored item, `ALL_OLD`).
+    fn statement(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> Result<BatchStatementRequest, StoreError> {
+        let mut item: Vec<(String, AttributeValue)> = Item::from(contact).into_iter().collect();
+        item.sort_by(|a, b| a.0.cmp(&b.0));
+        let table = self.table.replace('"', "\"\"");
+        let request = match precondition {
+            Precondition::Absent => {
+                let names: Vec<String> = item
+                    .iter()
+                    .map(|(name, _)| format!("'{}': ?", name.replace('\'', "''")))
+                    .collect();
+                BatchStatementRequest::builder()
+                    .statement(format!(
+                        "INSERT INTO \"{table}\" VALUE {{{}}}",
+                        names.join(", ")
+                    ))
+                    .set_parameters(Some(item.into_iter().map(|(_, v)| v).collect()))
+            }
+            Precondition::Version(expected) => {
+                let (key, rest): (Vec<_>, Vec<_>) = item
+                    .into_iter()
+                    .partition(|(name, _)| name == "pk" || name == "sk");
+                let sets: Vec<String> = rest
+                    .iter()
+                    .map(|(name, _)| format!("SET \"{}\" = ?", name.replace('"', "\"\"")))
+                    .collect();
+                let mut parameters: Vec<AttributeValue> = rest.into_iter().map(|(_, v)| v).collect();
+                parameters.extend(key.into_iter().map(|(_, v)| v));
+                parameters.push(n(expected));
+                BatchStatementRequest::builder()
+                    .statement(format!(
+                        "UPDATE \"{table}\" {} WHERE \"pk\" = ? AND \"sk\" = ? AND \"version\" = ?",
+                        sets.join(" ")
+                    ))
+                    .set_parameters(Some(parameters))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+            }
+        };
+        request.build().map_err(build_error)
+    }
+}
+
+/// What became of one statement: refusals are answers, throttling and conflicts with
+/// a transaction are worth sending again, anything else is an error (named by its
+/// code: a message may quote the values).
+fn applied(response: &BatchStatementResponse) -> Result<Applied, StoreError> {
+    let Some(error) = response.error() else {
+        return Ok(Applied::Written);
+    };
+    match error.code() {
+        Some(BatchStatementErrorCodeEnum::DuplicateItem) => Ok(Applied::Refused(None)),
+        Some(BatchStatementErrorCodeEnum::ConditionalCheckFailed) => {
+            let current = error.item().map(Contact::try_from).transpose()?;
+            Ok(Applied::Refused(current.map(Box::new)))
+        }
+        Some(
+            BatchStatementErrorCodeEnum::TransactionConflict
+            | BatchStatementErrorCodeEnum::ThrottlingError
+            | BatchStatementErrorCodeEnum::ProvisionedThroughputExceeded
+            | BatchStatementErrorCodeEnum::RequestLimitExceeded
+            | BatchStatementErrorCodeEnum::InternalServerError,
+        ) => Ok(Applied::Retry),
+        other => Err(StoreError::Service {
+            operation: "DynamoDB BatchExecuteStatement",
+            source: format!(
+                "a contact's statement failed: {}",
+                other.map_or("no code", |code| code.as_str())
+            )
+            .into(),
+        }),
     }
 }
 
@@ -440,11 +554,11 @@ impl SetEvery {
 mod tests {
     use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
     use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
-    use aws_sdk_dynamodb::operation::transact_write_items::{
-        TransactWriteItemsInput, TransactWriteItemsOutput,
+    use aws_sdk_dynamodb::operation::batch_execute_statement::{
+        BatchExecuteStatementInput, BatchExecuteStatementOutput,
     };
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
-    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::BatchStatementError;
     use aws_sdk_dynamodb::Client;
     use aws_smithy_mocks::{mock, mock_client};
 
@@ -727,83 +841,114 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_puts_new_contacts_and_updates_known_ones_under_their_version() {
-        // GIVEN a table that accepts the transaction
-        let requests = Requests::<TransactWriteItemsInput>::new();
-        let rule = mock!(Client::transact_write_items)
+    async fn writes_go_as_partiql_statements_an_insert_for_new_an_update_under_the_version() {
+        // GIVEN a table that accepts every statement
+        let requests = Requests::<BatchExecuteStatementInput>::new();
+        let rule = mock!(Client::batch_execute_statement)
             .match_requests(requests.recorder())
-            .then_output(|| TransactWriteItemsOutput::builder().build());
+            .then_output(|| {
+                let ok = BatchStatementResponse::builder().build();
+                BatchExecuteStatementOutput::builder()
+                    .responses(ok.clone())
+                    .responses(ok)
+                    .build()
+            });
         let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
         let mut bo = eva();
         bo.phone = "+447400123456".into();
-        bo.version = 3;
+        bo.version = 4;
 
-        // WHEN Eva (new) and Bo (read at version 3) are written together
-        let writes = [
-            (eva(), Precondition::Absent),
-            (bo, Precondition::Version(3)),
-        ];
-        let outcome = table.put_contacts(&writes).await;
+        // WHEN Eva (new) and Bo (read at version 3) are written
+        let writes = [(eva(), Precondition::Absent), (bo.clone(), Precondition::Version(3))];
+        let outcome = table.write_contacts(&writes).await;
 
-        // THEN one request carries a conditional put and a conditional update, each
-        // asking for the stored item should its condition fail
-        assert_eq!(outcome.expect("committed"), TransactOutcome::Committed);
+        // THEN one request carries an INSERT of the whole item and an UPDATE setting
+        // every other attribute where pk, sk and version are the ones read
+        assert_eq!(outcome.expect("written"), vec![Applied::Written; 2]);
         let sent = requests.only();
-        let items = sent.transact_items();
-        assert_eq!(items.len(), 2);
-        let put = items[0].put().expect("a put");
-        assert_eq!(put.item(), &eva_item());
-        assert_eq!(put.condition_expression(), Some(ABSENT));
+        let statements = sent.statements();
+        assert_eq!(statements.len(), 2);
+        let insert = &statements[0];
+        assert!(insert.statement().starts_with("INSERT INTO \"contacts\" VALUE {'"));
+        let names: Vec<&str> = insert.statement().split('\'').skip(1).step_by(2).collect();
+        let inserted: Item = names
+            .iter()
+            .map(|name| name.to_string())
+            .zip(insert.parameters().iter().cloned())
+            .collect();
+        assert_eq!(inserted, eva_item());
+        let update = &statements[1];
+        assert!(update
+            .statement()
+            .ends_with("WHERE \"pk\" = ? AND \"sk\" = ? AND \"version\" = ?"));
+        let parameters = update.parameters();
+        assert_eq!(parameters.last(), Some(&n(3)));
+        let key = &parameters[parameters.len() - 3..parameters.len() - 1];
+        assert_eq!(key[0], s("CONTACT#acme#whatsapp#+447400123456"));
+        assert_eq!(key[1], s("PROFILE"));
+        let set_names: Vec<&str> = update.statement().split('"').skip(3).step_by(2).collect();
+        let set: Item = set_names
+            .iter()
+            .map(|name| name.to_string())
+            .zip(parameters.iter().cloned())
+            .filter(|(name, _)| name != "pk" && name != "sk" && name != "version" || name == "version")
+            .take(parameters.len() - 3)
+            .collect();
+        let mut expected = Item::from(&bo);
+        expected.retain(|name, _| name != "pk" && name != "sk");
+        assert_eq!(set, expected);
         assert_eq!(
-            put.return_values_on_condition_check_failure(),
+            update.return_values_on_condition_check_failure(),
             Some(&ReturnValuesOnConditionCheckFailure::AllOld)
-        );
-        let update = items[1].update().expect("an update");
-        assert_eq!(
-            update.key().get("pk"),
-            Some(&s("CONTACT#acme#whatsapp#+447400123456"))
-        );
-        assert_eq!(update.condition_expression(), Some(SAME_VERSION));
-        assert_eq!(
-            update
-                .expression_attribute_values()
-                .and_then(|v| v.get(":expected")),
-            Some(&n(3))
         );
     }
 
     #[tokio::test]
-    async fn a_cancelled_transaction_names_the_failed_conditions_with_their_items() {
-        // GIVEN a table that cancels: the first write's condition failed (Eva stored),
-        // the second was fine, the third met a concurrent transaction
-        let rule = mock!(Client::transact_write_items).then_error(|| {
-            let reason = |code: &str| CancellationReason::builder().code(code);
-            TransactWriteItemsError::TransactionCanceledException(
-                TransactionCanceledException::builder()
-                    .cancellation_reasons(
-                        reason("ConditionalCheckFailed")
-                            .set_item(Some(eva_item()))
+    async fn each_statement_answers_on_its_own() {
+        // GIVEN a table where the first create finds its key taken, the first update
+        // finds another version (answering it), and the third met a transaction
+        let rule = mock!(Client::batch_execute_statement).then_output(|| {
+            let error = |code: BatchStatementErrorCodeEnum, item: Option<Item>| {
+                BatchStatementResponse::builder()
+                    .error(
+                        BatchStatementError::builder()
+                            .code(code)
+                            .set_item(item)
                             .build(),
                     )
-                    .cancellation_reasons(reason("None").build())
-                    .cancellation_reasons(reason("TransactionConflict").build())
-                    .build(),
-            )
+                    .build()
+            };
+            BatchExecuteStatementOutput::builder()
+                .responses(error(BatchStatementErrorCodeEnum::DuplicateItem, None))
+                .responses(error(
+                    BatchStatementErrorCodeEnum::ConditionalCheckFailed,
+                    Some(eva_item()),
+                ))
+                .responses(error(BatchStatementErrorCodeEnum::TransactionConflict, None))
+                .responses(BatchStatementResponse::builder().build())
+                .build()
         });
         let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
-        let writes: Vec<_> = (0..3).map(|_| (eva(), Precondition::Absent)).collect();
+        let writes: Vec<_> = (0..4)
+            .map(|i| {
+                let mut c = eva();
+                c.phone = format!("+44740012345{i}");
+                (c, Precondition::Absent)
+            })
+            .collect();
 
         // WHEN they are written
-        let outcome = table.put_contacts(&writes).await;
+        let outcome = table.write_contacts(&writes).await;
 
-        // THEN only the first is a conflict, with the stored contact
+        // THEN each write has its own answer
         assert_eq!(
             outcome.expect("answered"),
-            TransactOutcome::Cancelled(vec![
-                Cancelled::Conflict(Some(Box::new(eva()))),
-                Cancelled::Retry,
-                Cancelled::Retry,
-            ])
+            vec![
+                Applied::Refused(None),
+                Applied::Refused(Some(Box::new(eva()))),
+                Applied::Retry,
+                Applied::Written,
+            ]
         );
     }
 }

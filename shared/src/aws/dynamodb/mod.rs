@@ -18,6 +18,7 @@
 //! a silent default. Keys come from [`crate::domain::keys`].
 
 mod by_account;
+mod capacity;
 mod contacts;
 mod identities;
 mod item;
@@ -33,15 +34,25 @@ mod testing;
 pub struct DynamoTable {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    meter: capacity::Meter,
 }
 
 impl DynamoTable {
-    /// Wraps a client for `table`.
+    /// Wraps a client for `table`; every request it sends from here on is metered
+    /// ([`CapacityMeter`](crate::ports::CapacityMeter)).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoTable {
+        let meter = capacity::Meter::default();
         DynamoTable {
-            client,
+            client: meter.metered(client),
             table: table.into(),
+            meter,
         }
+    }
+}
+
+impl crate::ports::CapacityMeter for DynamoTable {
+    fn consumed(&self) -> crate::domain::capacity::Consumed {
+        self.meter.reading()
     }
 }
 
@@ -50,12 +61,25 @@ const MAX_BATCH_GET_ROUNDS: u32 = 8;
 
 impl DynamoTable {
     /// The items of `keys` (at most 100) that exist, read consistently in one
-    /// `BatchGetItem`, sending again what DynamoDB left unprocessed after a backoff;
-    /// only the `projection`'s attributes when given. Repeated keys are read once.
+    /// `BatchGetItem` ([`DynamoTable::batch_get_as`]).
     async fn batch_get(
         &self,
         keys: Vec<item::Item>,
         projection: Option<&str>,
+        operation: &'static str,
+    ) -> Result<Vec<item::Item>, crate::ports::StoreError> {
+        self.batch_get_as(keys, projection, true, operation).await
+    }
+
+    /// The items of `keys` (at most 100) that exist, in one `BatchGetItem`, sending
+    /// again what DynamoDB left unprocessed after a backoff; only the `projection`'s
+    /// attributes when given; strongly consistent or not (half the read units).
+    /// Repeated keys are read once.
+    async fn batch_get_as(
+        &self,
+        keys: Vec<item::Item>,
+        projection: Option<&str>,
+        consistent: bool,
         operation: &'static str,
     ) -> Result<Vec<item::Item>, crate::ports::StoreError> {
         // DynamoDB refuses a request that names one key twice.
@@ -77,7 +101,7 @@ impl DynamoTable {
             }
             let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .set_projection_expression(projection.map(str::to_string))
                 .build()
                 .map_err(item::build_error)?;
@@ -109,8 +133,9 @@ impl DynamoTable {
         Ok(found)
     }
 
-    /// Makes `items` in one transaction: `false` when a condition failed (nothing was
-    /// written; the caller reads again and decides again), an error for anything else.
+    /// Makes `items` in one transaction: `false` when a condition failed or another
+    /// transaction held one of the items (nothing was written; the caller reads again
+    /// and decides again), an error for anything else.
     async fn transact_conditionally(
         &self,
         items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
@@ -129,7 +154,9 @@ impl DynamoTable {
                 if cancelled
                     .cancellation_reasons()
                     .iter()
-                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    .any(|r| {
+                        matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))
+                    }) =>
             {
                 Ok(false)
             }
