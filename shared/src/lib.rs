@@ -27,6 +27,7 @@ pub mod domain;
 pub mod events;
 pub mod export;
 pub mod import;
+pub mod metrics;
 pub mod parse;
 pub mod ports;
 #[cfg(any(test, feature = "test-util"))]

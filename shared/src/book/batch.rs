@@ -46,7 +46,8 @@ impl Lookup {
     /// A batch of `rows` rows found `existing` of them stored.
     pub(super) fn learn(&self, existing: usize, rows: usize) {
         if rows > 0 {
-            self.read_first.store(existing * 11 > rows, Ordering::Relaxed);
+            self.read_first
+                .store(existing * 11 > rows, Ordering::Relaxed);
         }
     }
 }
@@ -151,8 +152,10 @@ impl Batch<'_> {
                 .filter(|&i| matches!(rows[i].saving, Saving::Unread { consistent: c } if c == consistent))
                 .collect();
             for chunk in unread.chunks(MAX_CONTACTS_PER_CALL) {
-                let phones: Vec<String> =
-                    chunk.iter().map(|&i| self.drafts[i].phone.clone()).collect();
+                let phones: Vec<String> = chunk
+                    .iter()
+                    .map(|&i| self.drafts[i].phone.clone())
+                    .collect();
                 let found = store
                     .read_contacts(self.account_id, self.channel, &phones, consistent)
                     .await?;
@@ -218,7 +221,11 @@ impl Row {
     }
 
     /// Records what became of `write`; `true` when it must be sent again as it is.
-    fn answered(&mut self, (contact, precondition): &(Contact, Precondition), answer: Applied) -> bool {
+    fn answered(
+        &mut self,
+        (contact, precondition): &(Contact, Precondition),
+        answer: Applied,
+    ) -> bool {
         if *precondition == Precondition::Absent {
             self.sent = Some(contact.clone());
         }

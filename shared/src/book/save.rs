@@ -361,14 +361,15 @@ mod tests {
             writes: &[(Contact, Precondition)],
         ) -> Result<Vec<Applied>, StoreError> {
             let answers = self.0.write_contacts(writes).await?;
-            let retried = |((contact, precondition), answer): (&(Contact, Precondition), Applied)| {
-                match (answer, precondition) {
-                    // DynamoDB's INSERT says only that the key exists.
-                    (Applied::Written, Precondition::Absent) => Applied::Refused(None),
-                    (Applied::Written, _) => Applied::Refused(Some(Box::new(contact.clone()))),
-                    (other, _) => other,
-                }
-            };
+            let retried =
+                |((contact, precondition), answer): (&(Contact, Precondition), Applied)| {
+                    match (answer, precondition) {
+                        // DynamoDB's INSERT says only that the key exists.
+                        (Applied::Written, Precondition::Absent) => Applied::Refused(None),
+                        (Applied::Written, _) => Applied::Refused(Some(Box::new(contact.clone()))),
+                        (other, _) => other,
+                    }
+                };
             Ok(writes.iter().zip(answers).map(retried).collect())
         }
     }
@@ -392,12 +393,20 @@ mod tests {
         lookup: &Lookup,
     ) -> Vec<Outcome> {
         let drafts: Vec<&ContactDraft> = drafts.iter().collect();
-        save_drafts(store, "acme", Channel::Sms, &drafts, &stamp(), on_existing, lookup)
-            .await
-            .expect("saved")
-            .into_iter()
-            .map(|saved| saved.outcome)
-            .collect()
+        save_drafts(
+            store,
+            "acme",
+            Channel::Sms,
+            &drafts,
+            &stamp(),
+            on_existing,
+            lookup,
+        )
+        .await
+        .expect("saved")
+        .into_iter()
+        .map(|saved| saved.outcome)
+        .collect()
     }
 
     #[tokio::test]
@@ -412,7 +421,10 @@ mod tests {
 
         // THEN each row is read, then created by one write, a hundred to a call
         assert_eq!(outcomes, vec![Outcome::Created; 150]);
-        assert_eq!((store.reads(), store.writes(), store.batches()), (150, 150, 2));
+        assert_eq!(
+            (store.reads(), store.writes(), store.batches()),
+            (150, 150, 2)
+        );
 
         // AND having found no row stored, the next batch creates without reading
         assert!(!lookup.reads_first());
@@ -449,7 +461,11 @@ mod tests {
         expected[3] = Outcome::Updated;
         expected[7] = Outcome::Updated;
         assert_eq!(outcomes, expected);
-        assert_eq!(store.writes() - writes, 12, "ten refused creates, two updates");
+        assert_eq!(
+            store.writes() - writes,
+            12,
+            "ten refused creates, two updates"
+        );
         assert!(lookup.reads_first());
     }
 

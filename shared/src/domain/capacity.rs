@@ -14,6 +14,9 @@ pub struct Consumed {
     pub requests: u64,
 }
 
+/// Units are whole or half units (never NaN), so equality is an equivalence.
+impl Eq for Consumed {}
+
 impl Consumed {
     /// What was consumed between `earlier` and `self` (two readings of one meter).
     pub fn since(&self, earlier: &Consumed) -> Consumed {

@@ -16,7 +16,8 @@ use crate::domain::phone::Region;
 use crate::domain::upload::UploadKey;
 use crate::parse::{read_rows, Body, Format, ReadOptions, WorkbookLimits};
 use crate::ports::{
-    ContactStore, Job, JobStore, ObjectInfo, ObjectStore, SettingsStore, StoreError, Suppressions,
+    CapacityMeter, ContactStore, Job, JobStore, ObjectInfo, ObjectStore, SettingsStore, StoreError,
+    Suppressions,
 };
 
 /// Rows parsed ahead of the writer.
@@ -25,7 +26,7 @@ const PARSED_AHEAD: usize = 1024;
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
 {

@@ -13,7 +13,7 @@ use super::{ImportError, ImportResult, Importer, UploadedFile};
 use crate::domain::outcome::ImportStatus;
 use crate::domain::upload::decode_event_key;
 use crate::ports::{
-    ContactStore, Continuation, JobStore, ObjectStore, SettingsStore, Suppressions,
+    CapacityMeter, ContactStore, Continuation, JobStore, ObjectStore, SettingsStore, Suppressions,
 };
 
 /// The function's answer: one entry per record.
@@ -145,7 +145,7 @@ pub async fn handle<O, C, J, S, K>(
 ) -> Result<Response, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
     K: Continuation,

@@ -23,8 +23,8 @@ use crate::domain::keys::summary_key;
 use crate::domain::outcome::ImportStatus;
 use crate::domain::upload::{import_id, UploadIdentity, UploadKey};
 use crate::ports::{
-    ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore, StoreError,
-    Suppressions,
+    CapacityMeter, ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore,
+    StoreError, Suppressions,
 };
 use job::Lease;
 use report::{RowsReport, Summary};
@@ -165,7 +165,7 @@ pub(crate) async fn import_in_memory(
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
 {
@@ -196,6 +196,7 @@ where
         upload: &UploadedFile,
     ) -> Result<ImportResult, ImportError> {
         let started = Instant::now();
+        let meter_at_start = self.contacts.consumed();
         let mut job = Job {
             account_id: key.account_id.clone(),
             import_id: import_id.clone(),
@@ -213,7 +214,14 @@ where
             job::Claimed::Resumed(progress) => Some(progress),
         };
         let lease = Lease::new(self.jobs, &job, self.config.lease_seconds);
-        let mut run = Run::new(&key, &import_id, upload, &job.started_at, resume);
+        let mut run = Run::new(
+            &key,
+            &import_id,
+            upload,
+            &job.started_at,
+            resume,
+            meter_at_start,
+        );
         match self
             .import_file(&key, upload, &mut run, &mut job, &lease)
             .await
@@ -226,6 +234,7 @@ where
                 return Err(e);
             }
         }
+        run.metered(self.contacts.consumed());
         let summary = run.summary(started.elapsed());
         match self.finish(&mut job, &summary, &mut run, &lease).await {
             Ok(()) => Ok(ImportResult::Finished(Box::new(summary))),
@@ -241,6 +250,7 @@ where
             warn!(error = %store, "could not store the report's part; the retry resumes from the last checkpoint");
             return;
         }
+        run.metered(self.contacts.consumed());
         job.progress = run.committed_progress();
         job.lease_expires_at = 0;
         if let Err(save) = self.jobs.save_job(job).await {
@@ -298,6 +308,7 @@ where
             warnings_by_code: summary.warnings_by_code.clone(),
             last_row: job.progress.last_row,
             report_parts: run.report_parts,
+            consumed: summary.consumed,
         };
         self.jobs.save_job(job).await?;
         info!(
@@ -305,8 +316,26 @@ where
             total = summary.rows.total,
             created = summary.rows.created,
             rejected = summary.rows.rejected,
+            write_units = summary.consumed.write_units,
+            read_units = summary.consumed.read_units,
+            requests = summary.consumed.requests,
             "import finished"
         );
+        let consumed = &summary.consumed;
+        crate::metrics::emit(&crate::metrics::emf_line(
+            &[("Function", "import-contacts")],
+            &[
+                ("ImportRows", summary.rows.total as f64),
+                ("ImportWriteUnits", consumed.write_units),
+                ("ImportReadUnits", consumed.read_units),
+                ("ImportRequests", consumed.requests as f64),
+            ],
+            &[
+                ("import_id", &summary.import_id),
+                ("account_id", &summary.account_id),
+            ],
+            chrono::Utc::now().timestamp_millis(),
+        ));
         for n in 0..run.report_parts {
             let key = run.report_part_key(n);
             if let Err(e) = self.objects.delete(bucket, &key).await {

@@ -67,6 +67,9 @@ pub struct Summary {
     pub rows: RowCounts,
     /// Rejections by reason code.
     pub rejections_by_reason: BTreeMap<PhoneRejection, u64>,
+    /// DynamoDB capacity the import consumed (all invocations, up to this summary;
+    /// the job's final update after it is not in it).
+    pub consumed: crate::domain::capacity::Consumed,
     /// Warnings by code.
     pub warnings_by_code: BTreeMap<WarningCode, u64>,
     /// Column title -> field, `attr:Name` or `ignore`.

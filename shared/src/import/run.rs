@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::report::{FileError, ReportLine, RowsReport, SourceSummary, Summary};
 use super::rows::{ParsedRow, RowVerdict};
 use super::{now_rfc3339, ImportError, UploadedFile};
+use crate::domain::capacity::Consumed;
 use crate::domain::keys::{rows_report_key, rows_report_part_key};
 use crate::domain::mapping::ColumnMap;
 use crate::domain::outcome::{saved_message, FailureCode, ImportStatus, Outcome, RowCounts};
@@ -67,6 +68,12 @@ pub(super) struct Run {
     pub(super) last_row: u64,
     /// Parts of the report stored so far: its lines up to `last_row`.
     pub(super) report_parts: u32,
+    /// Capacity consumed by the invocations before this one.
+    consumed_before: Consumed,
+    /// The store's meter when this invocation started on the import.
+    meter_at_start: Consumed,
+    /// Capacity consumed so far, all invocations: updated by [`Run::metered`].
+    pub(super) consumed: Consumed,
 }
 
 impl Run {
@@ -76,6 +83,7 @@ impl Run {
         upload: &UploadedFile,
         started_at: &str,
         resume: Option<JobProgress>,
+        meter_at_start: Consumed,
     ) -> Run {
         let resume = resume.unwrap_or_default();
         Run {
@@ -100,7 +108,18 @@ impl Run {
             failure: None,
             last_row: resume.last_row,
             report_parts: resume.report_parts,
+            consumed_before: resume.consumed,
+            meter_at_start,
+            consumed: resume.consumed,
         }
+    }
+
+    /// Takes a reading of the store's meter: what the import consumed so far.
+    pub(super) fn metered(&mut self, reading: Consumed) {
+        self.consumed = self
+            .consumed_before
+            .plus(&reading.since(&self.meter_at_start))
+            .rounded();
     }
 
     /// Key of the report's part `n`.
@@ -177,6 +196,7 @@ impl Run {
             warnings_by_code: self.warnings.clone(),
             last_row: self.last_row,
             report_parts: self.report_parts,
+            consumed: self.consumed,
         }
     }
 
@@ -212,6 +232,7 @@ impl Run {
             duration_ms: elapsed.as_millis() as u64,
             rows: self.rows.clone(),
             rejections_by_reason: self.rejections.clone(),
+            consumed: self.consumed,
             warnings_by_code: self.warnings.clone(),
             column_mapping: self.column_mapping.clone(),
             message: self.message(),

@@ -89,7 +89,7 @@ async fn imports_counts_and_reports_every_row() {
 #[tokio::test]
 async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
     let store = MemoryPorts::default();
-    import(
+    let first = import(
         &store,
         "imports/acme/whatsapp/list.csv",
         MYOPERATOR,
@@ -106,6 +106,14 @@ async fn second_upload_is_unchanged_and_duplicate_event_is_skipped() {
     )
     .await;
     assert_eq!((again.rows.created, again.rows.unchanged), (0, 2));
+    // What each import consumed is in its summary (the in-memory store's model of
+    // DynamoDB's units): the first wrote its two contacts, the second read them and
+    // wrote nothing.
+    assert_eq!(first.consumed.write_units, 2.0);
+    assert_eq!(
+        (again.consumed.write_units, again.consumed.read_units),
+        (0.0, 1.0)
+    );
     let config = Config::default();
     let importer = Importer::in_memory(&store, &config);
     let upload = UploadedFile {

@@ -20,7 +20,8 @@ use crate::domain::phone::PhoneRejection;
 use crate::domain::suppression::SuppressionKey;
 use crate::domain::upload::UploadKey;
 use crate::ports::{
-    ContactStore, Job, JobStore, ObjectStore, SettingsStore, Suppressions, MAX_CONTACTS_PER_CALL,
+    CapacityMeter, ContactStore, Job, JobStore, ObjectStore, SettingsStore, Suppressions,
+    MAX_CONTACTS_PER_CALL,
 };
 
 /// Stop and hand over when less than this is left of the invocation (or a quarter of
@@ -153,7 +154,7 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
 impl<O, C, J, S> Importer<'_, O, C, J, S>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
 {
@@ -238,6 +239,7 @@ where
             self.store_report_part(run, lease)
                 .await
                 .map_err(RunError::Infra)?;
+            run.metered(self.contacts.consumed());
             job.progress = run.committed_progress();
             job.lease_expires_at = lease.next_expiry();
             self.jobs

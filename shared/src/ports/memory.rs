@@ -302,6 +302,18 @@ impl MemoryContacts {
     }
 }
 
+/// A model of what DynamoDB would charge: a write unit per contact write attempted,
+/// half a read unit per contact read, a request per call.
+impl CapacityMeter for MemoryContacts {
+    fn consumed(&self) -> crate::domain::capacity::Consumed {
+        crate::domain::capacity::Consumed {
+            write_units: *lock(&self.writes) as f64,
+            read_units: *lock(&self.reads) as f64 * 0.5,
+            requests: *lock(&self.batches),
+        }
+    }
+}
+
 impl ContactStore for MemoryContacts {
     async fn get_contact(
         &self,

@@ -382,6 +382,10 @@ pub struct JobProgress {
     /// Parts of `rows.csv` stored so far (its lines up to `last_row`): a resumed run
     /// starts its report from them.
     pub report_parts: u32,
+    /// DynamoDB capacity the import consumed up to this progress, all invocations
+    /// together.
+    #[serde(default)]
+    pub consumed: crate::domain::capacity::Consumed,
 }
 
 /// The job item of one import.

@@ -22,21 +22,27 @@ use aws_sdk_dynamodb::operation::batch_execute_statement::{
 };
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
-use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemInput, DeleteItemOutput};
+use aws_sdk_dynamodb::operation::delete_item::{
+    DeleteItemError, DeleteItemInput, DeleteItemOutput,
+};
 use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemInput, PutItemOutput};
 use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
 use aws_sdk_dynamodb::operation::scan::{ScanInput, ScanOutput};
-use aws_sdk_dynamodb::operation::transact_get_items::{TransactGetItemsInput, TransactGetItemsOutput};
+use aws_sdk_dynamodb::operation::transact_get_items::{
+    TransactGetItemsInput, TransactGetItemsOutput,
+};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
 };
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemInput, UpdateItemOutput};
+use aws_sdk_dynamodb::operation::update_item::{
+    UpdateItemError, UpdateItemInput, UpdateItemOutput,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
-use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use aws_smithy_runtime_api::client::interceptors::context::{
     Error as ErasedError, Input as ErasedInput, Output as ErasedOutput,
 };
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
 use crate::domain::capacity::Consumed;
 
@@ -47,11 +53,17 @@ pub struct Meter(Arc<Mutex<Consumed>>);
 impl Meter {
     /// The total so far.
     pub fn reading(&self) -> Consumed {
-        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn add(&self, write_units: f64, read_units: f64) {
-        let mut total = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut total = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         total.write_units += write_units;
         total.read_units += read_units;
         total.requests += 1;
@@ -116,7 +128,10 @@ impl Intercept for Metering {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let attempted = cfg.load::<Attempted>().map(|a| a.0.as_slice()).unwrap_or(&[]);
+        let attempted = cfg
+            .load::<Attempted>()
+            .map(|a| a.0.as_slice())
+            .unwrap_or(&[]);
         let (write, read) = match context.output_or_error() {
             Ok(output) => reported(output, attempted),
             Err(error) => match error.as_operation_error() {
@@ -183,10 +198,14 @@ fn reported(output: &ErasedOutput, attempted: &[f64]) -> (f64, f64) {
     }
     if let Some(batch) = output.downcast_ref::<BatchExecuteStatementOutput>() {
         if batch.consumed_capacity().is_empty() {
-            let failed = batch.responses().iter().enumerate().filter_map(|(i, response)| {
-                let error = response.error()?;
-                Some(charged(attempted.get(i), error.item()))
-            });
+            let failed = batch
+                .responses()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, response)| {
+                    let error = response.error()?;
+                    Some(charged(attempted.get(i), error.item()))
+                });
             return (failed.sum(), 0.0);
         }
         return split(batch.consumed_capacity(), true);
@@ -258,7 +277,9 @@ fn write_units(bytes: usize) -> f64 {
 
 /// An item's size as DynamoDB counts it: names and values.
 pub(super) fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
-    item.iter().map(|(name, value)| name.len() + value_bytes(value)).sum()
+    item.iter()
+        .map(|(name, value)| name.len() + value_bytes(value))
+        .sum()
 }
 
 fn value_bytes(value: &AttributeValue) -> usize {
@@ -273,7 +294,10 @@ fn value_bytes(value: &AttributeValue) -> usize {
         AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
         AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
         AttributeValue::M(map) => {
-            3 + map.iter().map(|(k, v)| 1 + k.len() + value_bytes(v)).sum::<usize>()
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_bytes(v))
+                .sum::<usize>()
         }
         _ => 1,
     }
@@ -293,7 +317,11 @@ mod tests {
         assert_eq!(write_units(item_bytes(&small)), 1.0);
         let big = HashMap::from([("notes".to_string(), s(&"x".repeat(2100)))]);
         assert_eq!(write_units(item_bytes(&big)), 3.0);
-        assert_eq!(charged(Some(&1.0), Some(&big)), 3.0, "the stored item is larger");
+        assert_eq!(
+            charged(Some(&1.0), Some(&big)),
+            3.0,
+            "the stored item is larger"
+        );
         assert_eq!(charged(Some(&2.0), None), 2.0);
         assert_eq!(charged(None, None), 1.0);
     }

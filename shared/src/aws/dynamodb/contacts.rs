@@ -19,9 +19,7 @@ use crate::domain::channel::Channel;
 use crate::domain::consent::{Category, Consent, ConsentEntry, ConsentSource, State};
 use crate::domain::contact::{Contact, Source, Status, TEXT_FIELDS};
 use crate::domain::keys::{contact_pk, gsi1pk, gsi1sk, BSUID_KEY_PREFIX, CONTACT_SK};
-use crate::ports::{
-    Applied, ContactStore, Precondition, PutOutcome, StoreError,
-};
+use crate::ports::{Applied, ContactStore, Precondition, PutOutcome, StoreError};
 
 /// Condition of a create: no item has this key yet.
 const ABSENT: &str = "attribute_not_exists(pk)";
@@ -333,12 +331,8 @@ impl DynamoTable {
         if responses.len() != writes.len() {
             return Err(StoreError::Service {
                 operation: "DynamoDB BatchExecuteStatement",
-                source: format!(
-                    "{} answers to {} statements",
-                    responses.len(),
-                    writes.len()
-                )
-                .into(),
+                source: format!("{} answers to {} statements", responses.len(), writes.len())
+                    .into(),
             });
         }
         responses.iter().map(applied).collect()
@@ -376,7 +370,8 @@ impl DynamoTable {
                     .iter()
                     .map(|(name, _)| format!("SET \"{}\" = ?", name.replace('"', "\"\"")))
                     .collect();
-                let mut parameters: Vec<AttributeValue> = rest.into_iter().map(|(_, v)| v).collect();
+                let mut parameters: Vec<AttributeValue> =
+                    rest.into_iter().map(|(_, v)| v).collect();
                 parameters.extend(key.into_iter().map(|(_, v)| v));
                 parameters.push(n(expected));
                 BatchStatementRequest::builder()
@@ -552,11 +547,11 @@ impl SetEvery {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
-    use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
     use aws_sdk_dynamodb::operation::batch_execute_statement::{
         BatchExecuteStatementInput, BatchExecuteStatementOutput,
     };
+    use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
+    use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
     use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
     use aws_sdk_dynamodb::types::BatchStatementError;
     use aws_sdk_dynamodb::Client;
@@ -859,7 +854,10 @@ mod tests {
         bo.version = 4;
 
         // WHEN Eva (new) and Bo (read at version 3) are written
-        let writes = [(eva(), Precondition::Absent), (bo.clone(), Precondition::Version(3))];
+        let writes = [
+            (eva(), Precondition::Absent),
+            (bo.clone(), Precondition::Version(3)),
+        ];
         let outcome = table.write_contacts(&writes).await;
 
         // THEN one request carries an INSERT of the whole item and an UPDATE setting
@@ -869,7 +867,9 @@ mod tests {
         let statements = sent.statements();
         assert_eq!(statements.len(), 2);
         let insert = &statements[0];
-        assert!(insert.statement().starts_with("INSERT INTO \"contacts\" VALUE {'"));
+        assert!(insert
+            .statement()
+            .starts_with("INSERT INTO \"contacts\" VALUE {'"));
         let names: Vec<&str> = insert.statement().split('\'').skip(1).step_by(2).collect();
         let inserted: Item = names
             .iter()
@@ -923,7 +923,10 @@ mod tests {
                     BatchStatementErrorCodeEnum::ConditionalCheckFailed,
                     Some(eva_item()),
                 ))
-                .responses(error(BatchStatementErrorCodeEnum::TransactionConflict, None))
+                .responses(error(
+                    BatchStatementErrorCodeEnum::TransactionConflict,
+                    None,
+                ))
                 .responses(BatchStatementResponse::builder().build())
                 .build()
         });

@@ -4,11 +4,14 @@
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::{counts, n, parse_code, s, Item, Reader};
 use super::DynamoTable;
 use crate::aws::service;
+use crate::domain::capacity::Consumed;
 use crate::domain::keys::{job_pk, JOB_SK};
 use crate::domain::outcome::{ImportStatus, RowCounts};
 use crate::domain::phone::PhoneRejection;
@@ -57,6 +60,14 @@ fn job_item(job: &Job, updated_at: String) -> Item {
         ),
         ("last_row", n(progress.last_row)),
         ("report_parts", n(progress.report_parts)),
+        (
+            "consumed",
+            AttributeValue::M(HashMap::from([
+                ("write_units".to_string(), n(progress.consumed.write_units)),
+                ("read_units".to_string(), n(progress.consumed.read_units)),
+                ("requests".to_string(), n(progress.consumed.requests)),
+            ])),
+        ),
         ("summary_key", s(&job.summary_key)),
         ("source_key", s(&job.source_key)),
         ("started_at", s(&job.started_at)),
@@ -68,6 +79,40 @@ fn job_item(job: &Job, updated_at: String) -> Item {
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
         .collect()
+}
+
+/// The capacity recorded so far; nothing for jobs written before it was recorded.
+fn consumed(item: &Item) -> Result<Consumed, StoreError> {
+    let Some(value) = item.get("consumed") else {
+        return Ok(Consumed::default());
+    };
+    let malformed = |problem: &str| StoreError::Malformed {
+        pk: item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default(),
+        problem: format!("consumed: {problem}"),
+    };
+    let map = value.as_m().map_err(|_| malformed("not a map (M)"))?;
+    let number = |name: &str| -> Result<&str, StoreError> {
+        map.get(name)
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str)
+            .ok_or_else(|| malformed(&format!("{name} is missing or not a number")))
+    };
+    let units = |name: &str| {
+        number(name)?
+            .parse::<f64>()
+            .map_err(|_| malformed(&format!("{name} is not a number")))
+    };
+    Ok(Consumed {
+        write_units: units("write_units")?,
+        read_units: units("read_units")?,
+        requests: number("requests")?
+            .parse()
+            .map_err(|_| malformed("requests is not a whole number"))?,
+    })
 }
 
 fn now_rfc3339() -> String {
@@ -95,6 +140,7 @@ impl TryFrom<&Item> for Job {
                     true => read.number("report_parts")?,
                     false => 0,
                 },
+                consumed: consumed(item)?,
             },
             summary_key: read.string("summary_key")?.to_string(),
             source_key: read.string("source_key")?.to_string(),
@@ -252,6 +298,11 @@ mod tests {
                 warnings_by_code: BTreeMap::from([(WarningCode::InvalidEmail, 2)]),
                 last_row: 4,
                 report_parts: 1,
+                consumed: Consumed {
+                    write_units: 3.0,
+                    read_units: 1.5,
+                    requests: 4,
+                },
             },
             summary_key: "reports/acme/imp_0123456789abcdef/summary.json".into(),
             source_key: "imports/acme/whatsapp/list.csv".into(),
@@ -337,6 +388,14 @@ mod tests {
             ("warnings_by_code", m(&[("invalid_email", 2)])),
             ("last_row", n(4)),
             ("report_parts", n(1)),
+            (
+                "consumed",
+                AttributeValue::M(HashMap::from([
+                    ("write_units".to_string(), n(3)),
+                    ("read_units".to_string(), n(1.5)),
+                    ("requests".to_string(), n(4)),
+                ])),
+            ),
             (
                 "summary_key",
                 s("reports/acme/imp_0123456789abcdef/summary.json"),

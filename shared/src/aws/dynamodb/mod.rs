@@ -151,12 +151,12 @@ impl DynamoTable {
         match result.map_err(|e| e.into_service_error()) {
             Ok(_) => Ok(true),
             Err(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                if cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .any(|r| {
-                        matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))
-                    }) =>
+                if cancelled.cancellation_reasons().iter().any(|r| {
+                    matches!(
+                        r.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                }) =>
             {
                 Ok(false)
             }

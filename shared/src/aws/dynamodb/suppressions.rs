@@ -79,9 +79,17 @@ impl Suppressions for DynamoTable {
         let indexed = self.indexed_prefixes(account_id, channel).await?;
         let pks: Vec<Option<String>> = digests
             .iter()
-            .map(|d| indexed.contains(prefix(d)).then(|| suppress_pk(account_id, channel, d)))
+            .map(|d| {
+                indexed
+                    .contains(prefix(d))
+                    .then(|| suppress_pk(account_id, channel, d))
+            })
             .collect();
-        let keys: Vec<_> = pks.iter().flatten().map(|pk| key(pk.clone(), SUPPRESS_SK)).collect();
+        let keys: Vec<_> = pks
+            .iter()
+            .flatten()
+            .map(|pk| key(pk.clone(), SUPPRESS_SK))
+            .collect();
         if keys.is_empty() {
             return Ok(vec![false; digests.len()]);
         }
@@ -221,7 +229,9 @@ mod tests {
         assert_eq!(index.key().get("sk"), Some(&s("INDEX")));
         assert_eq!(index.update_expression(), "ADD prefixes :prefixes");
         assert_eq!(
-            index.expression_attribute_values().and_then(|v| v.get(":prefixes")),
+            index
+                .expression_attribute_values()
+                .and_then(|v| v.get(":prefixes")),
             Some(&AttributeValue::Ss(vec!["d1g35t".into()]))
         );
         let delete = delete.delete().expect("a delete");
@@ -330,9 +340,7 @@ mod tests {
         // prefix c shares
         let index = mock!(Client::get_item).then_output(|| {
             let prefixes = AttributeValue::Ss(vec!["bbbbbb".into(), "cccccc".into()]);
-            GetItemOutput::builder()
-                .item("prefixes", prefixes)
-                .build()
+            GetItemOutput::builder().item("prefixes", prefixes).build()
         });
         let requests = Requests::<BatchGetItemInput>::new();
         let rule = mock!(Client::batch_get_item)

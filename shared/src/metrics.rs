@@ -1,0 +1,74 @@
+//! CloudWatch metrics in the embedded metric format (EMF): one JSON line on standard
+//! output, which Lambda's log agent turns into metrics without a `PutMetricData` call
+//! (no request, no latency, no IAM grant).
+
+use serde_json::{json, Map, Value};
+
+/// The namespace of every metric the functions emit.
+pub const NAMESPACE: &str = "ContactBook";
+
+/// One EMF line: `metrics` (name, value) as `Count`s under `dimensions` (name, value),
+/// with `properties` searchable in the log but not metrics.
+pub fn emf_line(
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, f64)],
+    properties: &[(&str, &str)],
+    timestamp_ms: i64,
+) -> String {
+    let mut line = Map::new();
+    let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [names],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    for (name, value) in dimensions.iter().chain(properties) {
+        line.insert((*name).into(), json!(value));
+    }
+    for (name, value) in metrics {
+        line.insert((*name).into(), json!(value));
+    }
+    Value::Object(line).to_string()
+}
+
+/// Writes `line` to standard output, where Lambda's log agent reads EMF.
+pub fn emit(line: &str) {
+    println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_declares_its_metrics_and_dimensions_and_carries_their_values() {
+        let line = emf_line(
+            &[("Function", "import-contacts")],
+            &[("WriteUnits", 12.5), ("Requests", 3.0)],
+            &[("import_id", "imp_1")],
+            1_764_000_000_000,
+        );
+        let parsed: Value = serde_json::from_str(&line).expect("JSON");
+        let declared = &parsed["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "ContactBook");
+        assert_eq!(declared["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            declared["Metrics"][0],
+            json!({"Name": "WriteUnits", "Unit": "Count"})
+        );
+        assert_eq!(parsed["Function"], "import-contacts");
+        assert_eq!(parsed["WriteUnits"], 12.5);
+        assert_eq!(parsed["import_id"], "imp_1");
+        assert_eq!(parsed["_aws"]["Timestamp"], 1_764_000_000_000_i64);
+    }
+}
