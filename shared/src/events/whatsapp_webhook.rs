@@ -274,12 +274,11 @@ where
             change: &change,
             own_message: false,
         };
-        let key = format!("status:{wamid}:{state}");
-        self.once
-            .run(self.account_id, &key, || async {
-                Ok(self.book.apply(&user, &effect, &stamp).await?)
-            })
-            .await
+        // No ledger: a status's effects are idempotent by its own time (reachability
+        // and consent take the newer signal only), so a redelivery changes nothing and
+        // a status that changes nothing writes nothing (statuses are most of Meta's
+        // traffic; a ledger item each would be two writes per status).
+        Ok(self.book.apply(&user, &effect, &stamp).await?)
     }
 
     /// A user's marketing preference: the user's own word, applied by the consent

@@ -933,18 +933,38 @@ async fn the_event_ledger_keeps_no_wamid() {
     send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
     send(&ports, status(wamid, "delivered", None, Some(WA_ID), None)).await;
 
-    // THEN the ledger's keys hold neither the wamid nor the number, only kinds and digests
+    // THEN the ledger holds the message's key only (a status is idempotent by its
+    // time, and keeps no ledger item), with neither the wamid nor the number: its kind
+    // and a digest
     let keys = ports.ledger.keys();
-    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys.len(), 1, "{keys:?}");
     for key in &keys {
         assert!(!key.contains("HBgM") && !key.contains("7911"), "{key}");
-        assert!(key.contains("#msg:") || key.contains("#status:"), "{key}");
+        assert!(key.contains("#msg:"), "{key}");
     }
 
     // AND a redelivery is still known by its digest: nothing new is remembered or written
     send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
-    assert_eq!(ports.ledger.keys().len(), 2);
+    assert_eq!(ports.ledger.keys().len(), 1);
     assert_eq!(ports.contacts.count(), 1);
+}
+
+#[tokio::test]
+async fn a_status_that_changes_nothing_writes_nothing() {
+    // GIVEN Eva, reachable since a delivery
+    let ports = ports();
+    let wamid = "wamid.HBgMNDQ3OTExMTIzNDU2FQIAEhgUM0VCMDRBMzY4QjNFNUM3NzJCQUEA";
+    send(&ports, message(wamid, Some(WA_ID), None, "Eva")).await;
+    send(&ports, status(wamid, "delivered", None, Some(WA_ID), None)).await;
+    let (writes, events) = (ports.contacts.writes(), ports.ledger.keys().len());
+
+    // WHEN the same status comes again, and a `sent` (which says nothing of reach)
+    send(&ports, status(wamid, "delivered", None, Some(WA_ID), None)).await;
+    send(&ports, status(wamid, "sent", None, Some(WA_ID), None)).await;
+
+    // THEN nothing is written: no contact write, no ledger item
+    assert_eq!(ports.contacts.writes(), writes);
+    assert_eq!(ports.ledger.keys().len(), events);
 }
 
 #[tokio::test]
