@@ -4,8 +4,8 @@
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
 use contacts::ports::{
-    AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
-    SettingsStore, Suppressions,
+    AccountContacts, CapacityMeter, ContactRemoval, ContactStore, EventLedger, Identities,
+    ObjectStore, SettingsStore, Suppressions,
 };
 use serde_json::json;
 
@@ -32,7 +32,7 @@ pub async fn handle<O, C, S, L>(
 ) -> Result<Reply, HandlerError>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities + CapacityMeter,
     S: SettingsStore,
     L: EventLedger,
 {

@@ -41,8 +41,8 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::ports::{
-    AccountContacts, ContactRemoval, ContactStore, EventLedger, Identities, ObjectStore,
-    SettingsStore, Suppressions,
+    AccountContacts, CapacityMeter, ContactRemoval, ContactStore, EventLedger, Identities,
+    ObjectStore, SettingsStore, Suppressions,
 };
 
 pub use answer::{
@@ -73,7 +73,7 @@ pub struct EventService<'a, O, C, S, L> {
 impl<O, C, S, L> EventService<'_, O, C, S, L>
 where
     O: ObjectStore,
-    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities,
+    C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities + CapacityMeter,
     S: SettingsStore,
     L: EventLedger,
 {
@@ -111,8 +111,16 @@ where
         response
     }
 
-    /// Handles one event and returns its answer.
+    /// Handles one event and returns its answer; the capacity it consumed goes out as
+    /// a metric of its type (a webhook's, per item: [`whatsapp_webhook`]).
     pub async fn handle(&self, event: Event) -> Result<Answer, EventError> {
+        match event.event_type() {
+            Some(kind) => metered(self.contacts, kind.as_str(), self.handle_unmetered(event)).await,
+            None => self.handle_unmetered(event).await,
+        }
+    }
+
+    async fn handle_unmetered(&self, event: Event) -> Result<Answer, EventError> {
         let (objects, contacts, settings, ledger, config) = (
             self.objects,
             self.contacts,
@@ -159,6 +167,30 @@ where
                 .map(Answer::Webhook),
         }
     }
+}
+
+/// Runs `work`, then emits what it consumed (DynamoDB capacity, from `meter`'s
+/// readings before and after) as an EMF line of `event_type`. Events of one invocation
+/// are handled one after another, so the readings hold only this one's requests.
+async fn metered<M: CapacityMeter, T>(
+    meter: &M,
+    event_type: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let before = meter.consumed();
+    let result = work.await;
+    let spent = meter.consumed().since(&before).rounded();
+    crate::metrics::emit(&crate::metrics::emf_line(
+        &[("Function", "contact-events"), ("EventType", event_type)],
+        &[
+            ("EventWriteUnits", spent.write_units),
+            ("EventReadUnits", spent.read_units),
+            ("EventRequests", spent.requests as f64),
+        ],
+        &[],
+        now().timestamp_millis(),
+    ));
+    result
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

@@ -44,6 +44,21 @@ pub enum Event {
     Webhook(Box<Webhook>),
 }
 
+impl Event {
+    /// Its `type`; `None` for a webhook body (its items are typed one by one).
+    pub fn event_type(&self) -> Option<EventType> {
+        Some(match self {
+            Event::CampaignCompleted(_) => EventType::CampaignCompleted,
+            Event::MessageInbound(_) => EventType::MessageInbound,
+            Event::ContactCaptured(_) => EventType::ContactCaptured,
+            Event::ContactsExport(_) => EventType::ContactsExport,
+            Event::ImportUndo(_) => EventType::ImportUndo,
+            Event::ContactErase(_) => EventType::ContactErase,
+            Event::Webhook(_) => return None,
+        })
+    }
+}
+
 /// The value of an event's `type`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum EventType {

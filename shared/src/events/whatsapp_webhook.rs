@@ -15,7 +15,7 @@ use super::ledger::Once;
 use super::meta::{
     Integer, Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook,
 };
-use super::{now, rfc3339, stamp};
+use super::{metered, now, rfc3339, stamp};
 use crate::book::identity::{Done, Effect, WaUser, WhatsappIdentities};
 use crate::book::Tombstones;
 use crate::config::Config;
@@ -25,7 +25,7 @@ use crate::domain::consent::{consent_time_from_unix, Category, ConsentSource, Si
 use crate::domain::contact::{Contact, Source, Status as ContactStatus};
 use crate::domain::inbound::Inbound;
 use crate::domain::validate::is_valid_name;
-use crate::ports::{ContactStore, EventLedger, Identities, Suppressions};
+use crate::ports::{CapacityMeter, ContactStore, EventLedger, Identities, Suppressions};
 
 /// Meta's error: the message could not be delivered (not on WhatsApp, terms not
 /// accepted, an old app).
@@ -41,7 +41,7 @@ pub(super) async fn handle<C, L>(
     webhook: Webhook,
 ) -> Result<WebhookAnswer, EventError>
 where
-    C: ContactStore + Identities + Suppressions,
+    C: ContactStore + Identities + Suppressions + CapacityMeter,
     L: EventLedger,
 {
     let mut answer = WebhookAnswer::default();
@@ -63,7 +63,7 @@ async fn handle_change<C, L>(
     answer: &mut WebhookAnswer,
 ) -> Result<(), EventError>
 where
-    C: ContactStore + Identities + Suppressions,
+    C: ContactStore + Identities + Suppressions + CapacityMeter,
     L: EventLedger,
 {
     let items = value.messages.len()
@@ -100,13 +100,23 @@ where
         phone_number_id,
     };
     for message in &value.messages {
-        answer.count_message(items.message(message, &value.contacts).await?);
+        let done = metered(
+            contacts,
+            "whatsapp.message",
+            items.message(message, &value.contacts),
+        );
+        answer.count_message(done.await?);
     }
     for status in &value.statuses {
-        answer.count_status(items.status(status).await?);
+        answer.count_status(metered(contacts, "whatsapp.status", items.status(status)).await?);
     }
     for preference in &value.user_preferences {
-        answer.count_preference(items.preference(preference).await?);
+        let done = metered(
+            contacts,
+            "whatsapp.preference",
+            items.preference(preference),
+        );
+        answer.count_preference(done.await?);
     }
     let updates = value.user_id_update.0.iter().chain(
         value
@@ -115,7 +125,12 @@ where
             .filter_map(|c| c.user_id_update.as_ref()),
     );
     for update in updates {
-        answer.count_identity(items.user_id_update(update).await?);
+        let done = metered(
+            contacts,
+            "whatsapp.user_id_update",
+            items.user_id_update(update),
+        );
+        answer.count_identity(done.await?);
     }
     Ok(())
 }
@@ -130,7 +145,7 @@ struct Items<'a, C, L> {
 
 impl<C, L> Items<'_, C, L>
 where
-    C: ContactStore + Identities + Suppressions,
+    C: ContactStore + Identities + Suppressions + CapacityMeter,
     L: EventLedger,
 {
     /// A message: the sender writes to the business (`message.inbound`'s rules).
