@@ -5,6 +5,12 @@
 //! exactly the account's contacts, and the sort key prefix `{channel}#` narrows them to
 //! a channel.
 //!
+//! The index projects keys only (README, "Capacity"): an update of a contact then
+//! writes the table alone, where a projection of every attribute would write the
+//! index's copy too, at the price of a listing reading each page's contacts from the
+//! table (`BatchGetItem`, eventually consistent). Items the index does carry whole (an
+//! index projecting `ALL`, as tables made before this choice have) are used as they are.
+//!
 //! [`ContactRemoval`]: one DeleteItem per contact, conditioned on the contact still
 //! being as its import created it.
 
@@ -50,14 +56,11 @@ impl AccountContacts for DynamoTable {
         let start = after.map(|token| token.0.into_iter().map(|(k, v)| (k, s(v))).collect());
         let out = query
             .set_exclusive_start_key(start)
+            .limit(PAGE_CONTACTS)
             .send()
             .await
             .map_err(|e| service("DynamoDB Query by_account")(e.into_service_error()))?;
-        let contacts = out
-            .items()
-            .iter()
-            .map(Contact::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let contacts = self.whole(out.items()).await?;
         let next = out
             .last_evaluated_key()
             .map(|key| page_token(key, &partition))
@@ -99,6 +102,48 @@ impl ContactRemoval for DynamoTable {
     }
 }
 
+/// Contacts per page: one `BatchGetItem` of their items.
+const PAGE_CONTACTS: i32 = 100;
+
+impl DynamoTable {
+    /// The contacts of a page of index items, in the page's order: read from the table
+    /// when the index holds only their keys.
+    async fn whole(&self, items: &[Item]) -> Result<Vec<Contact>, StoreError> {
+        let keys_only: Vec<Item> = items
+            .iter()
+            .filter(|item| !item.contains_key("version"))
+            .map(|item| {
+                ["pk", "sk"]
+                    .into_iter()
+                    .filter_map(|name| Some((name.to_string(), item.get(name)?.clone())))
+                    .collect()
+            })
+            .collect();
+        let mut read: std::collections::HashMap<String, Item> = match keys_only.is_empty() {
+            true => Default::default(),
+            false => self
+                .batch_get_as(keys_only, None, false, "DynamoDB BatchGetItem (by_account page)")
+                .await?
+                .into_iter()
+                .filter_map(|item| Some((item.get("pk")?.as_s().ok()?.clone(), item)))
+                .collect(),
+        };
+        let mut contacts = Vec::with_capacity(items.len());
+        for item in items {
+            if item.contains_key("version") {
+                contacts.push(Contact::try_from(item)?);
+                continue;
+            }
+            // Deleted between the Query and the read: no longer the account's.
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            if let Some(whole) = pk.and_then(|pk| read.remove(pk)) {
+                contacts.push(Contact::try_from(&whole)?);
+            }
+        }
+        Ok(contacts)
+    }
+}
+
 /// The last key a Query read, as a token: the table's and the index's keys, all strings.
 fn page_token(key: &Item, partition: &str) -> Result<PageToken, StoreError> {
     key.iter()
@@ -117,6 +162,7 @@ fn page_token(key: &Item, partition: &str) -> Result<PageToken, StoreError> {
 mod tests {
     use std::collections::BTreeMap;
 
+    use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
     use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
     use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -136,6 +182,44 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), s(v)))
         .collect()
+    }
+
+    #[tokio::test]
+    async fn a_keys_only_page_reads_its_contacts_from_the_table_in_the_pages_order() {
+        // GIVEN an index page of keys: Eva, then Bo, who was deleted since
+        let bo_key = {
+            let mut key = last_key();
+            key.insert("pk".into(), s("CONTACT#acme#whatsapp#+447400123456"));
+            key
+        };
+        let keys = [last_key(), bo_key];
+        let query = mock!(Client::query)
+            .then_output(move || QueryOutput::builder().set_items(Some(keys.to_vec())).build());
+        let requests = Requests::<BatchGetItemInput>::new();
+        let read = mock!(Client::batch_get_item)
+            .match_requests(requests.recorder())
+            .then_output(|| {
+                BatchGetItemOutput::builder()
+                    .responses(TABLE, vec![eva_item()])
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&query, &read]);
+        let table = DynamoTable::new(client, TABLE);
+
+        // WHEN the page is read
+        let page = table
+            .contacts_page("acme", Some(Channel::Whatsapp), 7, None)
+            .await
+            .expect("a page");
+
+        // THEN both keys are read from the table in one eventually consistent batch,
+        // and the page holds the contact that still exists
+        assert_eq!(page.contacts, vec![eva()]);
+        let sent = requests.only();
+        let keys = sent.request_items().and_then(|r| r.get(TABLE)).expect("keys");
+        assert_eq!(keys.keys().len(), 2);
+        assert_eq!(keys.consistent_read(), Some(false));
+        assert!(keys.keys().iter().all(|key| key.len() == 2), "pk and sk only");
     }
 
     #[tokio::test]
