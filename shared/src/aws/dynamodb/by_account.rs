@@ -122,7 +122,12 @@ impl DynamoTable {
         let mut read: std::collections::HashMap<String, Item> = match keys_only.is_empty() {
             true => Default::default(),
             false => self
-                .batch_get_as(keys_only, None, false, "DynamoDB BatchGetItem (by_account page)")
+                .batch_get_as(
+                    keys_only,
+                    None,
+                    false,
+                    "DynamoDB BatchGetItem (by_account page)",
+                )
                 .await?
                 .into_iter()
                 .filter_map(|item| Some((item.get("pk")?.as_s().ok()?.clone(), item)))
@@ -193,8 +198,11 @@ mod tests {
             key
         };
         let keys = [last_key(), bo_key];
-        let query = mock!(Client::query)
-            .then_output(move || QueryOutput::builder().set_items(Some(keys.to_vec())).build());
+        let query = mock!(Client::query).then_output(move || {
+            QueryOutput::builder()
+                .set_items(Some(keys.to_vec()))
+                .build()
+        });
         let requests = Requests::<BatchGetItemInput>::new();
         let read = mock!(Client::batch_get_item)
             .match_requests(requests.recorder())
@@ -216,10 +224,16 @@ mod tests {
         // and the page holds the contact that still exists
         assert_eq!(page.contacts, vec![eva()]);
         let sent = requests.only();
-        let keys = sent.request_items().and_then(|r| r.get(TABLE)).expect("keys");
+        let keys = sent
+            .request_items()
+            .and_then(|r| r.get(TABLE))
+            .expect("keys");
         assert_eq!(keys.keys().len(), 2);
         assert_eq!(keys.consistent_read(), Some(false));
-        assert!(keys.keys().iter().all(|key| key.len() == 2), "pk and sk only");
+        assert!(
+            keys.keys().iter().all(|key| key.len() == 2),
+            "pk and sk only"
+        );
     }
 
     #[tokio::test]
