@@ -8,8 +8,15 @@ It only forwards and counts until they switch faults on:
     POST /__proxy/faults {"match": "acct-123", "throttle": 0.1, "error500": 0.05,
                           "drop": 0.05, "latency_ms": 5}
     POST /__proxy/faults {}                      # all off
-    GET  /__proxy/stats                          # requests by service and operation
+    GET  /__proxy/stats                          # requests by service and operation,
+                                                 # and the capacity DynamoDB reported
     POST /__proxy/stats/reset
+
+`capacity` in the stats sums the `ConsumedCapacity` of DynamoDB's answers (write and
+read units, as the emulator reports them): an independent count of what the functions
+consumed, which `make bench` sets beside the summaries' own `consumed`. It holds only
+what was reported: a failed condition or a cancelled transaction is charged by
+DynamoDB without being reported.
 
 `match` limits faults to requests whose path or body contains that string (an account
 id), so other tests running at the same time are not disturbed; latency applies to
@@ -29,7 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPSTREAM = os.environ.get("PROXY_UPSTREAM", "127.0.0.1:4566")
 PORT = int(os.environ.get("PROXY_PORT", "4567"))
-state = {"faults": {}, "stats": {}, "injected": {}}
+state = {"faults": {}, "stats": {}, "injected": {}, "capacity": {"write_units": 0.0, "read_units": 0.0}}
+# Operations whose CapacityUnits are writes when the answer does not split them.
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "BatchExecuteStatement"}
 lock = threading.Lock()
 local = threading.local()
 rng = random.Random(int(os.environ.get("PROXY_SEED", "42")))
@@ -43,6 +52,25 @@ def upstream():
         host, port = UPSTREAM.split(":")
         conn = local.conn = http.client.HTTPConnection(host, int(port), timeout=300)
     return conn
+
+
+def add_capacity(operation, data):
+    """Adds the ConsumedCapacity of one DynamoDB answer to the stats."""
+    try:
+        answer = json.loads(data or b"{}")
+    except ValueError:
+        return
+    reported = answer.get("ConsumedCapacity") if isinstance(answer, dict) else None
+    if isinstance(reported, dict):
+        reported = [reported]
+    write = read = 0.0
+    for c in reported or []:
+        total = c.get("CapacityUnits", 0.0)
+        write += c.get("WriteCapacityUnits", total if operation in WRITES else 0.0)
+        read += c.get("ReadCapacityUnits", 0.0 if operation in WRITES else total)
+    with lock:
+        state["capacity"]["write_units"] += write
+        state["capacity"]["read_units"] += read
 
 
 def count(table, key):
@@ -63,10 +91,12 @@ class Proxy(BaseHTTPRequestHandler):
             return self.reply(200, {"faults": state["faults"]})
         if self.path == "/__proxy/stats" and self.command == "GET":
             with lock:
-                return self.reply(200, {"requests": dict(state["stats"]), "injected": dict(state["injected"])})
+                return self.reply(200, {"requests": dict(state["stats"]), "injected": dict(state["injected"]),
+                                        "capacity": dict(state["capacity"])})
         if self.path == "/__proxy/stats/reset" and self.command == "POST":
             with lock:
                 state["stats"], state["injected"] = {}, {}
+                state["capacity"] = {"write_units": 0.0, "read_units": 0.0}
             return self.reply(200, {})
         return self.reply(404, {"error": "unknown control path"})
 
@@ -131,6 +161,8 @@ class Proxy(BaseHTTPRequestHandler):
                 local.conn = None
                 if attempt:
                     return self.raw(502, b"upstream unreachable", "text/plain")
+        if service == "dynamodb":
+            add_capacity(operation, data)
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in HOP and k.lower() != "content-length":
