@@ -274,24 +274,23 @@ impl ContactStore for DynamoTable {
         phones: &[String],
         consistent: bool,
     ) -> Result<Vec<Option<Contact>>, StoreError> {
-        let keys = phones
+        let pks: Vec<String> = phones
             .iter()
-            .map(|phone| {
-                Item::from([
-                    ("pk".into(), s(contact_pk(account_id, channel, phone))),
-                    ("sk".into(), s(CONTACT_SK)),
-                ])
-            })
+            .map(|phone| contact_pk(account_id, channel, phone))
+            .collect();
+        let keys = pks
+            .iter()
+            .map(|pk| Item::from([("pk".into(), s(pk)), ("sk".into(), s(CONTACT_SK))]))
             .collect();
         let items = self
             .batch_get_as(keys, None, consistent, "DynamoDB BatchGetItem (contacts)")
             .await?;
         let mut found: HashMap<String, Contact> = HashMap::with_capacity(items.len());
         for item in &items {
-            let contact = Contact::try_from(item)?;
-            found.insert(contact.phone.clone(), contact);
+            let pk = Reader::new(item).string("pk")?.to_string();
+            found.insert(pk, Contact::try_from(item)?);
         }
-        Ok(phones.iter().map(|phone| found.remove(phone)).collect())
+        Ok(pks.iter().map(|pk| found.remove(pk)).collect())
     }
 
     async fn write_contacts(
