@@ -557,7 +557,7 @@ mod tests {
         assert_eq!(eva.text.get("name").map(String::as_str), Some("Eva Smith"));
     }
 
-    /// Cancels its first transactions for reasons outside the rows (throttling).
+    /// Throttles its first write calls (every write answered `Retry`).
     struct Throttled(MemoryContacts, std::sync::atomic::AtomicU32);
 
     impl ContactStore for Throttled {
