@@ -7,11 +7,11 @@ use serde_json::{json, Map, Value};
 /// The namespace of every metric the functions emit.
 pub const NAMESPACE: &str = "ContactBook";
 
-/// One EMF line: `metrics` (name, value) as `Count`s under `dimensions` (name, value),
-/// with `properties` searchable in the log but not metrics.
+/// One EMF line: `metrics` (name, value, unit) under `dimensions` (name, value), with
+/// `properties` searchable in the log but not metrics.
 pub fn emf_line(
     dimensions: &[(&str, &str)],
-    metrics: &[(&str, f64)],
+    metrics: &[(&str, f64, &str)],
     properties: &[(&str, &str)],
     timestamp_ms: i64,
 ) -> String {
@@ -19,7 +19,7 @@ pub fn emf_line(
     let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
     let definitions: Vec<Value> = metrics
         .iter()
-        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+        .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
         .collect();
     line.insert(
         "_aws".into(),
@@ -35,7 +35,7 @@ pub fn emf_line(
     for (name, value) in dimensions.iter().chain(properties) {
         line.insert((*name).into(), json!(value));
     }
-    for (name, value) in metrics {
+    for (name, value, _) in metrics {
         line.insert((*name).into(), json!(value));
     }
     Value::Object(line).to_string()
@@ -46,6 +46,11 @@ pub fn emit(line: &str) {
     println!("{line}");
 }
 
+/// Now, in milliseconds since the epoch (EMF's `Timestamp`).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,7 +59,7 @@ mod tests {
     fn a_line_declares_its_metrics_and_dimensions_and_carries_their_values() {
         let line = emf_line(
             &[("Function", "import-contacts")],
-            &[("WriteUnits", 12.5), ("Requests", 3.0)],
+            &[("WriteUnits", 12.5, "Count"), ("Requests", 3.0, "Count")],
             &[("import_id", "imp_1")],
             1_764_000_000_000,
         );

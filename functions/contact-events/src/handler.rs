@@ -3,11 +3,11 @@
 //! one reply out, and one metrics line per invocation.
 
 use contacts::events::{EventError, EventService, Invocation, Reply};
+use contacts::metrics;
 use contacts::ports::{
     AccountContacts, CapacityMeter, ContactRemoval, ContactStore, EventLedger, Identities,
     ObjectStore, SettingsStore, Suppressions,
 };
-use serde_json::json;
 
 /// An event that failed, reported to the runtime with its type.
 #[derive(Debug, thiserror::Error)]
@@ -44,20 +44,15 @@ where
 
 /// One CloudWatch Embedded Metric Format line per invocation (a batch counts once).
 fn emit_metrics(events: u64, failed: u64) {
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let line = json!({
-        "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
-            "Namespace": "ContactBook",
-            "Dimensions": [["Function"]],
-            "Metrics": [{"Name": "Events", "Unit": "Count"}, {"Name": "EventsFailed", "Unit": "Count"}],
-        }]},
-        "Function": "contact-events",
-        "Events": events,
-        "EventsFailed": failed,
-    });
-    println!("{line}");
+    metrics::emit(&metrics::emf_line(
+        &[("Function", "contact-events")],
+        &[
+            ("Events", events as f64, "Count"),
+            ("EventsFailed", failed as f64, "Count"),
+        ],
+        &[],
+        metrics::now_ms(),
+    ));
 }
 
 #[cfg(test)]
@@ -66,7 +61,7 @@ mod tests {
     use contacts::config::Config;
     use contacts::domain::channel::Channel;
     use contacts::ports::memory::MemoryPorts;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     async fn invoke(ports: &MemoryPorts, payload: Value) -> Result<Value, HandlerError> {
         invoke_with(&Config::default(), ports, payload).await

@@ -183,12 +183,12 @@ async fn metered<M: CapacityMeter, T>(
     crate::metrics::emit(&crate::metrics::emf_line(
         &[("Function", "contact-events"), ("EventType", event_type)],
         &[
-            ("EventWriteUnits", spent.write_units),
-            ("EventReadUnits", spent.read_units),
-            ("EventRequests", spent.requests as f64),
+            ("EventWriteUnits", spent.write_units, "Count"),
+            ("EventReadUnits", spent.read_units, "Count"),
+            ("EventRequests", spent.requests as f64, "Count"),
         ],
         &[],
-        now().timestamp_millis(),
+        crate::metrics::now_ms(),
     ));
     result
 }

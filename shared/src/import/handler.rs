@@ -240,45 +240,34 @@ fn record_result(key: String, result: ImportResult) -> RecordResult {
     }
 }
 
-/// One CloudWatch Embedded Metric Format line per import.
+/// One CloudWatch Embedded Metric Format line per import: its rows by outcome, its
+/// duration, and the DynamoDB capacity it consumed.
 fn emit_metrics(summary: &Summary) {
-    let metrics = [
-        "RowsTotal",
-        "RowsCreated",
-        "RowsUpdated",
-        "RowsUnchanged",
-        "RowsRejected",
-        "DurationMs",
-    ];
-    let units = ["Count", "Count", "Count", "Count", "Count", "Milliseconds"];
-    let line = serde_json::json!({
-        "_aws": {
-            "Timestamp": chrono_now_ms(),
-            "CloudWatchMetrics": [{
-                "Namespace": "ContactBook",
-                "Dimensions": [["Function", "Status"]],
-                "Metrics": metrics.iter().zip(units).map(|(m, u)| serde_json::json!({"Name": m, "Unit": u})).collect::<Vec<_>>(),
-            }],
-        },
-        "Function": "import-contacts",
-        "Status": summary.status.as_str(),
-        "import_id": summary.import_id,
-        "account_id": summary.account_id,
-        "RowsTotal": summary.rows.total,
-        "RowsCreated": summary.rows.created,
-        "RowsUpdated": summary.rows.updated,
-        "RowsUnchanged": summary.rows.unchanged,
-        "RowsRejected": summary.rows.rejected,
-        "DurationMs": summary.duration_ms,
-    });
-    println!("{line}");
-}
-
-fn chrono_now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+    let rows = &summary.rows;
+    let consumed = &summary.consumed;
+    let count = |name, value: u64| (name, value as f64, "Count");
+    crate::metrics::emit(&crate::metrics::emf_line(
+        &[
+            ("Function", "import-contacts"),
+            ("Status", summary.status.as_str()),
+        ],
+        &[
+            count("RowsTotal", rows.total),
+            count("RowsCreated", rows.created),
+            count("RowsUpdated", rows.updated),
+            count("RowsUnchanged", rows.unchanged),
+            count("RowsRejected", rows.rejected),
+            ("DurationMs", summary.duration_ms as f64, "Milliseconds"),
+            ("WriteUnits", consumed.write_units, "Count"),
+            ("ReadUnits", consumed.read_units, "Count"),
+            count("Requests", consumed.requests),
+        ],
+        &[
+            ("import_id", &summary.import_id),
+            ("account_id", &summary.account_id),
+        ],
+        crate::metrics::now_ms(),
+    ));
 }
 
 #[cfg(test)]

@@ -321,21 +321,6 @@ where
             requests = summary.consumed.requests,
             "import finished"
         );
-        let consumed = &summary.consumed;
-        crate::metrics::emit(&crate::metrics::emf_line(
-            &[("Function", "import-contacts")],
-            &[
-                ("ImportRows", summary.rows.total as f64),
-                ("ImportWriteUnits", consumed.write_units),
-                ("ImportReadUnits", consumed.read_units),
-                ("ImportRequests", consumed.requests as f64),
-            ],
-            &[
-                ("import_id", &summary.import_id),
-                ("account_id", &summary.account_id),
-            ],
-            chrono::Utc::now().timestamp_millis(),
-        ));
         for n in 0..run.report_parts {
             let key = run.report_part_key(n);
             if let Err(e) = self.objects.delete(bucket, &key).await {
