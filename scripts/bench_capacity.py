@@ -197,7 +197,149 @@ def projection_rows(contacts=300, updates_per_contact_year=52, exports_per_year=
     return rows
 
 
+def value_bytes(value):
+    """A value's size as DynamoDB counts it (the same rules as the functions' meter,
+    shared/src/aws/dynamodb/capacity.rs)."""
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return len(v) // 2 + 1
+    if kind == "SS":
+        return sum(len(x.encode()) for x in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_bytes(x) for k, x in v.items())
+    if kind == "L":
+        return 3 + sum(1 + value_bytes(x) for x in v)
+    return 1
+
+
+def kb_units(item):
+    """Write units of an item (what a failure is charged and not reported): a unit per KB
+    of names and values, rounded up."""
+    size = sum(len(name.encode()) + value_bytes(value) for name, value in item.items())
+    return max(1, -(-size // 1024))
+
+
+def candidate_rows(rows=100):
+    """The import's write-path candidates (issue 22, item 2), each on its own 100 keys of a
+    scratch table (index keys only): write and read units per row of a new book, the same
+    rows again unchanged, and again with 1 row in 10 renamed. Reported units where
+    DynamoDB reports them; a cancelled transaction and a batch whose every statement
+    failed are charged without being reported, and are computed (kb_units)."""
+    from botocore.exceptions import ClientError
+
+    ddb = client("dynamodb")
+    name = f"bench-candidates-{uuid.uuid4().hex[:6]}"
+    ddb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "by_account", "Projection": {"ProjectionType": "KEYS_ONLY"},
+                                 "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                                               {"AttributeName": "gsi1sk", "KeyType": "RANGE"}]}])
+
+    def items(account, renamed=False):
+        out = []
+        for i in range(rows):
+            item = typical_contact(account, i)
+            if renamed and i % 10 == 0:
+                item["name"] = {"S": f"Renamed {i}"}
+                item["version"] = {"N": "4"}
+            out.append(item)
+        return out
+
+    def key(item):
+        return {"pk": item["pk"], "sk": item["sk"]}
+
+    def transactions(batch, update):
+        """One transaction; (write units, read units)."""
+        actions = []
+        for item in batch:
+            if update:
+                actions.append({"Update": {"TableName": name, "Key": key(item), "UpdateExpression": "SET #n = :n, version = :v",
+                                           "ConditionExpression": "version = :old",
+                                           "ExpressionAttributeNames": {"#n": "name"},
+                                           "ExpressionAttributeValues": {":n": item["name"], ":v": {"N": "4"}, ":old": {"N": "3"}}}})
+            else:
+                actions.append({"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}})
+        try:
+            out = ddb.transact_write_items(TransactItems=actions, ReturnConsumedCapacity="TOTAL")
+            return sum(c["CapacityUnits"] for c in out.get("ConsumedCapacity", [])), 0.0
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            return 2.0 * sum(kb_units(item) for item in batch), 0.0
+
+    def statements(batch, update):
+        w = 0.0
+        for start in range(0, len(batch), 25):
+            chunk = batch[start:start + 25]
+            if update:
+                sts = [{"Statement": f'UPDATE "{name}" SET "name" = ? SET "version" = ? WHERE "pk" = ? AND "sk" = ? AND "version" = ?',
+                        "Parameters": [it["name"], {"N": "4"}, it["pk"], it["sk"], {"N": "3"}]} for it in chunk]
+            else:
+                sts = [{"Statement": f"INSERT INTO \"{name}\" VALUE {{{', '.join(repr(k) + ': ?' for k in it)}}}",
+                        "Parameters": list(it.values())} for it in chunk]
+            out = ddb.batch_execute_statement(Statements=sts, ReturnConsumedCapacity="TOTAL")
+            reported = out.get("ConsumedCapacity", [])
+            if reported:
+                w += sum(c["CapacityUnits"] for c in reported)
+            else:  # every statement failed: charged, not reported
+                w += sum(kb_units(it) for it, r in zip(chunk, out["Responses"]) if "Error" in r)
+        return w
+
+    def read(batch):
+        r = 0.0
+        for start in range(0, len(batch), 100):
+            out = ddb.batch_get_item(RequestItems={name: {"Keys": [key(it) for it in batch[start:start + 100]],
+                                                          "ConsistentRead": False}},
+                                     ReturnConsumedCapacity="TOTAL")
+            r += sum(c["CapacityUnits"] for c in out.get("ConsumedCapacity", []))
+        return r
+
+    def renamed_only(batch):
+        return [it for i, it in enumerate(batch) if i % 10 == 0]
+
+    results = []
+    try:
+        # The previous path: every row a create in a 100-item transaction; a cancelled
+        # one names the rows that exist, and the next updates the changed ones.
+        acct = "cand-tx"
+        new = transactions(items(acct), update=False)
+        same = transactions(items(acct), update=False)
+        cancelled = transactions(items(acct, renamed=True), update=False)
+        updates = transactions(renamed_only(items(acct, renamed=True)), update=True)
+        results.append(("100-row transactions, creates first (before)", new, same,
+                        (cancelled[0] + updates[0], 0.0)))
+        # Create first, each row its own PartiQL statement: existing rows fail, then are read.
+        acct = "cand-insert"
+        new = statements(items(acct), update=False)
+        same = statements(items(acct), update=False)
+        changed = statements(items(acct, renamed=True), update=False) + \
+            statements(renamed_only(items(acct, renamed=True)), update=True)
+        results.append(("creates first, PartiQL statements", (new, 0.0), (same, 2 * read(items(acct))),
+                        (changed, 2 * read(items(acct)))))
+        # Read first (eventually consistent), then statements only for new and changed rows.
+        acct = "cand-read"
+        r = read(items(acct))
+        new = statements(items(acct), update=False)
+        same_r = read(items(acct))
+        changed_r = read(items(acct))
+        changed = statements(renamed_only(items(acct, renamed=True)), update=True)
+        results.append(("reads first, then PartiQL statements", (new, r), (0.0, same_r), (changed, changed_r)))
+    finally:
+        ddb.delete_table(TableName=name)
+    return [(what, *(units / rows for pair in (a, b, c) for units in pair)) for what, a, b, c in results]
+
+
 def print_tables():
+    candidates = candidate_rows()
+    width = max(len(r[0]) for r in candidates)
+    print(f"\n{'import write path, per row (W write units, R read units)':{width}}  "
+          "new book W/R   unchanged W/R   1 in 10 changed W/R")
+    for what, nw, nr, uw, ur, cw, cr in candidates:
+        print(f"{what:{width}}  {nw:5.2f} / {nr:4.2f}   {uw:5.2f} / {ur:4.2f}    {cw:5.2f} / {cr:4.2f}")
     events = event_rows()
     width = max(len(r[0]) for r in events)
     print(f"\n{'event (contact-events, release)':{width}}  write units  read units  requests")
