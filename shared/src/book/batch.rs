@@ -6,12 +6,15 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::erasure::Tombstones;
 use super::save::{row_saved, upsert, RowSaved, Upserted};
 use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
 use crate::domain::contact::{Contact, ContactDraft, Merge, WriteStamp};
 use crate::domain::options::OnExisting;
-use crate::ports::{backoff, Applied, ContactStore, Precondition, MAX_CONTACTS_PER_CALL};
+use crate::ports::{
+    backoff, Applied, ContactStore, Precondition, Suppressions, MAX_CONTACTS_PER_CALL,
+};
 
 /// How an import's batches learn which of their rows exist, chosen from what the
 /// batches before found.
@@ -59,7 +62,13 @@ impl Lookup {
 /// changed, is read (consistently) and merged again in the next round. Rows still open
 /// after [`MAX_ATTEMPTS`] rounds, and a second row for the same number, are saved one
 /// by one.
-pub async fn save_drafts<S: ContactStore>(
+///
+/// A row whose number was erased (a tombstone exists) is not saved: `None`. Only rows
+/// not known to exist are looked up (an erasure deletes the contact with the tombstone
+/// put, and only the person's own message creates them again, lifting it), so a file
+/// of stored contacts pays no lookup.
+#[allow(clippy::too_many_arguments)]
+pub async fn save_drafts<S: ContactStore + Suppressions>(
     store: &S,
     account_id: &str,
     channel: Channel,
@@ -67,7 +76,8 @@ pub async fn save_drafts<S: ContactStore>(
     stamp: &WriteStamp,
     on_existing: OnExisting,
     lookup: &Lookup,
-) -> Result<Vec<RowSaved>, SaveError> {
+    tombstones: &Tombstones<'_, S>,
+) -> Result<Vec<Option<RowSaved>>, SaveError> {
     let batch = Batch {
         account_id,
         channel,
@@ -86,10 +96,12 @@ pub async fn save_drafts<S: ContactStore>(
             },
             existed: false,
             sent: None,
+            looked_up: false,
         })
         .collect();
     for round in 0..MAX_ATTEMPTS {
         batch.read(store, &mut rows).await?;
+        batch.reject_erased(tombstones, &mut rows).await?;
         let (writes, written_rows) = batch.next_writes(&mut rows);
         if writes.is_empty() {
             break;
@@ -111,16 +123,22 @@ pub async fn save_drafts<S: ContactStore>(
         }
     }
     lookup.learn(rows.iter().filter(|row| row.existed).count(), rows.len());
+    // The rows saved one by one below are looked up too.
+    batch.reject_erased(tombstones, &mut rows).await?;
     let mut outcomes = Vec::with_capacity(drafts.len());
     for (draft, row) in drafts.iter().zip(rows) {
         let saved = match row.saving {
             Saving::Done(saved) => saved,
+            Saving::Erased => {
+                outcomes.push(None);
+                continue;
+            }
             _ => {
                 let create = || batch.create(draft);
                 upsert(store, create, |current| batch.merge(draft, current)).await?
             }
         };
-        outcomes.push(row_saved(draft, &saved, stamp));
+        outcomes.push(Some(row_saved(draft, &saved, stamp)));
     }
     Ok(outcomes)
 }
@@ -167,6 +185,36 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Looks up the tombstones of the rows about to be created (not known to exist) that
+    /// were not looked up yet, in one call; an erased one is not saved.
+    async fn reject_erased<S: Suppressions>(
+        &self,
+        tombstones: &Tombstones<'_, S>,
+        rows: &mut [Row],
+    ) -> Result<(), SaveError> {
+        let unchecked: Vec<usize> = (0..rows.len())
+            .filter(|&i| {
+                !rows[i].looked_up && matches!(rows[i].saving, Saving::Unknown | Saving::OneByOne)
+            })
+            .collect();
+        for chunk in unchecked.chunks(MAX_CONTACTS_PER_CALL) {
+            let phones: Vec<String> = chunk
+                .iter()
+                .map(|&i| self.drafts[i].phone.clone())
+                .collect();
+            let erased = tombstones
+                .each_erased(self.account_id, self.channel, &phones)
+                .await?;
+            for (&i, erased) in chunk.iter().zip(erased) {
+                rows[i].looked_up = true;
+                if erased {
+                    rows[i].saving = Saving::Erased;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The writes of the next round and the row each is for; rows with nothing to
     /// write are done.
     fn next_writes(&self, rows: &mut [Row]) -> (Vec<(Contact, Precondition)>, Vec<usize>) {
@@ -187,7 +235,9 @@ impl Batch<'_> {
                     }
                     Merge::Write(next) => (*next, Precondition::Version(current.version)),
                 },
-                Saving::Unread { .. } | Saving::Done(_) | Saving::OneByOne => continue,
+                Saving::Unread { .. } | Saving::Done(_) | Saving::OneByOne | Saving::Erased => {
+                    continue
+                }
             };
             writes.push(write);
             written_rows.push(i);
@@ -204,6 +254,8 @@ struct Row {
     /// The last create sent for it: a retried request that finds it stored finds its
     /// own write.
     sent: Option<Contact>,
+    /// Its tombstone was looked up.
+    looked_up: bool,
 }
 
 impl Row {
@@ -264,6 +316,8 @@ enum Saving {
     Done(Upserted),
     /// Another row of the batch has the same number: saved alone, after it.
     OneByOne,
+    /// The number was erased: not saved.
+    Erased,
 }
 
 /// What a write that happened did.

@@ -240,9 +240,10 @@ fn written_by(contact: &Contact, stamp: &WriteStamp) -> bool {
 mod tests {
     use super::*;
     use crate::book::batch::{save_drafts, Lookup};
+    use crate::book::erasure::Tombstones;
     use crate::domain::contact::Source;
     use crate::ports::memory::MemoryContacts;
-    use crate::ports::{Applied, StoreError};
+    use crate::ports::{Applied, StoreError, Suppressions};
 
     fn stamp() -> WriteStamp {
         static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -321,6 +322,64 @@ mod tests {
         assert_eq!(store.count(), 0);
     }
 
+    impl Suppressions for LostAnswers {
+        async fn erase_contact(
+            &self,
+            contact: &Contact,
+            aliases: &[crate::ports::Alias],
+            digests: &[String],
+        ) -> Result<bool, StoreError> {
+            self.0.erase_contact(contact, aliases, digests).await
+        }
+
+        async fn suppressed(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            digests: &[String],
+        ) -> Result<Vec<bool>, StoreError> {
+            self.0.suppressed(account_id, channel, digests).await
+        }
+
+        async fn lift_suppression(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            digest: &str,
+        ) -> Result<(), StoreError> {
+            self.0.lift_suppression(account_id, channel, digest).await
+        }
+    }
+
+    impl Suppressions for Throttled {
+        async fn erase_contact(
+            &self,
+            contact: &Contact,
+            aliases: &[crate::ports::Alias],
+            digests: &[String],
+        ) -> Result<bool, StoreError> {
+            self.0.erase_contact(contact, aliases, digests).await
+        }
+
+        async fn suppressed(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            digests: &[String],
+        ) -> Result<Vec<bool>, StoreError> {
+            self.0.suppressed(account_id, channel, digests).await
+        }
+
+        async fn lift_suppression(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            digest: &str,
+        ) -> Result<(), StoreError> {
+            self.0.lift_suppression(account_id, channel, digest).await
+        }
+    }
+
     /// Writes, then answers as if the connection dropped and the SDK's retry found the
     /// item: the condition fails with our own item.
     struct LostAnswers(MemoryContacts);
@@ -379,7 +438,7 @@ mod tests {
     }
 
     async fn save_all(
-        store: &impl ContactStore,
+        store: &(impl ContactStore + Suppressions),
         drafts: &[ContactDraft],
         on_existing: OnExisting,
     ) -> Vec<Outcome> {
@@ -387,7 +446,7 @@ mod tests {
     }
 
     async fn save_all_with(
-        store: &impl ContactStore,
+        store: &(impl ContactStore + Suppressions),
         drafts: &[ContactDraft],
         on_existing: OnExisting,
         lookup: &Lookup,
@@ -401,12 +460,132 @@ mod tests {
             &stamp(),
             on_existing,
             lookup,
+            &Tombstones::new(store, None),
         )
         .await
         .expect("saved")
         .into_iter()
-        .map(|saved| saved.outcome)
+        .map(|saved| saved.expect("no key, no tombstone").outcome)
         .collect()
+    }
+
+    /// Counts the digests looked up for tombstones.
+    struct CountingLookups(MemoryContacts, std::sync::atomic::AtomicUsize);
+
+    impl ContactStore for CountingLookups {
+        async fn get_contact(
+            &self,
+            a: &str,
+            c: Channel,
+            p: &str,
+        ) -> Result<Option<Contact>, StoreError> {
+            self.0.get_contact(a, c, p).await
+        }
+
+        async fn put_contact(
+            &self,
+            contact: &Contact,
+            precondition: Precondition,
+        ) -> Result<PutOutcome, StoreError> {
+            self.0.put_contact(contact, precondition).await
+        }
+
+        async fn read_contacts(
+            &self,
+            a: &str,
+            c: Channel,
+            phones: &[String],
+            consistent: bool,
+        ) -> Result<Vec<Option<Contact>>, StoreError> {
+            self.0.read_contacts(a, c, phones, consistent).await
+        }
+
+        async fn write_contacts(
+            &self,
+            writes: &[(Contact, Precondition)],
+        ) -> Result<Vec<Applied>, StoreError> {
+            self.0.write_contacts(writes).await
+        }
+    }
+
+    impl Suppressions for CountingLookups {
+        async fn erase_contact(
+            &self,
+            contact: &Contact,
+            aliases: &[crate::ports::Alias],
+            digests: &[String],
+        ) -> Result<bool, StoreError> {
+            self.0.erase_contact(contact, aliases, digests).await
+        }
+
+        async fn suppressed(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            digests: &[String],
+        ) -> Result<Vec<bool>, StoreError> {
+            self.1
+                .fetch_add(digests.len(), std::sync::atomic::Ordering::Relaxed);
+            self.0.suppressed(account_id, channel, digests).await
+        }
+
+        async fn lift_suppression(
+            &self,
+            account_id: &str,
+            channel: Channel,
+            digest: &str,
+        ) -> Result<(), StoreError> {
+            self.0.lift_suppression(account_id, channel, digest).await
+        }
+    }
+
+    #[tokio::test]
+    async fn only_rows_to_create_are_looked_up_for_tombstones_and_an_erased_one_is_not_saved() {
+        // GIVEN a book of three contacts, and the number of a fourth erased
+        let key = crate::domain::suppression::SuppressionKey::new(
+            b"a test secret of thirty-two bytes or more",
+        )
+        .expect("key");
+        let store = CountingLookups(MemoryContacts::default(), 0.into());
+        let stored: Vec<_> = (0..3).map(|n| numbered("Eva", n)).collect();
+        save_all(&store.0, &stored, OnExisting::Update).await;
+        let erased = numbered("Gone", 3);
+        let digest = key.digest(&erased.phone);
+        store.0.add_tombstone("acme", Channel::Sms, &digest);
+
+        // WHEN a batch of the three, the erased number and a new one is saved
+        let mut batch = stored.clone();
+        batch.push(erased);
+        batch.push(numbered("New", 4));
+        let drafts: Vec<&ContactDraft> = batch.iter().collect();
+        let tombstones = Tombstones::new(&store, Some(&key));
+        let saved = save_drafts(
+            &store,
+            "acme",
+            Channel::Sms,
+            &drafts,
+            &stamp(),
+            OnExisting::Update,
+            &Lookup::default(),
+            &tombstones,
+        )
+        .await
+        .expect("saved");
+
+        // THEN only the two not stored were looked up; the erased one is not saved
+        assert_eq!(store.1.load(std::sync::atomic::Ordering::Relaxed), 2);
+        let outcomes: Vec<_> = saved.iter().map(|s| s.map(|s| s.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Some(Outcome::Unchanged),
+                Some(Outcome::Unchanged),
+                Some(Outcome::Unchanged),
+                None,
+                Some(Outcome::Created)
+            ]
+        );
+        assert!(store.0.get("acme", Channel::Sms, "+447911100003").is_none());
     }
 
     #[tokio::test]

@@ -47,7 +47,10 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
         &self,
         mut steps: Vec<Step>,
     ) -> Result<Vec<(Step, Option<Outcome>)>, RunError> {
-        self.reject_suppressed(&mut steps).await?;
+        if self.options.dry_run {
+            // A write looks up tombstones itself, for the rows it would create only.
+            self.reject_suppressed(&mut steps).await?;
+        }
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(steps.len());
         let mut accepted = Vec::new();
         let mut drafts = Vec::new();
@@ -92,7 +95,10 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
                     .await,
                 );
             }
-            planned.into_iter().collect::<Result<Vec<_>, _>>()
+            planned
+                .into_iter()
+                .map(|planned| planned.map(Some))
+                .collect::<Result<Vec<_>, _>>()
         } else {
             save_drafts(
                 self.contacts,
@@ -102,11 +108,20 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
                 self.stamp,
                 on_existing,
                 &self.lookup,
+                &Tombstones::new(self.contacts, self.suppression),
             )
             .await
         };
         let saved = saved.map_err(|e| RunError::Infra(e.into()))?;
         for (i, saved) in accepted.into_iter().zip(saved) {
+            let Some(saved) = saved else {
+                // Erased: rejected, like a row a dry run found erased.
+                if let Step::Row(row) = &mut steps[i] {
+                    row.reject(PhoneRejection::Suppressed);
+                }
+                outcomes[i] = Some(Outcome::Rejected);
+                continue;
+            };
             outcomes[i] = Some(saved.outcome);
             if saved.kept_opted_out {
                 if let Step::Row(row) = &mut steps[i] {
@@ -118,7 +133,8 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
     }
 
     /// Rejects the accepted rows whose number was erased (a tombstone exists): one
-    /// lookup for the batch, when the deployment has a suppression key.
+    /// lookup for the batch, when the deployment has a suppression key (dry runs; a
+    /// write looks up only the rows it would create).
     async fn reject_suppressed(&self, steps: &mut [Step]) -> Result<(), RunError> {
         let mut rows: Vec<&mut ParsedRow> = steps
             .iter_mut()

@@ -512,7 +512,12 @@ impl Identities for MemoryContacts {
 type Tombstone = (String, Channel, String);
 
 impl MemoryContacts {
-    /// Whether the tombstone for `digest` is there.
+    /// Puts a tombstone for `digest`, as an erasure does (without a contact to delete).
+    pub fn add_tombstone(&self, account_id: &str, channel: Channel, digest: &str) {
+        lock(&self.tombstones).insert((account_id.into(), channel, digest.into()));
+    }
+
+    /// Whether a tombstone for `digest` exists.
     pub fn is_suppressed(&self, account_id: &str, channel: Channel, digest: &str) -> bool {
         lock(&self.tombstones).contains(&(account_id.into(), channel, digest.into()))
     }
