@@ -46,7 +46,7 @@ async fn a_contact_costs_a_write_when_new_or_changed_and_nothing_when_unchanged(
     // A new book: each contact is one write of the table and one of the index (keys
     // only); the rows are read at most once, half a unit each, plus a read of the
     // tombstone index per batch; requests go a hundred rows to a read and 25 to a write
-    // (a small file's first batches may be smaller: the bound is loose).
+    // (a small file's batches may be much smaller than 100 rows: the bounds are loose).
     let fresh = stack
         .import(&account, "sms", "book.csv", &file(None), &[])
         .await;
@@ -57,8 +57,8 @@ async fn a_contact_costs_a_write_when_new_or_changed_and_nothing_when_unchanged(
         "{writes} write units for {ROWS} new contacts"
     );
     assert!(writes <= 2.0 * rows + job_writes(&fresh), "{writes}");
-    assert!(reads <= 0.5 * rows + 10.0, "{reads} read units");
-    assert!((requests as f64) <= 0.25 * rows, "{requests} requests");
+    assert!(reads <= 0.6 * rows, "{reads} read units");
+    assert!((requests as f64) <= 0.5 * rows, "{requests} requests");
 
     // The same file again: read, nothing written but the job's own item; no tombstone
     // lookup (a stored contact has none), so half a unit per row and the account's
@@ -73,7 +73,7 @@ async fn a_contact_costs_a_write_when_new_or_changed_and_nothing_when_unchanged(
         "{writes} write units for an unchanged file"
     );
     assert!(
-        reads >= 0.5 * rows && reads <= 0.5 * rows + 10.0,
+        reads >= 0.5 * rows && reads <= 0.5 * rows + 1.0,
         "{reads} read units"
     );
 
