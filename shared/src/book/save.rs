@@ -322,63 +322,43 @@ mod tests {
         assert_eq!(store.count(), 0);
     }
 
-    impl Suppressions for LostAnswers {
-        async fn erase_contact(
-            &self,
-            contact: &Contact,
-            aliases: &[crate::ports::Alias],
-            digests: &[String],
-        ) -> Result<bool, StoreError> {
-            self.0.erase_contact(contact, aliases, digests).await
-        }
+    /// The tombstones of the wrapped store, untouched: the test doubles below change
+    /// only how contacts are written.
+    macro_rules! tombstones_of_the_wrapped_store {
+        ($double:ty) => {
+            impl Suppressions for $double {
+                async fn erase_contact(
+                    &self,
+                    contact: &Contact,
+                    aliases: &[crate::ports::Alias],
+                    digests: &[String],
+                ) -> Result<bool, StoreError> {
+                    self.0.erase_contact(contact, aliases, digests).await
+                }
 
-        async fn suppressed(
-            &self,
-            account_id: &str,
-            channel: Channel,
-            digests: &[String],
-        ) -> Result<Vec<bool>, StoreError> {
-            self.0.suppressed(account_id, channel, digests).await
-        }
+                async fn suppressed(
+                    &self,
+                    account_id: &str,
+                    channel: Channel,
+                    digests: &[String],
+                ) -> Result<Vec<bool>, StoreError> {
+                    self.0.suppressed(account_id, channel, digests).await
+                }
 
-        async fn lift_suppression(
-            &self,
-            account_id: &str,
-            channel: Channel,
-            digest: &str,
-        ) -> Result<(), StoreError> {
-            self.0.lift_suppression(account_id, channel, digest).await
-        }
+                async fn lift_suppression(
+                    &self,
+                    account_id: &str,
+                    channel: Channel,
+                    digest: &str,
+                ) -> Result<(), StoreError> {
+                    self.0.lift_suppression(account_id, channel, digest).await
+                }
+            }
+        };
     }
 
-    impl Suppressions for Throttled {
-        async fn erase_contact(
-            &self,
-            contact: &Contact,
-            aliases: &[crate::ports::Alias],
-            digests: &[String],
-        ) -> Result<bool, StoreError> {
-            self.0.erase_contact(contact, aliases, digests).await
-        }
-
-        async fn suppressed(
-            &self,
-            account_id: &str,
-            channel: Channel,
-            digests: &[String],
-        ) -> Result<Vec<bool>, StoreError> {
-            self.0.suppressed(account_id, channel, digests).await
-        }
-
-        async fn lift_suppression(
-            &self,
-            account_id: &str,
-            channel: Channel,
-            digest: &str,
-        ) -> Result<(), StoreError> {
-            self.0.lift_suppression(account_id, channel, digest).await
-        }
-    }
+    tombstones_of_the_wrapped_store!(LostAnswers);
+    tombstones_of_the_wrapped_store!(Throttled);
 
     /// Writes, then answers as if the connection dropped and the SDK's retry found the
     /// item: the condition fails with our own item.
