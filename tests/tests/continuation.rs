@@ -1,5 +1,5 @@
 //! End to end: an import longer than one invocation continues itself. Watch is restarted
-//! with a 5-second invocation time limit (`IMPORT_TIME_LIMIT_SECONDS`, which up.sh passes
+//! with a 1-second invocation time limit (`IMPORT_TIME_LIMIT_SECONDS`, which up.sh passes
 //! on to the functions); the import checkpoints before it and invokes itself
 //! asynchronously through Lambda's Invoke API (the relay plays it locally). The file
 //! needs several invocations; contacts and counts must match a clean run.
@@ -27,7 +27,7 @@ impl Drop for DefaultTimeoutOnDrop {
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn an_import_longer_than_one_invocation_continues_itself() {
     let stack = Stack::connect().await;
-    restart_watch("IMPORT_TIME_LIMIT_SECONDS=5");
+    restart_watch("IMPORT_TIME_LIMIT_SECONDS=1");
     let _restore = DefaultTimeoutOnDrop;
 
     let account = unique_account("continue");
