@@ -31,6 +31,23 @@ Intrinsic functions are followed: both branches of Fn::If are checked,
 AWS::NoValue is skipped, ${...} placeholders of Fn::Sub and Ref / Fn::GetAtt
 stand for one named resource.
 
+SQS grants must match how each function uses its queues, no more and no less.
+For every function whose Role is a role of the template (AWS::Serverless::Function
+or AWS::Lambda::Function), the queues it uses are read from the template:
+  - it sends to a queue whose URL, ARN or name is in its environment, or that is
+    its asynchronous invocations' destination (EventInvokeConfig, SAM or
+    AWS::Lambda::EventInvokeConfig) or dead-letter queue: sqs:SendMessage is
+    required there, and nothing else is allowed for sending;
+  - it consumes a queue that an AWS::Lambda::EventSourceMapping (or a SAM SQS
+    event) feeds it from: sqs:ReceiveMessage, sqs:DeleteMessage and
+    sqs:GetQueueAttributes are required (what Lambda's poller needs) and
+    sqs:ChangeMessageVisibility is allowed.
+The check fails, naming the role and the queue, when a required action is missing,
+when an SQS action is granted on a queue beyond that (e.g. ReceiveMessage on a
+dead-letter queue only ever sent to), or when an SQS statement names no queue of
+the template (a wildcard, another stack's queue). Conditions are not evaluated:
+both branches of Fn::If count, like above.
+
 It fails too when it finds no identity-policy statement at all, so a template
 cannot pass vacuously. The last line is "N passed, M failed".
 """
@@ -296,6 +313,164 @@ def check_sam_policies(checker: Checker, where: str, policies) -> None:
             checker.fail(where, f"unrecognised policy {json.dumps(pol)}")
 
 
+# ------------------------------------------------------------ SQS wiring
+
+FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+SEND_REQUIRED = {"sqs:sendmessage"}
+SEND_ALLOWED = SEND_REQUIRED
+CONSUME_REQUIRED = {"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"}
+CONSUME_ALLOWED = CONSUME_REQUIRED | {"sqs:changemessagevisibility"}
+# IAM action names are case-insensitive; these are how they are written.
+SQS_SPELLING = {a.lower(): a for a in (
+    "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")}
+
+
+def logical_refs(v, names: set[str]) -> set[str]:
+    """The resources among `names` that a (possibly intrinsic) value refers to:
+    Ref, Fn::GetAtt, and ${Name} / ${Name.Attr} placeholders of Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(v, list):
+        for item in v:
+            found |= logical_refs(item, names)
+    elif isinstance(v, dict):
+        if set(v) == {"Ref"} and v["Ref"] in names:
+            found.add(v["Ref"])
+        elif set(v) == {"Fn::GetAtt"}:
+            target = v["Fn::GetAtt"]
+            head = target[0] if isinstance(target, list) and target else (
+                target.split(".", 1)[0] if isinstance(target, str) else None)
+            if head in names:
+                found.add(head)
+        elif set(v) == {"Fn::Sub"}:
+            args = v["Fn::Sub"]
+            tmpl, bound = (args[0], args[1] if len(args) > 1 else {}) if isinstance(args, list) else (args, {})
+            if isinstance(tmpl, str):
+                for ph in re.findall(r"\$\{([^}!]*)\}", tmpl):
+                    head = ph.split(".", 1)[0]
+                    if head in names and head not in (bound or {}):
+                        found.add(head)
+            found |= logical_refs(bound, names)
+        else:
+            for item in v.values():
+                found |= logical_refs(item, names)
+    return found
+
+
+def spell(actions) -> str:
+    return ", ".join(sorted(SQS_SPELLING.get(a, a) for a in actions))
+
+
+def role_of(props: dict, roles: set[str]) -> str | None:
+    refs = logical_refs(props.get("Role"), roles)
+    return next(iter(refs)) if len(refs) == 1 else None
+
+
+def check_queue_wiring(checker: Checker, resources: dict) -> None:
+    def of_type(*types):
+        return {n: r for n, r in resources.items()
+                if isinstance(r, dict) and r.get("Type") in types}
+
+    queues = set(of_type("AWS::SQS::Queue"))
+    roles = set(of_type("AWS::IAM::Role"))
+    functions = of_type(*FUNCTION_TYPES)
+
+    # What each role's functions need: role -> queue -> "send" / "consume".
+    needs: dict[str, dict[str, set[str]]] = {}
+    function_role: dict[str, str] = {}
+    for fname, fn in functions.items():
+        props = fn.get("Properties") or {}
+        role = role_of(props, roles)
+        if role is None:
+            continue  # an implicit or external role: not this check's business
+        function_role[fname] = role
+        uses = needs.setdefault(role, {})
+        sent = logical_refs(((props.get("Environment") or {}).get("Variables")), queues)
+        sent |= logical_refs(props.get("EventInvokeConfig"), queues)
+        sent |= logical_refs(props.get("DeadLetterQueue"), queues)       # SAM
+        sent |= logical_refs(props.get("DeadLetterConfig"), queues)      # AWS::Lambda::Function
+        for q in sent:
+            uses.setdefault(q, set()).add("send")
+        for event in (props.get("Events") or {}).values():
+            if isinstance(event, dict) and event.get("Type") == "SQS":
+                for q in logical_refs((event.get("Properties") or {}).get("Queue"), queues):
+                    uses.setdefault(q, set()).add("consume")
+
+    def target_function(value) -> str | None:
+        refs = logical_refs(value, set(function_role))
+        return next(iter(refs)) if len(refs) == 1 else None
+
+    for res in of_type("AWS::Lambda::EventSourceMapping").values():
+        props = res.get("Properties") or {}
+        fname = target_function(props.get("FunctionName"))
+        if fname is None:
+            continue
+        for q in logical_refs(props.get("EventSourceArn"), queues):
+            needs[function_role[fname]].setdefault(q, set()).add("consume")
+    for res in of_type("AWS::Lambda::EventInvokeConfig").values():
+        props = res.get("Properties") or {}
+        fname = target_function(props.get("FunctionName"))
+        if fname is None:
+            continue
+        for q in logical_refs(props.get("DestinationConfig"), queues):
+            needs[function_role[fname]].setdefault(q, set()).add("send")
+
+    # What each of those roles grants on SQS: role -> queue -> actions.
+    attached = {role: [] for role in needs}
+    for role in needs:
+        for pol in as_list((resources[role].get("Properties") or {}).get("Policies", [])):
+            if isinstance(pol, dict):
+                attached[role].append(pol.get("PolicyDocument"))
+    for res in of_type("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy").values():
+        props = res.get("Properties") or {}
+        for role in logical_refs(props.get("Roles"), set(needs)):
+            attached[role].append(props.get("PolicyDocument"))
+
+    for role in sorted(needs):
+        where = f"{role} (SQS wiring)"
+        grants: dict[str, set[str]] = {}
+        for doc in attached[role]:
+            for dv in variants(doc):
+                if not isinstance(dv, dict):
+                    continue
+                for stmt in as_list(dv.get("Statement", [])):
+                    if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+                        continue
+                    sqs_actions = {a.lower() for a in (render(x) for x in as_list(stmt.get("Action", [])))
+                                   if a and a.lower().startswith("sqs:")}
+                    if not sqs_actions:
+                        continue
+                    sid = stmt.get("Sid")
+                    for r in as_list(stmt.get("Resource", [])):
+                        named = logical_refs(r, queues)
+                        if len(named) != 1:
+                            checker.fail(where, f"statement {sid or '?'} grants SQS actions on "
+                                                f"{render(r) or json.dumps(r)}, which is not one queue "
+                                                "of this template")
+                            continue
+                        grants.setdefault(named.pop(), set()).update(sqs_actions)
+        for q in sorted(set(needs[role]) | set(grants)):
+            uses = needs[role].get(q, set())
+            required = (SEND_REQUIRED if "send" in uses else set()) | (
+                CONSUME_REQUIRED if "consume" in uses else set())
+            allowed = (SEND_ALLOWED if "send" in uses else set()) | (
+                CONSUME_ALLOWED if "consume" in uses else set())
+            granted = grants.get(q, set())
+            how = " and ".join(v for u, v in (("consume", "consumes"), ("send", "sends to"))
+                               if u in uses) or "never uses"
+            problems = []
+            if required - granted:
+                problems.append(f"misses {spell(required - granted)} on {q}, which its function {how}")
+            if granted - allowed:
+                problems.append(f"grants {spell(granted - allowed)} on {q}, which its function {how}")
+            if problems:
+                for p in problems:
+                    checker.fail(where, p)
+            else:
+                checker.passed += 1
+                print(f"ok   {where}: {q} ({', '.join(sorted(uses))}: {spell(granted)})")
+
+
 def sam_translate(path: str, template: dict) -> dict:
     """The template as CloudFormation sees it after the SAM transform (cfn-lint's
     wrapper of the SAM translator, which stands in for local CodeUris)."""
@@ -323,6 +498,7 @@ def main(argv: list[str]) -> int:
 
     print(f"checking {path}")
     check_resources(checker, resources)
+    check_queue_wiring(checker, resources)
     globals_policies = ((template.get("Globals") or {}).get("Function") or {}).get("Policies")
     check_sam_policies(checker, "Globals.Function", globals_policies)
 
