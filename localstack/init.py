@@ -1,15 +1,29 @@
 #!/usr/bin/env python3
 """Create the local AWS resources, idempotently, in make up's emulator or LocalStack (DESIGN.md section 11).
 
-Bucket, table (GSI `by_account`, TTL on `expires_at`), queue, and the bucket notification
-`imports/` -> queue, all at one endpoint (make up's edge, where the table is dynoxide's and
+Bucket, table (GSI `by_account`, TTL on `expires_at`), queue, the bucket notification
+`imports/` -> queue, and the WhatsApp webhook queue with its dead-letter queue (drained by
+the relay as Lambda's SQS event source mapping would), all at one endpoint (make up's edge, where the table is dynoxide's and
 the rest moto's, or LocalStack). Safe to run any number of times. Also LocalStack's ready hook
 (see docker-compose.yml), where it runs inside the container with LocalStack's Python;
 like every script here it reads endpoint, credentials and names from local_aws.py.
 """
+import json
+
 from botocore.exceptions import ClientError
 
-from local_aws import BUCKET, ENDPOINT, QUEUE, REGION, TABLE, client
+from local_aws import (
+    BUCKET,
+    ENDPOINT,
+    QUEUE,
+    REGION,
+    TABLE,
+    WEBHOOK_DLQ,
+    WEBHOOK_MAX_RECEIVE_COUNT,
+    WEBHOOK_QUEUE,
+    WEBHOOK_VISIBILITY_TIMEOUT,
+    client,
+)
 
 s3, ddb, sqs = (client(name) for name in ("s3", "dynamodb", "sqs"))
 
@@ -57,7 +71,26 @@ def queue():
     # The relay invokes synchronously and deletes after; an import may run for minutes,
     # so keep the message hidden long enough that no second worker picks it up meanwhile.
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "900"})
+    return queue_arn(url)
+
+
+def queue_arn(url):
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def webhook_queues():
+    """contact-events puts each signed webhook body on WEBHOOK_QUEUE; a body that failed
+    WEBHOOK_MAX_RECEIVE_COUNT times moves to WEBHOOK_DLQ (SQS's redrive, as on AWS).
+    Attributes are set after creating, so a second run (or a changed setting) updates them
+    where create_queue with other attributes would fail."""
+    dlq = sqs.create_queue(QueueName=WEBHOOK_DLQ)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)})
+    url = sqs.create_queue(QueueName=WEBHOOK_QUEUE)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={
+        "VisibilityTimeout": str(WEBHOOK_VISIBILITY_TIMEOUT),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": queue_arn(dlq),
+                                     "maxReceiveCount": WEBHOOK_MAX_RECEIVE_COUNT}),
+    })
 
 
 def notification(queue_arn):
@@ -104,8 +137,11 @@ def main():
     table()
     example_business_number()
     notification(queue())
+    webhook_queues()
     print(f"init: bucket {BUCKET}, table {TABLE} (GSI by_account, TTL expires_at), "
           f"queue {QUEUE} <- s3://{BUCKET}/imports/ at {ENDPOINT}; "
+          f"webhook queue {WEBHOOK_QUEUE} (visibility {WEBHOOK_VISIBILITY_TIMEOUT}s, "
+          f"dead letters to {WEBHOOK_DLQ} after {WEBHOOK_MAX_RECEIVE_COUNT} receives); "
           f"WhatsApp business number {EXAMPLE_PHONE_NUMBER_ID} -> account {EXAMPLE_ACCOUNT}")
 
 

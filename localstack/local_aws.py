@@ -7,6 +7,8 @@ fault proxy's address from this module (scripts/ put localstack/ on sys.path fir
     AWS_REGION or AWS_DEFAULT_REGION           default us-east-1
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   default test / test (the emulator takes any)
     CONTACTS_BUCKET, CONTACTS_TABLE, CONTACTS_QUEUE   what init.py creates
+    CONTACTS_WEBHOOK_QUEUE, CONTACTS_WEBHOOK_DLQ      the WhatsApp webhook queue and its dead-letter queue
+    WEBHOOK_MAX_RECEIVE_COUNT                  receives before SQS moves a webhook body to the DLQ (5)
     FAULT_PROXY_URL                            localstack/fault_proxy.py, default http://127.0.0.1:4567
     WATCH_URL                                  cargo lambda watch's invoke API, default http://127.0.0.1:9000
     STALL_SECONDS                              how long a wait tolerates nothing moving (120)
@@ -34,6 +36,12 @@ SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "test")
 BUCKET = os.environ.get("CONTACTS_BUCKET", "contact-uploads")
 TABLE = os.environ.get("CONTACTS_TABLE", "contacts")
 QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
+# contact-events queues each signed WhatsApp webhook body here and answers Meta at once;
+# the relay drains it as Lambda's SQS event source mapping would (localstack/relay.py).
+WEBHOOK_QUEUE = os.environ.get("CONTACTS_WEBHOOK_QUEUE", "contact-events-webhooks")
+WEBHOOK_DLQ = os.environ.get("CONTACTS_WEBHOOK_DLQ", "contact-events-webhooks-dlq")
+WEBHOOK_MAX_RECEIVE_COUNT = int(os.environ.get("WEBHOOK_MAX_RECEIVE_COUNT", "5"))  # RedrivePolicy
+WEBHOOK_VISIBILITY_TIMEOUT = 10  # seconds: a record that failed comes back this much later
 PROXY = os.environ.get("FAULT_PROXY_URL", "http://127.0.0.1:4567")
 WATCH = os.environ.get("WATCH_URL", "http://127.0.0.1:9000")
 STALL_SECONDS = float(os.environ.get("STALL_SECONDS", "120"))

@@ -15,6 +15,21 @@ It also stands in for Lambda's asynchronous Invoke API (`InvocationType=Event`),
 it accepts `POST /2015-03-31/functions/{name}/invocations`, answers 202 at once, and
 invokes the function through watch in the background with the same retries. An import
 that runs short of time continues itself this way (AWS_ENDPOINT_URL_LAMBDA points here).
+
+And it stands in for Lambda's SQS event source mapping with ReportBatchItemFailures on the
+WhatsApp webhook queue (contact-events queues each signed webhook body there and answers
+Meta at once; DESIGN.md section 13). RELAY_WEBHOOK_WORKERS (2) pollers each receive up to
+10 messages (long poll, all attributes), invoke contact-events synchronously with the SQS
+event AWS builds (`Records` of `messageId`, `receiptHandle`, `body`, `attributes`,
+`messageAttributes`, `md5OfBody`, `eventSource: aws:sqs`, `eventSourceARN`,
+`awsRegion`), and delete every message but those the answer's `batchItemFailures` names.
+As on AWS, a function error, an unreadable answer or an identifier not in the batch
+deletes nothing: the messages come back after the queue's visibility timeout (10 s
+locally). The queue's own RedrivePolicy moves a message to the dead-letter queue after
+WEBHOOK_MAX_RECEIVE_COUNT receives: moto (5.2.5, checked) and LocalStack both redrive, so
+the relay does not. A poller receives only while watch listens, so restarting watch does
+not use up a message's receives. One log line per batch, never a body (bodies hold
+personal data).
 """
 import base64
 import json
@@ -22,18 +37,20 @@ import os
 import queue
 import re
 import secrets
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from local_aws import QUEUE, client
+from local_aws import QUEUE, REGION, WEBHOOK_MAX_RECEIVE_COUNT, WEBHOOK_QUEUE, client
 
 WATCH = os.environ.get("RELAY_WATCH_URL", "http://127.0.0.1:9000")
 LAMBDA_PORT = int(os.environ.get("RELAY_LAMBDA_PORT", "9001"))
 INVOCATIONS = re.compile(r"^/2015-03-31/functions/([A-Za-z0-9_.:-]+)/invocations$")
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
+WEBHOOK_WORKERS = int(os.environ.get("RELAY_WEBHOOK_WORKERS", "2"))
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
 INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
 # Lambda's service does not go away; watch does, while `make up` or a test restarts it.
@@ -44,7 +61,8 @@ sqs = client("sqs")
 # Lambda's asynchronous invoke), so botocore must not retry an invoke as well: a retried
 # invoke would run the function again at once.
 lam = client("lambda", endpoint_url=WATCH, retries={"total_max_attempts": 1},
-             read_timeout=INVOKE_TIMEOUT, connect_timeout=10, max_pool_connections=WORKERS + 4)
+             read_timeout=INVOKE_TIMEOUT, connect_timeout=10,
+             max_pool_connections=WORKERS + WEBHOOK_WORKERS + 4)
 
 
 def keep_error_body(response_dict, customized_response_dict, **_):
@@ -188,7 +206,163 @@ def worker(queue_url):
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def sqs_record(message, queue_arn):
+    """One message as Lambda's SQS event source mapping hands it to the function."""
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {name: message_attribute(value)
+                              for name, value in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def message_attribute(value):
+    """ReceiveMessage's attribute (binary as bytes) as Lambda's record has it (base64)."""
+    out = {}
+    if "StringValue" in value:
+        out["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        out["binaryValue"] = b64(value["BinaryValue"])
+    out["stringListValues"] = list(value.get("StringListValues", []))
+    out["binaryListValues"] = [b64(v) for v in value.get("BinaryListValues", [])]
+    out["dataType"] = value["DataType"]
+    return out
+
+
+def failed_items(answer, message_ids):
+    """The message ids to keep, by Lambda's rules for ReportBatchItemFailures: no answer,
+    `{}`, or a null or empty `batchItemFailures` is a complete success; an answer that is
+    not JSON, or an item whose `itemIdentifier` is missing, empty or not in the batch, is
+    a complete failure (every message kept)."""
+    try:
+        doc = json.loads(answer) if answer.strip() else None
+    except ValueError:
+        return set(message_ids), "an answer that is not JSON"
+    failures = doc.get("batchItemFailures") if isinstance(doc, dict) else None
+    if not failures:
+        return set(), None
+    if not isinstance(failures, list):
+        return set(message_ids), "batchItemFailures is not a list"
+    kept = set()
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not identifier or identifier not in message_ids:
+            return set(message_ids), f"an itemIdentifier not in the batch: {identifier!r}"
+        kept.add(identifier)
+    return kept, None
+
+
+def wait_for_watch():
+    """Lambda's service is always there; watch is not while it restarts. A message
+    received meanwhile would use up its receives (and reach the dead-letter queue) for
+    nothing, so receive only while watch accepts connections."""
+    host, port = WATCH.split("//", 1)[-1].rstrip("/").rsplit(":", 1)
+    waited = False
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            if waited:
+                log(f"webhooks: {WATCH} listens again")
+            return
+        except OSError:
+            if not waited:
+                log(f"webhooks: waiting for {WATCH} to listen")
+            waited = True
+            time.sleep(1)
+
+
+def webhook_queue():
+    """(url, arn) of the webhook queue, once it exists (init.py creates it)."""
+    waited = False
+    while True:
+        try:
+            url = sqs.get_queue_url(QueueName=WEBHOOK_QUEUE)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            if waited:
+                log(f"webhooks: polling {url}")
+            return url, arn
+        except Exception as e:  # noqa: BLE001 - wait for init.py, or for the emulator
+            if not waited:
+                log(f"webhooks: waiting for queue {WEBHOOK_QUEUE}: {e!r}")
+            waited = True
+            time.sleep(2)
+
+
+def webhook_batch(url, arn, messages):
+    """Invokes contact-events with one batch, deletes what succeeded; one line for the log."""
+    start = time.monotonic()
+    event = {"Records": [sqs_record(m, arn) for m in messages]}
+    ids = {m["MessageId"] for m in messages}
+    receives = max(int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for m in messages)
+    what = (f"webhooks: {len(messages)} record(s), receive {receives} of {WEBHOOK_MAX_RECEIVE_COUNT}"
+            " -> contact-events")
+    ok, answer = invoke(event, "contact-events")
+    if not ok:
+        return (f"{what} FAILED in {time.monotonic() - start:.1f}s, all kept for a retry: "
+                f"{answer[:300]}")
+    kept, why = failed_items(answer, ids)
+    done = [m for m in messages if m["MessageId"] not in kept]
+    undeleted = 0
+    for i in range(0, len(done), 10):
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i:i + 10])]
+        try:
+            undeleted += len(sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed", []))
+        except Exception as e:  # noqa: BLE001 - they come back and are applied again, idempotently
+            log(f"webhooks: delete failed: {e!r}")
+            undeleted += len(entries)
+    line = f"{what} in {time.monotonic() - start:.1f}s: {len(kept)} failed"
+    if why:
+        line += f" (the whole batch: {why})"
+    elif kept:
+        line += f" ({' '.join(sorted(kept))})"
+    line += f", {len(done) - undeleted} deleted"
+    if undeleted:
+        line += f", {undeleted} not deleted (they come again)"
+    return line
+
+
+def webhook_worker():
+    """Lambda's SQS poller for contact-events, with ReportBatchItemFailures."""
+    url = arn = None
+    while True:
+        if url is None:
+            url, arn = webhook_queue()
+        wait_for_watch()
+        try:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        except Exception as e:  # noqa: BLE001 - the emulator restarting must not kill the relay
+            log(f"webhooks: receive failed: {e!r}")
+            url = None  # look the queue up again (and wait for it): the emulator may have restarted
+            time.sleep(2)
+            continue
+        if messages:
+            try:
+                log(webhook_batch(url, arn, messages))
+            except Exception as e:  # noqa: BLE001 - the batch comes back after the visibility timeout
+                log(f"webhooks: error handling a batch of {len(messages)}, kept for a retry: {e!r}")
+
+
 def main():
+    threads = [threading.Thread(target=webhook_worker, name=f"webhooks{i}", daemon=True)
+               for i in range(WEBHOOK_WORKERS)]
+    for t in threads:
+        t.start()
     while True:
         try:
             queue_url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
@@ -199,12 +373,14 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", LAMBDA_PORT), AsyncInvokeApi)
     threading.Thread(target=server.serve_forever, name="invoke-api", daemon=True).start()
     log(f"polling {queue_url} with {WORKERS} workers -> {WATCH} (import-contacts); "
-        f"asynchronous Invoke API on 127.0.0.1:{LAMBDA_PORT}")
-    threads = [threading.Thread(target=worker, args=(queue_url,), name=str(i), daemon=True)
+        f"asynchronous Invoke API on 127.0.0.1:{LAMBDA_PORT}; "
+        f"{WEBHOOK_WORKERS} pollers on {WEBHOOK_QUEUE} -> contact-events")
+    started = [threading.Thread(target=worker, args=(queue_url,), name=str(i), daemon=True)
                for i in range(WORKERS)]
-    threads += [threading.Thread(target=async_worker, name=f"async{i}", daemon=True) for i in range(2)]
-    for t in threads:
+    started += [threading.Thread(target=async_worker, name=f"async{i}", daemon=True) for i in range(2)]
+    for t in started:
         t.start()
+    threads += started
     for t in threads:
         t.join()
 

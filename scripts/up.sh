@@ -3,7 +3,8 @@
 # answers on 4566, e.g. LocalStack: dynoxide on 127.0.0.1:4569 for DynamoDB, then the
 # edge on 4566, localstack/emulator.py, which serves S3, SQS and EventBridge with moto and
 # forwards DynamoDB to dynoxide), resources, both functions under `cargo lambda watch` and
-# the S3 -> function relay. Idempotent: what already runs is left alone.
+# the relay (S3 notifications -> import-contacts, webhook queue -> contact-events).
+# Idempotent: what already runs is left alone.
 # Returns when an upload would be imported: both functions answer an invoke.
 #
 # FAULT_PROXY=1 also starts localstack/fault_proxy.py (127.0.0.1:4567) and runs the
@@ -156,6 +157,21 @@ else
   # try a real Meta app through a tunnel.
   export WHATSAPP_APP_SECRET=${WHATSAPP_APP_SECRET:-local-development-app-secret}
   export WHATSAPP_VERIFY_TOKEN=${WHATSAPP_VERIFY_TOKEN:-local-development-verify-token}
+  # contact-events queues each signed webhook body on the queue init.py created and
+  # answers Meta at once; the relay drains it as Lambda's SQS event source mapping does.
+  # The URLs as the emulator gives them (moto's and LocalStack's differ); names from
+  # CONTACTS_WEBHOOK_QUEUE / CONTACTS_WEBHOOK_DLQ, the count from WEBHOOK_MAX_RECEIVE_COUNT.
+  webhook_queues=$(python - <<'PY'
+import sys
+sys.path.insert(0, "localstack")
+from local_aws import WEBHOOK_DLQ, WEBHOOK_MAX_RECEIVE_COUNT, WEBHOOK_QUEUE, client
+sqs = client("sqs")
+print(*(sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in (WEBHOOK_QUEUE, WEBHOOK_DLQ)),
+      WEBHOOK_MAX_RECEIVE_COUNT)
+PY
+  )
+  read -r WEBHOOK_QUEUE_URL WEBHOOK_DEAD_LETTER_QUEUE_URL WEBHOOK_MAX_RECEIVE_COUNT <<<"$webhook_queues"
+  export WEBHOOK_QUEUE_URL WEBHOOK_DEAD_LETTER_QUEUE_URL WEBHOOK_MAX_RECEIVE_COUNT
   # AWS_ENDPOINT_URL_DYNAMODB: the AWS SDK for Rust takes a service's own endpoint over
   # AWS_ENDPOINT_URL (aws-config 1.13, Cargo.lock). Never inherited: through the proxy,
   # DynamoDB must go through the proxy too.
