@@ -73,6 +73,16 @@ pub struct Config {
     /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription GET must present
     /// (`hub.verify_token`). Without it every GET is refused (403).
     pub whatsapp_verify_token: Option<Secret>,
+    /// `WEBHOOK_QUEUE_URL`: the SQS queue a signed webhook POST is stored on before it
+    /// is answered. Without it every POST is answered 500 (nothing could be stored), so
+    /// Meta keeps it for later.
+    pub webhook_queue_url: Option<String>,
+    /// `WEBHOOK_DEAD_LETTER_QUEUE_URL`: where a stored webhook that cannot be applied
+    /// goes, with its reason. Without it such a record is left to the queue's redrive.
+    pub webhook_dead_letter_queue_url: Option<String>,
+    /// `WEBHOOK_MAX_RECEIVE_COUNT`: the webhook queue's `maxReceiveCount`; a record that
+    /// fails on its last receive is dead-lettered with its reason by the function.
+    pub webhook_max_receive_count: u64,
 }
 
 /// A variable with a value the functions cannot use.
@@ -101,6 +111,9 @@ impl Default for Config {
             lease_seconds: crate::import::LEASE_SECONDS,
             whatsapp_app_secret: None,
             whatsapp_verify_token: None,
+            webhook_queue_url: None,
+            webhook_dead_letter_queue_url: None,
+            webhook_max_receive_count: 5,
         }
     }
 }
@@ -201,6 +214,13 @@ impl Config {
             // Any non-empty value: Meta chooses the app secret, the developer the token.
             whatsapp_app_secret: get("WHATSAPP_APP_SECRET").and_then(Secret::new),
             whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").and_then(Secret::new),
+            webhook_queue_url: get("WEBHOOK_QUEUE_URL").filter(|url| !url.is_empty()),
+            webhook_dead_letter_queue_url: get("WEBHOOK_DEAD_LETTER_QUEUE_URL")
+                .filter(|url| !url.is_empty()),
+            webhook_max_receive_count: number(
+                "WEBHOOK_MAX_RECEIVE_COUNT",
+                defaults.webhook_max_receive_count,
+            )?,
         })
     }
 }

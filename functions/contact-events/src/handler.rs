@@ -6,7 +6,7 @@ use contacts::events::{EventError, EventService, Invocation, Reply};
 use contacts::metrics;
 use contacts::ports::{
     AccountContacts, CapacityMeter, ContactRemoval, ContactStore, EventLedger, Identities,
-    ObjectStore, SettingsStore, Suppressions,
+    ObjectStore, SettingsStore, Suppressions, WebhookQueue,
 };
 
 /// An event that failed, reported to the runtime with its type.
@@ -26,8 +26,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// Handles one invocation: a single event answers or fails; a batch answers with
 /// `batchItemFailures`; an HTTP request answers with a status (`statusCode`, `headers`,
 /// `body`), never an error.
-pub async fn handle<O, C, S, L>(
-    service: &EventService<'_, O, C, S, L>,
+pub async fn handle<O, C, S, L, W>(
+    service: &EventService<'_, O, C, S, L, W>,
     invocation: Invocation,
 ) -> Result<Reply, HandlerError>
 where
@@ -35,6 +35,7 @@ where
     C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities + CapacityMeter,
     S: SettingsStore,
     L: EventLedger,
+    W: WebhookQueue,
 {
     let events = invocation.event_count();
     let reply = service.handle_invocation(invocation).await;
@@ -77,6 +78,7 @@ mod tests {
             contacts: &ports.contacts,
             settings: &ports.settings,
             ledger: &ports.ledger,
+            webhooks: &ports.webhooks,
             config,
         };
         let reply = handle(&service, Invocation::from_payload(payload)).await?;
@@ -166,7 +168,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_example_signed_post_is_answered_200_and_saves_its_sender() {
+    async fn the_example_signed_post_is_stored_answered_200_and_applied_from_the_queue() {
         let store = store();
         let payload: Value =
             serde_json::from_str(&example("webhook-function-url-post.json")).expect("JSON");
@@ -176,7 +178,154 @@ mod tests {
                 .expect("answered");
             assert_eq!(answer["statusCode"], 200, "{answer}");
         }
+        assert_eq!(store.contacts.count(), 0, "nothing applied in the request");
+        let answer = invoke(&store, queue_batch(&store.webhooks.queued(), 1))
+            .await
+            .expect("answered");
+        assert_eq!(answer, json!({"batchItemFailures": []}));
         assert_eq!(store.contacts.count(), 1, "a duplicate changes nothing");
+    }
+
+    /// The SQS batch Lambda's event source mapping hands over for what the receiver
+    /// stored, each record received `receive_count` times.
+    fn queue_batch(queued: &[contacts::ports::StoredWebhook], receive_count: u64) -> Value {
+        let records: Vec<Value> = queued
+            .iter()
+            .enumerate()
+            .map(|(i, webhook)| {
+                let string = |value: &str| json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"});
+                json!({"messageId": format!("q{i}"), "receiptHandle": "r", "eventSource": "aws:sqs",
+                       "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:contact-events-webhooks",
+                       "awsRegion": "us-east-1",
+                       "body": String::from_utf8(webhook.body.clone()).expect("text"),
+                       "attributes": {"ApproximateReceiveCount": receive_count.to_string(), "SentTimestamp": "1764750000000"},
+                       "messageAttributes": {"received_at": string(&webhook.received_at), "signature": string("verified"), "body_encoding": string("utf-8")}})
+            })
+            .collect();
+        json!({"Records": records})
+    }
+
+    /// Stores `body` as a signed POST would, and returns what was queued.
+    async fn posted(ports: &MemoryPorts, body: &str) -> Vec<contacts::ports::StoredWebhook> {
+        let answer = invoke_with(
+            &local_config(),
+            ports,
+            function_url_post(body, Some(&sign(body))),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        ports.webhooks.queued()
+    }
+
+    #[tokio::test]
+    async fn a_good_message_is_applied_beside_an_unreadable_item_and_another_field() {
+        let store = ports_with_dead_letters();
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
+            {"field": "messages", "value": {"messaging_product": "whatsapp",
+              "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
+              "contacts": [{"profile": {"name": "Eva"}, "wa_id": "447911123456"}],
+              "messages": [{"from": "447911123456", "id": "wamid.good", "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}},
+                           {"from": "447911123457", "timestamp": {"not": "a time"}, "type": "text"}]}},
+            {"field": "message_template_status_update", "value": {"event": "APPROVED", "message_template_id": 1}}]}]})
+        .to_string();
+        let queued = posted(&store, &body).await;
+        let answer = invoke(&store, queue_batch(&queued, 1))
+            .await
+            .expect("answered");
+        assert_eq!(answer, json!({"batchItemFailures": []}), "nothing to retry");
+        assert!(
+            store.webhooks.dead_letters().is_empty(),
+            "applied, not given up"
+        );
+        assert_eq!(store.contacts.count(), 1, "the good message's sender");
+        assert!(store
+            .contacts
+            .get("acme", Channel::Whatsapp, "+447911123456")
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stored_body_that_is_no_webhook_goes_to_the_dead_letter_queue_with_its_reason() {
+        let store = ports_with_dead_letters();
+        let queued = posted(&store, "{\"not\": \"meta\"}").await;
+        let answer = invoke(&store, queue_batch(&queued, 1))
+            .await
+            .expect("answered");
+        assert_eq!(answer, json!({"batchItemFailures": []}), "not retried");
+        let dead = store.webhooks.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert!(
+            dead[0].reason.starts_with("InvalidEvent: "),
+            "{}",
+            dead[0].reason
+        );
+        assert!(dead[0].reason.contains("`object`"), "{}", dead[0].reason);
+        assert_eq!(dead[0].body, "{\"not\": \"meta\"}");
+        assert_eq!(dead[0].attributes["signature"], "verified");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_retried_then_dead_lettered_on_its_last_receive() {
+        let store = ports_with_dead_letters();
+        store
+            .contacts
+            .set_number_unavailable("106540352242922", true);
+        let queued = posted(&store, &webhook_body()).await;
+        for receive_count in 1..5 {
+            let answer = invoke(&store, queue_batch(&queued, receive_count))
+                .await
+                .expect("answered");
+            assert_eq!(
+                answer,
+                json!({"batchItemFailures": [{"itemIdentifier": "q0"}]}),
+                "receive {receive_count}: retried"
+            );
+        }
+        assert!(store.webhooks.dead_letters().is_empty());
+        // The fifth receive is the queue's last (WEBHOOK_MAX_RECEIVE_COUNT, 5 by default).
+        let answer = invoke(&store, queue_batch(&queued, 5))
+            .await
+            .expect("answered");
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        let dead = store.webhooks.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert!(
+            dead[0].reason.starts_with("Retryable: "),
+            "{}",
+            dead[0].reason
+        );
+        assert_eq!(dead[0].receive_count, 5);
+        // Without a dead-letter queue the record fails, and the queue's redrive moves it.
+        let store = store_without_dead_letters_failing();
+        let queued = posted(&store, &webhook_body()).await;
+        let answer = invoke(&store, queue_batch(&queued, 5))
+            .await
+            .expect("answered");
+        assert_eq!(
+            answer,
+            json!({"batchItemFailures": [{"itemIdentifier": "q0"}]})
+        );
+    }
+
+    /// In-memory ports with a dead-letter queue.
+    fn ports_with_dead_letters() -> MemoryPorts {
+        let ports = MemoryPorts {
+            webhooks: contacts::ports::memory::MemoryWebhookQueue::with_dead_letters(),
+            ..MemoryPorts::default()
+        };
+        ports
+            .contacts
+            .add_business_number("106540352242922", "acme");
+        ports
+    }
+
+    fn store_without_dead_letters_failing() -> MemoryPorts {
+        let ports = store();
+        ports
+            .contacts
+            .set_number_unavailable("106540352242922", true);
+        ports
     }
 
     /// `printf '%s' "$body" | openssl dgst -sha256 -hmac local-development-app-secret`.
@@ -224,20 +373,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_signed_webhook_reaches_the_service_as_a_bare_event_would() {
+    async fn a_signed_webhook_applied_from_the_queue_does_what_the_bare_body_does() {
         let body = webhook_body();
         let bare = store();
-        let bare_answer = invoke(&bare, serde_json::from_str(&body).expect("JSON")).await;
+        invoke(&bare, serde_json::from_str(&body).expect("JSON"))
+            .await
+            .expect("handled");
         let store = store();
-        let answer = invoke_with(
-            &local_config(),
-            &store,
-            function_url_post(&body, Some(&sign(&body))),
-        )
-        .await
-        .expect("answered");
-        let expected = if bare_answer.is_ok() { 200 } else { 400 };
-        assert_eq!(answer["statusCode"], expected, "{answer}");
+        let queued = posted(&store, &body).await;
+        let answer = invoke(&store, queue_batch(&queued, 1))
+            .await
+            .expect("answered");
+        assert_eq!(answer, json!({"batchItemFailures": []}));
         assert_eq!(store.contacts.count(), bare.contacts.count());
         assert_eq!(store.ledger.answers(), bare.ledger.answers());
     }

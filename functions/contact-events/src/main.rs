@@ -2,7 +2,9 @@
 //! webhooks through its function URL) keep the contact book current. Wiring only; the
 //! logic is `contacts::events`.
 
-use contacts::aws::{load_sdk_config, DynamoTable, S3Objects, SecretsManagerSecrets};
+use contacts::aws::{
+    load_sdk_config, DynamoTable, S3Objects, SecretsManagerSecrets, SqsWebhookQueue,
+};
 use contacts::config::Config;
 use contacts::events::{EventService, Invocation};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -17,12 +19,18 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env_and(&secrets).await?;
     let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
     let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+    let webhooks = SqsWebhookQueue::new(
+        SqsWebhookQueue::client(&sdk),
+        config.webhook_queue_url.clone(),
+        config.webhook_dead_letter_queue_url.clone(),
+    );
     // One table holds contacts, account settings and the processed-event ledger.
     let service = &EventService {
         objects: &objects,
         contacts: &table,
         settings: &table,
         ledger: &table,
+        webhooks: &webhooks,
         config: &config,
     };
     // The payload is any of several shapes until the envelope tells which.

@@ -10,6 +10,8 @@
 //!   continuing itself in a fresh invocation (`lambda.rs`).
 //! - [`SecretsManagerSecrets`] ([`SecretStore`](crate::ports::SecretStore)): the
 //!   deployment's secrets, read at start (`secrets.rs`).
+//! - [`SqsWebhookQueue`] ([`WebhookQueue`](crate::ports::WebhookQueue)): signed WhatsApp
+//!   webhooks stored before they are answered, and their dead letters (`sqs.rs`).
 //!
 //! The functions' `main` builds the SDK configuration once ([`load_sdk_config`]), a client
 //! per service, and these adapters around them.
@@ -18,11 +20,13 @@ mod dynamodb;
 mod lambda;
 mod s3;
 mod secrets;
+pub mod sqs;
 
 pub use dynamodb::DynamoTable;
 pub use lambda::LambdaContinuation;
 pub use s3::S3Objects;
 pub use secrets::SecretsManagerSecrets;
+pub use sqs::SqsWebhookQueue;
 
 use crate::ports::StoreError;
 

@@ -19,6 +19,7 @@ pub mod options;
 pub mod outcome;
 pub mod phone;
 pub mod secret;
+pub mod stored_webhook;
 pub mod suppression;
 pub mod upload;
 pub mod validate;

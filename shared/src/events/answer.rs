@@ -50,8 +50,14 @@ pub struct WebhookAnswer {
     pub identity_changes: u64,
     /// Items for a business number no account has (`WABA#…` item missing).
     pub unknown_phone_number_id: u64,
-    /// Items skipped: group messages and statuses, items naming nobody, unknown kinds.
+    /// Items skipped: group messages and statuses, preferences of another category.
     pub ignored: u64,
+    /// Items that cannot be read (`invalid_item`: a missing id, a wrong type, nobody
+    /// named); the body's other items are applied all the same.
+    pub invalid_items: u64,
+    /// Changes of webhook fields the contact book does not use
+    /// (`message_template_status_update`, `account_update`, ...): acknowledged.
+    pub other_fields: u64,
 }
 
 /// The answer to `import.undo`, by `status`.

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::answer::Answer;
 use super::error::{invalid, EventError};
 use super::http::{is_http_request, HttpRequest, HttpResponse, RequestError};
+use super::meta::WHATSAPP_OBJECT;
 use super::payload::{decode, Event};
+use crate::domain::stored_webhook as sqs;
 
 /// One invocation's events, decoded.
 // One value per invocation, moved once: boxing the single event would buy nothing.
@@ -40,6 +42,20 @@ pub struct Record {
     pub message_id: String,
     /// The event its body holds.
     pub event: Result<Event, EventError>,
+    /// Set when the record is a webhook body contact-events itself stored (it carries
+    /// the receiver's attributes): what giving it up needs.
+    pub stored_webhook: Option<QueuedWebhook>,
+}
+
+/// A record of the webhook queue as it was received, for its dead letter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedWebhook {
+    /// The message body as queued.
+    pub body: String,
+    /// Its string message attributes.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// `ApproximateReceiveCount`: how many times it has been received, this time included.
+    pub receive_count: u64,
 }
 
 impl Invocation {
@@ -140,6 +156,28 @@ impl TryFrom<SqsEvent> for SqsBatch {
 impl From<SqsMessage> for Record {
     fn from(message: SqsMessage) -> Record {
         let body = message.body.unwrap_or_default();
+        let attributes: std::collections::BTreeMap<String, String> = message
+            .message_attributes
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.string_value?)))
+            .collect();
+        if attributes.get(sqs::SIGNATURE).map(String::as_str) == Some(sqs::VERIFIED) {
+            let event = stored_webhook_event(&body, attributes.get(sqs::BODY_ENCODING));
+            let receive_count = message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            return Record {
+                message_id: message.message_id.unwrap_or_default(),
+                event,
+                stored_webhook: Some(QueuedWebhook {
+                    body,
+                    attributes,
+                    receive_count,
+                }),
+            };
+        }
         // Any JSON is a carrier (`Bare` takes every value): an error is a syntax error.
         let event = match serde_json::from_str::<Carrier>(&body) {
             Ok(carrier) => carrier.event(),
@@ -148,7 +186,34 @@ impl From<SqsMessage> for Record {
         Record {
             message_id: message.message_id.unwrap_or_default(),
             event,
+            stored_webhook: None,
         }
+    }
+}
+
+/// The event of a webhook body the receiver stored: it must be JSON and Meta's
+/// WhatsApp webhook (the receiver only checked its signature).
+fn stored_webhook_event(body: &str, encoding: Option<&String>) -> Result<Event, EventError> {
+    let raw = sqs::raw_body(body, encoding.map(String::as_str))
+        .ok_or_else(|| invalid("body", "is marked base64 but is not"))?;
+    let json: serde_json::Value = serde_json::from_slice(&raw)
+        .map_err(|e| invalid("body", format!("is not JSON ({})", json_problem(&e))))?;
+    if json.get("object").and_then(|object| object.as_str()) != Some(WHATSAPP_OBJECT) {
+        return Err(invalid(
+            "object",
+            format!("must be {WHATSAPP_OBJECT:?}: the body is not a WhatsApp webhook"),
+        ));
+    }
+    decode(&json, None)
+}
+
+/// What kind of JSON error `e` is, for a message that must not quote the body.
+fn json_problem(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "a syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "it ends early",
     }
 }
 

@@ -64,6 +64,20 @@ impl EventError {
             EventError::NotConfigured { .. } => "NotConfigured",
         }
     }
+
+    /// Whether the same event may succeed later: a store or the deployment failed, not
+    /// the event itself.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EventError::InvalidField { .. }
+            | EventError::MissingRequiredHeaders(_)
+            | EventError::RecipientsFile { .. } => false,
+            EventError::Store(_)
+            | EventError::Save(_)
+            | EventError::Export(_)
+            | EventError::NotConfigured { .. } => true,
+        }
+    }
 }
 
 /// Why the recipients file's header is not enough.

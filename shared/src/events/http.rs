@@ -7,10 +7,11 @@
 //!   equal to `WHATSAPP_VERIFY_TOKEN` answer `hub.challenge`; anything else is 403.
 //! - `POST` is a webhook: its raw body must be signed with `WHATSAPP_APP_SECRET`
 //!   ([`crate::domain::webhook_signature`]), else 401 and nothing is parsed, let alone
-//!   written. A signed body must be a JSON WhatsApp webhook (400 otherwise); it is then
-//!   decoded like any event ([`decode`]) and handled as any other ([`answer`]). 200
-//!   when it is handled (a duplicate too: Meta retries anything else for days), 400
-//!   when the event is at fault, 500 when a store is, so that Meta retries.
+//!   written. A signed body is stored as it came (the webhook queue, with the time it
+//!   was received) and answered 200 at once, a duplicate too (Meta retries anything
+//!   else for days); nothing else happens in the request. 500 only when it could not be
+//!   stored, so that Meta retries. Its items are applied from the queue, each on its own
+//!   ([`super::whatsapp_webhook`]).
 //! - Any other method is 405.
 //!
 //! Two payload formats carry a request:
@@ -36,13 +37,11 @@ use serde_json::json;
 
 use std::future::Future;
 
-use super::answer::Answer;
-use super::error::EventError;
-use super::payload::{decode, Event};
 use crate::config::Config;
 use crate::domain::secret::Secret;
 use crate::domain::upload::decode_event_key;
 use crate::domain::webhook_signature::{self, SIGNATURE_HEADER};
+use crate::ports::{StoreError, StoredWebhook};
 
 pub use super::meta::WHATSAPP_OBJECT;
 
@@ -417,62 +416,17 @@ pub fn verify_subscription(request: &HttpRequest, token: Option<&Secret>) -> Htt
     HttpResponse::text(200, request.query("hub.challenge").unwrap_or_default())
 }
 
-/// The status an event's error answers a webhook with: 400 when the event itself is
-/// at fault (it would fail again), 500 when the function is (a store, a deployment
-/// setting), so that Meta retries it later.
-fn status_for(error: &EventError) -> u16 {
-    match error {
-        EventError::InvalidField { .. }
-        | EventError::MissingRequiredHeaders(_)
-        | EventError::RecipientsFile { .. } => 400,
-        EventError::Store(_)
-        | EventError::Save(_)
-        | EventError::Export(_)
-        | EventError::NotConfigured { .. } => 500,
-    }
-}
-
-/// A signed body as an event: JSON, a WhatsApp webhook, then [`decode`]d. Each refusal
-/// is a 400 naming the problem.
-fn webhook_event(body: &[u8]) -> Result<Event, HttpResponse> {
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| HttpResponse::error(400, format!("the body is not JSON ({e})")))?;
-    if json.get("object").and_then(|object| object.as_str()) != Some(WHATSAPP_OBJECT) {
-        return Err(HttpResponse::error(
-            400,
-            format!("the body is not a WhatsApp webhook: `object` must be {WHATSAPP_OBJECT:?}"),
-        ));
-    }
-    decode(&json, None).map_err(|e| {
-        log_refused_event(&e);
-        HttpResponse::error(400, e.to_string())
-    })
-}
-
-/// Logs why an event was refused without its values: a field's problem may quote
-/// what the body held.
-fn log_refused_event(error: &EventError) {
-    let field = match error {
-        EventError::InvalidField { field, .. } => field.as_str(),
-        _ => "",
-    };
-    tracing::warn!(
-        error_type = error.error_type(),
-        field,
-        "webhook event refused"
-    );
-}
-
 /// Answers one HTTP request (see the module): never an error, always a status. A
-/// signed webhook POST's event is handled by `handle`.
-pub async fn answer<H, Fut>(
+/// webhook POST whose signature checks is handed to `store` with the time it was
+/// received, and answered 200 once stored (500 when it could not be).
+pub async fn answer<S, Fut>(
     config: &Config,
     request: Result<HttpRequest, RequestError>,
-    handle: H,
+    store: S,
 ) -> HttpResponse
 where
-    H: FnOnce(Event) -> Fut,
-    Fut: Future<Output = Result<Answer, EventError>>,
+    S: FnOnce(StoredWebhook) -> Fut,
+    Fut: Future<Output = Result<(), StoreError>>,
 {
     let request = match request {
         Ok(request) => request,
@@ -483,8 +437,15 @@ where
     };
     let response = match request.method() {
         "GET" => verify_subscription(&request, config.whatsapp_verify_token.as_ref()),
-        "POST" => match signed_event(config, &request) {
-            Ok(event) => answer_event(handle(event).await),
+        "POST" => match check_signature(config, &request) {
+            Ok(()) => {
+                stored(store(StoredWebhook {
+                    received_at: chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    body: request.body,
+                }))
+                .await
+            }
             Err(response) => response,
         },
         _ => {
@@ -494,15 +455,15 @@ where
         }
     };
     tracing::info!(
-        method = request.method(),
+        method = request.method,
         status = response.status_code,
         "HTTP request answered"
     );
     response
 }
 
-/// A webhook POST's event: the signature of the raw body first, then the event.
-fn signed_event(config: &Config, request: &HttpRequest) -> Result<Event, HttpResponse> {
+/// Whether a webhook POST is signed with the app secret (401 when not).
+fn check_signature(config: &Config, request: &HttpRequest) -> Result<(), HttpResponse> {
     // The same answer whether the secret is missing or the signature wrong: the
     // caller learns nothing about the deployment. The log tells them apart.
     let unauthorized = || HttpResponse::error(401, "the request is not signed with the app secret");
@@ -515,26 +476,19 @@ fn signed_event(config: &Config, request: &HttpRequest) -> Result<Event, HttpRes
         tracing::warn!(reason = %e, "webhook refused");
         return Err(unauthorized());
     }
-    webhook_event(request.body())
+    Ok(())
 }
 
-/// What a handled webhook event answers Meta.
-fn answer_event(result: Result<Answer, EventError>) -> HttpResponse {
-    match result {
-        Ok(_) => HttpResponse::json(200, &json!({"status": "ok"})),
-        Err(e) => match status_for(&e) {
-            400 => {
-                log_refused_event(&e);
-                HttpResponse::error(400, e.to_string())
-            }
-            status => {
-                tracing::error!(error_type = e.error_type(), error = %e, "webhook failed; Meta will retry");
-                HttpResponse::error(
-                    status,
-                    "the webhook could not be processed now; retry later",
-                )
-            }
-        },
+/// What a signed webhook answers Meta once its storing is done: 200 when the queue has
+/// it (its items are applied from there, DESIGN section 13), 500 when it could not be
+/// stored, so that Meta delivers it again later.
+async fn stored(storing: impl Future<Output = Result<(), StoreError>>) -> HttpResponse {
+    match storing.await {
+        Ok(()) => HttpResponse::json(200, &json!({"status": "ok"})),
+        Err(e) => {
+            tracing::error!(error = %e, "webhook could not be stored; Meta will retry");
+            HttpResponse::error(500, "the webhook could not be stored now; retry later")
+        }
     }
 }
 
@@ -570,6 +524,7 @@ mod tests {
             contacts: &ports.contacts,
             settings: &ports.settings,
             ledger: &ports.ledger,
+            webhooks: &ports.webhooks,
             config,
         };
         service.handle_http(Ok(request)).await
@@ -863,7 +818,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_signed_post_in_any_header_case_reaches_the_service() {
+    async fn a_signed_post_in_any_header_case_is_stored_raw_and_answered_200() {
         let ports = ports();
         let body = inbound_webhook();
         let signature = sign(&body);
@@ -871,101 +826,52 @@ mod tests {
             "sha256={}",
             signature["sha256=".len()..].to_ascii_uppercase()
         );
-        let bare = ports_after_bare(&body).await;
         for (name, value) in [
             ("x-hub-signature-256", &signature),
             ("X-HUB-SIGNATURE-256", &hex_upper),
         ] {
             let request = HttpRequest::new("POST", [(name, value.as_str())], [], body.clone());
             let response = answer(&config(), &ports, request).await;
-            // Exactly what the same body does as a bare event, duplicates included.
-            assert_eq!(response.status_code == 200, bare.0, "{}", response.body);
-            assert_eq!(ports.contacts.count(), bare.1);
+            assert_eq!(response.status_code, 200, "{}", response.body);
         }
-    }
-
-    /// Whether the body, invoked bare, is handled, and how many contacts it leaves.
-    async fn ports_after_bare(body: &[u8]) -> (bool, usize) {
-        let ports = ports();
-        let config = config();
-        let service = EventService {
-            objects: &ports.objects,
-            contacts: &ports.contacts,
-            settings: &ports.settings,
-            ledger: &ports.ledger,
-            config: &config,
-        };
-        let json: Value = serde_json::from_slice(body).expect("JSON");
-        let handled = match decode(&json, None) {
-            Ok(event) => service.handle(event).await.is_ok(),
-            Err(_) => false,
-        };
-        (handled, ports.contacts.count())
+        // Stored as sent, duplicates too; nothing applied in the request.
+        let queued = ports.webhooks.queued();
+        assert_eq!(queued.len(), 2);
+        assert!(queued.iter().all(|q| q.body == body));
+        assert!(
+            queued[0].received_at.ends_with('Z'),
+            "{}",
+            queued[0].received_at
+        );
+        assert_eq!(ports.contacts.count(), 0);
+        assert!(ports.ledger.answers().is_empty());
     }
 
     #[tokio::test]
-    async fn a_signed_body_that_is_not_a_whatsapp_webhook_is_400() {
+    async fn any_signed_body_is_stored_whatever_it_holds() {
+        // The request only checks the signature; what the body is, the queue's consumer
+        // finds out (and dead-letters what is no webhook).
         let ports = ports();
-        let not_webhook =
-            json!({"type": "message.inbound", "account_id": "acme", "channel": "whatsapp",
-                                 "message_id": "m1", "from": "+447911123456"})
-            .to_string();
-        for (body, problem) in [
-            ("not json".to_string(), "not JSON"),
-            (String::new(), "not JSON"),
-            ("[1, 2]".to_string(), "not a WhatsApp webhook"),
-            (
-                json!({"object": "page", "entry": []}).to_string(),
-                "not a WhatsApp webhook",
-            ),
-            (not_webhook, "not a WhatsApp webhook"),
-        ] {
+        for body in ["not json", "", "[1, 2]", r#"{"object": "page"}"#] {
             let request = post(Some(&sign(body.as_bytes())), body.as_bytes());
             let response = answer(&config(), &ports, request).await;
-            assert_eq!(response.status_code, 400, "{body}");
-            assert_eq!(response.headers["content-type"], "application/json");
-            let error: Value = serde_json::from_str(&response.body).expect("JSON");
-            let message = error["error"].as_str().expect("an error message");
-            assert!(message.contains(problem), "{message}");
+            assert_eq!(response.status_code, 200, "{body:?}");
         }
-        assert_eq!(ports.contacts.count(), 0);
+        assert_eq!(ports.webhooks.queued().len(), 4);
     }
 
     #[tokio::test]
-    async fn a_signed_event_the_service_refuses_is_400() {
+    async fn a_body_that_cannot_be_stored_is_500_so_meta_retries() {
         let ports = ports();
-        // A webhook whose `entry` is not a list.
-        let body = json!({"object": "whatsapp_business_account", "entry": "m1"}).to_string();
-        let response = answer(
-            &config(),
-            &ports,
-            post(Some(&sign(body.as_bytes())), body.as_bytes()),
-        )
-        .await;
-        let bare = ports_after_bare(body.as_bytes()).await;
-        assert!(!bare.0);
-        assert_eq!(response.status_code, 400, "{}", response.body);
-        assert_eq!(ports.contacts.count(), 0);
-    }
-
-    #[test]
-    fn store_failures_answer_500_so_meta_retries() {
-        assert_eq!(
-            status_for(&EventError::NotConfigured {
-                what: "x",
-                variable: "Y"
-            }),
-            500
-        );
-        let store = crate::ports::StoreError::NotFound {
-            bucket: "b".into(),
-            key: "k".into(),
-        };
-        assert_eq!(status_for(&EventError::Store(store)), 500);
-        assert_eq!(
-            status_for(&super::super::error::invalid("from", "bad")),
-            400
-        );
+        ports.webhooks.set_unreachable(true);
+        let body = inbound_webhook();
+        let response = answer(&config(), &ports, post(Some(&sign(&body)), &body)).await;
+        assert_eq!(response.status_code, 500, "{}", response.body);
+        assert!(!response.body.contains("Eva"), "{}", response.body);
+        assert!(ports.webhooks.queued().is_empty());
+        ports.webhooks.set_unreachable(false);
+        let response = answer(&config(), &ports, post(Some(&sign(&body)), &body)).await;
+        assert_eq!(response.status_code, 200);
     }
 
     #[tokio::test]
@@ -982,6 +888,7 @@ mod tests {
             contacts: &ports.contacts,
             settings: &ports.settings,
             ledger: &ports.ledger,
+            webhooks: &ports.webhooks,
             config: &config(),
         };
         let response = service.handle_http(Err(RequestError::BodyNotBase64)).await;

@@ -1,6 +1,10 @@
 //! Meta's WhatsApp Cloud API webhook body, as Meta sends it (DESIGN section 13): every
 //! `entry` x `change` x item. Only what the contact book uses is read; every string is a
 //! bounded [`Text`], every list may be absent, and a timestamp is a number or a string.
+//!
+//! Each entry, change and item is read on its own ([`Items`]): one that does not have
+//! the shape expected becomes an [`Unreadable`] in its place, naming where it is and
+//! which field failed (never a value), and the others are read as usual.
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -17,7 +21,7 @@ pub struct Webhook {
     /// `whatsapp_business_account`.
     pub object: Text<64>,
     /// One per WhatsApp Business Account.
-    pub entry: Vec<Entry>,
+    pub entry: Items<Entry>,
 }
 
 /// One WhatsApp Business Account's changes.
@@ -27,7 +31,7 @@ pub struct Entry {
     /// The WhatsApp Business Account id.
     pub id: Text<64>,
     /// Its changes.
-    pub changes: Vec<Change>,
+    pub changes: Items<Change>,
 }
 
 /// One change: a webhook field and its value.
@@ -47,13 +51,13 @@ pub struct Value {
     /// Which business number it concerns.
     pub metadata: Metadata,
     /// The people the messages are from.
-    pub contacts: Vec<WaContact>,
+    pub contacts: Items<WaContact>,
     /// Messages the business received.
-    pub messages: Vec<Message>,
+    pub messages: Items<Message>,
     /// What became of messages the business sent.
-    pub statuses: Vec<Status>,
+    pub statuses: Items<Status>,
     /// Users' marketing preferences.
-    pub user_preferences: Vec<UserPreference>,
+    pub user_preferences: Items<UserPreference>,
     /// BSUID changes, when the change carries them at this level.
     pub user_id_update: Many<UserIdUpdate>,
 }
@@ -278,6 +282,102 @@ impl<'de> Visitor<'de> for IntegerVisitor {
 
     fn visit_none<E: de::Error>(self) -> Result<Integer, E> {
         Ok(Integer(None))
+    }
+}
+
+/// A list whose elements are read one by one: an element that cannot be read is kept in
+/// its place as [`Item::Unreadable`], and the others are read. Absent or `null` is an
+/// empty list; anything else that is not a list is one unreadable element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Items<T>(pub Vec<Item<T>>);
+
+/// One element of [`Items`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item<T> {
+    /// Read as expected.
+    Read(T),
+    /// Not of the shape expected.
+    Unreadable(Unreadable),
+}
+
+/// Why an element could not be read: the path of the field that failed inside it
+/// (empty when the element itself has the wrong type) and what kind of problem it was.
+/// Never a value: items hold numbers and names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The field inside the element, as `text.body` or `errors[0].code`.
+    pub field: String,
+    /// What is wrong, without the value.
+    pub problem: &'static str,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(self.problem)
+        } else {
+            write!(f, "`{}` {}", self.field, self.problem)
+        }
+    }
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Items(Vec::new())
+    }
+}
+
+impl<T> Items<T> {
+    /// How many elements there are, read or not.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The elements that were read.
+    pub fn read(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().filter_map(|item| match item {
+            Item::Read(value) => Some(value),
+            Item::Unreadable(_) => None,
+        })
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let one = |value: serde_json::Value| match serde_path_to_error::deserialize(value) {
+            Ok(read) => Item::Read(read),
+            Err(e) => Item::Unreadable(Unreadable {
+                field: e.path().to_string().trim_start_matches('.').to_string(),
+                problem: problem_of(e.inner()),
+            }),
+        };
+        Ok(Items(match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Array(values) => values.into_iter().map(one).collect(),
+            _ => vec![Item::Unreadable(Unreadable {
+                field: String::new(),
+                problem: "is not a list",
+            })],
+        }))
+    }
+}
+
+/// The kind of a serde error, without the value it may quote.
+fn problem_of(error: &serde_json::Error) -> &'static str {
+    let text = error.to_string();
+    if text.starts_with("invalid type") {
+        "has the wrong type"
+    } else if text.starts_with("invalid value") || text.starts_with("invalid length") {
+        "has a value that cannot be used"
+    } else if text.starts_with("missing field") {
+        "is missing"
+    } else {
+        "cannot be read"
     }
 }
 

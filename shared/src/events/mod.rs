@@ -41,15 +41,15 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::ports::{
-    AccountContacts, CapacityMeter, ContactRemoval, ContactStore, EventLedger, Identities,
-    ObjectStore, SettingsStore, Suppressions,
+    AccountContacts, CapacityMeter, ContactRemoval, ContactStore, DeadLetter, EventLedger,
+    Identities, ObjectStore, SettingsStore, Suppressions, WebhookQueue,
 };
 
 pub use answer::{
     Answer, CampaignAnswer, CapturedAnswer, CapturedContact, EraseAnswer, ExportAnswer,
     InboundAnswer, InboundContact, RecipientsNotSaved, RecipientsSaved, UndoAnswer, WebhookAnswer,
 };
-pub use envelope::{Invocation, Record, Reply};
+pub use envelope::{Invocation, QueuedWebhook, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
 pub use http::{HttpRequest, HttpResponse, RequestError};
 pub use payload::{decode, Event, EventType};
@@ -57,7 +57,7 @@ pub use payload::{decode, Event, EventType};
 /// The front door: hands each event of an invocation to its handler, with the ports
 /// that handler needs. Production passes the same DynamoDB table for `contacts`,
 /// `settings` and `ledger`.
-pub struct EventService<'a, O, C, S, L> {
+pub struct EventService<'a, O, C, S, L, W> {
     /// Where recipients files live, and exports go.
     pub objects: &'a O,
     /// Contact items, also listed by account.
@@ -66,16 +66,19 @@ pub struct EventService<'a, O, C, S, L> {
     pub settings: &'a S,
     /// Events already processed.
     pub ledger: &'a L,
+    /// Signed webhooks waiting to be applied, and those given up.
+    pub webhooks: &'a W,
     /// Configuration.
     pub config: &'a Config,
 }
 
-impl<O, C, S, L> EventService<'_, O, C, S, L>
+impl<O, C, S, L, W> EventService<'_, O, C, S, L, W>
 where
     O: ObjectStore,
     C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities + CapacityMeter,
     S: SettingsStore,
     L: EventLedger,
+    W: WebhookQueue,
 {
     /// Handles one invocation. A single event answers or fails on its own; a batch
     /// always answers, naming the records that failed; an HTTP request always answers,
@@ -88,14 +91,18 @@ where
         }
     }
 
-    /// Answers one HTTP request (Meta's subscription check or a signed webhook):
-    /// never an error, always a status.
+    /// Answers one HTTP request (Meta's subscription check or a signed webhook, which
+    /// is stored on the webhook queue): never an error, always a status.
     pub async fn handle_http(&self, request: Result<HttpRequest, RequestError>) -> HttpResponse {
-        http::answer(self.config, request, |event| self.handle(event)).await
+        let store = |webhook| async move { self.webhooks.enqueue(&webhook).await };
+        http::answer(self.config, request, store).await
     }
 
     /// Handles an SQS batch record by record: `batchItemFailures` lists exactly the
     /// records that failed (malformed, or a store error), so SQS redelivers only them.
+    /// A webhook body this function stored is never left to fail forever: when it
+    /// cannot succeed (it is not a webhook) or fails on its last receive, it goes to
+    /// the dead-letter queue with its reason ([`give_up`]) and counts as done.
     pub async fn handle_batch(&self, records: Vec<Record>) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in records {
@@ -103,10 +110,24 @@ where
                 Ok(event) => self.handle(event).await.map(drop),
                 Err(e) => Err(e),
             };
-            if let Err(e) = result {
-                tracing::warn!(message_id = %record.message_id, error = %e, "event in batch failed");
-                response.add_failure(record.message_id);
+            let Err(e) = result else { continue };
+            let max = self.config.webhook_max_receive_count;
+            if let Some(letter) = record
+                .stored_webhook
+                .and_then(|stored| give_up(stored, &e, max))
+            {
+                match self.webhooks.dead_letter(&letter).await {
+                    Ok(()) => {
+                        tracing::error!(message_id = %record.message_id, reason = letter.reason, receive_count = letter.receive_count, "webhook given up: sent to the dead-letter queue");
+                        continue;
+                    }
+                    Err(dead) => {
+                        tracing::error!(message_id = %record.message_id, error = %dead, "webhook could not be dead-lettered; left to the queue's redrive");
+                    }
+                }
             }
+            tracing::warn!(message_id = %record.message_id, error = %e, "event in batch failed");
+            response.add_failure(record.message_id);
         }
         response
     }
@@ -191,6 +212,26 @@ async fn metered<M: CapacityMeter, T>(
         crate::metrics::now_ms(),
     ));
     result
+}
+
+/// The dead letter of a stored webhook that failed with `error`, when it is time to give
+/// it up: the error is the body's own (it would fail again), or this was its last
+/// receive before the queue's redrive would move it without a reason.
+fn give_up(
+    stored: QueuedWebhook,
+    error: &EventError,
+    max_receive_count: u64,
+) -> Option<DeadLetter> {
+    let last_try = stored.receive_count >= max_receive_count;
+    if error.is_retryable() && !last_try {
+        return None;
+    }
+    Some(DeadLetter {
+        reason: format!("{}: {error}", error.error_type()),
+        body: stored.body,
+        attributes: stored.attributes,
+        receive_count: stored.receive_count,
+    })
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

@@ -23,6 +23,7 @@ async fn send_with(
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
+        webhooks: &ports.webhooks,
         config,
     };
     let reply = service

@@ -13,7 +13,7 @@ use super::answer::WebhookAnswer;
 use super::error::EventError;
 use super::ledger::Once;
 use super::meta::{
-    Integer, Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook,
+    Integer, Item, Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook,
 };
 use super::{metered, now, rfc3339, stamp};
 use crate::book::identity::{Done, Effect, WaUser, WhatsappIdentities};
@@ -33,7 +33,11 @@ const UNDELIVERABLE: i64 = 131_026;
 /// Meta's error: the user stopped marketing messages from the business.
 const MARKETING_STOPPED: i64 = 131_050;
 
-/// Handles every item of a webhook body.
+/// Handles every item of a webhook body, each on its own: an item that cannot be read
+/// is counted and logged (`invalid_item`, by where it is, never what it holds); a store
+/// failure of one item does not keep the next ones from being applied, and the body
+/// fails at the end with the first such error, so that it is delivered again (what was
+/// applied changes nothing the second time: the ledger, and the items' own times).
 pub(super) async fn handle<C, L>(
     contacts: &C,
     ledger: &L,
@@ -45,21 +49,64 @@ where
     L: EventLedger,
 {
     let mut answer = WebhookAnswer::default();
-    for entry in webhook.entry {
-        for change in entry.changes {
-            handle_change(contacts, ledger, config, change.value, &mut answer).await?;
+    let mut failed = None;
+    for (e, entry) in webhook.entry.0.into_iter().enumerate() {
+        let entry = match entry {
+            Item::Read(entry) => entry,
+            Item::Unreadable(why) => {
+                answer.invalid(&format!("entry[{e}]"), &why.to_string());
+                continue;
+            }
+        };
+        for (c, change) in entry.changes.0.into_iter().enumerate() {
+            let at = format!("entry[{e}].changes[{c}]");
+            let change = match change {
+                Item::Read(change) => change,
+                Item::Unreadable(why) => {
+                    answer.invalid(&at, &why.to_string());
+                    continue;
+                }
+            };
+            let field = change.field.get().unwrap_or("messages");
+            if !APPLIED_FIELDS.contains(&field) {
+                // `message_template_status_update`, `account_update`, ...: acknowledged.
+                answer.other_fields += 1;
+                tracing::info!(
+                    field,
+                    "webhook change of a field the contact book does not use"
+                );
+                continue;
+            }
+            let result = handle_change(contacts, ledger, config, change.value, &at, &mut answer);
+            if let Err(e) = Box::pin(result).await {
+                tracing::warn!(
+                    error_type = e.error_type(),
+                    at,
+                    "webhook change failed; the body will be retried"
+                );
+                failed.get_or_insert(e);
+            }
         }
     }
     tracing::info!(?answer, "webhook handled");
-    Ok(answer)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(answer),
+    }
 }
 
-/// The items of one change, all from one business number.
+/// The webhook fields whose items change contacts; changes of any other field are
+/// acknowledged and counted (`other_fields`).
+const APPLIED_FIELDS: [&str; 3] = ["messages", "user_preferences", "user_id_update"];
+
+/// The items of one change (`at`: where it is in the body), all from one business
+/// number. Every item is tried; the first store failure is returned at the end.
 async fn handle_change<C, L>(
     contacts: &C,
     ledger: &L,
     config: &Config,
     value: Value,
+    at: &str,
     answer: &mut WebhookAnswer,
 ) -> Result<(), EventError>
 where
@@ -72,15 +119,20 @@ where
         + value.user_id_update.0.len()
         + value
             .contacts
-            .iter()
+            .read()
             .filter(|c| c.user_id_update.is_some())
             .count();
     if items == 0 {
         return Ok(());
     }
     let Some(phone_number_id) = value.metadata.phone_number_id.get() else {
-        answer.ignored += items as u64;
-        tracing::warn!(items, "webhook change without metadata.phone_number_id");
+        answer.invalid_items += items as u64;
+        tracing::warn!(
+            event = "invalid_item",
+            at,
+            items,
+            "webhook change without `metadata.phone_number_id`: its items cannot be applied"
+        );
         return Ok(());
     };
     let Some(account_id) = contacts.account_of_number(phone_number_id).await? else {
@@ -99,40 +151,122 @@ where
         account_id: &account_id,
         phone_number_id,
     };
-    for message in &value.messages {
-        let done = metered(
-            contacts,
-            "whatsapp.message",
-            items.message(message, &value.contacts),
+    let people: Vec<WaContact> = value.contacts.read().cloned().collect();
+    let mut failed = None;
+    let mut settle = |answer: &mut WebhookAnswer,
+                      kind: ItemKind,
+                      path: String,
+                      result: Result<Outcome, EventError>| {
+        match result {
+            Ok(Outcome::Applied(done)) => answer.count(kind, done),
+            Ok(Outcome::Invalid(problem)) => answer.invalid(&path, problem),
+            Err(e) => {
+                tracing::warn!(
+                    error_type = e.error_type(),
+                    at = path,
+                    "webhook item failed"
+                );
+                failed.get_or_insert(e);
+            }
+        }
+    };
+    for (i, message) in value.messages.0.iter().enumerate() {
+        let path = format!("{at}.value.messages[{i}]");
+        let result = match message {
+            Item::Read(message) => {
+                metered(
+                    contacts,
+                    "whatsapp.message",
+                    items.message(message, &people),
+                )
+                .await
+            }
+            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
+        };
+        settle(
+            answer,
+            ItemKind::Message,
+            unreadable_path(path, message),
+            result,
         );
-        answer.count_message(done.await?);
     }
-    for status in &value.statuses {
-        answer.count_status(metered(contacts, "whatsapp.status", items.status(status)).await?);
-    }
-    for preference in &value.user_preferences {
-        let done = metered(
-            contacts,
-            "whatsapp.preference",
-            items.preference(preference),
+    for (i, status) in value.statuses.0.iter().enumerate() {
+        let path = format!("{at}.value.statuses[{i}]");
+        let result = match status {
+            Item::Read(status) => metered(contacts, "whatsapp.status", items.status(status)).await,
+            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
+        };
+        settle(
+            answer,
+            ItemKind::Status,
+            unreadable_path(path, status),
+            result,
         );
-        answer.count_preference(done.await?);
+    }
+    for (i, preference) in value.user_preferences.0.iter().enumerate() {
+        let path = format!("{at}.value.user_preferences[{i}]");
+        let result = match preference {
+            Item::Read(preference) => {
+                let done = items.preference(preference);
+                metered(contacts, "whatsapp.preference", done).await
+            }
+            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
+        };
+        settle(
+            answer,
+            ItemKind::Preference,
+            unreadable_path(path, preference),
+            result,
+        );
     }
     let updates = value.user_id_update.0.iter().chain(
         value
             .contacts
-            .iter()
+            .read()
             .filter_map(|c| c.user_id_update.as_ref()),
     );
-    for update in updates {
-        let done = metered(
-            contacts,
-            "whatsapp.user_id_update",
-            items.user_id_update(update),
-        );
-        answer.count_identity(done.await?);
+    for (i, update) in updates.enumerate() {
+        let path = format!("{at}.value.user_id_update[{i}]");
+        let done = items.user_id_update(update);
+        let result = metered(contacts, "whatsapp.user_id_update", done).await;
+        settle(answer, ItemKind::Identity, path, result);
     }
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The path an unreadable item is logged under: the item's, plus the field that failed.
+fn unreadable_path<T>(path: String, item: &Item<T>) -> String {
+    match item {
+        Item::Unreadable(why) if !why.field.is_empty() => format!("{path}.{}", why.field),
+        _ => path,
+    }
+}
+
+/// What became of one item.
+#[derive(Debug)]
+enum Outcome {
+    /// Applied (or ignored: [`Done::Skipped`]).
+    Applied(Done),
+    /// It cannot be read: what is wrong with it, without its values.
+    Invalid(&'static str),
+}
+
+impl From<Done> for Outcome {
+    fn from(done: Done) -> Outcome {
+        Outcome::Applied(done)
+    }
+}
+
+/// The kinds of item a change carries, as they are counted.
+#[derive(Clone, Copy)]
+enum ItemKind {
+    Message,
+    Status,
+    Preference,
+    Identity,
 }
 
 /// The items arriving through one business number of an account.
@@ -149,13 +283,17 @@ where
     L: EventLedger,
 {
     /// A message: the sender writes to the business (`message.inbound`'s rules).
-    async fn message(&self, message: &Message, contacts: &[WaContact]) -> Result<Done, EventError> {
+    async fn message(
+        &self,
+        message: &Message,
+        contacts: &[WaContact],
+    ) -> Result<Outcome, EventError> {
         let Some(wamid) = message.id.get() else {
-            return Ok(Done::Skipped);
+            return Ok(Outcome::Invalid("has no `id`"));
         };
         if message.group_id.get().is_some() {
             // A group conversation is not the person writing to the business.
-            return Ok(Done::Skipped);
+            return Ok(Done::Skipped.into());
         }
         let key = format!("msg:{wamid}");
         let system_kind = message.system.as_ref().and_then(|s| s.kind.get());
@@ -163,12 +301,13 @@ where
             return self
                 .once
                 .run(self.account_id, &key, || self.system_message(kind, message))
-                .await;
+                .await
+                .map(Outcome::from);
         }
         let profile = profile_of(message, contacts);
         let user = sender(message, profile);
         if user.is_empty() {
-            return Ok(Done::Skipped);
+            return Ok(Outcome::Invalid("names no sender (`from`, `from_user_id`)"));
         }
         let inbound = Inbound {
             account_id: self.account_id.to_string(),
@@ -215,6 +354,7 @@ where
                 Ok(self.book.apply(&user, &effect, &stamp).await?)
             })
             .await
+            .map(Outcome::from)
     }
 
     /// A system message: the person changed their BSUID or their number.
@@ -234,7 +374,15 @@ where
                 },
                 wa_id: message.from.clone(),
             };
-            return self.user_id_update(&update).await;
+            let (Some(previous), Some(current)) = (update.previous.get(), update.current.get())
+            else {
+                return Ok(Done::Skipped);
+            };
+            let stamp = stamp(Source::Inbound, None);
+            return Ok(self
+                .book
+                .change_user_id(previous, current, update.wa_id.get(), &stamp)
+                .await?);
         }
         // `user_changed_number`: the WhatsApp contact moves to the new number (never
         // the SMS or voice one: the old number may be recycled).
@@ -247,16 +395,21 @@ where
     }
 
     /// A status: what became of a message the business sent. Never creates a contact.
-    async fn status(&self, status: &Status) -> Result<Done, EventError> {
-        let (Some(wamid), Some(state)) = (status.id.get(), status.status.get()) else {
-            return Ok(Done::Skipped);
+    async fn status(&self, status: &Status) -> Result<Outcome, EventError> {
+        let Some(wamid) = status.id.get() else {
+            return Ok(Outcome::Invalid("has no `id`"));
+        };
+        let Some(state) = status.status.get() else {
+            return Ok(Outcome::Invalid("has no `status`"));
         };
         if status.recipient_type.get() == Some("group") {
-            return Ok(Done::Skipped);
+            return Ok(Done::Skipped.into());
         }
         let user = WaUser::new(status.recipient_id.get(), status.recipient_user_id.get());
         if user.is_empty() {
-            return Ok(Done::Skipped);
+            return Ok(Outcome::Invalid(
+                "names no recipient (`recipient_id`, `recipient_user_id`)",
+            ));
         }
         let codes: Vec<i64> = status.errors.iter().filter_map(|e| e.code.0).collect();
         let reachable = match state {
@@ -293,13 +446,13 @@ where
         // and consent take the newer signal only), so a redelivery changes nothing and
         // a status that changes nothing writes nothing (statuses are most of Meta's
         // traffic; a ledger item each would be two writes per status).
-        Ok(self.book.apply(&user, &effect, &stamp).await?)
+        Ok(self.book.apply(&user, &effect, &stamp).await?.into())
     }
 
     /// A user's marketing preference: the user's own word, applied by the consent
     /// rules (an older one than the stored changes nothing). A stop from someone not
     /// in the book creates their contact, so that no import opts them in again.
-    async fn preference(&self, preference: &UserPreference) -> Result<Done, EventError> {
+    async fn preference(&self, preference: &UserPreference) -> Result<Outcome, EventError> {
         let state = match preference
             .value
             .get()
@@ -308,18 +461,19 @@ where
         {
             Some("stop") => State::OptedOut,
             Some("resume") => State::OptedIn,
-            _ => return Ok(Done::Skipped),
+            _ => return Ok(Outcome::Invalid("has a `value` other than stop or resume")),
         };
         if preference
             .category
             .get()
             .is_some_and(|c| c != "marketing_messages")
         {
-            return Ok(Done::Skipped);
+            // Another category Meta may add: not marketing consent, not ours to apply.
+            return Ok(Done::Skipped.into());
         }
         let user = WaUser::new(preference.wa_id.get(), preference.user_id.get());
         if user.is_empty() {
-            return Ok(Done::Skipped);
+            return Ok(Outcome::Invalid("names no user (`wa_id`, `user_id`)"));
         }
         let time = consent_time(preference.timestamp);
         let signal = Signal {
@@ -362,20 +516,21 @@ where
             change: &change,
             own_message: false,
         };
-        Ok(self.book.apply(&user, &effect, &stamp).await?)
+        Ok(self.book.apply(&user, &effect, &stamp).await?.into())
     }
 
     /// A user's BSUID changed: the alias moves to the new one (the contact keeps its
     /// key), and a contact that stored the old one stores the new one.
-    async fn user_id_update(&self, update: &UserIdUpdate) -> Result<Done, EventError> {
+    async fn user_id_update(&self, update: &UserIdUpdate) -> Result<Outcome, EventError> {
         let (Some(previous), Some(current)) = (update.previous.get(), update.current.get()) else {
-            return Ok(Done::Skipped);
+            return Ok(Outcome::Invalid("needs both `previous` and `current`"));
         };
         let stamp = stamp(Source::Inbound, None);
         Ok(self
             .book
             .change_user_id(previous, current, update.wa_id.get(), &stamp)
-            .await?)
+            .await?
+            .into())
     }
 }
 
@@ -433,33 +588,30 @@ fn consent_time(timestamp: Integer) -> String {
 }
 
 impl WebhookAnswer {
-    fn count_message(&mut self, done: Done) {
-        *match done {
-            Done::Created => &mut self.contacts_created,
-            Done::Updated => &mut self.contacts_updated,
-            Done::Unchanged => &mut self.messages_unchanged,
-            Done::Skipped => &mut self.ignored,
-        } += 1;
+    /// Counts an item that cannot be read and logs where it is and what is wrong (field
+    /// names only: the item's values are personal data).
+    fn invalid(&mut self, at: &str, problem: &str) {
+        self.invalid_items += 1;
+        tracing::warn!(
+            event = "invalid_item",
+            at,
+            problem,
+            "webhook item cannot be read; the others are applied"
+        );
     }
 
-    fn count_status(&mut self, done: Done) {
-        *match done {
-            Done::Created | Done::Updated => &mut self.statuses_applied,
-            Done::Unchanged | Done::Skipped => &mut self.statuses_without_effect,
-        } += 1;
-    }
-
-    fn count_preference(&mut self, done: Done) {
-        *match done {
-            Done::Created | Done::Updated => &mut self.preferences_applied,
-            Done::Unchanged | Done::Skipped => &mut self.preferences_without_effect,
-        } += 1;
-    }
-
-    fn count_identity(&mut self, done: Done) {
-        *match done {
-            Done::Created | Done::Updated => &mut self.identity_changes,
-            Done::Unchanged | Done::Skipped => &mut self.ignored,
+    fn count(&mut self, kind: ItemKind, done: Done) {
+        let applied = matches!(done, Done::Created | Done::Updated);
+        *match (kind, done) {
+            (ItemKind::Message, Done::Created) => &mut self.contacts_created,
+            (ItemKind::Message, Done::Updated) => &mut self.contacts_updated,
+            (ItemKind::Message, Done::Unchanged) => &mut self.messages_unchanged,
+            (ItemKind::Status, _) if applied => &mut self.statuses_applied,
+            (ItemKind::Status, _) => &mut self.statuses_without_effect,
+            (ItemKind::Preference, _) if applied => &mut self.preferences_applied,
+            (ItemKind::Preference, _) => &mut self.preferences_without_effect,
+            (ItemKind::Identity, _) if applied => &mut self.identity_changes,
+            (ItemKind::Message | ItemKind::Identity, _) => &mut self.ignored,
         } += 1;
     }
 }

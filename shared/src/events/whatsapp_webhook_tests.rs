@@ -31,6 +31,7 @@ async fn send_with(config: &Config, ports: &MemoryPorts, body: Value) -> Value {
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
+        webhooks: &ports.webhooks,
         config,
     };
     let reply = service
@@ -428,6 +429,7 @@ async fn concurrent_deliveries_of_one_body_end_as_one_contact() {
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
+        webhooks: &ports.webhooks,
         config: &config,
     };
     let deliveries =
@@ -578,6 +580,7 @@ async fn send_erasing(ports: &MemoryPorts, body: Value) -> Value {
         contacts: &ports.contacts,
         settings: &ports.settings,
         ledger: &ports.ledger,
+        webhooks: &ports.webhooks,
         config: &config,
     };
     let reply = service
@@ -1004,4 +1007,55 @@ async fn a_person_erased_by_number_is_not_brought_back_by_their_bsuid_alone() {
     )
     .await;
     assert!(whatsapp(&ports, &format!("bsuid:{BSUID}")).is_some());
+}
+
+#[tokio::test]
+async fn unreadable_items_are_counted_and_never_keep_the_others_from_being_applied() {
+    let ports = ports();
+    let mut webhook = body(json!({
+        "contacts": [{"profile": {"name": "Eva"}, "wa_id": WA_ID}, {"profile": 7}],
+        "messages": [
+            {"timestamp": "1764324000", "type": "text", "from": WA_ID},
+            {"from": WA_ID, "id": "wamid.bad", "timestamp": {"not": "a time"}},
+            {"from": WA_ID, "id": "wamid.good", "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}},
+            "not an object"],
+        "statuses": [{"id": "wamid.s", "status": "delivered", "timestamp": "1764324100"}],
+        "user_preferences": [{"wa_id": WA_ID, "category": "marketing_messages", "value": "maybe", "timestamp": 1}]}));
+    let changes = webhook["entry"][0]["changes"]
+        .as_array_mut()
+        .expect("changes");
+    changes.push(json!({"field": "messages", "value": "not an object"}));
+    changes.push(json!({"field": "message_template_status_update",
+                        "value": {"event": "APPROVED", "message_template_id": 1}}));
+    changes.push(json!({"field": "account_update", "value": {"phone_number": "15550001111"}}));
+    let answer = send(&ports, webhook).await;
+    assert_eq!(answer["contacts_created"], 1, "{answer}");
+    // No id, a wrong type, not an object, a status naming nobody, a preference that is
+    // neither stop nor resume, a change whose value is not an object.
+    assert_eq!(answer["invalid_items"], 6, "{answer}");
+    assert_eq!(answer["other_fields"], 2, "{answer}");
+    assert!(ports
+        .contacts
+        .get("acme", Channel::Whatsapp, PHONE)
+        .is_some());
+}
+
+#[test]
+fn an_unreadable_item_names_the_field_and_never_its_value() {
+    let webhook: crate::events::meta::Webhook = serde_json::from_value(body(json!({
+        "messages": [{"id": "wamid.1", "from": "447911123456", "timestamp": {"secret": "447911123456"}}]})))
+    .expect("a body always reads");
+    let change = match &webhook.entry.0[0] {
+        crate::events::meta::Item::Read(entry) => match &entry.changes.0[0] {
+            crate::events::meta::Item::Read(change) => change.clone(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let crate::events::meta::Item::Unreadable(why) = &change.value.messages.0[0] else {
+        panic!("unreadable expected");
+    };
+    assert_eq!(why.field, "timestamp");
+    assert_eq!(why.to_string(), "`timestamp` has the wrong type");
+    assert!(!format!("{why:?}").contains("447911123456"));
 }

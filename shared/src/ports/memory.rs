@@ -238,6 +238,8 @@ pub struct MemoryContacts {
     batch_calls: Mutex<(u64, std::collections::BTreeSet<String>)>,
     /// A `write_contacts` call that stalls: it says it was reached, then waits to be released.
     stalled_call: Mutex<Option<(u64, Stall)>>,
+    /// Business numbers whose look-up fails as an unreachable table would.
+    unavailable_numbers: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The two signals of a stalled call: `reached` when it starts waiting, `release` to
@@ -412,6 +414,16 @@ impl MemoryContacts {
         lock(&self.numbers).insert(phone_number_id.into(), account_id.into());
     }
 
+    /// Makes look-ups of business number `phone_number_id` fail (`true`) or work again.
+    pub fn set_number_unavailable(&self, phone_number_id: &str, unavailable: bool) {
+        let mut numbers = lock(&self.unavailable_numbers);
+        if unavailable {
+            numbers.insert(phone_number_id.into());
+        } else {
+            numbers.remove(phone_number_id);
+        }
+    }
+
     /// Every alias stored.
     pub fn aliases(&self) -> Vec<Alias> {
         lock(&self.aliases).values().cloned().collect()
@@ -420,6 +432,12 @@ impl MemoryContacts {
 
 impl Identities for MemoryContacts {
     async fn account_of_number(&self, phone_number_id: &str) -> Result<Option<String>, StoreError> {
+        if lock(&self.unavailable_numbers).contains(phone_number_id) {
+            return Err(StoreError::Service {
+                operation: "dynamodb:GetItem",
+                source: "the table is unreachable".into(),
+            });
+        }
         Ok(lock(&self.numbers).get(phone_number_id).cloned())
     }
 
@@ -786,6 +804,73 @@ impl Continuation for MemoryContinuation {
     }
 }
 
+/// A webhook queue in memory: what was enqueued and what was dead-lettered. It can be
+/// made to refuse (as an unreachable queue does), and has a dead-letter queue only when
+/// asked ([`MemoryWebhookQueue::with_dead_letters`]).
+#[derive(Default)]
+pub struct MemoryWebhookQueue {
+    queued: Mutex<Vec<StoredWebhook>>,
+    dead: Mutex<Vec<DeadLetter>>,
+    has_dead_letters: bool,
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryWebhookQueue {
+    /// A queue with a dead-letter queue.
+    pub fn with_dead_letters() -> Self {
+        MemoryWebhookQueue {
+            has_dead_letters: true,
+            ..MemoryWebhookQueue::default()
+        }
+    }
+
+    /// Makes every call fail (`true`) or work again.
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.unreachable
+            .store(unreachable, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The bodies enqueued so far.
+    pub fn queued(&self) -> Vec<StoredWebhook> {
+        lock(&self.queued).clone()
+    }
+
+    /// The letters dead-lettered so far.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.dead).clone()
+    }
+
+    fn reachable(&self, operation: &'static str) -> Result<(), StoreError> {
+        if self.unreachable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Service {
+                operation,
+                source: "the queue is unreachable".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl WebhookQueue for MemoryWebhookQueue {
+    async fn enqueue(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
+        self.reachable("sqs:SendMessage")?;
+        lock(&self.queued).push(webhook.clone());
+        Ok(())
+    }
+
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.reachable("sqs:SendMessage")?;
+        if !self.has_dead_letters {
+            return Err(StoreError::Service {
+                operation: "sqs:SendMessage",
+                source: "no dead-letter queue is configured".into(),
+            });
+        }
+        lock(&self.dead).push(letter.clone());
+        Ok(())
+    }
+}
+
 /// One double of each port, for tests that need them all.
 #[derive(Default)]
 pub struct MemoryPorts {
@@ -801,6 +886,8 @@ pub struct MemoryPorts {
     pub ledger: MemoryLedger,
     /// Continuations submitted.
     pub continuation: MemoryContinuation,
+    /// The webhook queue.
+    pub webhooks: MemoryWebhookQueue,
 }
 
 #[cfg(test)]

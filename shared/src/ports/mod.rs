@@ -496,5 +496,44 @@ pub trait Continuation: Send + Sync {
         -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A signed webhook body as the receiver stored it: the raw bytes and what the
+/// receiver knew of them (DESIGN section 13: stored, then answered; applied later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredWebhook {
+    /// The body exactly as it arrived.
+    pub body: Vec<u8>,
+    /// When the receiver took it (RFC 3339, milliseconds, UTC).
+    pub received_at: String,
+}
+
+/// A stored body that will not be applied: the body and the attributes it was stored
+/// with, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The queued message's body, as it was queued.
+    pub body: String,
+    /// The queued message's string attributes (`received_at`, `signature`, ...).
+    pub attributes: BTreeMap<String, String>,
+    /// Why it was given up: an error type and what failed, never a value of the body.
+    pub reason: String,
+    /// How many times it had been received.
+    pub receive_count: u64,
+}
+
+/// Where signed webhook bodies wait to be applied (an SQS queue on AWS), and where the
+/// ones that cannot be applied are put aside with their reason (its dead-letter queue).
+pub trait WebhookQueue: Send + Sync {
+    /// Stores `webhook` durably; returns once the queue has it.
+    fn enqueue(
+        &self,
+        webhook: &StoredWebhook,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Puts a queued body aside with its reason; returns once the dead-letter queue has it.
+    fn dead_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
