@@ -276,6 +276,8 @@ pub struct Stack {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB.
     pub ddb: aws_sdk_dynamodb::Client,
+    /// SQS (the webhook queue and its dead letters).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Stack {
@@ -291,7 +293,45 @@ impl Stack {
         Stack {
             s3: aws_sdk_s3::Client::new(&sdk),
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
         }
+    }
+
+    /// The URL of queue `name` (`localstack/init.py` creates them).
+    pub async fn queue_url(&self, name: &str) -> String {
+        let answer = self.sqs.get_queue_url().queue_name(name).send().await;
+        let answer = answer.unwrap_or_else(|e| panic!("queue {name}: {e:?}"));
+        answer.queue_url().unwrap_or_default().to_string()
+    }
+
+    /// Messages in queue `name`, visible and in flight.
+    pub async fn queued_messages(&self, name: &str) -> Option<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = self.queue_url(name).await;
+        let answer = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .ok()?;
+        let attributes = answer.attributes()?;
+        let count = |name: &A| attributes.get(name)?.parse::<u64>().ok();
+        Some(
+            count(&A::ApproximateNumberOfMessages)?
+                + count(&A::ApproximateNumberOfMessagesNotVisible)?,
+        )
+    }
+
+    /// Waits until the webhook queue holds nothing: every stored webhook was applied
+    /// (or given up), as long as the stack moves.
+    pub async fn wait_for_webhooks_applied(&self) {
+        self.wait_until("the webhook queue to drain", || async {
+            (self.queued_messages(whatsapp::WEBHOOK_QUEUE).await == Some(0)).then_some(())
+        })
+        .await
     }
 
     /// Uploads a file the way a user does (the emulator's notification and the relay
@@ -675,6 +715,38 @@ pub mod whatsapp {
         ]);
         stack.put_item(item).await;
         phone_number_id
+    }
+
+    /// The queue a signed webhook POST is stored on (`localstack/init.py`).
+    pub const WEBHOOK_QUEUE: &str = "contact-events-webhooks";
+    /// Its dead-letter queue.
+    pub const WEBHOOK_DEAD_LETTER_QUEUE: &str = "contact-events-webhooks-dlq";
+    /// `scripts/up.sh`'s development value of WHATSAPP_APP_SECRET.
+    const APP_SECRET: &str = "local-development-app-secret";
+
+    /// `X-Hub-Signature-256` of `body` under the development app secret.
+    pub fn signature(body: &[u8]) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key");
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// POSTs `body` to contact-events' function URL under watch, as Meta does: the
+    /// answer's status code.
+    pub fn post(body: &[u8], signature: Option<&str>) -> u16 {
+        let mut request = ureq::post("http://127.0.0.1:9000/lambda-url/contact-events/")
+            .set("content-type", "application/json")
+            .set("user-agent", "facebookexternalua");
+        if let Some(signature) = signature {
+            request = request.set("x-hub-signature-256", signature);
+        }
+        match request.send_bytes(body) {
+            Ok(response) => response.status(),
+            Err(ureq::Error::Status(status, _)) => status,
+            Err(e) => panic!("POST to the function URL: {e}"),
+        }
     }
 
     /// A webhook body of one change of `field` with `value`, through business number

@@ -110,6 +110,9 @@ where
                 Ok(event) => self.handle(event).await.map(drop),
                 Err(e) => Err(e),
             };
+            if let (Ok(()), Some(stored)) = (&result, &record.stored_webhook) {
+                emit_webhook_delay(stored);
+            }
             let Err(e) = result else { continue };
             let max = self.config.webhook_max_receive_count;
             if let Some(letter) = record
@@ -212,6 +215,26 @@ async fn metered<M: CapacityMeter, T>(
         crate::metrics::now_ms(),
     ));
     result
+}
+
+/// How long a stored webhook took from its POST to its items applied: the delay a
+/// person's message waits before the book shows it (EMF `WebhookDelayMs`).
+fn emit_webhook_delay(stored: &QueuedWebhook) {
+    let received = stored
+        .attributes
+        .get(crate::domain::stored_webhook::RECEIVED_AT)
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+    let Some(received) = received else { return };
+    let delay = (now() - received.with_timezone(&chrono::Utc)).num_milliseconds();
+    crate::metrics::emit(&crate::metrics::emf_line(
+        &[
+            ("Function", "contact-events"),
+            ("EventType", "whatsapp.webhook"),
+        ],
+        &[("WebhookDelayMs", delay.max(0) as f64, "Milliseconds")],
+        &[],
+        crate::metrics::now_ms(),
+    ));
 }
 
 /// The dead letter of a stored webhook that failed with `error`, when it is time to give

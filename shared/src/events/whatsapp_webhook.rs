@@ -89,10 +89,43 @@ where
         }
     }
     tracing::info!(?answer, "webhook handled");
+    emit_body_metrics(&answer);
     match failed {
         Some(e) => Err(e),
         None => Ok(answer),
     }
+}
+
+/// One EMF line per body: its items by what became of them, so that unreadable items
+/// and other fields are seen (and alarmed on) without reading logs.
+fn emit_body_metrics(answer: &WebhookAnswer) {
+    let applied = answer.contacts_created
+        + answer.contacts_updated
+        + answer.messages_unchanged
+        + answer.statuses_applied
+        + answer.statuses_without_effect
+        + answer.preferences_applied
+        + answer.preferences_without_effect
+        + answer.identity_changes
+        + answer.ignored;
+    crate::metrics::emit(&crate::metrics::emf_line(
+        &[
+            ("Function", "contact-events"),
+            ("EventType", "whatsapp.webhook"),
+        ],
+        &[
+            ("WebhookItemsApplied", applied as f64, "Count"),
+            ("WebhookInvalidItems", answer.invalid_items as f64, "Count"),
+            ("WebhookOtherFields", answer.other_fields as f64, "Count"),
+            (
+                "WebhookUnknownNumberItems",
+                answer.unknown_phone_number_id as f64,
+                "Count",
+            ),
+        ],
+        &[],
+        crate::metrics::now_ms(),
+    ));
 }
 
 /// The webhook fields whose items change contacts; changes of any other field are
