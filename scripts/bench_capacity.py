@@ -53,7 +53,8 @@ def webhook(value):
 
 
 def post(body):
-    """Delivers a signed webhook POST as a function URL does; the HTTP status."""
+    """Delivers a signed webhook POST as a function URL does; the HTTP status. The body
+    is stored on the webhook queue and applied from there (the relay drains it)."""
     raw = json.dumps(body)
     signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw.encode(), hashlib.sha256).hexdigest()
     event = {"version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
@@ -104,11 +105,15 @@ def event_rows():
     for what, send in steps:
         offset = log_size()
         send()
-        # The EMF line is written before the answer; the log is flushed line by line.
+        # A direct invoke writes its EMF line before it answers; a webhook POST is
+        # answered once stored, and its items are applied from the queue later: wait for
+        # the body's own line (`WebhookItemsApplied`), written after its items'.
+        webhook_post = what.startswith("whatsapp.")
         lines = []
-        for _ in range(100):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             lines = emf_since(offset)
-            if lines:
+            if lines and (not webhook_post or any("WebhookItemsApplied" in line for line in lines)):
                 break
             time.sleep(0.05)
         w = sum(line.get("EventWriteUnits", 0) for line in lines)

@@ -56,6 +56,9 @@ impl TryFrom<&Item> for Alias {
 
 impl Identities for DynamoTable {
     async fn account_of_number(&self, phone_number_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(account_id) = self.numbers.get(phone_number_id) {
+            return Ok(Some(account_id));
+        }
         let out = self
             .client
             .get_item()
@@ -64,9 +67,14 @@ impl Identities for DynamoTable {
             .send()
             .await
             .map_err(|e| service("DynamoDB GetItem (business number)")(e.into_service_error()))?;
-        out.item()
+        let account_id = out
+            .item()
             .map(|item| Reader::new(item).string("account_id").map(str::to_string))
-            .transpose()
+            .transpose()?;
+        if let Some(account_id) = &account_id {
+            self.numbers.insert(phone_number_id, account_id);
+        }
+        Ok(account_id)
     }
 
     async fn contacts_by_keys(
@@ -179,9 +187,69 @@ impl DynamoTable {
     }
 }
 
+/// How long a business number's account is taken from memory: every webhook change
+/// names its number, and one busy number would otherwise read the same `WABA#` item
+/// thousands of times a second (a hot key, and half a read unit per change). A number
+/// moved to another account is followed within this time; an unknown number is never
+/// remembered, so a number added is found at once.
+const NUMBER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Business numbers' accounts read lately, shared by the clones of a table.
+#[derive(Clone, Debug, Default)]
+pub(super) struct NumberCache(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
+);
+
+impl NumberCache {
+    fn get(&self, phone_number_id: &str) -> Option<String> {
+        let numbers = self.0.lock().ok()?;
+        let (account_id, read_at) = numbers.get(phone_number_id)?;
+        (read_at.elapsed() < NUMBER_CACHE_TTL).then(|| account_id.clone())
+    }
+
+    fn insert(&self, phone_number_id: &str, account_id: &str) {
+        if let Ok(mut numbers) = self.0.lock() {
+            // A handful of numbers per deployment; bounded all the same.
+            if numbers.len() >= 10_000 {
+                numbers.clear();
+            }
+            let entry = (account_id.to_string(), std::time::Instant::now());
+            numbers.insert(phone_number_id.to_string(), entry);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    #[tokio::test]
+    async fn a_business_numbers_account_is_read_once_and_an_unknown_number_every_time() {
+        let known = mock!(aws_sdk_dynamodb::Client::get_item)
+            .match_requests(|r| r.key().and_then(|k| k.get("pk")) == Some(&s("WABA#111")))
+            .then_output(|| {
+                let item = [("pk", s("WABA#111")), ("sk", s(WABA_SK)), ("account_id", s("acme"))];
+                GetItemOutput::builder()
+                    .set_item(Some(item.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+                    .build()
+            });
+        let unknown = mock!(aws_sdk_dynamodb::Client::get_item)
+            .match_requests(|r| r.key().and_then(|k| k.get("pk")) == Some(&s("WABA#222")))
+            .then_output(|| GetItemOutput::builder().build());
+        let table = DynamoTable::new(
+            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&known, &unknown]),
+            "contacts",
+        );
+        for _ in 0..3 {
+            let account = table.account_of_number("111").await.expect("read");
+            assert_eq!(account.as_deref(), Some("acme"));
+            assert_eq!(table.clone().account_of_number("222").await.expect("read"), None);
+        }
+        assert_eq!(known.num_calls(), 1, "remembered");
+        assert_eq!(unknown.num_calls(), 3, "never remembered: a number added is found at once");
+    }
 
     #[test]
     fn an_alias_round_trips_and_names_its_contact_by_pk() {

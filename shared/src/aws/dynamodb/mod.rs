@@ -35,6 +35,8 @@ pub struct DynamoTable {
     client: aws_sdk_dynamodb::Client,
     table: String,
     meter: capacity::Meter,
+    /// Business numbers' accounts already read (`identities.rs`).
+    numbers: identities::NumberCache,
 }
 
 impl DynamoTable {
@@ -46,6 +48,7 @@ impl DynamoTable {
             client: meter.metered(client),
             table: table.into(),
             meter,
+            numbers: identities::NumberCache::default(),
         }
     }
 }
