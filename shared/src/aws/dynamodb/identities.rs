@@ -2,6 +2,10 @@
 //! contacts by candidate keys (one `BatchGetItem`), and BSUID aliases (`ALIAS#…` /
 //! `CONTACT`), changed together with the contacts they name in one transaction.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::item::{build_error, key, n, s, Item, Reader};
@@ -192,13 +196,11 @@ impl DynamoTable {
 /// thousands of times a second (a hot key, and half a read unit per change). A number
 /// moved to another account is followed within this time; an unknown number is never
 /// remembered, so a number added is found at once.
-const NUMBER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+const NUMBER_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Business numbers' accounts read lately, shared by the clones of a table.
 #[derive(Clone, Debug, Default)]
-pub(super) struct NumberCache(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
-);
+pub(super) struct NumberCache(Arc<Mutex<HashMap<String, (String, Instant)>>>);
 
 impl NumberCache {
     fn get(&self, phone_number_id: &str) -> Option<String> {
@@ -213,7 +215,7 @@ impl NumberCache {
             if numbers.len() >= 10_000 {
                 numbers.clear();
             }
-            let entry = (account_id.to_string(), std::time::Instant::now());
+            let entry = (account_id.to_string(), Instant::now());
             numbers.insert(phone_number_id.to_string(), entry);
         }
     }
@@ -230,9 +232,15 @@ mod tests {
         let known = mock!(aws_sdk_dynamodb::Client::get_item)
             .match_requests(|r| r.key().and_then(|k| k.get("pk")) == Some(&s("WABA#111")))
             .then_output(|| {
-                let item = [("pk", s("WABA#111")), ("sk", s(WABA_SK)), ("account_id", s("acme"))];
+                let item = [
+                    ("pk", s("WABA#111")),
+                    ("sk", s(WABA_SK)),
+                    ("account_id", s("acme")),
+                ];
                 GetItemOutput::builder()
-                    .set_item(Some(item.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+                    .set_item(Some(
+                        item.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    ))
                     .build()
             });
         let unknown = mock!(aws_sdk_dynamodb::Client::get_item)
@@ -245,10 +253,17 @@ mod tests {
         for _ in 0..3 {
             let account = table.account_of_number("111").await.expect("read");
             assert_eq!(account.as_deref(), Some("acme"));
-            assert_eq!(table.clone().account_of_number("222").await.expect("read"), None);
+            assert_eq!(
+                table.clone().account_of_number("222").await.expect("read"),
+                None
+            );
         }
         assert_eq!(known.num_calls(), 1, "remembered");
-        assert_eq!(unknown.num_calls(), 3, "never remembered: a number added is found at once");
+        assert_eq!(
+            unknown.num_calls(),
+            3,
+            "never remembered: a number added is found at once"
+        );
     }
 
     #[test]
