@@ -1,5 +1,5 @@
 # Local environment and checks; DESIGN.md section 11, README.
-.PHONY: up down demo test lint build build-local bootstrap status export undo erase bench bench-memory cold-start
+.PHONY: up down demo test lint build build-local bootstrap status export undo erase bench bench-memory bench-webhooks cold-start
 
 up:        ## emulator + resources + functions (cargo lambda watch, :9000) + relay, in the background; FAULT_PROXY=1 make up runs the functions through the fault proxy (:4567)
 	scripts/up.sh
@@ -49,6 +49,9 @@ bench: up  ## one table: parse speed, CPU and requests per row, memory, latency 
 cold-start: up  ## binary sizes and cold-start init time of both functions (host release build, local Runtime API)
 	cargo build --release -p import-contacts -p contact-events
 	.venv/bin/python scripts/cold_start.py
+
+bench-webhooks: up  ## signed WhatsApp webhooks through the function URL (release, restarted): ack latency, items/s, CPU and capacity per item; table also in .run/bench-webhooks.md
+	.venv/bin/python scripts/bench_webhooks.py
 
 bench-memory: up  ## peak RSS of the import function for a 100 MB CSV (and a tenth of it) and a 50 MB XLSX
 	.venv/bin/python scripts/bench_memory.py
