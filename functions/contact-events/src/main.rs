@@ -11,7 +11,10 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 mod handler;
 
-#[tokio::main]
+// One thread: an invocation is a few requests in sequence, and a multi-threaded runtime
+// spent most of the function's CPU waking its idle threads for each of them (perf,
+// make bench-webhooks). Parsing a recipients file still goes to the blocking pool.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = load_sdk_config().await;
