@@ -40,8 +40,8 @@ or AWS::Lambda::Function), the queues it uses are read from the template:
     required there, and nothing else is allowed for sending;
   - it consumes a queue that an AWS::Lambda::EventSourceMapping (or a SAM SQS
     event) feeds it from: sqs:ReceiveMessage, sqs:DeleteMessage and
-    sqs:GetQueueAttributes are required (what Lambda's poller needs) and
-    sqs:ChangeMessageVisibility is allowed.
+    sqs:GetQueueAttributes are required (what Lambda's poller needs, as
+    AWSLambdaSQSQueueExecutionRole grants), and nothing else is allowed.
 The check fails, naming the role and the queue, when a required action is missing,
 when an SQS action is granted on a queue beyond that (e.g. ReceiveMessage on a
 dead-letter queue only ever sent to), or when an SQS statement names no queue of
@@ -319,7 +319,7 @@ FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 SEND_REQUIRED = {"sqs:sendmessage"}
 SEND_ALLOWED = SEND_REQUIRED
 CONSUME_REQUIRED = {"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"}
-CONSUME_ALLOWED = CONSUME_REQUIRED | {"sqs:changemessagevisibility"}
+CONSUME_ALLOWED = CONSUME_REQUIRED
 # IAM action names are case-insensitive; these are how they are written.
 SQS_SPELLING = {a.lower(): a for a in (
     "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",

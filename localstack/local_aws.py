@@ -41,7 +41,10 @@ QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
 WEBHOOK_QUEUE = os.environ.get("CONTACTS_WEBHOOK_QUEUE", "contact-events-webhooks")
 WEBHOOK_DLQ = os.environ.get("CONTACTS_WEBHOOK_DLQ", "contact-events-webhooks-dlq")
 WEBHOOK_MAX_RECEIVE_COUNT = int(os.environ.get("WEBHOOK_MAX_RECEIVE_COUNT", "5"))  # RedrivePolicy
-WEBHOOK_VISIBILITY_TIMEOUT = 10  # seconds: a record that failed comes back this much later
+# Seconds a received record stays hidden: longer than the relay waits for an invoke
+# (RELAY_INVOKE_TIMEOUT, 60 under make up), as AWS wants 6x the function's timeout, so
+# that a slow batch is never received twice; a record that failed comes back this late.
+WEBHOOK_VISIBILITY_TIMEOUT = 90
 PROXY = os.environ.get("FAULT_PROXY_URL", "http://127.0.0.1:4567")
 WATCH = os.environ.get("WATCH_URL", "http://127.0.0.1:9000")
 STALL_SECONDS = float(os.environ.get("STALL_SECONDS", "120"))

@@ -18,13 +18,14 @@ that runs short of time continues itself this way (AWS_ENDPOINT_URL_LAMBDA point
 
 And it stands in for Lambda's SQS event source mapping with ReportBatchItemFailures on the
 WhatsApp webhook queue (contact-events queues each signed webhook body there and answers
-Meta at once; DESIGN.md section 13). RELAY_WEBHOOK_WORKERS (2) pollers each receive up to
-10 messages (long poll, all attributes), invoke contact-events synchronously with the SQS
+Meta at once; DESIGN.md section 13). RELAY_WEBHOOK_WORKERS (2) pollers each gather up to
+10 messages (long polls, all attributes) for at most RELAY_WEBHOOK_BATCH_WINDOW seconds
+(1, the template's batching window), invoke contact-events synchronously with the SQS
 event AWS builds (`Records` of `messageId`, `receiptHandle`, `body`, `attributes`,
 `messageAttributes`, `md5OfBody`, `eventSource: aws:sqs`, `eventSourceARN`,
 `awsRegion`), and delete every message but those the answer's `batchItemFailures` names.
 As on AWS, a function error, an unreadable answer or an identifier not in the batch
-deletes nothing: the messages come back after the queue's visibility timeout (10 s
+deletes nothing: the messages come back after the queue's visibility timeout (90 s
 locally). The queue's own RedrivePolicy moves a message to the dead-letter queue after
 WEBHOOK_MAX_RECEIVE_COUNT receives: moto (5.2.5, checked) and LocalStack both redrive, so
 the relay does not. A poller receives only while watch listens, so restarting watch does
@@ -51,6 +52,8 @@ LAMBDA_PORT = int(os.environ.get("RELAY_LAMBDA_PORT", "9001"))
 INVOCATIONS = re.compile(r"^/2015-03-31/functions/([A-Za-z0-9_.:-]+)/invocations$")
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 WEBHOOK_WORKERS = int(os.environ.get("RELAY_WEBHOOK_WORKERS", "2"))
+# Lambda's MaximumBatchingWindowInSeconds for the webhook queue (infra/template.yaml: 1).
+WEBHOOK_BATCH_WINDOW = float(os.environ.get("RELAY_WEBHOOK_BATCH_WINDOW", "1"))
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
 INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
 # Lambda's service does not go away; watch does, while `make up` or a test restarts it.
@@ -334,6 +337,29 @@ def webhook_batch(url, arn, messages):
     return line
 
 
+def receive_batch(url):
+    """Up to 10 messages, as Lambda's poller gathers a batch: it waits for the first, then
+    keeps receiving until the batch is full or WEBHOOK_BATCH_WINDOW seconds have passed
+    (the template's MaximumBatchingWindowInSeconds)."""
+    def receive(wait):
+        return sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10 - len(messages), WaitTimeSeconds=wait,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        ).get("Messages", [])
+
+    messages = []
+    messages += receive(1)
+    window_ends = time.monotonic() + WEBHOOK_BATCH_WINDOW
+    while messages and len(messages) < 10 and time.monotonic() < window_ends:
+        # A long poll answers as soon as one message is there; an empty answer (a
+        # second's wait) means nothing more is coming soon: the batch goes as it is.
+        more = receive(1)
+        if not more:
+            break
+        messages += more
+    return messages
+
+
 def webhook_worker():
     """Lambda's SQS poller for contact-events, with ReportBatchItemFailures."""
     url = arn = None
@@ -342,10 +368,7 @@ def webhook_worker():
             url, arn = webhook_queue()
         wait_for_watch()
         try:
-            messages = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                AttributeNames=["All"], MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            messages = receive_batch(url)
         except Exception as e:  # noqa: BLE001 - the emulator restarting must not kill the relay
             log(f"webhooks: receive failed: {e!r}")
             url = None  # look the queue up again (and wait for it): the emulator may have restarted

@@ -253,6 +253,11 @@ async fn with_the_queue_unreachable_the_answer_is_500_and_nothing_is_written() {
     let body = message(&pnid, "wamid.noqueue", Some("447911123490"), None).to_string();
     assert_eq!(signed_post(&body), 500, "not stored: Meta must retry");
     drop(_watch_back);
+    stack.wait_for_webhooks_applied().await;
+    assert!(
+        stack.contacts_of(&account).await.is_empty(),
+        "a 500 stored nothing"
+    );
 
     // Meta's retry, once the queue is back, is stored and applied.
     assert_eq!(signed_post(&body), 200);

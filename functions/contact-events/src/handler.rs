@@ -194,12 +194,14 @@ mod tests {
             .enumerate()
             .map(|(i, webhook)| {
                 let string = |value: &str| json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"});
+                // As the SQS adapter sends it: text as it is, anything else base64.
+                let (body, encoding) = contacts::domain::stored_webhook::message_body(&webhook.body);
                 json!({"messageId": format!("q{i}"), "receiptHandle": "r", "eventSource": "aws:sqs",
                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:contact-events-webhooks",
                        "awsRegion": "us-east-1",
-                       "body": String::from_utf8(webhook.body.clone()).expect("text"),
+                       "body": body,
                        "attributes": {"ApproximateReceiveCount": receive_count.to_string(), "SentTimestamp": "1764750000000"},
-                       "messageAttributes": {"received_at": string(&webhook.received_at), "signature": string("verified"), "body_encoding": string("utf-8")}})
+                       "messageAttributes": {"received_at": string(&webhook.received_at), "signature": string("verified"), "body_encoding": string(encoding)}})
             })
             .collect();
         json!({"Records": records})
@@ -306,6 +308,49 @@ mod tests {
             answer,
             json!({"batchItemFailures": [{"itemIdentifier": "q0"}]})
         );
+    }
+
+    #[tokio::test]
+    async fn only_the_failing_record_of_a_batch_is_retried_and_a_base64_body_is_read() {
+        let store = ports_with_dead_letters();
+        store.contacts.add_business_number("999", "other");
+        store.contacts.set_number_unavailable("999", true);
+        let good = webhook_body();
+        let failing = good.replace("106540352242922", "999");
+        // The same webhook with a character SQS cannot carry (valid JSON): stored as base64.
+        let binary = good.replacen("Hi", "Hi\u{FFFF}", 1);
+        assert!(
+            binary.contains('\u{FFFF}'),
+            "the body carries a character SQS refuses"
+        );
+        let mut queued = posted(&store, &good).await;
+        queued.extend(posted(&store, &failing).await.into_iter().skip(1));
+        let third = {
+            let webhook = contacts::ports::StoredWebhook {
+                body: binary.clone().into_bytes(),
+                received_at: "2026-12-03T08:00:00.000Z".into(),
+            };
+            assert_eq!(
+                contacts::domain::stored_webhook::message_body(&webhook.body).1,
+                "base64"
+            );
+            webhook
+        };
+        queued.push(third);
+        let answer = invoke(&store, queue_batch(&queued, 1))
+            .await
+            .expect("answered");
+        assert_eq!(
+            answer,
+            json!({"batchItemFailures": [{"itemIdentifier": "q1"}]}),
+            "the failing one alone"
+        );
+        assert_eq!(
+            store.contacts.count(),
+            1,
+            "the good body and its base64 twin: one sender"
+        );
+        assert!(store.webhooks.dead_letters().is_empty());
     }
 
     /// In-memory ports with a dead-letter queue.

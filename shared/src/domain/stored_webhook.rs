@@ -7,6 +7,10 @@
 
 use base64::Engine as _;
 
+/// The largest message body stored: SQS's smallest message size (256 KiB, moto's
+/// and the older queues' default), less room for the attributes.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 - 2048;
+
 /// Attribute: when the receiver took the body (RFC 3339).
 pub const RECEIVED_AT: &str = "received_at";
 /// Attribute: the signature's verdict; the receiver stores only verified bodies.

@@ -50,7 +50,8 @@ pub struct WebhookAnswer {
     pub identity_changes: u64,
     /// Items for a business number no account has (`WABA#…` item missing).
     pub unknown_phone_number_id: u64,
-    /// Items skipped: group messages and statuses, preferences of another category.
+    /// Items skipped: group messages and statuses, preferences of another category,
+    /// system messages that name no number or BSUID to change to.
     pub ignored: u64,
     /// Items that cannot be read (`invalid_item`: a missing id, a wrong type, nobody
     /// named); the body's other items are applied all the same.

@@ -65,6 +65,25 @@ impl EventError {
         }
     }
 
+    /// Why, in words fit for a queue or a log line: the error type, and what failed
+    /// without the data it failed on. A store's own message can name an item by its key,
+    /// and a contact's key holds its number.
+    pub fn reason(&self) -> String {
+        let what = match self {
+            EventError::Store(StoreError::Service { operation, .. }) => {
+                format!("{operation} failed")
+            }
+            EventError::Store(StoreError::Malformed { .. }) => {
+                "a stored item does not have the shape written".to_string()
+            }
+            EventError::Store(_) => "a store failed".to_string(),
+            EventError::Save(_) => "a contact kept changing under concurrent writes".to_string(),
+            EventError::Export(_) => "the export failed".to_string(),
+            other => other.to_string(),
+        };
+        format!("{}: {what}", self.error_type())
+    }
+
     /// Whether the same event may succeed later: a store or the deployment failed, not
     /// the event itself.
     pub fn is_retryable(&self) -> bool {

@@ -39,6 +39,7 @@ use std::future::Future;
 
 use crate::config::Config;
 use crate::domain::secret::Secret;
+use crate::domain::stored_webhook;
 use crate::domain::upload::decode_event_key;
 use crate::domain::webhook_signature::{self, SIGNATURE_HEADER};
 use crate::ports::{StoreError, StoredWebhook};
@@ -437,7 +438,7 @@ where
     };
     let response = match request.method() {
         "GET" => verify_subscription(&request, config.whatsapp_verify_token.as_ref()),
-        "POST" => match check_signature(config, &request) {
+        "POST" => match check_signature(config, &request).and_then(|()| storable(&request)) {
             Ok(()) => {
                 stored(store(StoredWebhook {
                     received_at: chrono::Utc::now()
@@ -475,6 +476,32 @@ fn check_signature(config: &Config, request: &HttpRequest) -> Result<(), HttpRes
     if let Err(e) = webhook_signature::verify(secret, signature, request.body()) {
         tracing::warn!(reason = %e, "webhook refused");
         return Err(unauthorized());
+    }
+    Ok(())
+}
+
+/// Whether a signed body can go on the queue: SQS takes no empty message and none
+/// larger than its message size (256 KiB with the attributes, the smallest limit of the
+/// queues the stack runs on). Meta's webhooks are a few kilobytes; either would fail to
+/// store on every retry, so each is answered at once with what is wrong.
+fn storable(request: &HttpRequest) -> Result<(), HttpResponse> {
+    if request.body().is_empty() {
+        tracing::warn!("webhook refused: empty body");
+        return Err(HttpResponse::error(400, "the body is empty"));
+    }
+    let (message, _) = stored_webhook::message_body(request.body());
+    if message.len() > stored_webhook::MAX_MESSAGE_BYTES {
+        tracing::warn!(
+            bytes = request.body().len(),
+            "webhook refused: too large to queue"
+        );
+        return Err(HttpResponse::error(
+            413,
+            format!(
+                "the body is larger than the {} bytes the webhook queue takes",
+                stored_webhook::MAX_MESSAGE_BYTES
+            ),
+        ));
     }
     Ok(())
 }
@@ -852,12 +879,32 @@ mod tests {
         // The request only checks the signature; what the body is, the queue's consumer
         // finds out (and dead-letters what is no webhook).
         let ports = ports();
-        for body in ["not json", "", "[1, 2]", r#"{"object": "page"}"#] {
+        for body in ["not json", "[1, 2]", r#"{"object": "page"}"#] {
             let request = post(Some(&sign(body.as_bytes())), body.as_bytes());
             let response = answer(&config(), &ports, request).await;
             assert_eq!(response.status_code, 200, "{body:?}");
         }
-        assert_eq!(ports.webhooks.queued().len(), 4);
+        assert_eq!(ports.webhooks.queued().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_signed_body_no_queue_takes_is_refused_at_once_with_what_is_wrong() {
+        let ports = ports();
+        let max = stored_webhook::MAX_MESSAGE_BYTES;
+        let response = answer(&config(), &ports, post(Some(&sign(b"")), b"")).await;
+        assert_eq!(response.status_code, 400);
+        assert!(response.body.contains("empty"), "{}", response.body);
+        let large = vec![b'x'; max + 1];
+        let response = answer(&config(), &ports, post(Some(&sign(&large)), &large)).await;
+        assert_eq!(response.status_code, 413, "{}", response.body);
+        // Text at the limit is stored; bytes that need base64 count as encoded.
+        let at_limit = vec![b'x'; max];
+        let response = answer(&config(), &ports, post(Some(&sign(&at_limit)), &at_limit)).await;
+        assert_eq!(response.status_code, 200);
+        let binary = vec![0xffu8; max * 3 / 4 + 3];
+        let response = answer(&config(), &ports, post(Some(&sign(&binary)), &binary)).await;
+        assert_eq!(response.status_code, 413);
+        assert_eq!(ports.webhooks.queued().len(), 1);
     }
 
     #[tokio::test]

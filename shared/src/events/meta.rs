@@ -40,8 +40,16 @@ pub struct Entry {
 pub struct Change {
     /// `messages`, `user_preferences`, `user_id_update`, ...
     pub field: Text<64>,
-    /// What changed.
-    pub value: Value,
+    /// What changed, read as [`Value`] only for the fields the contact book applies
+    /// ([`Change::read_value`]): another field's value has another shape.
+    pub value: serde_json::Value,
+}
+
+impl Change {
+    /// The value, read as a [`Value`] of the fields the book applies.
+    pub fn read_value(&self) -> Result<Value, Unreadable> {
+        serde_path_to_error::deserialize(&self.value).map_err(|e| unreadable(&e))
+    }
 }
 
 /// The value of a change.
@@ -58,16 +66,15 @@ pub struct Value {
     pub statuses: Items<Status>,
     /// Users' marketing preferences.
     pub user_preferences: Items<UserPreference>,
-    /// BSUID changes, when the change carries them at this level.
-    pub user_id_update: Many<UserIdUpdate>,
+    /// BSUID changes, when the change carries them at this level (one, or a list).
+    pub user_id_update: Items<UserIdUpdate>,
 }
 
-/// The business number a change concerns.
+/// The business number a change concerns. Only its id is read (`display_phone_number`
+/// and the rest are not used, so they can never make a change unreadable).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Metadata {
-    /// The number as displayed.
-    pub display_phone_number: Text<32>,
     /// Its id: names the account (`WABA#{phone_number_id}`).
     pub phone_number_id: Text<64>,
 }
@@ -351,19 +358,26 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let one = |value: serde_json::Value| match serde_path_to_error::deserialize(value) {
             Ok(read) => Item::Read(read),
-            Err(e) => Item::Unreadable(Unreadable {
-                field: e.path().to_string().trim_start_matches('.').to_string(),
-                problem: problem_of(e.inner()),
-            }),
+            Err(e) => Item::Unreadable(unreadable(&e)),
         };
         Ok(Items(match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::Null => Vec::new(),
             serde_json::Value::Array(values) => values.into_iter().map(one).collect(),
+            // Meta sends some lists as a single object.
+            object @ serde_json::Value::Object(_) => vec![one(object)],
             _ => vec![Item::Unreadable(Unreadable {
                 field: String::new(),
                 problem: "is not a list",
             })],
         }))
+    }
+}
+
+/// Where a value failed to read and how, without the value.
+fn unreadable(e: &serde_path_to_error::Error<serde_json::Error>) -> Unreadable {
+    Unreadable {
+        field: e.path().to_string().trim_start_matches('.').to_string(),
+        problem: problem_of(e.inner()),
     }
 }
 
@@ -378,32 +392,5 @@ fn problem_of(error: &serde_json::Error) -> &'static str {
         "is missing"
     } else {
         "cannot be read"
-    }
-}
-
-/// One value or a list of them (Meta sends some fields both ways).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Many<T>(pub Vec<T>);
-
-impl<T> Default for Many<T> {
-    fn default() -> Self {
-        Many(Vec::new())
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany<T> {
-            Many(Vec<T>),
-            One(T),
-            Nothing(()),
-        }
-        Ok(Many(match OneOrMany::deserialize(deserializer)? {
-            OneOrMany::Many(values) => values,
-            OneOrMany::One(value) => vec![value],
-            OneOrMany::Nothing(()) => Vec::new(),
-        }))
     }
 }

@@ -129,7 +129,7 @@ where
                     }
                 }
             }
-            tracing::warn!(message_id = %record.message_id, error = %e, "event in batch failed");
+            tracing::warn!(message_id = %record.message_id, reason = e.reason(), "event in batch failed");
             response.add_failure(record.message_id);
         }
         response
@@ -250,7 +250,7 @@ fn give_up(
         return None;
     }
     Some(DeadLetter {
-        reason: format!("{}: {error}", error.error_type()),
+        reason: error.reason(),
         body: stored.body,
         attributes: stored.attributes,
         receive_count: stored.receive_count,

@@ -13,7 +13,8 @@ use super::answer::WebhookAnswer;
 use super::error::EventError;
 use super::ledger::Once;
 use super::meta::{
-    Integer, Item, Message, Status, UserIdUpdate, UserPreference, Value, WaContact, Webhook,
+    Integer, Item, Message, Status, Unreadable, UserIdUpdate, UserPreference, Value, WaContact,
+    Webhook,
 };
 use super::{metered, now, rfc3339, stamp};
 use crate::book::identity::{Done, Effect, WaUser, WhatsappIdentities};
@@ -77,7 +78,14 @@ where
                 );
                 continue;
             }
-            let result = handle_change(contacts, ledger, config, change.value, &at, &mut answer);
+            let value = match change.read_value() {
+                Ok(value) => value,
+                Err(why) => {
+                    answer.invalid(&unreadable_at(&format!("{at}.value"), &why), why.problem);
+                    continue;
+                }
+            };
+            let result = handle_change(contacts, ledger, config, value, &at, &mut answer);
             if let Err(e) = Box::pin(result).await {
                 tracing::warn!(
                     error_type = e.error_type(),
@@ -89,10 +97,13 @@ where
         }
     }
     tracing::info!(?answer, "webhook handled");
-    emit_body_metrics(&answer);
     match failed {
         Some(e) => Err(e),
-        None => Ok(answer),
+        None => {
+            // Once per body applied: a body that fails is counted when it succeeds.
+            emit_body_metrics(&answer);
+            Ok(answer)
+        }
     }
 }
 
@@ -149,7 +160,7 @@ where
     let items = value.messages.len()
         + value.statuses.len()
         + value.user_preferences.len()
-        + value.user_id_update.0.len()
+        + value.user_id_update.len()
         + value
             .contacts
             .read()
@@ -185,6 +196,16 @@ where
         phone_number_id,
     };
     let people: Vec<WaContact> = value.contacts.read().cloned().collect();
+    for (i, contact) in value.contacts.0.iter().enumerate() {
+        if let Item::Unreadable(why) = contact {
+            // Its messages are still applied (the sender is in the message), without
+            // the profile name or a BSUID change it may have carried.
+            answer.invalid(
+                &unreadable_at(&format!("{at}.value.contacts[{i}]"), why),
+                why.problem,
+            );
+        }
+    }
     let mut failed = None;
     let mut settle = |answer: &mut WebhookAnswer,
                       kind: ItemKind,
@@ -252,14 +273,25 @@ where
             result,
         );
     }
-    let updates = value.user_id_update.0.iter().chain(
-        value
-            .contacts
-            .read()
-            .filter_map(|c| c.user_id_update.as_ref()),
-    );
-    for (i, update) in updates.enumerate() {
+    for (i, update) in value.user_id_update.0.iter().enumerate() {
         let path = format!("{at}.value.user_id_update[{i}]");
+        let result = match update {
+            Item::Read(update) => {
+                let done = items.user_id_update(update);
+                metered(contacts, "whatsapp.user_id_update", done).await
+            }
+            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
+        };
+        settle(
+            answer,
+            ItemKind::Identity,
+            unreadable_path(path, update),
+            result,
+        );
+    }
+    let with_contacts = people.iter().filter_map(|c| c.user_id_update.as_ref());
+    for (i, update) in with_contacts.enumerate() {
+        let path = format!("{at}.value.contacts[{i}].user_id_update");
         let done = items.user_id_update(update);
         let result = metered(contacts, "whatsapp.user_id_update", done).await;
         settle(answer, ItemKind::Identity, path, result);
@@ -273,8 +305,17 @@ where
 /// The path an unreadable item is logged under: the item's, plus the field that failed.
 fn unreadable_path<T>(path: String, item: &Item<T>) -> String {
     match item {
-        Item::Unreadable(why) if !why.field.is_empty() => format!("{path}.{}", why.field),
-        _ => path,
+        Item::Unreadable(why) => unreadable_at(&path, why),
+        Item::Read(_) => path,
+    }
+}
+
+/// `path`, plus the field inside it that failed.
+fn unreadable_at(path: &str, why: &Unreadable) -> String {
+    if why.field.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}.{}", why.field)
     }
 }
 

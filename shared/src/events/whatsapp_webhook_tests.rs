@@ -1030,9 +1030,10 @@ async fn unreadable_items_are_counted_and_never_keep_the_others_from_being_appli
     changes.push(json!({"field": "account_update", "value": {"phone_number": "15550001111"}}));
     let answer = send(&ports, webhook).await;
     assert_eq!(answer["contacts_created"], 1, "{answer}");
-    // No id, a wrong type, not an object, a status naming nobody, a preference that is
-    // neither stop nor resume, a change whose value is not an object.
-    assert_eq!(answer["invalid_items"], 6, "{answer}");
+    // A contact entry whose profile is no object, a message with no id, one with a
+    // wrong type, one that is not an object, a status naming nobody, a preference that
+    // is neither stop nor resume, a change whose value is not an object.
+    assert_eq!(answer["invalid_items"], 7, "{answer}");
     assert_eq!(answer["other_fields"], 2, "{answer}");
     assert!(ports
         .contacts
@@ -1052,10 +1053,50 @@ fn an_unreadable_item_names_the_field_and_never_its_value() {
         },
         other => panic!("{other:?}"),
     };
-    let crate::events::meta::Item::Unreadable(why) = &change.value.messages.0[0] else {
+    let value = change.read_value().expect("the value is an object");
+    let crate::events::meta::Item::Unreadable(why) = &value.messages.0[0] else {
         panic!("unreadable expected");
     };
     assert_eq!(why.field, "timestamp");
     assert_eq!(why.to_string(), "`timestamp` has the wrong type");
     assert!(!format!("{why:?}").contains("447911123456"));
+}
+
+#[tokio::test]
+async fn a_change_of_another_field_is_acknowledged_whatever_its_value_holds() {
+    let ports = ports();
+    let mut webhook = body(json!({"messages": [
+        {"from": WA_ID, "id": "wamid.f1", "timestamp": "1764324000", "type": "text", "text": {"body": "Hi"}}]}));
+    // Shaped nothing like a messages value: `metadata` a string, `user_id_update` a number.
+    webhook["entry"][0]["changes"]
+        .as_array_mut()
+        .expect("changes")
+        .push(json!({"field": "account_update", "value": {"metadata": "x", "user_id_update": 7}}));
+    let answer = send(&ports, webhook).await;
+    assert_eq!(answer["other_fields"], 1, "{answer}");
+    assert_eq!(answer["invalid_items"], 0, "{answer}");
+    assert_eq!(answer["contacts_created"], 1, "{answer}");
+}
+
+#[tokio::test]
+async fn a_single_user_id_update_object_and_an_unreadable_one_are_items_of_their_own() {
+    let ports = ports();
+    send(&ports, message("wamid.u1", Some(WA_ID), Some(BSUID), "Eva")).await;
+    let one = send(
+        &ports,
+        body(json!({"user_id_update": {"previous": BSUID, "current": "GB.1000"}})),
+    )
+    .await;
+    assert_eq!(one["identity_changes"], 1, "{one}");
+    let bad = send(
+        &ports,
+        body(json!({"user_id_update": [{"previous": 5, "current": "GB.2000"}],
+                    "statuses": [{"id": "wamid.s9", "status": "delivered", "timestamp": "1764324500",
+                                  "recipient_id": WA_ID}]})),
+    )
+    .await;
+    assert_eq!(bad["invalid_items"], 1, "{bad}");
+    let statuses = bad["statuses_applied"].as_u64().unwrap_or(0)
+        + bad["statuses_without_effect"].as_u64().unwrap_or(0);
+    assert_eq!(statuses, 1, "the status beside it is applied: {bad}");
 }

@@ -196,7 +196,7 @@ impl DynamoTable {
 /// thousands of times a second (a hot key, and half a read unit per change). A number
 /// moved to another account is followed within this time; an unknown number is never
 /// remembered, so a number added is found at once.
-const NUMBER_CACHE_TTL: Duration = Duration::from_secs(300);
+const NUMBER_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Business numbers' accounts read lately, shared by the clones of a table.
 #[derive(Clone, Debug, Default)]
