@@ -13,8 +13,8 @@ use super::answer::WebhookAnswer;
 use super::error::EventError;
 use super::ledger::Once;
 use super::meta::{
-    Integer, Item, Message, Status, Unreadable, UserIdUpdate, UserPreference, Value, WaContact,
-    Webhook,
+    self, Integer, Item, Message, Status, Unreadable, UserIdUpdate, UserPreference, Value,
+    WaContact, Webhook,
 };
 use super::{metered, now, rfc3339, stamp};
 use crate::book::identity::{Done, Effect, WaUser, WhatsappIdentities};
@@ -206,99 +206,98 @@ where
             );
         }
     }
-    let mut failed = None;
-    let mut settle = |answer: &mut WebhookAnswer,
-                      kind: ItemKind,
-                      path: String,
-                      result: Result<Outcome, EventError>| {
+    let mut tally = Tally {
+        answer,
+        failed: None,
+    };
+    let place = |name: &str| format!("{at}.value.{name}");
+    let (kind, list) = (ItemKind::Message, &value.messages);
+    each(contacts, &mut tally, &place("messages"), kind, list, |m| {
+        items.message(m, &people)
+    })
+    .await;
+    let (kind, list) = (ItemKind::Status, &value.statuses);
+    each(contacts, &mut tally, &place("statuses"), kind, list, |s| {
+        items.status(s)
+    })
+    .await;
+    let (kind, list) = (ItemKind::Preference, &value.user_preferences);
+    each(
+        contacts,
+        &mut tally,
+        &place("user_preferences"),
+        kind,
+        list,
+        |p| items.preference(p),
+    )
+    .await;
+    let (kind, list) = (ItemKind::Identity, &value.user_id_update);
+    each(
+        contacts,
+        &mut tally,
+        &place("user_id_update"),
+        kind,
+        list,
+        |u| items.user_id_update(u),
+    )
+    .await;
+    let with_contacts = people.iter().filter_map(|c| c.user_id_update.as_ref());
+    for (i, update) in with_contacts.enumerate() {
+        let path = format!("{at}.value.contacts[{i}].user_id_update");
+        let done = items.user_id_update(update);
+        let result = metered(contacts, ItemKind::Identity.event_type(), done).await;
+        tally.settle(ItemKind::Identity, path, result);
+    }
+    match tally.failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Applies each element of `list` (at `{at}[i]`) with `apply`, metered as `kind`; an
+/// element that cannot be read is counted invalid. What became of each goes to `tally`.
+async fn each<'a, T, M, F, Fut>(
+    meter: &M,
+    tally: &mut Tally<'_>,
+    at: &str,
+    kind: ItemKind,
+    list: &'a meta::Items<T>,
+    apply: F,
+) where
+    M: CapacityMeter,
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome, EventError>>,
+{
+    for (i, item) in list.0.iter().enumerate() {
+        let result = match item {
+            Item::Read(read) => metered(meter, kind.event_type(), apply(read)).await,
+            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
+        };
+        tally.settle(kind, unreadable_path(format!("{at}[{i}]"), item), result);
+    }
+}
+
+/// What a change's items did: the answer's counts, and the first store failure.
+struct Tally<'a> {
+    answer: &'a mut WebhookAnswer,
+    failed: Option<EventError>,
+}
+
+impl Tally<'_> {
+    /// Counts one item's `result` (at `path`); a failure is logged and the first one kept.
+    fn settle(&mut self, kind: ItemKind, path: String, result: Result<Outcome, EventError>) {
         match result {
-            Ok(Outcome::Applied(done)) => answer.count(kind, done),
-            Ok(Outcome::Invalid(problem)) => answer.invalid(&path, problem),
+            Ok(Outcome::Applied(done)) => self.answer.count(kind, done),
+            Ok(Outcome::Invalid(problem)) => self.answer.invalid(&path, problem),
             Err(e) => {
                 tracing::warn!(
                     error_type = e.error_type(),
                     at = path,
                     "webhook item failed"
                 );
-                failed.get_or_insert(e);
+                self.failed.get_or_insert(e);
             }
         }
-    };
-    for (i, message) in value.messages.0.iter().enumerate() {
-        let path = format!("{at}.value.messages[{i}]");
-        let result = match message {
-            Item::Read(message) => {
-                metered(
-                    contacts,
-                    "whatsapp.message",
-                    items.message(message, &people),
-                )
-                .await
-            }
-            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
-        };
-        settle(
-            answer,
-            ItemKind::Message,
-            unreadable_path(path, message),
-            result,
-        );
-    }
-    for (i, status) in value.statuses.0.iter().enumerate() {
-        let path = format!("{at}.value.statuses[{i}]");
-        let result = match status {
-            Item::Read(status) => metered(contacts, "whatsapp.status", items.status(status)).await,
-            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
-        };
-        settle(
-            answer,
-            ItemKind::Status,
-            unreadable_path(path, status),
-            result,
-        );
-    }
-    for (i, preference) in value.user_preferences.0.iter().enumerate() {
-        let path = format!("{at}.value.user_preferences[{i}]");
-        let result = match preference {
-            Item::Read(preference) => {
-                let done = items.preference(preference);
-                metered(contacts, "whatsapp.preference", done).await
-            }
-            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
-        };
-        settle(
-            answer,
-            ItemKind::Preference,
-            unreadable_path(path, preference),
-            result,
-        );
-    }
-    for (i, update) in value.user_id_update.0.iter().enumerate() {
-        let path = format!("{at}.value.user_id_update[{i}]");
-        let result = match update {
-            Item::Read(update) => {
-                let done = items.user_id_update(update);
-                metered(contacts, "whatsapp.user_id_update", done).await
-            }
-            Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
-        };
-        settle(
-            answer,
-            ItemKind::Identity,
-            unreadable_path(path, update),
-            result,
-        );
-    }
-    let with_contacts = people.iter().filter_map(|c| c.user_id_update.as_ref());
-    for (i, update) in with_contacts.enumerate() {
-        let path = format!("{at}.value.contacts[{i}].user_id_update");
-        let done = items.user_id_update(update);
-        let result = metered(contacts, "whatsapp.user_id_update", done).await;
-        settle(answer, ItemKind::Identity, path, result);
-    }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
@@ -341,6 +340,18 @@ enum ItemKind {
     Status,
     Preference,
     Identity,
+}
+
+impl ItemKind {
+    /// The `EventType` its capacity is reported under.
+    fn event_type(self) -> &'static str {
+        match self {
+            ItemKind::Message => "whatsapp.message",
+            ItemKind::Status => "whatsapp.status",
+            ItemKind::Preference => "whatsapp.preference",
+            ItemKind::Identity => "whatsapp.user_id_update",
+        }
+    }
 }
 
 /// The items arriving through one business number of an account.
