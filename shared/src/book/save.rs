@@ -322,6 +322,31 @@ mod tests {
         assert_eq!(store.count(), 0);
     }
 
+    /// `get_contact` and `read_contacts` of the wrapped store, inside a double's
+    /// `ContactStore` impl: the doubles below change only how contacts are written.
+    macro_rules! reads_of_the_wrapped_store {
+        () => {
+            async fn get_contact(
+                &self,
+                a: &str,
+                c: Channel,
+                p: &str,
+            ) -> Result<Option<Contact>, StoreError> {
+                self.0.get_contact(a, c, p).await
+            }
+
+            async fn read_contacts(
+                &self,
+                a: &str,
+                c: Channel,
+                phones: &[String],
+                consistent: bool,
+            ) -> Result<Vec<Option<Contact>>, StoreError> {
+                self.0.read_contacts(a, c, phones, consistent).await
+            }
+        };
+    }
+
     /// The tombstones of the wrapped store, untouched: the test doubles below change
     /// only how contacts are written.
     macro_rules! tombstones_of_the_wrapped_store {
@@ -365,14 +390,7 @@ mod tests {
     struct LostAnswers(MemoryContacts);
 
     impl ContactStore for LostAnswers {
-        async fn get_contact(
-            &self,
-            a: &str,
-            c: Channel,
-            p: &str,
-        ) -> Result<Option<Contact>, StoreError> {
-            self.0.get_contact(a, c, p).await
-        }
+        reads_of_the_wrapped_store!();
 
         async fn put_contact(
             &self,
@@ -383,16 +401,6 @@ mod tests {
                 PutOutcome::Written => Ok(PutOutcome::Conflict(Some(Box::new(contact.clone())))),
                 conflict => Ok(conflict),
             }
-        }
-
-        async fn read_contacts(
-            &self,
-            a: &str,
-            c: Channel,
-            phones: &[String],
-            consistent: bool,
-        ) -> Result<Vec<Option<Contact>>, StoreError> {
-            self.0.read_contacts(a, c, phones, consistent).await
         }
 
         async fn write_contacts(
@@ -453,14 +461,7 @@ mod tests {
     struct CountingLookups(MemoryContacts, std::sync::atomic::AtomicUsize);
 
     impl ContactStore for CountingLookups {
-        async fn get_contact(
-            &self,
-            a: &str,
-            c: Channel,
-            p: &str,
-        ) -> Result<Option<Contact>, StoreError> {
-            self.0.get_contact(a, c, p).await
-        }
+        reads_of_the_wrapped_store!();
 
         async fn put_contact(
             &self,
@@ -468,16 +469,6 @@ mod tests {
             precondition: Precondition,
         ) -> Result<PutOutcome, StoreError> {
             self.0.put_contact(contact, precondition).await
-        }
-
-        async fn read_contacts(
-            &self,
-            a: &str,
-            c: Channel,
-            phones: &[String],
-            consistent: bool,
-        ) -> Result<Vec<Option<Contact>>, StoreError> {
-            self.0.read_contacts(a, c, phones, consistent).await
         }
 
         async fn write_contacts(
@@ -720,14 +711,7 @@ mod tests {
     struct Throttled(MemoryContacts, std::sync::atomic::AtomicU32);
 
     impl ContactStore for Throttled {
-        async fn get_contact(
-            &self,
-            a: &str,
-            c: Channel,
-            p: &str,
-        ) -> Result<Option<Contact>, StoreError> {
-            self.0.get_contact(a, c, p).await
-        }
+        reads_of_the_wrapped_store!();
 
         async fn put_contact(
             &self,
@@ -735,16 +719,6 @@ mod tests {
             precondition: Precondition,
         ) -> Result<PutOutcome, StoreError> {
             self.0.put_contact(contact, precondition).await
-        }
-
-        async fn read_contacts(
-            &self,
-            a: &str,
-            c: Channel,
-            phones: &[String],
-            consistent: bool,
-        ) -> Result<Vec<Option<Contact>>, StoreError> {
-            self.0.read_contacts(a, c, phones, consistent).await
         }
 
         async fn write_contacts(
