@@ -400,20 +400,16 @@ def check_queue_wiring(checker: Checker, resources: dict) -> None:
         refs = logical_refs(value, set(function_role))
         return next(iter(refs)) if len(refs) == 1 else None
 
-    for res in of_type("AWS::Lambda::EventSourceMapping").values():
-        props = res.get("Properties") or {}
-        fname = target_function(props.get("FunctionName"))
-        if fname is None:
-            continue
-        for q in logical_refs(props.get("EventSourceArn"), queues):
-            needs[function_role[fname]].setdefault(q, set()).add("consume")
-    for res in of_type("AWS::Lambda::EventInvokeConfig").values():
-        props = res.get("Properties") or {}
-        fname = target_function(props.get("FunctionName"))
-        if fname is None:
-            continue
-        for q in logical_refs(props.get("DestinationConfig"), queues):
-            needs[function_role[fname]].setdefault(q, set()).add("send")
+    # A mapping consumes the queue it reads; an invoke config sends to its destinations.
+    for rtype, prop, need in (("AWS::Lambda::EventSourceMapping", "EventSourceArn", "consume"),
+                              ("AWS::Lambda::EventInvokeConfig", "DestinationConfig", "send")):
+        for res in of_type(rtype).values():
+            props = res.get("Properties") or {}
+            fname = target_function(props.get("FunctionName"))
+            if fname is None:
+                continue
+            for q in logical_refs(props.get(prop), queues):
+                needs[function_role[fname]].setdefault(q, set()).add(need)
 
     # What each of those roles grants on SQS: role -> queue -> actions.
     attached = {role: [] for role in needs}
