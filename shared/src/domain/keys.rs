@@ -106,6 +106,11 @@ pub fn rows_report_key(account_id: &str, import_id: &str) -> String {
     format!("reports/{account_id}/{import_id}/rows.csv")
 }
 
+/// Key of report.html, the page a person reads (DESIGN section 15).
+pub fn html_report_key(account_id: &str, import_id: &str) -> String {
+    format!("reports/{account_id}/{import_id}/report.html")
+}
+
 /// Key of part `n` (from 0) of an unfinished import's rows.csv: its lines up to one
 /// checkpoint, from which a resumed run starts its report. Deleted when the import ends.
 pub fn rows_report_part_key(account_id: &str, import_id: &str, n: u32) -> String {
