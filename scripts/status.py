@@ -30,7 +30,7 @@ def main():
     if not items:
         print(f"no imports for account {account!r}")
         return
-    cols = ["total", "created", "updated", "unchanged", "skipped_existing", "duplicate_in_file", "rejected"]
+    cols = ["total", "created", "updated", "unchanged", "skipped_existing", "skipped_new", "duplicate_in_file", "rejected"]
     print(f"{'started_at':24} {'import_id':20} {'status':22} {'last_row':>9} " + " ".join(f"{c[:9]:>9}" for c in cols) + "  file")
     for item in items[:limit]:
         rows = {k: v.get("N", "0") for k, v in item.get("rows", {}).get("M", {}).items()}

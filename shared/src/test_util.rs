@@ -98,6 +98,7 @@ impl Pipeline {
             default_region: self.region,
             lists: &self.lists,
             tags: &self.lists,
+            blanks: crate::domain::options::Blanks::Keep,
         };
         if let Verdict::Accepted { draft, .. } = validate_row(&row.cells, &rules) {
             // A WhatsApp row without a phone may be keyed by its user id, never a number.

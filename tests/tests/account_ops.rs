@@ -180,7 +180,7 @@ async fn an_export_holds_every_stored_value_and_re_imports_unchanged() {
         .await;
     assert_eq!(
         again["rows"],
-        json!({"total": 4, "created": 0, "updated": 0, "unchanged": 4, "skipped_existing": 0,
+        json!({"total": 4, "created": 0, "updated": 0, "unchanged": 4, "skipped_existing": 0, "skipped_new": 0,
                "duplicate_in_file": 0, "rejected": 0}),
         "{again}"
     );

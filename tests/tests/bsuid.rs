@@ -124,7 +124,7 @@ async fn bsuid_only_contacts_export_re_import_unchanged_and_erasure_takes_the_al
         .await;
     assert_eq!(
         again["rows"],
-        json!({"total": 4, "created": 0, "updated": 0, "unchanged": 4, "skipped_existing": 0,
+        json!({"total": 4, "created": 0, "updated": 0, "unchanged": 4, "skipped_existing": 0, "skipped_new": 0,
                "duplicate_in_file": 0, "rejected": 0}),
         "{again}"
     );

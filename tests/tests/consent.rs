@@ -81,7 +81,7 @@ async fn an_sms_stop_outlasts_an_import_that_says_opted_in_until_start() {
     assert_eq!(summary["status"], "completed");
     assert_eq!(
         summary["rows"],
-        json!({"total": 3, "created": 1, "updated": 1, "unchanged": 1, "skipped_existing": 0, "duplicate_in_file": 0, "rejected": 0})
+        json!({"total": 3, "created": 1, "updated": 1, "unchanged": 1, "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 0, "rejected": 0})
     );
     assert_eq!(
         summary["warnings_by_code"],

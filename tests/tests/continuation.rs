@@ -50,7 +50,7 @@ async fn an_import_longer_than_one_invocation_continues_itself() {
     assert_eq!(
         summary["rows"],
         json!({"total": 20_000, "created": valid.len(), "updated": 0, "unchanged": 0,
-               "skipped_existing": 0, "duplicate_in_file": 0, "rejected": rejected}),
+               "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 0, "rejected": rejected}),
         "{summary}"
     );
     assert_contacts_exactly(&stack, &account, &valid).await;

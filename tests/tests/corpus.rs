@@ -112,12 +112,13 @@ fn corpus_expectations_are_well_formed() {
     }
 }
 
-const ROW_KEYS: [&str; 7] = [
+const ROW_KEYS: [&str; 8] = [
     "total",
     "created",
     "updated",
     "unchanged",
     "skipped_existing",
+    "skipped_new",
     "duplicate_in_file",
     "rejected",
 ];

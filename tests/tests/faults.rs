@@ -46,7 +46,7 @@ async fn twenty_thousand_rows_through_throttling_errors_and_dropped_connections(
     assert_eq!(summary["status"], "completed_with_errors", "{summary}");
     assert_eq!(
         summary["rows"],
-        json!({"total": 20000, "created": 19960, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": 0, "rejected": 40}),
+        json!({"total": 20000, "created": 19960, "updated": 0, "unchanged": 0, "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 0, "rejected": 40}),
         "{summary}"
     );
     let contacts = assert_contacts_exactly(&stack, &account, &expected).await;

@@ -21,7 +21,7 @@ async fn myoperator_style_file_saves_contacts_and_reports_problem_rows() {
     assert_eq!(summary["status"], "completed_with_errors");
     assert_eq!(
         summary["rows"],
-        json!({"total": 5, "created": 3, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": 1, "rejected": 1})
+        json!({"total": 5, "created": 3, "updated": 0, "unchanged": 0, "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 1, "rejected": 1})
     );
     assert_eq!(summary["rejections_by_reason"], json!({"missing_phone": 1}));
     assert_eq!(summary["message"], "3 new contacts saved to Contact Book.");
@@ -437,7 +437,7 @@ async fn pasted_number_list_in_txt() {
         .await;
     assert_eq!(
         summary["rows"],
-        json!({"total": 4, "created": 2, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": 1, "rejected": 1})
+        json!({"total": 4, "created": 2, "updated": 0, "unchanged": 0, "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 1, "rejected": 1})
     );
 }
 

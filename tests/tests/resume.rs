@@ -110,7 +110,7 @@ async fn killed_mid_file_then_retried_imports_exactly_once() {
     let created = valid.len() as u64;
     assert_eq!(
         summary["rows"],
-        json!({"total": 30_000, "created": created, "updated": 0, "unchanged": 0, "skipped_existing": 0, "duplicate_in_file": duplicates, "rejected": rejected}),
+        json!({"total": 30_000, "created": created, "updated": 0, "unchanged": 0, "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": duplicates, "rejected": rejected}),
         "{summary}"
     );
     assert_contacts_exactly(&stack, &account, &valid).await;

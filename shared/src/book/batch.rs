@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::erasure::Tombstones;
-use super::save::{row_saved, upsert, RowSaved, Upserted};
+use super::save::{row_saved, update_existing, upsert, RowSaved, Upserted};
 use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
 use crate::domain::contact::{Contact, ContactDraft, Merge, WriteStamp};
-use crate::domain::options::OnExisting;
+use crate::domain::options::Mode;
 use crate::ports::{
     backoff, Applied, ContactStore, Precondition, Suppressions, MAX_CONTACTS_PER_CALL,
 };
@@ -63,6 +63,9 @@ impl Lookup {
 /// after [`MAX_ATTEMPTS`] rounds, and a second row for the same number, are saved one
 /// by one.
 ///
+/// With `on-new=skip` every row is read first, and a row whose contact does not exist
+/// (erased or not) is neither created nor looked up: `skipped_new`.
+///
 /// A row whose number was erased (a tombstone exists) is not saved: `None`. Only rows
 /// not known to exist are looked up (an erasure deletes the contact with the tombstone
 /// put, and only the person's own message creates them again, lifting it), so a file
@@ -74,7 +77,7 @@ pub async fn save_drafts<S: ContactStore + Suppressions>(
     channel: Channel,
     drafts: &[&ContactDraft],
     stamp: &WriteStamp,
-    on_existing: OnExisting,
+    mode: Mode,
     lookup: &Lookup,
     tombstones: &Tombstones<'_, S>,
 ) -> Result<Vec<Option<RowSaved>>, SaveError> {
@@ -83,14 +86,16 @@ pub async fn save_drafts<S: ContactStore + Suppressions>(
         channel,
         drafts,
         stamp,
-        on_existing,
+        mode,
     };
     let mut seen = HashSet::with_capacity(drafts.len());
     let mut rows: Vec<Row> = drafts
         .iter()
         .map(|draft| Row {
             saving: match seen.insert(draft.phone.as_str()) {
-                true if lookup.reads_first() => Saving::Unread { consistent: false },
+                true if lookup.reads_first() || !mode.creates() => {
+                    Saving::Unread { consistent: false }
+                }
                 true => Saving::Unknown,
                 false => Saving::OneByOne,
             },
@@ -133,9 +138,23 @@ pub async fn save_drafts<S: ContactStore + Suppressions>(
                 outcomes.push(None);
                 continue;
             }
-            _ => {
+            Saving::SkippedNew => {
+                outcomes.push(Some(RowSaved::skipped_new()));
+                continue;
+            }
+            _ if mode.creates() => {
                 let create = || batch.create(draft);
                 upsert(store, create, |current| batch.merge(draft, current)).await?
+            }
+            _ => {
+                let merge = |current: &Contact| batch.merge(draft, current);
+                match update_existing(store, account_id, channel, &draft.phone, merge).await? {
+                    Some(saved) => saved,
+                    None => {
+                        outcomes.push(Some(RowSaved::skipped_new()));
+                        continue;
+                    }
+                }
             }
         };
         outcomes.push(Some(row_saved(draft, &saved, stamp)));
@@ -149,7 +168,7 @@ struct Batch<'a> {
     channel: Channel,
     drafts: &'a [&'a ContactDraft],
     stamp: &'a WriteStamp,
-    on_existing: OnExisting,
+    mode: Mode,
 }
 
 impl Batch<'_> {
@@ -158,7 +177,7 @@ impl Batch<'_> {
     }
 
     fn merge(&self, draft: &ContactDraft, current: &Contact) -> Merge {
-        self.on_existing.merge(current, draft, self.stamp)
+        self.mode.merge(current, draft, self.stamp)
     }
 
     /// Reads the rows waiting to be read: the first round's eventually consistent
@@ -192,6 +211,10 @@ impl Batch<'_> {
         tombstones: &Tombstones<'_, S>,
         rows: &mut [Row],
     ) -> Result<(), SaveError> {
+        if !self.mode.creates() {
+            // Nothing is created, so there is nothing to keep out.
+            return Ok(());
+        }
         let unchecked: Vec<usize> = (0..rows.len())
             .filter(|&i| {
                 !rows[i].looked_up && matches!(rows[i].saving, Saving::Unknown | Saving::OneByOne)
@@ -223,6 +246,10 @@ impl Batch<'_> {
         for (i, row) in rows.iter_mut().enumerate() {
             let draft = self.drafts[i];
             let write = match &row.saving {
+                Saving::Unknown if !self.mode.creates() => {
+                    row.saving = Saving::SkippedNew;
+                    continue;
+                }
                 Saving::Unknown => (self.create(draft), Precondition::Absent),
                 Saving::Known(current) => match self.merge(draft, current) {
                     Merge::LeaveAlone => {
@@ -235,9 +262,11 @@ impl Batch<'_> {
                     }
                     Merge::Write(next) => (*next, Precondition::Version(current.version)),
                 },
-                Saving::Unread { .. } | Saving::Done(_) | Saving::OneByOne | Saving::Erased => {
-                    continue
-                }
+                Saving::Unread { .. }
+                | Saving::Done(_)
+                | Saving::OneByOne
+                | Saving::Erased
+                | Saving::SkippedNew => continue,
             };
             writes.push(write);
             written_rows.push(i);
@@ -318,6 +347,8 @@ enum Saving {
     OneByOne,
     /// The number was erased: not saved.
     Erased,
+    /// Not stored, and `on-new=skip`: not created.
+    SkippedNew,
 }
 
 /// What a write that happened did.

@@ -11,7 +11,9 @@ use crate::domain::cleaning::mask_phone;
 use crate::domain::contact::{Contact, ContactDraft, Merge, WriteStamp};
 use crate::domain::inbound::{Inbound, InboundContact};
 use crate::domain::keys;
-use crate::domain::options::OnExisting;
+#[cfg(test)]
+use crate::domain::options::OnNew;
+use crate::domain::options::{Mode, OnExisting};
 use crate::domain::outcome::Outcome;
 use crate::ports::{ContactStore, Precondition, PutOutcome, Suppressions};
 
@@ -116,6 +118,16 @@ pub struct RowSaved {
     pub kept_opted_out: bool,
 }
 
+impl RowSaved {
+    /// A row whose contact did not exist and was not created (`on-new=skip`).
+    pub fn skipped_new() -> RowSaved {
+        RowSaved {
+            outcome: Outcome::SkippedNew,
+            kept_opted_out: false,
+        }
+    }
+}
+
 /// Saves a validated row (imports and campaign recipients): the row outcome.
 pub async fn save_draft<S: ContactStore>(
     store: &S,
@@ -170,6 +182,47 @@ pub async fn save_inbound<S: ContactStore + Suppressions>(
     Ok(found.get())
 }
 
+/// Merges into the contact stored under `phone`, never creating one (`on-new=skip`):
+/// `None` when there is none, or it was deleted between the read and the write.
+pub(super) async fn update_existing<S, M>(
+    store: &S,
+    account_id: &str,
+    channel: Channel,
+    phone: &str,
+    merge: M,
+) -> Result<Option<Upserted>, SaveError>
+where
+    S: ContactStore,
+    M: Fn(&Contact) -> Merge,
+{
+    let mut known = store.get_contact(account_id, channel, phone).await?;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(current) = known.take() else {
+            return Ok(None);
+        };
+        let next = match merge(&current) {
+            Merge::LeaveAlone => return Ok(Some(Upserted::LeftAlone(Box::new(current)))),
+            Merge::Unchanged => return Ok(Some(Upserted::Unchanged(Box::new(current)))),
+            Merge::Write(next) => *next,
+        };
+        match store
+            .put_contact(&next, Precondition::Version(current.version))
+            .await?
+        {
+            PutOutcome::Written => return Ok(Some(Upserted::Updated(Box::new(next)))),
+            PutOutcome::Conflict(Some(now)) if *now == next => {
+                return Ok(Some(Upserted::Updated(now)))
+            }
+            PutOutcome::Conflict(now) => known = now.map(|now| *now),
+        }
+    }
+    Err(SaveError::Contention(keys::contact_pk(
+        account_id,
+        channel,
+        &mask_phone(phone),
+    )))
+}
+
 /// What a dry run reports for a row: reads, never writes.
 pub async fn plan_draft<S: ContactStore>(
     store: &S,
@@ -177,7 +230,7 @@ pub async fn plan_draft<S: ContactStore>(
     channel: Channel,
     draft: &ContactDraft,
     stamp: &WriteStamp,
-    on_existing: OnExisting,
+    mode: Mode,
 ) -> Result<RowSaved, SaveError> {
     let planned = |outcome, kept_opted_out| RowSaved {
         outcome,
@@ -185,8 +238,9 @@ pub async fn plan_draft<S: ContactStore>(
     };
     Ok(
         match store.get_contact(account_id, channel, &draft.phone).await? {
-            None => planned(Outcome::Created, false),
-            Some(current) => match on_existing.merge(&current, draft, stamp) {
+            None if mode.creates() => planned(Outcome::Created, false),
+            None => RowSaved::skipped_new(),
+            Some(current) => match mode.merge(&current, draft, stamp) {
                 Merge::LeaveAlone => planned(Outcome::SkippedExisting, false),
                 Merge::Write(next) => planned(Outcome::Updated, draft.opt_in_refused(&next)),
                 Merge::Unchanged => planned(Outcome::Unchanged, draft.opt_in_refused(&current)),
@@ -314,7 +368,7 @@ mod tests {
             Channel::Whatsapp,
             &draft("Eva"),
             &stamp(),
-            OnExisting::Update,
+            Mode::UPSERT,
         )
         .await
         .expect("planned");
@@ -428,15 +482,15 @@ mod tests {
     async fn save_all(
         store: &(impl ContactStore + Suppressions),
         drafts: &[ContactDraft],
-        on_existing: OnExisting,
+        mode: impl Into<Mode>,
     ) -> Vec<Outcome> {
-        save_all_with(store, drafts, on_existing, &Lookup::default()).await
+        save_all_with(store, drafts, mode, &Lookup::default()).await
     }
 
     async fn save_all_with(
         store: &(impl ContactStore + Suppressions),
         drafts: &[ContactDraft],
-        on_existing: OnExisting,
+        mode: impl Into<Mode>,
         lookup: &Lookup,
     ) -> Vec<Outcome> {
         let drafts: Vec<&ContactDraft> = drafts.iter().collect();
@@ -446,7 +500,7 @@ mod tests {
             Channel::Sms,
             &drafts,
             &stamp(),
-            on_existing,
+            mode.into(),
             lookup,
             &Tombstones::new(store, None),
         )
@@ -536,7 +590,7 @@ mod tests {
             Channel::Sms,
             &drafts,
             &stamp(),
-            OnExisting::Update,
+            Mode::UPSERT,
             &Lookup::default(),
             &tombstones,
         )
@@ -847,5 +901,69 @@ mod tests {
             self.phone = phone.into();
             self
         }
+    }
+
+    #[tokio::test]
+    async fn on_new_skip_updates_stored_contacts_and_creates_none() {
+        // GIVEN two stored contacts, and a store that creates first
+        let store = MemoryContacts::default();
+        let stored = [numbered("Ann", 1), numbered("Bo", 2)];
+        save_all(&store, &stored, OnExisting::Update).await;
+        let lookup = Lookup::default();
+        lookup.learn(0, 100);
+        assert!(!lookup.reads_first());
+        let skip = Mode {
+            on_existing: OnExisting::Update,
+            on_new: OnNew::Skip,
+        };
+
+        // WHEN a batch with both (one renamed, one repeated later), a new number twice
+        // and an erased one is saved with on-new=skip
+        let mut batch = vec![
+            numbered("Ann Lee", 1),
+            numbered("Bo", 2),
+            numbered("New", 3),
+        ];
+        batch.push(numbered("New again", 3));
+        batch.push(numbered("Bo Diddley", 2));
+        let outcomes = save_all_with(&store, &batch, skip, &lookup).await;
+
+        // THEN the stored ones are updated or unchanged, the new number is skipped both
+        // times, and nothing was created
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Updated,
+                Outcome::Unchanged,
+                Outcome::SkippedNew,
+                Outcome::SkippedNew,
+                Outcome::Updated,
+            ]
+        );
+        let new = numbered("New", 3).phone;
+        assert!(store
+            .get_contact("acme", Channel::Sms, &new)
+            .await
+            .expect("read")
+            .is_none());
+        let bo = store
+            .get_contact("acme", Channel::Sms, &numbered("Bo", 2).phone)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(bo.text.get("name").map(String::as_str), Some("Bo Diddley"));
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_with_on_new_skip_plans_skipped_new() {
+        let store = MemoryContacts::default();
+        let skip = Mode {
+            on_existing: OnExisting::Update,
+            on_new: OnNew::Skip,
+        };
+        let planned = plan_draft(&store, "acme", Channel::Sms, &draft("Eva"), &stamp(), skip)
+            .await
+            .expect("planned");
+        assert_eq!(planned, RowSaved::skipped_new());
     }
 }

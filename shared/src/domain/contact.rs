@@ -114,7 +114,8 @@ pub const TEXT_FIELDS: [&str; 16] = [
 ];
 
 /// Validated details of one contact from a row or an event: what should be true of
-/// the stored contact afterwards. Absent values never erase stored ones.
+/// the stored contact afterwards. Absent values never erase stored ones; only the
+/// fields named in `clear` (an upload with `blanks=clear`) are erased.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContactDraft {
     /// E.164 number.
@@ -132,6 +133,10 @@ pub struct ContactDraft {
     pub tags: BTreeSet<String>,
     /// Custom attributes to set.
     pub attrs: BTreeMap<String, String>,
+    /// Text fields to erase: blank cells of mapped columns, with `blanks=clear`.
+    pub clear: BTreeSet<&'static str>,
+    /// Custom attributes to erase, likewise.
+    pub clear_attrs: BTreeSet<String>,
 }
 
 impl ContactDraft {
@@ -279,8 +284,8 @@ impl Contact {
     /// Applies a draft's values: set fields that differ, add lists, tags and attributes,
     /// and the WhatsApp-opted value as `marketing` consent from `stamp`'s writer (an
     /// opt-in the consent rules refuse changes nothing: see
-    /// [`ContactDraft::opt_in_refused`]). Returns whether anything changed. Never
-    /// erases, never touches status.
+    /// [`ContactDraft::opt_in_refused`]). Returns whether anything changed. Erases only
+    /// what the draft's `clear` and `clear_attrs` name; never touches status.
     pub fn apply(&mut self, draft: &ContactDraft, stamp: &WriteStamp) -> bool {
         let mut changed = false;
         for (field, value) in &draft.text {
@@ -288,6 +293,12 @@ impl Contact {
                 self.text.insert((*field).to_string(), value.clone());
                 changed = true;
             }
+        }
+        for field in &draft.clear {
+            changed |= self.text.remove(*field).is_some();
+        }
+        for name in &draft.clear_attrs {
+            changed |= self.attrs.remove(name).is_some();
         }
         // Only rows that say something about consent pay for a signal.
         if let Some(opted) = draft.whatsapp_opted {

@@ -26,6 +26,63 @@ impl OnExisting {
     }
 }
 
+/// What to do with a row whose contact does not exist (DESIGN section 15).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum OnNew {
+    /// Create it (default).
+    #[default]
+    Create,
+    /// Leave it out: the row ends `skipped_new`.
+    Skip,
+}
+
+/// What a blank cell in a mapped column does (DESIGN section 15).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Blanks {
+    /// A blank never erases (default).
+    #[default]
+    Keep,
+    /// A blank clears the stored field (never the phone, status, consent, lists or tags).
+    Clear,
+}
+
+/// How an upload's rows meet the contact book: what a row does to a contact that
+/// exists, and whether it creates one that does not.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Mode {
+    /// `on-existing`.
+    pub on_existing: OnExisting,
+    /// `on-new`.
+    pub on_new: OnNew,
+}
+
+impl Mode {
+    /// Create and update: campaign recipients, and an upload without options.
+    pub const UPSERT: Mode = Mode {
+        on_existing: OnExisting::Update,
+        on_new: OnNew::Create,
+    };
+
+    /// Whether a row whose contact does not exist creates it.
+    pub fn creates(self) -> bool {
+        self.on_new == OnNew::Create
+    }
+
+    /// What a row does to the contact stored under its number.
+    pub fn merge(self, current: &Contact, draft: &ContactDraft, stamp: &WriteStamp) -> Merge {
+        self.on_existing.merge(current, draft, stamp)
+    }
+}
+
+impl From<OnExisting> for Mode {
+    fn from(on_existing: OnExisting) -> Mode {
+        Mode {
+            on_existing,
+            on_new: OnNew::Create,
+        }
+    }
+}
+
 /// A CSV delimiter chosen by the uploader.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Delimiter {
@@ -56,6 +113,10 @@ impl Delimiter {
 pub struct UploadOptions {
     /// `on-existing`.
     pub on_existing: OnExisting,
+    /// `on-new`.
+    pub on_new: OnNew,
+    /// `blanks`.
+    pub blanks: Blanks,
     /// `default-country`.
     pub default_country: Option<Region>,
     /// `lists`: every imported row joins them.
@@ -76,6 +137,8 @@ impl Default for UploadOptions {
     fn default() -> Self {
         UploadOptions {
             on_existing: OnExisting::Update,
+            on_new: OnNew::Create,
+            blanks: Blanks::Keep,
             default_country: None,
             lists: BTreeSet::new(),
             tags: BTreeSet::new(),
@@ -117,7 +180,21 @@ impl UploadOptions {
                 .set(&key, raw_value.trim())
                 .map_err(|problem| bad(&key, problem))?;
         }
+        if options.on_existing == OnExisting::Ignore && options.on_new == OnNew::Skip {
+            return Err(bad(
+                "on-new",
+                "skip with x-amz-meta-on-existing ignore would neither create nor update any contact; drop one of the two",
+            ));
+        }
         Ok(options)
+    }
+
+    /// How the rows meet the contact book.
+    pub fn mode(&self) -> Mode {
+        Mode {
+            on_existing: self.on_existing,
+            on_new: self.on_new,
+        }
     }
 
     /// Sets the option named `key` (normalised, see [`option_key`]); the error says what
@@ -125,6 +202,8 @@ impl UploadOptions {
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         match key {
             "on-existing" => self.on_existing = parse_on_existing(value)?,
+            "on-new" => self.on_new = parse_on_new(value)?,
+            "blanks" => self.blanks = parse_blanks(value)?,
             "default-country" if !value.is_empty() => {
                 self.default_country = Some(Region::parse(value).ok_or_else(|| {
                     format!(
@@ -161,6 +240,22 @@ fn parse_on_existing(value: &str) -> Result<OnExisting, String> {
         "update" => Ok(OnExisting::Update),
         "ignore" => Ok(OnExisting::Ignore),
         _ => Err(format!("{value:?} is not one of update, ignore")),
+    }
+}
+
+fn parse_on_new(value: &str) -> Result<OnNew, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "create" | "" => Ok(OnNew::Create),
+        "skip" => Ok(OnNew::Skip),
+        _ => Err(format!("{value:?} is not one of create, skip")),
+    }
+}
+
+fn parse_blanks(value: &str) -> Result<Blanks, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "keep" | "" => Ok(Blanks::Keep),
+        "clear" => Ok(Blanks::Clear),
+        _ => Err(format!("{value:?} is not one of keep, clear")),
     }
 }
 
@@ -242,7 +337,9 @@ mod tests {
     #[test]
     fn reads_every_option() {
         let options = UploadOptions::from_metadata(&meta(&[
-            ("on-existing", "ignore"),
+            ("on-existing", "update"),
+            ("on-new", "Skip"),
+            ("blanks", "clear"),
             ("default-country", "gb"),
             ("lists", "VIP, Leads ,"),
             ("tags", "imported"),
@@ -255,7 +352,9 @@ mod tests {
             ),
         ]))
         .expect("valid");
-        assert_eq!(options.on_existing, OnExisting::Ignore);
+        assert_eq!(options.on_existing, OnExisting::Update);
+        assert_eq!(options.on_new, OnNew::Skip);
+        assert_eq!(options.blanks, Blanks::Clear);
         assert_eq!(
             options.default_country.as_ref().map(Region::code),
             Some("GB")
@@ -275,6 +374,8 @@ mod tests {
     fn bad_values_name_the_option() {
         for (key, value) in [
             ("on-existing", "merge"),
+            ("on-new", "update"),
+            ("blanks", "erase"),
             ("default-country", "UK1"),
             ("delimiter", "colon"),
             ("dry-run", "maybe"),
@@ -284,5 +385,18 @@ mod tests {
             let err = UploadOptions::from_metadata(&meta(&[(key, value)])).expect_err(key);
             assert_eq!(err.option, format!("x-amz-meta-{key}"));
         }
+    }
+
+    #[test]
+    fn skipping_new_rows_while_ignoring_existing_ones_is_a_bad_option() {
+        let err = UploadOptions::from_metadata(&meta(&[
+            ("x-amz-meta-on-existing", "ignore"),
+            ("x-amz-meta-on-new", "skip"),
+        ]))
+        .expect_err("imports nothing");
+        assert_eq!(err.option, "x-amz-meta-on-new");
+        let defaults = UploadOptions::from_metadata(&HashMap::new()).expect("valid");
+        assert_eq!(defaults.mode(), Mode::UPSERT);
+        assert_eq!(defaults.blanks, Blanks::Keep);
     }
 }

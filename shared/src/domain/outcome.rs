@@ -18,6 +18,8 @@ pub enum Outcome {
     Unchanged,
     /// An existing contact left alone (option `ignore`).
     SkippedExisting,
+    /// No contact existed and none was created (option `on-new=skip`).
+    SkippedNew,
     /// The same number earlier in the file.
     DuplicateInFile,
     /// The key field is unusable.
@@ -32,6 +34,7 @@ impl Outcome {
             Outcome::Updated => "updated",
             Outcome::Unchanged => "unchanged",
             Outcome::SkippedExisting => "skipped_existing",
+            Outcome::SkippedNew => "skipped_new",
             Outcome::DuplicateInFile => "duplicate_in_file",
             Outcome::Rejected => "rejected",
         }
@@ -51,6 +54,9 @@ pub struct RowCounts {
     pub unchanged: u64,
     /// Existing contacts left alone.
     pub skipped_existing: u64,
+    /// Rows whose contact did not exist and was not created (`on-new=skip`).
+    #[serde(default)]
+    pub skipped_new: u64,
     /// Repeats of an earlier number.
     pub duplicate_in_file: u64,
     /// Rows refused.
@@ -66,6 +72,7 @@ impl RowCounts {
             Outcome::Updated => &mut self.updated,
             Outcome::Unchanged => &mut self.unchanged,
             Outcome::SkippedExisting => &mut self.skipped_existing,
+            Outcome::SkippedNew => &mut self.skipped_new,
             Outcome::DuplicateInFile => &mut self.duplicate_in_file,
             Outcome::Rejected => &mut self.rejected,
         } += 1;

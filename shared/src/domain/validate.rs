@@ -9,6 +9,7 @@ use crate::domain::cleaning::{clean_value, drop_formula_escape, split_multi, tru
 use crate::domain::contact::{attrs_bytes, ContactDraft, MAX_ATTRS_BYTES, MAX_STORED_ATTRS};
 use crate::domain::field::Field;
 use crate::domain::mapping::{Column, ColumnMap, Target, Unused};
+use crate::domain::options::Blanks;
 use crate::domain::phone::{self, PhoneContext, PhoneRejection, Region};
 use crate::domain::whatsapp::{bsuid_key, is_bsuid};
 
@@ -168,6 +169,8 @@ pub struct RowRules<'a> {
     pub lists: &'a BTreeSet<String>,
     /// Tags every row gets.
     pub tags: &'a BTreeSet<String>,
+    /// What a blank cell does (`blanks`).
+    pub blanks: Blanks,
 }
 
 /// Validates one data row.
@@ -214,6 +217,9 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
         // An export (and rows.csv) escapes cells a spreadsheet would run as formulas.
         let value = drop_formula_escape(clean_value(raw));
         if value.is_empty() {
+            if rules.blanks == Blanks::Clear {
+                mark_cleared(&mut draft, column, rules.channel);
+            }
             continue;
         }
         if let Err((code, message)) = apply_column(&mut draft, column, &value, rules) {
@@ -226,6 +232,9 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
     }
     warnings.extend(extra_cells_warning(cells, rules.columns.header.len()));
     fill_name_from_parts(&mut draft);
+    // A name made of first and last names is a value, not a blank.
+    let text = &draft.text;
+    draft.clear.retain(|field| !text.contains_key(field));
     Verdict::Accepted { draft, warnings }
 }
 
@@ -300,6 +309,51 @@ fn apply_column(
         (Some(Target::Field(field)), None) => apply_field(draft, *field, value, rules),
         (Some(Target::Attr(name)), None) => apply_attr(draft, name, value),
         (Some(Target::Ignore), None) | (None, None) => Ok(()),
+    }
+}
+
+/// Marks the field of a blank cell to be erased (`blanks=clear`): profile fields and
+/// custom attributes only. Never the phone or its country code, consent
+/// (`whatsapp_opted`), lists or tags, nor a WhatsApp contact's user id, which names the
+/// person (DESIGN section 13); an unused column clears nothing.
+fn mark_cleared(draft: &mut ContactDraft, column: &Column, channel: Channel) {
+    if column.unused.is_some() {
+        return;
+    }
+    match &column.target {
+        Some(Target::Field(field)) => match field {
+            Field::Phone
+            | Field::CountryCode
+            | Field::WhatsappOpted
+            | Field::Lists
+            | Field::Tags
+            | Field::WhatsappUserId => {}
+            Field::UserId if channel == Channel::Whatsapp => {}
+            Field::Name
+            | Field::FirstName
+            | Field::MiddleName
+            | Field::LastName
+            | Field::Title
+            | Field::Email
+            | Field::UserId
+            | Field::Reference
+            | Field::Company
+            | Field::AddressLine1
+            | Field::AddressLine2
+            | Field::City
+            | Field::State
+            | Field::Postcode
+            | Field::DateOfBirth
+            | Field::AlternatePhone => {
+                draft.clear.insert(field.name());
+            }
+        },
+        Some(Target::Attr(name)) => {
+            draft
+                .clear_attrs
+                .insert(truncate_chars(name, MAX_ATTR_NAME_CHARS).to_string());
+        }
+        Some(Target::Ignore) | None => {}
     }
 }
 
@@ -540,6 +594,16 @@ mod tests {
         cells: &[&str],
         region: Option<&str>,
     ) -> Verdict {
+        check_with(channel, header, cells, region, Blanks::Keep)
+    }
+
+    fn check_with(
+        channel: Channel,
+        header: &[&str],
+        cells: &[&str],
+        region: Option<&str>,
+        blanks: Blanks,
+    ) -> Verdict {
         let columns = ColumnMap::from_header(&row(header), &[]).expect("header maps");
         let (lists, tags) = (BTreeSet::from(["Imported".to_string()]), BTreeSet::new());
         let rules = RowRules {
@@ -548,8 +612,51 @@ mod tests {
             default_region: region.and_then(Region::parse),
             lists: &lists,
             tags: &tags,
+            blanks,
         };
         validate_row(&row(cells), &rules)
+    }
+
+    #[test]
+    fn blanks_clear_mapped_profile_fields_and_attributes_only() {
+        let header = [
+            "Phone",
+            "First Name",
+            "Last Name",
+            "Email",
+            "Opt In",
+            "Tags",
+            "Plan",
+            "User ID",
+            "City",
+        ];
+        let cells = ["+447911123456", "Eva", "", "", "", "", " ", "", "Leeds"];
+        let (draft, _) = accepted(check_with(
+            Channel::Sms,
+            &header,
+            &cells,
+            None,
+            Blanks::Clear,
+        ));
+        assert_eq!(
+            draft.clear,
+            BTreeSet::from(["email", "last_name", "user_id"]),
+            "the name is Eva's, so it is not cleared; consent and tags never are"
+        );
+        assert_eq!(draft.clear_attrs, BTreeSet::from(["Plan".to_string()]));
+        assert_eq!(draft.text.get("name").map(String::as_str), Some("Eva"));
+        // On WhatsApp a user id names the person: a blank never clears it.
+        let (draft, _) = accepted(check_with(
+            Channel::Whatsapp,
+            &header,
+            &cells,
+            None,
+            Blanks::Clear,
+        ));
+        assert!(!draft.clear.contains("user_id"));
+        // The default keeps every stored value.
+        let (draft, _) = accepted(check_on(Channel::Sms, &header, &cells, None));
+        assert!(draft.clear.is_empty() && draft.clear_attrs.is_empty());
     }
 
     fn accepted(v: Verdict) -> (ContactDraft, Vec<&'static str>) {
@@ -690,6 +797,7 @@ mod whatsapp_user_id_tests {
             default_region: Region::parse("GB"),
             lists: &none,
             tags: &none,
+            blanks: Blanks::Keep,
         };
         validate_row(&cells, &rules)
     }

@@ -20,7 +20,7 @@ use crate::domain::channel::Channel;
 use crate::domain::contact::Source;
 use crate::domain::field::Field;
 use crate::domain::mapping::ColumnMap;
-use crate::domain::options::OnExisting;
+use crate::domain::options::{Blanks, OnExisting};
 use crate::domain::outcome::{saved_message, Outcome, RowCounts};
 use crate::domain::phone::{PhoneRejection, Region};
 use crate::domain::validate::{validate_row, RowRules, Verdict};
@@ -155,6 +155,8 @@ where
             default_region: region,
             lists: &lists,
             tags: &tags,
+            // DESIGN 10: a campaign's rows follow an import's default rules.
+            blanks: Blanks::Keep,
         };
         let delivered = table.rows.iter().filter(|row| row.delivered);
         let (counts, reasons) = self.save_rows(campaign, &rules, delivered).await?;

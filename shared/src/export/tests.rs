@@ -103,6 +103,7 @@ async fn re_importing_an_export_through_the_import_pipeline_changes_no_contact()
         default_region: None,
         lists: &none,
         tags: &none,
+        blanks: crate::domain::options::Blanks::Keep,
     };
     let stamp = WriteStamp {
         now: "2026-11-29T10:00:00Z".into(),

@@ -250,6 +250,7 @@ fn verdict(parser: &RowParser, columns: &ColumnMap, seen: &mut Seen, row: &RawRo
         default_region: parser.default_region,
         lists: &options.lists,
         tags: &options.tags,
+        blanks: options.blanks,
     };
     let (mut draft, warnings) = match validate_row(&row.cells, &rules) {
         Verdict::Rejected { problem, .. } => return RowVerdict::Rejected { problem },

@@ -47,8 +47,9 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
         &self,
         mut steps: Vec<Step>,
     ) -> Result<Vec<(Step, Option<Outcome>)>, RunError> {
-        if self.options.dry_run {
-            // A write looks up tombstones itself, for the rows it would create only.
+        if self.options.dry_run && self.options.mode().creates() {
+            // A write looks up tombstones itself, for the rows it would create only
+            // (none, with `on-new=skip`).
             self.reject_suppressed(&mut steps).await?;
         }
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(steps.len());
@@ -73,7 +74,7 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
             });
         }
         let (account, channel) = (&self.key.account_id, self.key.channel);
-        let on_existing = self.options.on_existing;
+        let mode = self.options.mode();
         if !drafts.is_empty() {
             self.lease
                 .hold()
@@ -84,15 +85,7 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
             let mut planned = Vec::with_capacity(drafts.len());
             for draft in &drafts {
                 planned.push(
-                    plan_draft(
-                        self.contacts,
-                        account,
-                        channel,
-                        draft,
-                        self.stamp,
-                        on_existing,
-                    )
-                    .await,
+                    plan_draft(self.contacts, account, channel, draft, self.stamp, mode).await,
                 );
             }
             planned
@@ -106,7 +99,7 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
                 channel,
                 &drafts,
                 self.stamp,
-                on_existing,
+                mode,
                 &self.lookup,
                 &Tombstones::new(self.contacts, self.suppression),
             )

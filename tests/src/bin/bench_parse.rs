@@ -284,6 +284,7 @@ fn run(bytes: &[u8]) -> Counts {
             default_region,
             lists: &lists,
             tags: &lists,
+            blanks: contacts::domain::options::Blanks::Keep,
         };
         match validate_row(&row.cells, &rules) {
             Verdict::Accepted { .. } => accepted += 1,

@@ -60,6 +60,17 @@ impl From<&Contact> for Item {
     }
 }
 
+/// The attributes of ours an update takes out of the stored item because the contact
+/// no longer has them: the profile fields and custom attributes a `blanks=clear` upload
+/// erased. Removing one the item does not have costs nothing.
+fn erased_attributes(has: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    TEXT_FIELDS
+        .into_iter()
+        .chain(["attrs"])
+        .filter(|name| !has(name))
+        .collect()
+}
+
 /// The attributes a contact may not have.
 fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, AttributeValue)> {
     let set = |values: &std::collections::BTreeSet<String>| {
@@ -365,9 +376,11 @@ impl DynamoTable {
                 let (key, rest): (Vec<_>, Vec<_>) = item
                     .into_iter()
                     .partition(|(name, _)| name == "pk" || name == "sk");
+                let removes = erased_attributes(|name| rest.iter().any(|(n, _)| n == name));
                 let sets: Vec<String> = rest
                     .iter()
                     .map(|(name, _)| format!("SET \"{}\" = ?", name.replace('"', "\"\"")))
+                    .chain(removes.iter().map(|name| format!("REMOVE \"{name}\"")))
                     .collect();
                 let mut parameters: Vec<AttributeValue> =
                     rest.into_iter().map(|(_, v)| v).collect();
@@ -526,6 +539,7 @@ impl SetEvery {
     }
 
     fn attribute_of(attributes: Item, expected: u64) -> SetEvery {
+        let erased = erased_attributes(|name| attributes.contains_key(name));
         let mut attributes: Vec<_> = attributes.into_iter().collect();
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut names = HashMap::from([("#version".to_string(), "version".to_string())]);
@@ -536,8 +550,17 @@ impl SetEvery {
             values.insert(format!(":v{i}"), value);
             sets.push(format!("#a{i} = :v{i}"));
         }
+        let mut removes = Vec::with_capacity(erased.len());
+        for (i, name) in erased.into_iter().enumerate() {
+            names.insert(format!("#r{i}"), name.to_string());
+            removes.push(format!("#r{i}"));
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
         SetEvery {
-            expression: format!("SET {}", sets.join(", ")),
+            expression,
             names,
             values,
         }
@@ -596,6 +619,7 @@ mod tests {
         let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), TABLE);
         let mut renamed = eva();
         renamed.text.insert("name".into(), "Eva Smith".into());
+        renamed.attrs.clear();
         renamed.version = 2;
 
         // WHEN it is saved under the version read
@@ -620,6 +644,11 @@ mod tests {
         expected.retain(|name, _| name != "pk" && name != "sk");
         assert_eq!(set_attributes(&update), expected);
         assert_eq!(expected.get("name"), Some(&s("Eva Smith")));
+        // ... and takes out the profile fields and attributes she has not (what a
+        // `blanks=clear` upload erased)
+        let removed = removed_attributes(&update);
+        assert!(removed.contains(&"email".to_string()) && removed.contains(&"attrs".to_string()));
+        assert!(removed.iter().all(|name| !expected.contains_key(name)));
         assert_eq!(expected.get("version"), Some(&n(2)));
         assert_eq!(
             update.return_values_on_condition_check_failure(),
@@ -633,12 +662,23 @@ mod tests {
         let values = update.expression_attribute_values().expect("values");
         let expression = update.update_expression().expect("expression");
         let sets = expression.strip_prefix("SET ").expect("a SET expression");
+        let sets = sets.split(" REMOVE ").next().unwrap_or_default();
         sets.split(", ")
             .map(|set| {
                 let (name, value) = set.split_once(" = ").expect("name = value");
                 (names[name].clone(), values[value].clone())
             })
             .collect()
+    }
+
+    /// The attributes an update's `REMOVE a, …` takes out, by name.
+    fn removed_attributes(update: &UpdateItemInput) -> Vec<String> {
+        let names = update.expression_attribute_names().expect("names");
+        let expression = update.update_expression().expect("expression");
+        expression
+            .split_once(" REMOVE ")
+            .map(|(_, removes)| removes.split(", ").map(|r| names[r].clone()).collect())
+            .unwrap_or_default()
     }
 
     #[tokio::test]

@@ -26,13 +26,14 @@ const CLAIMABLE: &str =
 const HELD: &str = "lease_token = :token";
 
 /// The `rows` map's counts by name.
-fn row_counts(rows: &RowCounts) -> [(&'static str, u64); 7] {
+fn row_counts(rows: &RowCounts) -> [(&'static str, u64); 8] {
     [
         ("total", rows.total),
         ("created", rows.created),
         ("updated", rows.updated),
         ("unchanged", rows.unchanged),
         ("skipped_existing", rows.skipped_existing),
+        ("skipped_new", rows.skipped_new),
         ("duplicate_in_file", rows.duplicate_in_file),
         ("rejected", rows.rejected),
     ]
@@ -170,6 +171,8 @@ fn rows(read: &Reader<'_>) -> Result<RowCounts, StoreError> {
         updated: take("updated")?,
         unchanged: take("unchanged")?,
         skipped_existing: take("skipped_existing")?,
+        // Absent from the items of jobs started before `on-new` existed.
+        skipped_new: take("skipped_new").unwrap_or(0),
         duplicate_in_file: take("duplicate_in_file")?,
         rejected: take("rejected")?,
     })
@@ -374,6 +377,7 @@ mod tests {
             ("updated", 1),
             ("unchanged", 0),
             ("skipped_existing", 0),
+            ("skipped_new", 0),
             ("duplicate_in_file", 0),
             ("rejected", 1),
         ];

@@ -1,0 +1,174 @@
+//! End to end, DESIGN section 15: import modes (`on-new`), the blank policy (`blanks`),
+//! saved mappings and the completion event, through the emulator's S3 notification and
+//! import-contacts under `cargo lambda watch`.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{b, s, ss, unique_account, Stack};
+use serde_json::json;
+
+const EVA: &str = "+447911123456";
+const SAM: &str = "+447400123456";
+const NEW: &str = "+447700900123";
+
+/// Eva and Sam with every kind of value a blank might touch: profile fields, a custom
+/// attribute, consent, lists and tags. Sam is then blocked.
+async fn book(stack: &Stack, account: &str) {
+    let summary = stack
+        .import(
+            account,
+            "whatsapp",
+            "book.csv",
+            "Name,Phone,Email,City,Plan,Opt In,Lists\n\
+             Eva Smith,+447911123456,eva@example.com,Leeds,Gold,yes,VIP\n\
+             Sam Jones,+447400123456,sam@example.com,York,Silver,yes,VIP\n"
+                .as_bytes(),
+            &[("tags", "spring")],
+        )
+        .await;
+    assert_eq!(summary["rows"]["created"], 2, "{summary}");
+    let mut sam = stack
+        .contact(account, "whatsapp", SAM)
+        .await
+        .expect("Sam stored");
+    sam.insert("status".into(), AttributeValue::S("blocked".into()));
+    stack.put_item(sam).await;
+}
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn on_new_skip_updates_the_book_and_creates_nobody() {
+    let stack = Stack::connect().await;
+    let account = unique_account("onnew");
+    book(&stack, &account).await;
+
+    let summary = stack
+        .import(
+            &account,
+            "whatsapp",
+            "update-only.csv",
+            b"Name,Phone,City\nEva Smith,+447911123456,Bath\nNobody Yet,+447700900123,Hull\nNobody Yet,+447700900123,Hull\n",
+            &[("on-new", "skip")],
+        )
+        .await;
+
+    assert_eq!(
+        summary["rows"],
+        json!({"total": 3, "created": 0, "updated": 1, "unchanged": 0, "skipped_existing": 0,
+               "skipped_new": 1, "duplicate_in_file": 1, "rejected": 0}),
+        "{summary}"
+    );
+    assert_eq!(summary["status"], "completed");
+    let eva = stack.contact(&account, "whatsapp", EVA).await.expect("Eva");
+    assert_eq!(s(&eva, "city").as_deref(), Some("Bath"));
+    assert!(stack.contact(&account, "whatsapp", NEW).await.is_none());
+
+    // The default creates the same row.
+    let summary = stack
+        .import(
+            &account,
+            "whatsapp",
+            "create.csv",
+            b"Name,Phone\nNobody Yet,+447700900123\n",
+            &[("on-new", "create")],
+        )
+        .await;
+    assert_eq!(summary["rows"]["created"], 1, "{summary}");
+}
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn on_new_skip_with_on_existing_ignore_is_a_bad_option_and_writes_nothing() {
+    let stack = Stack::connect().await;
+    let account = unique_account("badmode");
+    let summary = stack
+        .import(
+            &account,
+            "sms",
+            "nothing.csv",
+            b"Name,Phone\nEva,+447911123456\n",
+            &[("on-new", "skip"), ("on-existing", "ignore")],
+        )
+        .await;
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["error"]["code"], "bad_option");
+    let message = summary["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("x-amz-meta-on-new"), "{message}");
+    assert!(stack.contact(&account, "sms", EVA).await.is_none());
+}
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn blanks_clear_erases_mapped_fields_only_and_never_status_consent_lists_or_tags() {
+    let stack = Stack::connect().await;
+    let account = unique_account("blanks");
+    book(&stack, &account).await;
+
+    // The same people with blank e-mail, Plan, Opt In and Lists cells; no City column.
+    let file = b"Name,Phone,Email,Plan,Opt In,Lists\n\
+                 Eva Smith,+447911123456,,,,\n\
+                 Sam Jones,+447400123456,,,,\n";
+    let kept = stack
+        .import(&account, "whatsapp", "keep.csv", file, &[])
+        .await;
+    assert_eq!(
+        kept["rows"]["unchanged"], 2,
+        "a blank never erases by default: {kept}"
+    );
+
+    let cleared = stack
+        .import(
+            &account,
+            "whatsapp",
+            "clear.csv",
+            file,
+            &[("blanks", "clear")],
+        )
+        .await;
+    assert_eq!(cleared["rows"]["updated"], 2, "{cleared}");
+    for (phone, name, city, status) in [
+        (EVA, "Eva Smith", "Leeds", "active"),
+        (SAM, "Sam Jones", "York", "blocked"),
+    ] {
+        let contact = stack
+            .contact(&account, "whatsapp", phone)
+            .await
+            .expect("stored");
+        assert_eq!(s(&contact, "name").as_deref(), Some(name));
+        assert_eq!(s(&contact, "email"), None, "a blank e-mail cleared it");
+        let attrs = contact.get("attrs").and_then(|a| a.as_m().ok());
+        assert!(
+            attrs.is_none_or(|m| !m.contains_key("Plan")),
+            "a blank custom attribute cleared it"
+        );
+        assert_eq!(
+            s(&contact, "city").as_deref(),
+            Some(city),
+            "a column the file lacks clears nothing"
+        );
+        assert_eq!(s(&contact, "status").as_deref(), Some(status));
+        assert_eq!(b(&contact, "whatsapp_opted"), Some(true), "consent stays");
+        let consent = contact
+            .get("consent")
+            .and_then(|c| c.as_m().ok())
+            .and_then(|c| c.get("marketing"))
+            .and_then(|m| m.as_m().ok())
+            .and_then(|m| m.get("state"))
+            .and_then(|s| s.as_s().ok())
+            .cloned();
+        assert_eq!(consent.as_deref(), Some("opted_in"));
+        assert_eq!(ss(&contact, "lists"), ["VIP"], "lists stay");
+        assert_eq!(ss(&contact, "tags"), ["spring"], "tags stay");
+    }
+
+    // Cleared once, the same file again changes nothing.
+    let again = stack
+        .import(
+            &account,
+            "whatsapp",
+            "clear-again.csv",
+            file,
+            &[("blanks", "clear")],
+        )
+        .await;
+    assert_eq!(again["rows"]["unchanged"], 2, "{again}");
+}
