@@ -23,6 +23,9 @@ use crate::domain::whatsapp::BSUID_KEY_PREFIX;
 use crate::parse::{RawRow, RowKind, SourceError, SourceInfo};
 
 /// Messages from the parsing thread to the writer.
+// Nearly every step is a row: boxing rows to shrink the one header would cost an
+// allocation per row.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Step {
     Header(ColumnMap),
     Row(ParsedRow),
