@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 from local_aws import (
     BUCKET,
     ENDPOINT,
+    IMPORT_EVENTS_QUEUE,
+    IMPORT_EVENTS_RULE,
     QUEUE,
     REGION,
     TABLE,
@@ -25,7 +27,7 @@ from local_aws import (
     client,
 )
 
-s3, ddb, sqs = (client(name) for name in ("s3", "dynamodb", "sqs"))
+s3, ddb, sqs, events = (client(name) for name in ("s3", "dynamodb", "sqs", "events"))
 
 
 def error_code(e):
@@ -125,6 +127,24 @@ EXAMPLE_PHONE_NUMBER_ID = "106540352242922"
 EXAMPLE_ACCOUNT = "acme"
 
 
+def import_events():
+    """DESIGN 15: a rule on the default bus forwards each import's completion event to
+    the queue an application (and the tests) read, with the queue policy AWS needs."""
+    url = sqs.create_queue(QueueName=IMPORT_EVENTS_QUEUE)["QueueUrl"]
+    arn = queue_arn(url)
+    rule_arn = events.put_rule(
+        Name=IMPORT_EVENTS_RULE, EventBusName="default", State="ENABLED",
+        EventPattern=json.dumps({"source": ["contact-book"],
+                                 "detail-type": ["Contact Import Completed"]}))["RuleArn"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                       "Action": "sqs:SendMessage", "Resource": arn,
+                       "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
+    events.put_targets(Rule=IMPORT_EVENTS_RULE, EventBusName="default",
+                       Targets=[{"Id": "import-events-queue", "Arn": arn}])
+
+
 def example_business_number():
     ddb.put_item(TableName=TABLE, Item={
         "pk": {"S": f"WABA#{EXAMPLE_PHONE_NUMBER_ID}"}, "sk": {"S": "ACCOUNT"},
@@ -138,10 +158,12 @@ def main():
     example_business_number()
     notification(queue())
     webhook_queues()
+    import_events()
     print(f"init: bucket {BUCKET}, table {TABLE} (GSI by_account, TTL expires_at), "
           f"queue {QUEUE} <- s3://{BUCKET}/imports/ at {ENDPOINT}; "
           f"webhook queue {WEBHOOK_QUEUE} (visibility {WEBHOOK_VISIBILITY_TIMEOUT}s, "
           f"dead letters to {WEBHOOK_DLQ} after {WEBHOOK_MAX_RECEIVE_COUNT} receives); "
+          f"import completion events -> queue {IMPORT_EVENTS_QUEUE}; "
           f"WhatsApp business number {EXAMPLE_PHONE_NUMBER_ID} -> account {EXAMPLE_ACCOUNT}")
 
 

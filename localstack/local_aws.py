@@ -8,6 +8,7 @@ fault proxy's address from this module (scripts/ put localstack/ on sys.path fir
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   default test / test (the emulator takes any)
     CONTACTS_BUCKET, CONTACTS_TABLE, CONTACTS_QUEUE   what init.py creates
     CONTACTS_WEBHOOK_QUEUE, CONTACTS_WEBHOOK_DLQ      the WhatsApp webhook queue and its dead-letter queue
+    CONTACTS_IMPORT_EVENTS_QUEUE               where import completion events arrive (import-events)
     WEBHOOK_MAX_RECEIVE_COUNT                  receives before SQS moves a webhook body to the DLQ (5)
     FAULT_PROXY_URL                            localstack/fault_proxy.py, default http://127.0.0.1:4567
     WATCH_URL                                  cargo lambda watch's invoke API, default http://127.0.0.1:9000
@@ -40,6 +41,10 @@ QUEUE = os.environ.get("CONTACTS_QUEUE", "contact-uploads-events")
 # the relay drains it as Lambda's SQS event source mapping would (localstack/relay.py).
 WEBHOOK_QUEUE = os.environ.get("CONTACTS_WEBHOOK_QUEUE", "contact-events-webhooks")
 WEBHOOK_DLQ = os.environ.get("CONTACTS_WEBHOOK_DLQ", "contact-events-webhooks-dlq")
+# DESIGN 15: the emulator's EventBridge forwards every "Contact Import Completed" event
+# (default bus, source contact-book) to this queue, as the template does on AWS.
+IMPORT_EVENTS_QUEUE = os.environ.get("CONTACTS_IMPORT_EVENTS_QUEUE", "import-events")
+IMPORT_EVENTS_RULE = "contact-import-completed"
 WEBHOOK_MAX_RECEIVE_COUNT = int(os.environ.get("WEBHOOK_MAX_RECEIVE_COUNT", "5"))  # RedrivePolicy
 # Seconds a received record stays hidden: longer than the relay waits for an invoke
 # (RELAY_INVOKE_TIMEOUT, 60 under make up), as AWS wants 6x the function's timeout, so

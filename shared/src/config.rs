@@ -83,6 +83,9 @@ pub struct Config {
     /// `WEBHOOK_MAX_RECEIVE_COUNT`: the webhook queue's `maxReceiveCount`; a record that
     /// fails on its last receive is dead-lettered with its reason by the function.
     pub webhook_max_receive_count: u64,
+    /// `EVENT_BUS_NAME`: the EventBridge bus an import's completion event goes to
+    /// (DESIGN section 15); `default` unless set.
+    pub event_bus: String,
 }
 
 /// A variable with a value the functions cannot use.
@@ -114,6 +117,7 @@ impl Default for Config {
             webhook_queue_url: None,
             webhook_dead_letter_queue_url: None,
             webhook_max_receive_count: 5,
+            event_bus: "default".into(),
         }
     }
 }
@@ -196,6 +200,7 @@ impl Config {
             })?),
         };
         Ok(Config {
+            event_bus: get("EVENT_BUS_NAME").unwrap_or(defaults.event_bus),
             table: get("CONTACTS_TABLE").unwrap_or(defaults.table),
             bucket: get("CONTACTS_BUCKET").unwrap_or(defaults.bucket),
             default_country,

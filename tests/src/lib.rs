@@ -34,6 +34,9 @@ const POLL_EVERY: Duration = Duration::from_millis(300);
 /// How often a wait looks at the stack's progress (a few requests and a `ps`).
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
+/// The queue the emulator's EventBridge forwards import completion events to.
+pub const IMPORT_EVENTS_QUEUE: &str = "import-events";
+
 /// How long an end-to-end wait tolerates seeing nothing move in the stack:
 /// `E2E_STALL_SECONDS`, default 120. A running import creates items and uses CPU all
 /// the time, so two minutes of stillness means a stuck stack, not a slow one.
@@ -323,6 +326,68 @@ impl Stack {
             count(&A::ApproximateNumberOfMessages)?
                 + count(&A::ApproximateNumberOfMessagesNotVisible)?,
         )
+    }
+
+    /// The completion events (their `detail`) of import `import_id` received so far on
+    /// the `import-events` queue, where the emulator's EventBridge rule forwards them
+    /// (DESIGN 15). Every message read is deleted and kept for this process's tests, so
+    /// tests running side by side never take each other's events.
+    pub async fn completion_events(&self, import_id: &str) -> Vec<Value> {
+        static RECEIVED: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+        let url = self.queue_url(IMPORT_EVENTS_QUEUE).await;
+        loop {
+            let answer = self
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive import events");
+            let messages = answer.messages();
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                let event: Value =
+                    serde_json::from_str(message.body().unwrap_or_default()).expect("event JSON");
+                assert_eq!(event["source"], "contact-book", "{event}");
+                assert_eq!(event["detail-type"], "Contact Import Completed", "{event}");
+                RECEIVED
+                    .lock()
+                    .expect("events lock")
+                    .push(event["detail"].clone());
+                if let Some(receipt) = message.receipt_handle() {
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await;
+                }
+            }
+        }
+        let received = RECEIVED.lock().expect("events lock");
+        received
+            .iter()
+            .filter(|detail| detail["import_id"] == import_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for import `import_id`'s completion event, then for its job item to say
+    /// the event was published (no `completion_event: pending`), and answers every
+    /// event received for it by then: exactly one, when the promise holds.
+    pub async fn wait_for_completion_events(&self, account: &str, import_id: &str) -> Vec<Value> {
+        let job_pk = format!("IMPORT#{account}#{import_id}");
+        self.wait_until(&format!("the completion event of {import_id}"), || async {
+            let events = self.completion_events(import_id).await;
+            let job = self.item(&job_pk, "JOB").await?;
+            let published = !events.is_empty() && !job.contains_key("completion_event");
+            published.then_some(events)
+        })
+        .await
     }
 
     /// Waits until the webhook queue holds nothing: every stored webhook was applied

@@ -87,4 +87,8 @@ async fn an_import_longer_than_one_invocation_continues_itself() {
         queued >= continued,
         "each hand-over invoked the function again"
     );
+    // DESIGN 15: one completion event for the import, however many hand-overs.
+    let import_id = summary["import_id"].as_str().expect("import_id");
+    let events = stack.wait_for_completion_events(&account, import_id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
 }

@@ -135,4 +135,9 @@ async fn killed_mid_file_then_retried_imports_exactly_once() {
         rows == clean_rows,
         "rows.csv equals the uninterrupted run's"
     );
+    // DESIGN 15: one completion event, though two invocations ran the import.
+    let import_id = summary["import_id"].as_str().expect("import_id");
+    let events = stack.wait_for_completion_events(&account, import_id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["rows"], summary["rows"]);
 }

@@ -172,3 +172,61 @@ async fn blanks_clear_erases_mapped_fields_only_and_never_status_consent_lists_o
         .await;
     assert_eq!(again["rows"]["unchanged"], 2, "{again}");
 }
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn every_import_ends_in_one_completion_event_on_the_import_events_queue() {
+    let stack = Stack::connect().await;
+    let account = unique_account("done");
+    let done = stack
+        .import(
+            &account,
+            "sms",
+            "done.csv",
+            b"Name,Phone,Plan
+Eva,+447911123456,Gold
+Nobody,
+",
+            &[],
+        )
+        .await;
+    let dry = stack
+        .import(
+            &account,
+            "sms",
+            "dry.csv",
+            b"Name,Phone
+Sam,+447400123456
+",
+            &[("dry-run", "true")],
+        )
+        .await;
+    let failed = stack
+        .import(
+            &account,
+            "sms",
+            "failed.csv",
+            b"Name
+Eva
+",
+            &[],
+        )
+        .await;
+    for summary in [&done, &dry, &failed] {
+        let import_id = summary["import_id"].as_str().expect("import_id");
+        let events = stack.wait_for_completion_events(&account, import_id).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let detail = &events[0];
+        assert_eq!(detail["status"], summary["status"]);
+        assert_eq!(detail["rows"], summary["rows"]);
+        assert_eq!(detail["dry_run"], summary["dry_run"]);
+        assert_eq!(detail["error"], summary["error"]);
+        assert!(detail.get("column_mapping").is_none(), "{detail}");
+        let prefix = format!("reports/{account}/{import_id}/");
+        assert_eq!(detail["summary_key"], format!("{prefix}summary.json"));
+        assert_eq!(detail["html_report_key"], format!("{prefix}report.html"));
+        assert_eq!(detail["rows_report_key"], summary["rows_report_key"]);
+    }
+    assert_eq!(done["status"], "completed_with_errors");
+    assert_eq!(failed["error"]["code"], "missing_phone_column");
+}

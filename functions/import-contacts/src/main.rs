@@ -4,7 +4,8 @@
 
 use aws_lambda_events::s3::S3Event;
 use contacts::aws::{
-    load_sdk_config, DynamoTable, LambdaContinuation, S3Objects, SecretsManagerSecrets,
+    load_sdk_config, DynamoTable, EventBridgeImportEvents, LambdaContinuation, S3Objects,
+    SecretsManagerSecrets,
 };
 use contacts::config::Config;
 use contacts::import::handler::{self, HandlerError};
@@ -43,13 +44,19 @@ async fn main() -> Result<(), Error> {
     let function_name =
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "import-contacts".into());
     let continuation = LambdaContinuation::new(aws_sdk_lambda::Client::new(&sdk), function_name);
-    let (config, objects, table, continuation) = (&config, &objects, &table, &continuation);
+    let events = EventBridgeImportEvents::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        config.event_bus.clone(),
+    );
+    let (config, objects, table, continuation, events) =
+        (&config, &objects, &table, &continuation, &events);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let importer = Importer {
             objects,
             contacts: table,
             jobs: table,
             settings: table,
+            events,
             config,
             deadline: handler::deadline(event.context.deadline, config.time_limit),
         };

@@ -12,17 +12,21 @@
 //!   deployment's secrets, read at start (`secrets.rs`).
 //! - [`SqsWebhookQueue`] ([`WebhookQueue`](crate::ports::WebhookQueue)): signed WhatsApp
 //!   webhooks stored before they are answered, and their dead letters (`sqs.rs`).
+//! - [`EventBridgeImportEvents`] ([`ImportEvents`](crate::ports::ImportEvents)): an
+//!   import's completion event (`eventbridge.rs`).
 //!
 //! The functions' `main` builds the SDK configuration once ([`load_sdk_config`]), a client
 //! per service, and these adapters around them.
 
 mod dynamodb;
+mod eventbridge;
 mod lambda;
 mod s3;
 mod secrets;
 pub mod sqs;
 
 pub use dynamodb::DynamoTable;
+pub use eventbridge::EventBridgeImportEvents;
 pub use lambda::LambdaContinuation;
 pub use s3::S3Objects;
 pub use secrets::SecretsManagerSecrets;

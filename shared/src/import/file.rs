@@ -16,19 +16,20 @@ use crate::domain::phone::Region;
 use crate::domain::upload::UploadKey;
 use crate::parse::{read_rows, Body, Format, ReadOptions, WorkbookLimits};
 use crate::ports::{
-    CapacityMeter, ContactStore, Job, JobStore, ObjectInfo, ObjectStore, SettingsStore, StoreError,
-    Suppressions,
+    CapacityMeter, ContactStore, ImportEvents, Job, JobStore, ObjectInfo, ObjectStore,
+    SettingsStore, StoreError, Suppressions,
 };
 
 /// Rows parsed ahead of the writer.
 const PARSED_AHEAD: usize = 1024;
 
-impl<O, C, J, S> Importer<'_, O, C, J, S>
+impl<O, C, J, S, E> Importer<'_, O, C, J, S, E>
 where
     O: ObjectStore,
     C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
+    E: ImportEvents,
 {
     pub(super) async fn import_file(
         &self,

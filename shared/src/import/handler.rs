@@ -13,7 +13,8 @@ use super::{ImportError, ImportResult, Importer, UploadedFile};
 use crate::domain::outcome::ImportStatus;
 use crate::domain::upload::decode_event_key;
 use crate::ports::{
-    CapacityMeter, ContactStore, Continuation, JobStore, ObjectStore, SettingsStore, Suppressions,
+    CapacityMeter, ContactStore, Continuation, ImportEvents, JobStore, ObjectStore, SettingsStore,
+    Suppressions,
 };
 
 /// The function's answer: one entry per record.
@@ -138,8 +139,8 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// Imports every record of the event, in order. An import that runs short of time
 /// saves its progress and continues in a new invocation (with the records still to do);
 /// if that cannot be submitted, the error makes Lambda's retry resume it instead.
-pub async fn handle<O, C, J, S, K>(
-    importer: &Importer<'_, O, C, J, S>,
+pub async fn handle<O, C, J, S, E, K>(
+    importer: &Importer<'_, O, C, J, S, E>,
     continuation: &K,
     event: S3Event,
 ) -> Result<Response, HandlerError>
@@ -148,6 +149,7 @@ where
     C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
+    E: ImportEvents,
     K: Continuation,
 {
     let mut imports = Vec::new();
@@ -275,14 +277,14 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::ports::memory::{
-        MemoryContacts, MemoryJobs, MemoryObjects, MemoryPorts, MemorySettings,
+        MemoryContacts, MemoryImportEvents, MemoryJobs, MemoryObjects, MemoryPorts, MemorySettings,
     };
     use crate::ports::StoreError;
 
     const BUCKET: &str = "contact-uploads";
 
     type MemoryImporter<'a> =
-        Importer<'a, MemoryObjects, MemoryContacts, MemoryJobs, MemorySettings>;
+        Importer<'a, MemoryObjects, MemoryContacts, MemoryJobs, MemorySettings, MemoryImportEvents>;
 
     fn importer<'a>(
         store: &'a MemoryPorts,
@@ -294,6 +296,7 @@ mod tests {
             contacts: &store.contacts,
             jobs: &store.jobs,
             settings: &store.settings,
+            events: &store.events,
             config,
             deadline,
         }

@@ -12,8 +12,8 @@ use tracing::info;
 use super::{ImportError, Importer};
 use crate::domain::outcome::ImportStatus;
 use crate::ports::{
-    Claim, ContactStore, Job, JobProgress, JobStore, ObjectStore, SettingsStore, StoreError,
-    Suppressions,
+    CapacityMeter, Claim, ContactStore, ImportEvents, Job, JobProgress, JobStore, ObjectStore,
+    SettingsStore, StoreError, Suppressions,
 };
 
 /// A write must end this long before the lease does; nearer than that, the holder
@@ -88,14 +88,17 @@ pub(super) enum Claimed {
     Declined(String),
 }
 
-impl<O, C, J, S> Importer<'_, O, C, J, S>
+impl<O, C, J, S, E> Importer<'_, O, C, J, S, E>
 where
     O: ObjectStore,
-    C: ContactStore + Suppressions,
+    C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
+    E: ImportEvents,
 {
-    pub(super) async fn claim(&self, job: &mut Job) -> Result<Claimed, ImportError> {
+    /// Claims `job` (of an upload in `bucket`). A job found finished with its
+    /// completion event unpublished gets it published here.
+    pub(super) async fn claim(&self, job: &mut Job, bucket: &str) -> Result<Claimed, ImportError> {
         let mut claim = self
             .jobs
             .claim_job(job, chrono::Utc::now().timestamp())
@@ -133,6 +136,9 @@ where
                 Ok(Claimed::Resumed(previous.progress))
             }
             Claim::Declined(existing) => {
+                if existing.completion_pending && existing.status != ImportStatus::Running {
+                    self.announce_orphaned(&existing, bucket).await?;
+                }
                 let why = format!(
                     "import {} is already {}; duplicate event ignored",
                     job.import_id,

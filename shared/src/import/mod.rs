@@ -19,12 +19,12 @@ use tracing::{info, warn};
 
 use crate::book::SaveError;
 use crate::config::Config;
-use crate::domain::keys::summary_key;
+use crate::domain::keys::{html_report_key, summary_key};
 use crate::domain::outcome::ImportStatus;
 use crate::domain::upload::{import_id, UploadIdentity, UploadKey};
 use crate::ports::{
-    CapacityMeter, ContactStore, Job, JobProgress, JobStore, ObjectStore, PutBody, SettingsStore,
-    StoreError, Suppressions,
+    CapacityMeter, ContactStore, ImportEvents, Job, JobProgress, JobStore, ObjectStore, PutBody,
+    SettingsStore, StoreError, Suppressions,
 };
 use job::Lease;
 use report::{RowsReport, Summary};
@@ -92,7 +92,7 @@ fn now_rfc3339() -> String {
 }
 
 /// The import service: its ports, configuration and the invocation's deadline.
-pub struct Importer<'a, O, C, J, S> {
+pub struct Importer<'a, O, C, J, S, E> {
     /// Where uploads and reports live.
     pub objects: &'a O,
     /// Contact items.
@@ -101,6 +101,8 @@ pub struct Importer<'a, O, C, J, S> {
     pub jobs: &'a J,
     /// Account settings.
     pub settings: &'a S,
+    /// Where an import says it is done.
+    pub events: &'a E,
     /// Configuration.
     pub config: &'a Config,
     /// When the invocation must end; the import hands over before it.
@@ -115,6 +117,7 @@ impl<'a>
         crate::ports::memory::MemoryContacts,
         crate::ports::memory::MemoryJobs,
         crate::ports::memory::MemorySettings,
+        crate::ports::memory::MemoryImportEvents,
     >
 {
     /// An importer over the in-memory ports, with no deadline (tests of this crate).
@@ -127,6 +130,7 @@ impl<'a>
             contacts: &store.contacts,
             jobs: &store.jobs,
             settings: &store.settings,
+            events: &store.events,
             config,
             deadline: None,
         }
@@ -162,12 +166,13 @@ pub(crate) async fn import_in_memory(
     }
 }
 
-impl<O, C, J, S> Importer<'_, O, C, J, S>
+impl<O, C, J, S, E> Importer<'_, O, C, J, S, E>
 where
     O: ObjectStore,
     C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
+    E: ImportEvents,
 {
     /// Imports one upload.
     pub async fn run(&self, upload: &UploadedFile) -> Result<ImportResult, ImportError> {
@@ -207,8 +212,9 @@ where
             started_at: now_rfc3339(),
             lease_expires_at: chrono::Utc::now().timestamp() + self.config.lease_seconds,
             lease_token: job::new_lease_token(&import_id),
+            completion_pending: false,
         };
-        let resume = match self.claim(&mut job).await? {
+        let resume = match self.claim(&mut job, &upload.bucket).await? {
             job::Claimed::Declined(why) => return Ok(ImportResult::Skipped(why)),
             job::Claimed::Fresh => None,
             job::Claimed::Resumed(progress) => Some(progress),
@@ -302,6 +308,9 @@ where
             .put(bucket, &job.summary_key, PutBody::Bytes(body), json)
             .await?;
         job.status = summary.status;
+        // Recorded with the final status, in the same write: whoever finds the job
+        // finished with its event unpublished publishes it (job::Claimed).
+        job.completion_pending = true;
         job.progress = JobProgress {
             rows: summary.rows.clone(),
             rejections_by_reason: summary.rejections_by_reason.clone(),
@@ -327,8 +336,70 @@ where
                 warn!(error = %e, part = n, "could not delete a part of the rows report; the reports lifecycle rule expires it");
             }
         }
+        self.announce(job, summary).await
+    }
+
+    /// Publishes the import's completion event, then records that it was published.
+    /// A failure leaves it pending, and the invocation fails: its retry finds the job
+    /// finished and publishes it then.
+    async fn announce(&self, job: &mut Job, summary: &Summary) -> Result<(), ImportError> {
+        self.events
+            .import_completed(&completion_detail(summary))
+            .await?;
+        job.completion_pending = false;
+        self.jobs.save_job(job).await?;
+        info!(
+            status = summary.status.as_str(),
+            "completion event published"
+        );
         Ok(())
     }
+
+    /// Publishes the completion event of a finished job that its owner did not (it
+    /// stopped between the final status and the event), once its lease has run out:
+    /// taken with a conditional write, so one invocation does it. The event is built
+    /// from the summary.json the owner wrote.
+    pub(super) async fn announce_orphaned(
+        &self,
+        finished: &Job,
+        bucket: &str,
+    ) -> Result<(), ImportError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut job = Job {
+            lease_token: job::new_lease_token(&finished.import_id),
+            lease_expires_at: now + self.config.lease_seconds,
+            ..finished.clone()
+        };
+        if !self.jobs.claim_completion(&job, now).await? {
+            return Ok(());
+        }
+        let mut body = self.objects.open(bucket, &job.summary_key).await?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut body, &mut bytes).await?;
+        let summary: Summary = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+        info!("publishing the completion event its first owner did not");
+        self.announce(&mut job, &summary).await
+    }
+}
+
+/// The completion event's `detail` (DESIGN section 15): summary.json without
+/// `column_mapping`, with the keys of the three report files.
+pub fn completion_detail(summary: &Summary) -> serde_json::Value {
+    let mut detail = serde_json::to_value(summary).unwrap_or_default();
+    if let Some(fields) = detail.as_object_mut() {
+        fields.remove("column_mapping");
+        fields.insert(
+            "summary_key".into(),
+            summary_key(&summary.account_id, &summary.import_id).into(),
+        );
+        fields
+            .entry("rows_report_key")
+            .or_insert(serde_json::Value::Null);
+        fields
+            .entry("html_report_key")
+            .or_insert_with(|| html_report_key(&summary.account_id, &summary.import_id).into());
+    }
+    detail
 }
 
 /// What a worker that was taken over answers: nothing more is written by it.

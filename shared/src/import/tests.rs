@@ -323,6 +323,7 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
         started_at: now_rfc3339(),
         lease_expires_at: 0,
         lease_token: "the dead owner's".into(),
+        completion_pending: false,
     };
     store.jobs.insert(job);
     let config = Config::default();
@@ -859,4 +860,97 @@ async fn a_worker_paused_past_its_lease_stops_and_the_taker_finishes_alone() {
     let job = store.jobs.get(&summary.import_id).expect("job");
     assert_eq!(job.status, ImportStatus::Completed);
     assert_eq!(job.progress.rows, summary.rows);
+}
+
+#[tokio::test]
+async fn every_finished_import_publishes_one_completion_event_and_a_duplicate_none() {
+    let store = MemoryPorts::default();
+    let done = import(&store, "imports/acme/sms/a.csv", MYOPERATOR, &[], "1").await;
+    let dry = import(
+        &store,
+        "imports/acme/sms/b.csv",
+        MYOPERATOR,
+        &[("dry-run", "true")],
+        "2",
+    )
+    .await;
+    let failed = import(&store, "imports/acme/sms/c.csv", b"Name\nEva\n", &[], "3").await;
+    let config = Config::default();
+    let duplicate = UploadedFile {
+        bucket: BUCKET.into(),
+        key: "imports/acme/sms/a.csv".into(),
+        sequencer: Some("1".into()),
+        ..Default::default()
+    };
+    let again = Importer::in_memory(&store, &config).run(&duplicate).await;
+    assert!(matches!(again, Ok(ImportResult::Skipped(_))));
+
+    let published = store.events.published();
+    let ids: Vec<&str> = published
+        .iter()
+        .filter_map(|e| e["import_id"].as_str())
+        .collect();
+    assert_eq!(ids, [&done.import_id, &dry.import_id, &failed.import_id]);
+    let first = &published[0];
+    assert_eq!(first["status"], "completed_with_errors");
+    assert_eq!(first["rows"]["created"], 2);
+    assert!(first.get("column_mapping").is_none());
+    let keys = ["summary_key", "rows_report_key", "html_report_key"];
+    let prefix = format!("reports/acme/{}/", done.import_id);
+    for key in keys {
+        assert!(
+            first[key].as_str().is_some_and(|k| k.starts_with(&prefix)),
+            "{key}: {first}"
+        );
+    }
+    assert_eq!(published[1]["dry_run"], true);
+    assert_eq!(published[2]["error"]["code"], "missing_phone_column");
+    let job = store.jobs.get(&done.import_id).expect("job");
+    assert!(!job.completion_pending);
+}
+
+#[tokio::test]
+async fn an_event_not_published_is_published_once_by_the_retry() {
+    // GIVEN an import that finishes while the event bus is unreachable
+    let store = MemoryPorts::default();
+    let config = Config {
+        lease_seconds: 1,
+        ..Config::default()
+    };
+    store.events.set_unreachable(true);
+    store
+        .objects
+        .insert(BUCKET, "imports/acme/sms/a.csv", MYOPERATOR, &[]);
+    let upload = UploadedFile {
+        bucket: BUCKET.into(),
+        key: "imports/acme/sms/a.csv".into(),
+        sequencer: Some("1".into()),
+        ..Default::default()
+    };
+    let first = Importer::in_memory(&store, &config).run(&upload).await;
+    assert!(
+        first.is_err(),
+        "the invocation fails, so that it is retried"
+    );
+    assert!(store.events.published().is_empty());
+
+    // WHEN the retry comes while the first owner's lease still runs, and again after
+    store.events.set_unreachable(false);
+    let early = Importer::in_memory(&store, &config).run(&upload).await;
+    assert!(matches!(early, Ok(ImportResult::Skipped(_))));
+    assert!(
+        store.events.published().is_empty(),
+        "its owner may still publish"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for _ in 0..2 {
+        let retry = Importer::in_memory(&store, &config).run(&upload).await;
+        assert!(matches!(retry, Ok(ImportResult::Skipped(_))));
+    }
+
+    // THEN the event is published once, from the summary the import wrote
+    let published = store.events.published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["rows"]["created"], 2);
+    assert_eq!(published[0]["status"], "completed_with_errors");
 }

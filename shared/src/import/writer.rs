@@ -20,8 +20,8 @@ use crate::domain::phone::PhoneRejection;
 use crate::domain::suppression::SuppressionKey;
 use crate::domain::upload::UploadKey;
 use crate::ports::{
-    CapacityMeter, ContactStore, Job, JobStore, ObjectStore, SettingsStore, Suppressions,
-    MAX_CONTACTS_PER_CALL,
+    CapacityMeter, ContactStore, ImportEvents, Job, JobStore, ObjectStore, SettingsStore,
+    Suppressions, MAX_CONTACTS_PER_CALL,
 };
 
 /// Stop and hand over when less than this is left of the invocation (or a quarter of
@@ -160,12 +160,13 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
     }
 }
 
-impl<O, C, J, S> Importer<'_, O, C, J, S>
+impl<O, C, J, S, E> Importer<'_, O, C, J, S, E>
 where
     O: ObjectStore,
     C: ContactStore + Suppressions + CapacityMeter,
     J: JobStore,
     S: SettingsStore,
+    E: ImportEvents,
 {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn write_rows(

@@ -716,6 +716,50 @@ impl JobStore for MemoryJobs {
             }),
         }
     }
+
+    async fn claim_completion(&self, job: &Job, now: i64) -> Result<bool, StoreError> {
+        match lock(&self.jobs).get_mut(&job.import_id) {
+            Some(stored) if stored.completion_pending && stored.lease_expires_at < now => {
+                stored.lease_token = job.lease_token.clone();
+                stored.lease_expires_at = job.lease_expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Completion events, as published (DESIGN section 15).
+#[derive(Default)]
+pub struct MemoryImportEvents {
+    published: Mutex<Vec<serde_json::Value>>,
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryImportEvents {
+    /// Every event's detail, in the order published.
+    pub fn published(&self) -> Vec<serde_json::Value> {
+        lock(&self.published).clone()
+    }
+
+    /// Makes every later publish fail (or succeed again).
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.unreachable
+            .store(unreachable, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl ImportEvents for MemoryImportEvents {
+    async fn import_completed(&self, detail: &serde_json::Value) -> Result<(), StoreError> {
+        if self.unreachable.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Service {
+                operation: "events:PutEvents",
+                source: "the event bus is unreachable (test)".into(),
+            });
+        }
+        lock(&self.published).push(detail.clone());
+        Ok(())
+    }
 }
 
 /// Account settings: the default country by account.
@@ -888,6 +932,8 @@ pub struct MemoryPorts {
     pub continuation: MemoryContinuation,
     /// The webhook queue.
     pub webhooks: MemoryWebhookQueue,
+    /// Completion events published.
+    pub events: MemoryImportEvents,
 }
 
 #[cfg(test)]

@@ -410,6 +410,10 @@ pub struct Job {
     /// The holder's token, new with each claim: every later write of the job is
     /// conditional on it, so a worker that lost the job cannot overwrite the taker's.
     pub lease_token: String,
+    /// Finished, and its completion event not yet published: whoever finds it so
+    /// after its owner's lease ran out publishes it (attribute `completion_event =
+    /// pending`, absent otherwise).
+    pub completion_pending: bool,
 }
 
 /// Result of trying to take a job.
@@ -440,6 +444,24 @@ pub trait JobStore: Send + Sync {
         &self,
         job: &Job,
         until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes a finished job whose completion event is still to be published and whose
+    /// owner's lease ran out by `now`: its lease becomes `job`'s token until
+    /// `job.lease_expires_at`. `false` when it is not such a job (any more).
+    fn claim_completion(
+        &self,
+        job: &Job,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Where an import says it is done (DESIGN section 15): one event per finished import.
+pub trait ImportEvents: Send + Sync {
+    /// Publishes `Contact Import Completed` with `detail` (summary.json without
+    /// `column_mapping`, with the report keys).
+    fn import_completed(
+        &self,
+        detail: &serde_json::Value,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -24,6 +24,10 @@ const CLAIMABLE: &str =
 
 /// Condition of every later write of the job: the writer still holds it.
 const HELD: &str = "lease_token = :token";
+/// `completion_event` of a finished job whose event is not published yet.
+const PENDING: &str = "pending";
+/// Condition of taking over a completion event: still pending, its owner's lease over.
+const COMPLETION_ORPHANED: &str = "completion_event = :pending AND lease_expires_at < :now";
 
 /// The `rows` map's counts by name.
 fn row_counts(rows: &RowCounts) -> [(&'static str, u64); 8] {
@@ -76,8 +80,12 @@ fn job_item(job: &Job, updated_at: String) -> Item {
         ("lease_expires_at", n(job.lease_expires_at)),
         ("lease_token", s(&job.lease_token)),
     ];
+    let pending = job
+        .completion_pending
+        .then(|| ("completion_event", s(PENDING)));
     attributes
         .into_iter()
+        .chain(pending)
         .map(|(name, value)| (name.to_string(), value))
         .collect()
 }
@@ -151,6 +159,7 @@ impl TryFrom<&Item> for Job {
                 .optional_string("lease_token")?
                 .unwrap_or_default()
                 .to_string(),
+            completion_pending: read.optional_string("completion_event")? == Some(PENDING),
         })
     }
 }
@@ -242,6 +251,37 @@ impl JobStore for DynamoTable {
             Err(other) => Err(service("DynamoDB UpdateItem (job lease)")(other)),
         }
     }
+
+    async fn claim_completion(&self, job: &Job, now: i64) -> Result<bool, StoreError> {
+        self.take_completion(job, now).await
+    }
+}
+
+impl DynamoTable {
+    async fn take_completion(&self, job: &Job, now: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&job.account_id, &job.import_id)))
+            .key("sk", s(JOB_SK))
+            .update_expression(
+                "SET lease_token = :token, lease_expires_at = :until, updated_at = :at",
+            )
+            .condition_expression(COMPLETION_ORPHANED)
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":token", s(&job.lease_token))
+            .expression_attribute_values(":until", n(job.lease_expires_at))
+            .expression_attribute_values(":at", s(now_rfc3339()))
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(true),
+            Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            Err(other) => Err(service("DynamoDB UpdateItem (job completion)")(other)),
+        }
+    }
 }
 
 fn lease_lost(job: &Job) -> StoreError {
@@ -312,6 +352,7 @@ mod tests {
             started_at: started_at.into(),
             lease_expires_at: lease,
             lease_token: format!("token-{started_at}"),
+            completion_pending: false,
         }
     }
 
