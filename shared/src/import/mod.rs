@@ -205,6 +205,7 @@ where
             summary_key: summary_key(&key.account_id, &import_id),
             source_key: upload.key.clone(),
             started_at: now_rfc3339(),
+            finished_at: None,
             lease_expires_at: chrono::Utc::now().timestamp() + self.config.lease_seconds,
             lease_token: job::new_lease_token(&import_id),
         };
@@ -302,6 +303,7 @@ where
             .put(bucket, &job.summary_key, PutBody::Bytes(body), json)
             .await?;
         job.status = summary.status;
+        job.finished_at = Some(summary.finished_at.clone());
         job.progress = JobProgress {
             rows: summary.rows.clone(),
             rejections_by_reason: summary.rejections_by_reason.clone(),
