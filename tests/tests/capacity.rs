@@ -29,8 +29,9 @@ fn consumed(summary: &Value) -> (f64, f64, u64) {
     )
 }
 
-/// Write units the job item may take: its claim and a checkpoint every 5 s (about a
-/// unit or two each), however slow the machine.
+/// Write units the job item may take: its claim, its index item in the account's
+/// history (one unit) and a checkpoint every 5 s (about a unit or two each), however
+/// slow the machine.
 fn job_writes(summary: &Value) -> f64 {
     let seconds = summary["duration_ms"].as_f64().expect("duration") / 1000.0;
     2.0 * (2.0 + seconds / 5.0)

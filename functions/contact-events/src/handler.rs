@@ -6,7 +6,7 @@ use contacts::events::{EventError, EventService, Invocation, Reply};
 use contacts::metrics;
 use contacts::ports::{
     AccountContacts, CapacityMeter, ContactRemoval, ContactStore, EventLedger, Identities,
-    ObjectStore, SettingsStore, Suppressions, WebhookQueue,
+    ImportHistory, ObjectStore, SettingsStore, Suppressions, WebhookQueue,
 };
 
 /// An event that failed, reported to the runtime with its type.
@@ -26,8 +26,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// Handles one invocation: a single event answers or fails; a batch answers with
 /// `batchItemFailures`; an HTTP request answers with a status (`statusCode`, `headers`,
 /// `body`), never an error.
-pub async fn handle<O, C, S, L, W>(
-    service: &EventService<'_, O, C, S, L, W>,
+pub async fn handle<O, C, S, L, W, H>(
+    service: &EventService<'_, O, C, S, L, W, H>,
     invocation: Invocation,
 ) -> Result<Reply, HandlerError>
 where
@@ -36,6 +36,7 @@ where
     S: SettingsStore,
     L: EventLedger,
     W: WebhookQueue,
+    H: ImportHistory,
 {
     let events = invocation.event_count();
     let reply = service.handle_invocation(invocation).await;
@@ -79,6 +80,7 @@ mod tests {
             settings: &ports.settings,
             ledger: &ports.ledger,
             webhooks: &ports.webhooks,
+            imports: &ports.jobs,
             config,
         };
         let reply = handle(&service, Invocation::from_payload(payload)).await?;
@@ -465,6 +467,6 @@ mod tests {
             }
             examples += 1;
         }
-        assert_eq!(examples, 24, "every example was read");
+        assert_eq!(examples, 25, "every example was read");
     }
 }

@@ -27,13 +27,15 @@ async fn main() -> Result<(), Error> {
         config.webhook_queue_url.clone(),
         config.webhook_dead_letter_queue_url.clone(),
     );
-    // One table holds contacts, account settings and the processed-event ledger.
+    // One table holds contacts, account settings, the processed-event ledger and the
+    // accounts' histories of imports.
     let service = &EventService {
         objects: &objects,
         contacts: &table,
         settings: &table,
         ledger: &table,
         webhooks: &webhooks,
+        imports: &table,
         config: &config,
     };
     // The payload is any of several shapes until the envelope tells which.

@@ -44,7 +44,38 @@ pub fn job_pk(account_id: &str, import_id: &str) -> String {
 
 /// Partition key of an account's settings item.
 pub fn settings_pk(account_id: &str) -> String {
+    account_pk(account_id)
+}
+
+/// Partition key of an account's own items: its settings and the index of its imports.
+pub fn account_pk(account_id: &str) -> String {
     format!("ACCOUNT#{account_id}")
+}
+
+/// Sort key prefix of the index items of an account's imports (under [`account_pk`]).
+pub const IMPORT_INDEX_PREFIX: &str = "IMPORT#";
+
+/// Sort key of an import's index item under [`account_pk`]:
+/// `IMPORT#{started_at}#{import_id}`. `started_at` is RFC 3339 UTC with milliseconds
+/// (always the same width), so the account's imports sort by the time they started,
+/// ties by import id.
+pub fn import_index_sk(started_at: &str, import_id: &str) -> String {
+    format!("{IMPORT_INDEX_PREFIX}{started_at}#{import_id}")
+}
+
+/// The start time and import id of an index sort key made by [`import_index_sk`];
+/// `None` for anything else (a page token someone made up).
+pub fn parse_import_index_sk(sk: &str) -> Option<(&str, &str)> {
+    let (started_at, import_id) = sk.strip_prefix(IMPORT_INDEX_PREFIX)?.rsplit_once('#')?;
+    chrono::DateTime::parse_from_rfc3339(started_at).ok()?;
+    is_import_id(import_id).then_some((started_at, import_id))
+}
+
+/// Whether `id` is an import id as imports make them: `imp_` and 16 lower-case hex
+/// digits.
+pub fn is_import_id(id: &str) -> bool {
+    let hex = id.strip_prefix("imp_").unwrap_or("");
+    hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Partition key of a processed-event item.
@@ -139,6 +170,56 @@ mod tests {
         assert_eq!(rows_report_key("a", "i"), "reports/a/i/rows.csv");
         assert_eq!(export_key("a", "exp_1"), "exports/a/exp_1.csv");
         assert_eq!(gsi1sk_prefix(Channel::Voice), "voice#");
+        assert_eq!(account_pk("acme"), "ACCOUNT#acme");
+        assert_eq!(
+            import_index_sk("2026-11-21T10:00:00.000Z", "imp_0123456789abcdef"),
+            "IMPORT#2026-11-21T10:00:00.000Z#imp_0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn an_import_index_key_reads_back_and_nothing_else_does() {
+        let sk = import_index_sk("2026-11-21T10:00:00.000Z", "imp_0123456789abcdef");
+        assert_eq!(
+            parse_import_index_sk(&sk),
+            Some(("2026-11-21T10:00:00.000Z", "imp_0123456789abcdef"))
+        );
+        for other in [
+            "",
+            "IMPORT#",
+            "JOB",
+            "SETTINGS",
+            "MAPPING#ab12",
+            "IMPORT#imp_0123456789abcdef",
+            "IMPORT#yesterday#imp_0123456789abcdef",
+            "IMPORT#2026-11-21T10:00:00.000Z#imp_0123",
+            "IMPORT#2026-11-21T10:00:00.000Z#imp_0123456789ABCDEF",
+            "import#2026-11-21T10:00:00.000Z#imp_0123456789abcdef",
+        ] {
+            assert_eq!(parse_import_index_sk(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn index_keys_of_the_same_width_sort_by_start_time() {
+        let mut keys = [
+            import_index_sk("2026-11-21T10:00:01.000Z", "imp_0000000000000000"),
+            import_index_sk("2026-11-21T09:59:59.999Z", "imp_ffffffffffffffff"),
+            import_index_sk("2026-11-21T10:00:00.500Z", "imp_1111111111111111"),
+        ];
+        keys.sort();
+        let ids: Vec<_> = keys
+            .iter()
+            .filter_map(|sk| parse_import_index_sk(sk).map(|(_, id)| id))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "imp_ffffffffffffffff",
+                "imp_1111111111111111",
+                "imp_0000000000000000"
+            ]
+        );
     }
 
     #[test]

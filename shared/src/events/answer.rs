@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::domain::inbound::InboundContact;
 
+use crate::domain::outcome::{ImportStatus, RowCounts};
 use crate::domain::phone::PhoneRejection;
 
 /// The answer to one event.
@@ -25,6 +26,8 @@ pub enum Answer {
     Export(ExportAnswer),
     /// To `import.undo`.
     Undo(UndoAnswer),
+    /// To `imports.list`.
+    Imports(ImportsAnswer),
     /// To a Meta WhatsApp webhook body.
     Webhook(WebhookAnswer),
 }
@@ -73,6 +76,39 @@ pub enum UndoAnswer {
         /// they changed since.
         kept_changed: u64,
     },
+}
+
+/// The answer to `imports.list`: a page of the account's imports, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportsAnswer {
+    /// The imports, newest first.
+    pub imports: Vec<ImportEntry>,
+    /// The page token to send as `next` for the following page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One import in an account's history, as its job item has it now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportEntry {
+    /// The import.
+    pub import_id: String,
+    /// `running`, `completed`, `completed_with_errors` or `failed`.
+    pub status: ImportStatus,
+    /// Counts so far (summary.json's `rows` once finished).
+    pub rows: RowCounts,
+    /// The uploaded file's key.
+    pub source_key: String,
+    /// When the import started (RFC 3339 UTC).
+    pub started_at: String,
+    /// When it finished; `null` while it runs.
+    pub finished_at: Option<String>,
+    /// Where its summary.json is (once it finished).
+    pub summary_key: String,
+    /// Where its rows.csv is (once it finished, if it reported rows).
+    pub rows_report_key: String,
+    /// Where its report.html is.
+    pub html_report_key: String,
 }
 
 /// The answer to `contacts.export`, by `status`.
@@ -253,6 +289,53 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<UndoAnswer>(value).expect("reads back"),
             undone
+        );
+
+        let entry = ImportEntry {
+            import_id: "imp_0123456789abcdef".into(),
+            status: ImportStatus::Running,
+            rows: RowCounts {
+                total: 3,
+                created: 2,
+                rejected: 1,
+                ..RowCounts::default()
+            },
+            source_key: "imports/acme/whatsapp/list.csv".into(),
+            started_at: "2026-11-21T10:00:00.000Z".into(),
+            finished_at: None,
+            summary_key: "reports/acme/imp_0123456789abcdef/summary.json".into(),
+            rows_report_key: "reports/acme/imp_0123456789abcdef/rows.csv".into(),
+            html_report_key: "reports/acme/imp_0123456789abcdef/report.html".into(),
+        };
+        let listed = ImportsAnswer {
+            imports: vec![entry.clone()],
+            next: Some("SU1QT1JU".into()),
+        };
+        let value = serde_json::to_value(Answer::Imports(listed.clone())).expect("serialises");
+        assert_eq!(
+            value,
+            json!({"imports": [{"import_id": "imp_0123456789abcdef", "status": "running",
+                "rows": {"total": 3, "created": 2, "updated": 0, "unchanged": 0,
+                         "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 0, "rejected": 1},
+                "source_key": "imports/acme/whatsapp/list.csv",
+                "started_at": "2026-11-21T10:00:00.000Z", "finished_at": null,
+                "summary_key": "reports/acme/imp_0123456789abcdef/summary.json",
+                "rows_report_key": "reports/acme/imp_0123456789abcdef/rows.csv",
+                "html_report_key": "reports/acme/imp_0123456789abcdef/report.html"}],
+                "next": "SU1QT1JU"})
+        );
+        assert_eq!(
+            serde_json::from_value::<ImportsAnswer>(value).expect("reads back"),
+            listed
+        );
+        // The last page has no `next` at all.
+        let last = ImportsAnswer {
+            imports: vec![],
+            next: None,
+        };
+        assert_eq!(
+            serde_json::to_value(Answer::Imports(last)).expect("serialises"),
+            json!({"imports": []})
         );
     }
 }

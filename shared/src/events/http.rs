@@ -552,6 +552,7 @@ mod tests {
             settings: &ports.settings,
             ledger: &ports.ledger,
             webhooks: &ports.webhooks,
+            imports: &ports.jobs,
             config,
         };
         service.handle_http(Ok(request)).await
@@ -936,6 +937,7 @@ mod tests {
             settings: &ports.settings,
             ledger: &ports.ledger,
             webhooks: &ports.webhooks,
+            imports: &ports.jobs,
             config: &config(),
         };
         let response = service.handle_http(Err(RequestError::BodyNotBase64)).await;

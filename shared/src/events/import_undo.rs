@@ -9,15 +9,13 @@ use super::error::{invalid, EventError};
 use super::payload::{self, ImportUndo};
 use super::UndoAnswer;
 use crate::book::undo_import;
+use crate::domain::keys::is_import_id;
 use crate::ports::{AccountContacts, ContactRemoval};
 
 /// The import id an undo names: `imp_` and 16 lower-case hex digits, as imports make them.
 fn import_id(event: &mut ImportUndo) -> Result<String, EventError> {
     let id = std::mem::take(&mut event.import_id).required("import_id")?;
-    let hex = id.strip_prefix("imp_").unwrap_or("");
-    let well_formed =
-        hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !well_formed {
+    if !is_import_id(&id) {
         return Err(invalid(
             "import_id",
             format!("{id:?} is not an import id (imp_ and 16 hex digits)"),

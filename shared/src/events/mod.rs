@@ -1,7 +1,7 @@
 //! contact-events: campaign recipients, inbound messages, captured details and Meta's
 //! WhatsApp webhooks keep the contact book current (DESIGN sections 10 and 13); account
 //! operations work on a whole account (DESIGN section 14: `contacts.export`,
-//! `import.undo`, `contact.erase`).
+//! `import.undo`, `contact.erase`; section 15: `imports.list`).
 //!
 //! The way through, in the order an invocation takes it:
 //! - [`envelope`]: the invocation payload (a bare event, an EventBridge envelope, an
@@ -14,9 +14,10 @@
 //! - [`EventService`] (here): the front door, which hands each event to its handler.
 //! - One handler per event type, named after it: `campaign_completed`,
 //!   `message_inbound`, `contact_captured`, `contacts_export`, `import_undo`,
-//!   `contact_erase`, `whatsapp_webhook`. Each checks its fields and calls the book
-//!   ([`crate::book`]), the one write path imports use too, taking only the ports it
-//!   needs; no handler calls another. `ledger` runs what must happen once per event
+//!   `contact_erase`, `imports_list`, `whatsapp_webhook`. Each checks its fields and
+//!   calls the book ([`crate::book`]), the one write path imports use too (or, to read
+//!   an account's imports, [`ImportHistory`]), taking only the ports it needs; no
+//!   handler calls another. `ledger` runs what must happen once per event
 //!   key; `numbers` reads the numbers events give.
 //! - [`answer`]: what each event answers; [`error`]: why one was refused.
 
@@ -29,6 +30,7 @@ pub mod envelope;
 pub mod error;
 pub mod http;
 mod import_undo;
+mod imports_list;
 mod ledger;
 mod message_inbound;
 pub mod meta;
@@ -42,12 +44,13 @@ use crate::config::Config;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::ports::{
     AccountContacts, CapacityMeter, ContactRemoval, ContactStore, DeadLetter, EventLedger,
-    Identities, ObjectStore, SettingsStore, Suppressions, WebhookQueue,
+    Identities, ImportHistory, ObjectStore, SettingsStore, Suppressions, WebhookQueue,
 };
 
 pub use answer::{
     Answer, CampaignAnswer, CapturedAnswer, CapturedContact, EraseAnswer, ExportAnswer,
-    InboundAnswer, InboundContact, RecipientsNotSaved, RecipientsSaved, UndoAnswer, WebhookAnswer,
+    ImportEntry, ImportsAnswer, InboundAnswer, InboundContact, RecipientsNotSaved, RecipientsSaved,
+    UndoAnswer, WebhookAnswer,
 };
 pub use envelope::{Invocation, QueuedWebhook, Record, Reply};
 pub use error::{EventError, FileProblem, HeaderProblem};
@@ -56,8 +59,8 @@ pub use payload::{decode, Event, EventType};
 
 /// The front door: hands each event of an invocation to its handler, with the ports
 /// that handler needs. Production passes the same DynamoDB table for `contacts`,
-/// `settings` and `ledger`.
-pub struct EventService<'a, O, C, S, L, W> {
+/// `settings`, `ledger` and `imports`.
+pub struct EventService<'a, O, C, S, L, W, H> {
     /// Where recipients files live, and exports go.
     pub objects: &'a O,
     /// Contact items, also listed by account.
@@ -68,17 +71,20 @@ pub struct EventService<'a, O, C, S, L, W> {
     pub ledger: &'a L,
     /// Signed webhooks waiting to be applied, and those given up.
     pub webhooks: &'a W,
+    /// The accounts' histories of imports (`imports.list`).
+    pub imports: &'a H,
     /// Configuration.
     pub config: &'a Config,
 }
 
-impl<O, C, S, L, W> EventService<'_, O, C, S, L, W>
+impl<O, C, S, L, W, H> EventService<'_, O, C, S, L, W, H>
 where
     O: ObjectStore,
     C: ContactStore + AccountContacts + ContactRemoval + Suppressions + Identities + CapacityMeter,
     S: SettingsStore,
     L: EventLedger,
     W: WebhookQueue,
+    H: ImportHistory,
 {
     /// Handles one invocation. A single event answers or fails on its own; a batch
     /// always answers, naming the records that failed; an HTTP request always answers,
@@ -186,6 +192,9 @@ where
                     .await
                     .map(Answer::Erase)
             }
+            Event::ImportsList(e) => Box::pin(imports_list::handle(self.imports, e))
+                .await
+                .map(Answer::Imports),
             Event::Webhook(e) => Box::pin(whatsapp_webhook::handle(contacts, ledger, config, *e))
                 .await
                 .map(Answer::Webhook),

@@ -1,6 +1,7 @@
 //! Every event contact-events takes as serde types (DESIGN sections 10, 13 and 14:
 //! `campaign.completed`, `message.inbound`, `contact.captured`, `contacts.export`,
-//! `import.undo`, `contact.erase` and Meta's webhook body), and how one is decoded.
+//! `import.undo`, `contact.erase`, `imports.list` and Meta's webhook body), and how
+//! one is decoded.
 //!
 //! Decoding takes two steps: the `type` first, then the payload of that type. A
 //! `#[serde(tag = "type")]` enum would do both at once, but serde buffers an internally
@@ -40,6 +41,8 @@ pub enum Event {
     ImportUndo(ImportUndo),
     /// `contact.erase`.
     ContactErase(ContactErase),
+    /// `imports.list`.
+    ImportsList(ImportsList),
     /// Meta's WhatsApp webhook body (`"object": "whatsapp_business_account"`).
     Webhook(Box<Webhook>),
 }
@@ -54,6 +57,7 @@ impl Event {
             Event::ContactsExport(_) => EventType::ContactsExport,
             Event::ImportUndo(_) => EventType::ImportUndo,
             Event::ContactErase(_) => EventType::ContactErase,
+            Event::ImportsList(_) => EventType::ImportsList,
             Event::Webhook(_) => return None,
         })
     }
@@ -74,17 +78,20 @@ pub enum EventType {
     ImportUndo,
     /// `contact.erase`.
     ContactErase,
+    /// `imports.list`.
+    ImportsList,
 }
 
 impl EventType {
     /// Every type, in the order messages list them.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::CampaignCompleted,
         EventType::MessageInbound,
         EventType::ContactCaptured,
         EventType::ContactsExport,
         EventType::ImportUndo,
         EventType::ContactErase,
+        EventType::ImportsList,
     ];
 
     /// The documented name.
@@ -96,6 +103,7 @@ impl EventType {
             EventType::ContactsExport => "contacts.export",
             EventType::ImportUndo => "import.undo",
             EventType::ContactErase => "contact.erase",
+            EventType::ImportsList => "imports.list",
         }
     }
 
@@ -252,6 +260,19 @@ pub struct ContactErase {
     pub default_country: Text<8>,
 }
 
+/// `imports.list`: an account's imports, newest first, a page at a time (DESIGN section
+/// 15, History).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
+pub struct ImportsList {
+    /// Owning account.
+    pub account_id: Text<64>,
+    /// Imports per page: 1 to 100, 20 when absent.
+    pub limit: WholeNumber,
+    /// The previous answer's `next`; absent or null for the first page.
+    pub next: Text<256>,
+}
+
 /// Decodes an event from `json` (a value the deserializer can read twice). `type_hint`
 /// is the type when the event has none (an EventBridge envelope's `detail-type`).
 pub fn decode<'de, D>(json: D, type_hint: Option<&str>) -> Result<Event, EventError>
@@ -295,6 +316,7 @@ where
         }
         EventType::ImportUndo => serde_path_to_error::deserialize(json).map(Event::ImportUndo),
         EventType::ContactErase => serde_path_to_error::deserialize(json).map(Event::ContactErase),
+        EventType::ImportsList => serde_path_to_error::deserialize(json).map(Event::ImportsList),
     };
     event.map_err(undecodable)
 }
@@ -480,6 +502,77 @@ impl<'de> Deserialize<'de> for MessageText {
 
             fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<MessageText, D::Error> {
                 MessageText::deserialize(inner)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A whole-number field: absent and null are `None`; a negative number is kept (the
+/// handler says which range it must be in), a fraction or a string is an error.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct WholeNumber(Option<i64>);
+
+impl WholeNumber {
+    /// A field with this value (for building payloads in code).
+    pub fn new(value: i64) -> WholeNumber {
+        WholeNumber(Some(value))
+    }
+
+    /// The value, if any.
+    pub fn get(self) -> Option<i64> {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = WholeNumber;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(Some(i64::try_from(value).unwrap_or(i64::MAX))))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(Some(value)))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<WholeNumber, E> {
+                Err(E::custom("must be a whole number, not a fraction"))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(None))
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<WholeNumber, D::Error> {
+                WholeNumber::deserialize(inner)
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<WholeNumber, E> {
+                Err(E::custom("must be a number, not a string"))
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<WholeNumber, E> {
+                Err(E::custom("must be a number, not a boolean"))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<WholeNumber, A::Error> {
+                Err(de::Error::custom("must be a number, not an array"))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<WholeNumber, A::Error> {
+                Err(de::Error::custom("must be a number, not an object"))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -708,7 +801,7 @@ mod tests {
             (
                 json!({"type": "unknown"}),
                 "type",
-                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contacts.export, import.undo, contact.erase",
+                "\"unknown\" is not one of campaign.completed, message.inbound, contact.captured, contacts.export, import.undo, contact.erase, imports.list",
             ),
             (
                 json!({"type": "contacts.export", "lists": ["VIP", 3]}),
@@ -724,6 +817,21 @@ mod tests {
                 json!({"type": "contacts.export", "consent": false}),
                 "consent",
                 "must be a string, not a boolean",
+            ),
+            (
+                json!({"type": "imports.list", "limit": "20"}),
+                "limit",
+                "must be a number, not a string",
+            ),
+            (
+                json!({"type": "imports.list", "limit": 2.5}),
+                "limit",
+                "must be a whole number, not a fraction",
+            ),
+            (
+                json!({"type": "imports.list", "next": 7}),
+                "next",
+                "must be a string, not a number",
             ),
             (json!({"type": 3}), "type", "must be a string, not a number"),
             (json!({"account_id": "acme"}), "type", "is required"),

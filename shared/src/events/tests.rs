@@ -24,6 +24,7 @@ async fn send_with(
         settings: &ports.settings,
         ledger: &ports.ledger,
         webhooks: &ports.webhooks,
+        imports: &ports.jobs,
         config,
     };
     let reply = service
@@ -894,4 +895,78 @@ async fn a_campaign_never_opts_a_stopped_recipient_back_in() {
         ),
         ("opted_in", "import", "campaign:cmp-7")
     );
+}
+
+#[tokio::test]
+async fn imports_list_answers_the_accounts_imports_as_they_finished_newest_first() {
+    // GIVEN two imports of acme through the import pipeline
+    let store = MemoryPorts::default();
+    let first = imported(&store, "first.csv", "Name,Phone\nEva,+447911123456\n").await;
+    let second = imported(
+        &store,
+        "second.csv",
+        "Name,Phone\nBo,+447911123457\nX,bad\n",
+    )
+    .await;
+
+    // WHEN contact-events is asked for acme's imports, and for another account's
+    let answer = send(
+        &store,
+        json!({"type": "imports.list", "account_id": "acme", "limit": 20, "next": null}),
+    )
+    .await
+    .expect("listed");
+    let other = send(
+        &store,
+        json!({"type": "imports.list", "account_id": "other"}),
+    )
+    .await;
+
+    // THEN both are there, newest first, finished, with their counts and report keys;
+    // one page, so no `next`; the other account has none
+    let imports = answer["imports"].as_array().expect("imports");
+    let ids: Vec<&str> = imports
+        .iter()
+        .filter_map(|i| i["import_id"].as_str())
+        .collect();
+    let started = |id: &str| {
+        imports
+            .iter()
+            .find(|i| i["import_id"] == id)
+            .and_then(|i| i["started_at"].as_str())
+            .map(|at| (at.to_string(), id.to_string()))
+            .expect("listed")
+    };
+    let (first_at, second_at) = (started(&first), started(&second));
+    assert!(second_at.0 >= first_at.0, "{answer}");
+    // Two imports in one millisecond sort by import id, as their index keys do.
+    let mut newest_first = [first_at, second_at];
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, newest_first.map(|(_, id)| id));
+    assert!(answer.get("next").is_none(), "{answer}");
+    let newest = imports
+        .iter()
+        .find(|i| i["import_id"] == second.as_str())
+        .expect("listed");
+    assert_eq!(newest["status"], "completed_with_errors");
+    assert_eq!(newest["rows"]["created"], 1);
+    assert_eq!(newest["rows"]["rejected"], 1);
+    assert_eq!(newest["source_key"], "imports/acme/whatsapp/second.csv");
+    assert!(newest["finished_at"].as_str() >= newest["started_at"].as_str());
+    assert_eq!(
+        newest["summary_key"],
+        format!("reports/acme/{second}/summary.json")
+    );
+    let summary = store
+        .objects
+        .text(
+            "contact-uploads",
+            &format!("reports/acme/{second}/summary.json"),
+        )
+        .expect("summary.json");
+    let summary: Value = serde_json::from_str(&summary).expect("JSON");
+    assert_eq!(newest["rows"], summary["rows"]);
+    assert_eq!(newest["started_at"], summary["started_at"]);
+    assert_eq!(newest["finished_at"], summary["finished_at"]);
+    assert_eq!(other.expect("listed"), json!({"imports": []}));
 }

@@ -32,6 +32,7 @@ async fn send_with(config: &Config, ports: &MemoryPorts, body: Value) -> Value {
         settings: &ports.settings,
         ledger: &ports.ledger,
         webhooks: &ports.webhooks,
+        imports: &ports.jobs,
         config,
     };
     let reply = service
@@ -430,6 +431,7 @@ async fn concurrent_deliveries_of_one_body_end_as_one_contact() {
         settings: &ports.settings,
         ledger: &ports.ledger,
         webhooks: &ports.webhooks,
+        imports: &ports.jobs,
         config: &config,
     };
     let deliveries =
@@ -581,6 +583,7 @@ async fn send_erasing(ports: &MemoryPorts, body: Value) -> Value {
         settings: &ports.settings,
         ledger: &ports.ledger,
         webhooks: &ports.webhooks,
+        imports: &ports.jobs,
         config: &config,
     };
     let reply = service

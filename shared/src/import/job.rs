@@ -2,6 +2,10 @@
 //! invocation starts it, resumes a dead owner's, or leaves it alone. The claim's
 //! [`Lease`] then fences every later write: a worker that stalled past its lease and
 //! was taken over stops before its next write.
+//!
+//! A claimed job is also put in its account's history (`imports.list`): its index
+//! item is written after a fresh claim and again after a resume, so an invocation that
+//! died between the two writes leaves the item to the one that resumes it.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -122,7 +126,10 @@ where
             }
         }
         match claim {
-            Claim::Started => Ok(Claimed::Fresh),
+            Claim::Started => {
+                self.jobs.index_job(job).await?;
+                Ok(Claimed::Fresh)
+            }
             Claim::TakenOver(previous) => {
                 info!(
                     last_row = previous.progress.last_row,
@@ -133,6 +140,9 @@ where
                 // The claim wrote a fresh start time: put the original back, since
                 // rows already written carry it (see book::outcome_of).
                 self.jobs.save_job(job).await?;
+                // Again, under the same key: heals a crash between a claim and its
+                // index item, so the import is in the account's history.
+                self.jobs.index_job(job).await?;
                 Ok(Claimed::Resumed(previous.progress))
             }
             Claim::Declined(existing) => {

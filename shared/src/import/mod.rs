@@ -210,6 +210,7 @@ where
             summary_key: summary_key(&key.account_id, &import_id),
             source_key: upload.key.clone(),
             started_at: now_rfc3339(),
+            finished_at: None,
             lease_expires_at: chrono::Utc::now().timestamp() + self.config.lease_seconds,
             lease_token: job::new_lease_token(&import_id),
             completion_pending: false,
@@ -311,6 +312,7 @@ where
         // Recorded with the final status, in the same write: whoever finds the job
         // finished with its event unpublished publishes it (job::Claimed).
         job.completion_pending = true;
+        job.finished_at = Some(summary.finished_at.clone());
         job.progress = JobProgress {
             rows: summary.rows.clone(),
             rejections_by_reason: summary.rejections_by_reason.clone(),

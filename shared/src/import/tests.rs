@@ -321,10 +321,13 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
         summary_key: summary_key("acme", &id),
         source_key: key.into(),
         started_at: now_rfc3339(),
+        finished_at: None,
         lease_expires_at: 0,
         lease_token: "the dead owner's".into(),
         completion_pending: false,
     };
+    // It died before writing its index item.
+    let started_at = job.started_at.clone();
     store.jobs.insert(job);
     let config = Config::default();
     let importer = Importer::in_memory(&store, &config);
@@ -344,6 +347,44 @@ async fn a_taken_over_job_resumes_after_its_last_committed_row() {
         1,
         "rows before the checkpoint are not written again"
     );
+    // The resume wrote the missing index item, under the original start time.
+    assert_eq!(
+        store.jobs.indexed("acme"),
+        [crate::domain::keys::import_index_sk(&started_at, &id)]
+    );
+    assert_eq!(summary.started_at, started_at);
+}
+
+#[tokio::test]
+async fn an_import_is_indexed_once_in_its_accounts_history_and_its_end_recorded() {
+    // GIVEN an import of one file, and the same S3 event again
+    let store = MemoryPorts::default();
+    let key = "imports/acme/whatsapp/list.csv";
+    let summary = import(&store, key, MYOPERATOR, &[], "1").await;
+    let config = Config::default();
+    let again = Importer::in_memory(&store, &config)
+        .run(&UploadedFile {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            sequencer: Some("1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("ran");
+    assert!(matches!(again, ImportResult::Skipped(_)), "{again:?}");
+
+    // THEN the account's history holds it once, keyed by its start time; the duplicate
+    // wrote no index item; the job item says when it finished
+    let sk = crate::domain::keys::import_index_sk(&summary.started_at, &summary.import_id);
+    assert_eq!(store.jobs.indexed("acme"), [sk]);
+    assert!(store.jobs.indexed("other").is_empty());
+    assert_eq!(store.jobs.index_writes(), 1);
+    let job = store.jobs.get(&summary.import_id).expect("job");
+    assert_eq!(
+        job.finished_at.as_deref(),
+        Some(summary.finished_at.as_str())
+    );
+    assert_eq!(job.started_at, summary.started_at);
 }
 
 #[tokio::test]

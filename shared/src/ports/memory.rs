@@ -653,10 +653,14 @@ impl ContactRemoval for MemoryContacts {
     }
 }
 
-/// Import jobs by import id.
+/// Import jobs by import id, and each account's index of its imports.
 #[derive(Default)]
 pub struct MemoryJobs {
     jobs: Mutex<HashMap<String, Job>>,
+    /// Index items: (account, sort key) -> import id, in the table's order.
+    index: Mutex<BTreeMap<(String, String), String>>,
+    /// `index_job` calls so far.
+    index_writes: Mutex<u64>,
 }
 
 impl MemoryJobs {
@@ -668,6 +672,67 @@ impl MemoryJobs {
     /// Stores a job as it is, as a worker that claimed it earlier left it.
     pub fn insert(&self, job: Job) {
         lock(&self.jobs).insert(job.import_id.clone(), job);
+    }
+
+    /// Deletes a job item, leaving its index item (a history with a hole in it).
+    pub fn remove(&self, import_id: &str) {
+        lock(&self.jobs).remove(import_id);
+    }
+
+    /// The sort keys of the account's index items, oldest first.
+    pub fn indexed(&self, account_id: &str) -> Vec<String> {
+        lock(&self.index)
+            .keys()
+            .filter(|(account, _)| account == account_id)
+            .map(|(_, sk)| sk.clone())
+            .collect()
+    }
+
+    /// How many times an index item was written (rewrites included).
+    pub fn index_writes(&self) -> u64 {
+        *lock(&self.index_writes)
+    }
+}
+
+impl ImportHistory for MemoryJobs {
+    async fn imports_page(
+        &self,
+        account_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<ImportPage, StoreError> {
+        // As the adapter's Query: the account's partition, newest first, after `after`,
+        // one item more than the page to know whether another page follows.
+        let listed: Vec<(String, String)> = lock(&self.index)
+            .iter()
+            .rev()
+            .filter(|((account, sk), _)| {
+                account == account_id && after.is_none_or(|after| sk.as_str() < after)
+            })
+            .take(limit + 1)
+            .map(|((_, sk), import_id)| (sk.clone(), import_id.clone()))
+            .collect();
+        let more = listed.len() > limit;
+        let page = &listed[..listed.len().min(limit)];
+        let jobs = lock(&self.jobs);
+        let found = page
+            .iter()
+            .filter_map(|(sk, import_id)| {
+                let job = jobs.get(import_id).cloned();
+                if job.is_none() {
+                    tracing::warn!(
+                        account_id,
+                        sk,
+                        "import index item without its job item; skipped"
+                    );
+                }
+                job
+            })
+            .collect();
+        Ok(ImportPage {
+            jobs: found,
+            next: page.last().filter(|_| more).map(|(sk, _)| sk.clone()),
+        })
     }
 }
 
@@ -715,6 +780,14 @@ impl JobStore for MemoryJobs {
                 import_id: job.import_id.clone(),
             }),
         }
+    }
+
+    async fn index_job(&self, job: &Job) -> Result<(), StoreError> {
+        use crate::domain::keys::import_index_sk;
+        let sk = import_index_sk(&job.started_at, &job.import_id);
+        lock(&self.index).insert((job.account_id.clone(), sk), job.import_id.clone());
+        *lock(&self.index_writes) += 1;
+        Ok(())
     }
 
     async fn claim_completion(&self, job: &Job, now: i64) -> Result<bool, StoreError> {

@@ -403,8 +403,11 @@ pub struct Job {
     pub summary_key: String,
     /// The upload's key.
     pub source_key: String,
-    /// RFC 3339.
+    /// RFC 3339 UTC with milliseconds: when the import first started (a resumed run
+    /// keeps it).
     pub started_at: String,
+    /// When the import finished (summary.json's `finished_at`); `None` while it runs.
+    pub finished_at: Option<String>,
     /// Unix seconds after which a `running` job's owner is presumed dead.
     pub lease_expires_at: i64,
     /// The holder's token, new with each claim: every later write of the job is
@@ -453,6 +456,39 @@ pub trait JobStore: Send + Sync {
         job: &Job,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records the job in its account's history ([`ImportHistory`]): the index item
+    /// `ACCOUNT#{account_id}` / `IMPORT#{started_at}#{import_id}`
+    /// ([`import_index_sk`](crate::domain::keys::import_index_sk)). Unconditional and
+    /// keyed by the job's original start time, so writing it again (on a resume) puts
+    /// the same item: one more write unit per import, and one per resume.
+    fn index_job(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Most imports one [`ImportHistory::imports_page`] answers.
+pub const MAX_IMPORTS_PER_PAGE: usize = 100;
+
+/// One page of an account's imports, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportPage {
+    /// The imports' job items, newest first (an index item whose job item is gone is
+    /// left out).
+    pub jobs: Vec<Job>,
+    /// The index sort key the page ended on, when more imports follow it; `None` on the
+    /// last page.
+    pub next: Option<String>,
+}
+
+/// An account's imports, newest first, read by key through the account's index items
+/// ([`JobStore::index_job`]), never by a table scan.
+pub trait ImportHistory: Send + Sync {
+    /// Up to `limit` (1 to [`MAX_IMPORTS_PER_PAGE`]) of `account_id`'s imports, newest
+    /// first, starting after the index sort key `after` (from the newest when `None`).
+    fn imports_page(
+        &self,
+        account_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<ImportPage, StoreError>> + Send;
 }
 
 /// Where an import says it is done (DESIGN section 15): one event per finished import.

@@ -6,6 +6,7 @@
 //! | `by_account.rs` | [`AccountContacts`](crate::ports::AccountContacts), [`ContactRemoval`](crate::ports::ContactRemoval) | contacts through GSI `by_account`, a page of a shard per Query; an undo's conditional deletes |
 //! | `contacts.rs` | [`ContactStore`](crate::ports::ContactStore) | `CONTACT#…` / `PROFILE`: the conditional writes |
 //! | `jobs.rs` | [`JobStore`](crate::ports::JobStore) | `IMPORT#…` / `JOB`: the claim and progress |
+//! | `history.rs` | [`ImportHistory`](crate::ports::ImportHistory) | `ACCOUNT#…` / `IMPORT#{started_at}#{import_id}`: an account's imports, newest first |
 //! | `settings.rs` | [`SettingsStore`](crate::ports::SettingsStore) | `ACCOUNT#…` / `SETTINGS` |
 //! | `ledger.rs` | [`EventLedger`](crate::ports::EventLedger) | `EVENT#…` / `SEEN` |
 //! | `identities.rs` | [`Identities`](crate::ports::Identities) | `WABA#…` / `ACCOUNT` (a business number's account), `ALIAS#…` / `CONTACT` (BSUIDs); contacts by candidate keys |
@@ -20,6 +21,7 @@
 mod by_account;
 mod capacity;
 mod contacts;
+mod history;
 mod identities;
 mod item;
 mod jobs;
