@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Uploads every file in samples/ as account `demo`, waits for each report, and prints
-each summary and then the contacts written. Run with the stack up (`make demo` does it).
+each summary, where its reports are (summary.json, rows.csv, report.html), the
+"Contact Import Completed" event each import put on the emulator's EventBridge (read from
+the import-events queue, DESIGN 15), and then the contacts written. Run with the stack up
+(`make demo` does it).
 
 A file named `*.sms.*` goes to channel sms, any other to whatsapp. Upload options (S3
 user metadata) come from a sidecar `<file>.meta.json`, e.g. {"lists": "VIP", "on-existing": "ignore"}.
@@ -15,10 +18,26 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
-from local_aws import BUCKET, TABLE, Stalled, client, stack_progress, wait_for
+from local_aws import BUCKET, IMPORT_EVENTS_QUEUE, TABLE, Stalled, client, stack_progress, wait_for
 
 ACCOUNT = "demo"
-s3, ddb = client("s3"), client("dynamodb")
+s3, ddb, sqs = client("s3"), client("dynamodb"), client("sqs")
+
+
+def take_completion_events(events):
+    """Moves the demo account's completion events from the import-events queue into
+    `events` ({import_id: detail}); other accounts' events are left for their readers."""
+    url = sqs.get_queue_url(QueueName=IMPORT_EVENTS_QUEUE)["QueueUrl"]
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       VisibilityTimeout=0).get("Messages", [])
+        ours = [m for m in messages if json.loads(m["Body"]).get("detail", {}).get("account_id") == ACCOUNT]
+        for message in ours:
+            detail = json.loads(message["Body"])["detail"]
+            events[detail["import_id"]] = detail
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if not ours:
+            return
 
 
 def forget_earlier_runs():
@@ -83,18 +102,42 @@ def main():
     forget_earlier_runs()
     pending = [upload(p) for p in files]
 
+    ids = {}
+
     def print_finished():
         summaries = finished_summaries()
         for key in [k for k in pending if k in summaries]:
-            print(f"\n== summary of {key}\n{json.dumps(summaries[key], indent=2, ensure_ascii=False)}")
+            summary = summaries[key]
+            print(f"\n== summary of {key}\n{json.dumps(summary, indent=2, ensure_ascii=False)}")
+            report_dir = f"s3://{BUCKET}/reports/{ACCOUNT}/{summary['import_id']}/"
+            print(f"reports: {report_dir}summary.json, {report_dir}report.html (open it in a browser)"
+                  + (f", s3://{BUCKET}/{summary['rows_report_key']}" if summary.get("rows_report_key") else ""))
+            ids[summary["import_id"]] = key
             pending.remove(key)
         return not pending
+
+    events = {}
+
+    def print_events():
+        take_completion_events(events)
+        return all(i in events for i in ids)
 
     stalled = None
     try:
         wait_for(print_finished, lambda: (len(pending), stack_progress(ddb)), "demo: waiting for reports")
     except Stalled as e:
         stalled = e
+    try:
+        wait_for(print_events, lambda: (len(events), stack_progress(ddb)), "demo: waiting for completion events")
+    except Stalled as e:
+        stalled = stalled or e
+    print(f"\n== {len(events)} \"Contact Import Completed\" events from the import-events queue")
+    for import_id, key in ids.items():
+        detail = events.get(import_id)
+        if detail:
+            print(f"{import_id} {detail['status']:22} rows={json.dumps(detail['rows'])} {key}")
+        else:
+            print(f"{import_id} (no event received) {key}")
     contacts = sorted(scan(f"CONTACT#{ACCOUNT}#"), key=lambda i: i["pk"]["S"])
     print(f"\n== {len(contacts)} contacts of account {ACCOUNT}")
     for item in contacts:

@@ -8,7 +8,7 @@ use serde_json::json;
 
 const EVA: &str = "+447911123456";
 const SAM: &str = "+447400123456";
-const NEW: &str = "+447700900123";
+const NEW: &str = "+447400123999";
 
 /// Eva and Sam with every kind of value a blank might touch: profile fields, a custom
 /// attribute, consent, lists and tags. Sam is then blocked.
@@ -46,7 +46,7 @@ async fn on_new_skip_updates_the_book_and_creates_nobody() {
             &account,
             "whatsapp",
             "update-only.csv",
-            b"Name,Phone,City\nEva Smith,+447911123456,Bath\nNobody Yet,+447700900123,Hull\nNobody Yet,+447700900123,Hull\n",
+            b"Name,Phone,City\nEva Smith,+447911123456,Bath\nNobody Yet,+447400123999,Hull\nNobody Yet,+447400123999,Hull\n",
             &[("on-new", "skip")],
         )
         .await;
@@ -68,7 +68,7 @@ async fn on_new_skip_updates_the_book_and_creates_nobody() {
             &account,
             "whatsapp",
             "create.csv",
-            b"Name,Phone\nNobody Yet,+447700900123\n",
+            b"Name,Phone\nNobody Yet,+447400123999\n",
             &[("on-new", "create")],
         )
         .await;
