@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
+pub mod browser;
+
 /// The bucket `localstack/init.py` creates.
 pub const BUCKET: &str = "contact-uploads";
 /// The table `localstack/init.py` creates.

@@ -143,6 +143,15 @@ impl ColumnMap {
             .map(|c| c.index)
     }
 
+    /// The position in a row of the column a problem names by `title` (the first such
+    /// column: a repeated title is unused after it); `None` when no column has it.
+    pub fn index_titled(&self, title: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .find(|c| c.title == title)
+            .map(|c| c.index)
+    }
+
     /// The title of the column feeding `field`.
     pub fn title_of(&self, field: Field) -> &str {
         self.columns
@@ -313,6 +322,19 @@ mod tests {
             ColumnMap::from_header(&header(&["Phone", "Name", "name ", ""]), &[]).expect("maps");
         assert_eq!(map.columns[2].unused, Some(Unused::DuplicateHeader));
         assert_eq!(map.columns[3].unused, Some(Unused::Untitled));
+    }
+
+    #[test]
+    fn a_problem_s_column_is_found_by_its_title() {
+        let map =
+            ColumnMap::from_header(&header(&["Name", "Phone", "Phone", ""]), &[]).expect("maps");
+        assert_eq!(
+            map.index_titled("Phone"),
+            Some(1),
+            "the first of a repeated title"
+        );
+        assert_eq!(map.index_titled("column 4"), Some(3), "an untitled column");
+        assert_eq!(map.index_titled("Email"), None);
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! its options and start parsing on a blocking thread ([`file`]), map and validate rows
 //! there ([`rows`]), write contacts with bounded concurrency and checkpoint progress
 //! ([`writer`]), count outcomes ([`run`]) and write summary.json and rows.csv
-//! ([`report`]).
+//! ([`report`]) and report.html ([`report_html`]).
 
 mod file;
 pub mod handler;
 mod job;
 pub mod report;
+pub mod report_html;
 mod rows;
 mod run;
 mod writer;
@@ -295,14 +296,7 @@ where
     ) -> Result<(), ImportError> {
         let bucket = &summary.source.bucket;
         lease.hold().await?;
-        if let (Some(report), Some(rows_key)) =
-            (run.report.take(), summary.rows_report_key.as_ref())
-        {
-            let file = report.finish()?;
-            let body = PutBody::File(file.path().to_path_buf());
-            let csv = "text/csv; charset=utf-8";
-            self.objects.put(bucket, rows_key, body, csv).await?;
-        }
+        self.put_reports(summary, run).await?;
         let body = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
         let json = "application/json";
         self.objects
@@ -354,6 +348,27 @@ where
             status = summary.status.as_str(),
             "completion event published"
         );
+        Ok(())
+    }
+
+    /// Writes rows.csv (when the file's rows were read) and report.html, the two
+    /// reports summary.json names.
+    async fn put_reports(&self, summary: &Summary, run: &mut Run) -> Result<(), ImportError> {
+        let bucket = &summary.source.bucket;
+        if let (Some(report), Some(rows_key)) =
+            (run.report.take(), summary.rows_report_key.as_ref())
+        {
+            let file = report.finish()?;
+            let body = PutBody::File(file.path().to_path_buf());
+            let csv = "text/csv; charset=utf-8";
+            self.objects.put(bucket, rows_key, body, csv).await?;
+        }
+        if let Some(html_key) = &summary.html_report_key {
+            let page = report_html::render(summary, run.rejected_sample());
+            let html = "text/html; charset=utf-8";
+            let body = PutBody::Bytes(page.into_bytes());
+            self.objects.put(bucket, html_key, body, html).await?;
+        }
         Ok(())
     }
 

@@ -1,10 +1,13 @@
-//! The two report files of an import: `summary.json` and `rows.csv` (DESIGN section 8).
+//! The report files of an import: `summary.json` and `rows.csv` (DESIGN section 8), and
+//! the sample of rejected rows report.html shows (its page is
+//! [`report_html`](super::report_html)).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::cleaning::undo_spreadsheet_safe;
 use crate::domain::outcome::{FailureCode, ImportStatus, Outcome, RowCounts};
 use crate::domain::phone::PhoneRejection;
 use crate::domain::validate::{Problem, WarningCode};
@@ -80,9 +83,68 @@ pub struct Summary {
     pub error: Option<FileError>,
     /// Key of rows.csv.
     pub rows_report_key: Option<String>,
+    /// Key of report.html, the page a person reads (DESIGN section 15); absent from
+    /// summaries written before it existed.
+    pub html_report_key: Option<String>,
 }
 
 pub use crate::domain::cleaning::spreadsheet_safe;
+
+/// Rejected rows report.html shows at most; rows.csv has them all.
+pub const SAMPLE_ROWS: usize = 100;
+
+/// One rejected row as report.html shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// 1-based line in the file (header = 1).
+    pub row: u64,
+    /// What became of the row: `rejected`.
+    pub outcome: Outcome,
+    /// Its problem codes (rows.csv's `code`).
+    pub codes: Vec<String>,
+    /// Title of the offending column.
+    pub column: String,
+    /// What is wrong, for a person.
+    pub message: String,
+    /// The row's cells as the file has them.
+    pub cells: Vec<String>,
+    /// Position of the offending cell in `cells`, when the file has that column.
+    pub cell: Option<usize>,
+}
+
+/// The first [`SAMPLE_ROWS`] rejected rows of an import, with the file's header titles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RejectedSample {
+    /// The file's header titles as written.
+    pub header: Vec<String>,
+    /// Rejected rows in file order, at most [`SAMPLE_ROWS`].
+    pub rows: Vec<RejectedRow>,
+    /// Set when the rows up to this line (an earlier invocation's) could not be read
+    /// back: the sample starts after it.
+    pub starts_after: Option<u64>,
+}
+
+impl RejectedSample {
+    /// An empty sample for a file with this header.
+    pub fn new(header: Vec<String>) -> RejectedSample {
+        RejectedSample {
+            header,
+            ..RejectedSample::default()
+        }
+    }
+
+    /// Keeps `row` while the sample has room.
+    pub fn push(&mut self, row: RejectedRow) {
+        if !self.is_full() {
+            self.rows.push(row);
+        }
+    }
+
+    /// Whether the sample holds [`SAMPLE_ROWS`] rows.
+    pub fn is_full(&self) -> bool {
+        self.rows.len() >= SAMPLE_ROWS
+    }
+}
 
 /// One line of rows.csv.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +161,24 @@ impl ReportLine<'_> {
     fn joined(&self, part: fn(&Problem) -> &str) -> String {
         let parts: Vec<&str> = self.problems.iter().map(|p| part(p)).collect();
         parts.join("; ")
+    }
+
+    /// The line as report.html shows it, with the row's cells; the offending cell is
+    /// not yet located.
+    pub fn rejected_row(&self, cells: &[String]) -> RejectedRow {
+        RejectedRow {
+            row: self.row,
+            outcome: self.outcome,
+            codes: self
+                .problems
+                .iter()
+                .map(|p| p.code.as_str().to_string())
+                .collect(),
+            column: self.joined(|p| &p.column),
+            message: self.joined(|p| &p.message),
+            cells: cells.to_vec(),
+            cell: None,
+        }
     }
 }
 
@@ -203,6 +283,59 @@ impl RowsReport {
     }
 }
 
+/// The first `limit` rejected rows among rows.csv lines written earlier (the parts a
+/// resumed import starts from: no header), as report.html shows them: cells as the file
+/// had them (the spreadsheet escape undone), the offending cell not yet located.
+pub fn rejected_rows_in(parts: &[Vec<u8>], limit: usize) -> std::io::Result<Vec<RejectedRow>> {
+    let mut rows = Vec::new();
+    for part in parts {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(part.as_slice());
+        for record in reader.records() {
+            if rows.len() >= limit {
+                return Ok(rows);
+            }
+            rows.extend(rejected_row(&record?)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// One rows.csv line as a rejected row; `None` for another outcome.
+fn rejected_row(record: &csv::StringRecord) -> std::io::Result<Option<RejectedRow>> {
+    let malformed = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a rows.csv line without its five report columns",
+        )
+    };
+    if record.get(1) != Some(Outcome::Rejected.as_str()) {
+        return Ok(None);
+    }
+    let field = |i: usize| {
+        record
+            .get(i)
+            .map(undo_spreadsheet_safe)
+            .ok_or_else(malformed)
+    };
+    let row = field(0)?.parse().map_err(|_| malformed())?;
+    Ok(Some(RejectedRow {
+        row,
+        outcome: Outcome::Rejected,
+        codes: field(2)?.split("; ").map(String::from).collect(),
+        column: field(3)?.to_string(),
+        message: field(4)?.to_string(),
+        cells: record
+            .iter()
+            .skip(5)
+            .map(|c| undo_spreadsheet_safe(c).to_string())
+            .collect(),
+        cell: None,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +376,67 @@ mod tests {
         let file = report.finish().expect("finish");
         let text = std::fs::read_to_string(file.path()).expect("read");
         assert_eq!(text, "row,outcome,code,column,message,Name,Phone\n3,rejected,invalid_phone,Phone,bad,'=cmd(),12\n");
+    }
+
+    #[test]
+    fn rejected_rows_read_back_from_parts_as_the_file_had_them() {
+        // GIVEN two parts: a rejected row, a duplicate, then another rejected row
+        let problem = |code, column: &str| Problem {
+            code,
+            column: column.into(),
+            message: "bad".into(),
+        };
+        let mut report = RowsReport::create(&["Name".into(), "Phone".into()], &[]).expect("temp");
+        let invalid = problem(ProblemCode::Rejected(PhoneRejection::Invalid), "Phone");
+        let line = |row, outcome, problem| ReportLine {
+            row,
+            outcome,
+            problems: vec![problem],
+        };
+        report
+            .push(
+                &line(2, Outcome::Rejected, &invalid),
+                &["=cmd()".into(), "12".into()],
+            )
+            .expect("write");
+        let first = report.take_part().expect("part").expect("lines");
+        let duplicate = problem(ProblemCode::DuplicateInFile, "Phone");
+        report
+            .push(
+                &line(3, Outcome::DuplicateInFile, &duplicate),
+                &["Eva".into(), "+447911123456".into()],
+            )
+            .expect("write");
+        let missing = problem(ProblemCode::Rejected(PhoneRejection::Missing), "Phone");
+        report
+            .push(
+                &line(4, Outcome::Rejected, &missing),
+                &["Line\nbreak, \"quoted\"".into()],
+            )
+            .expect("write");
+        let second = report.take_part().expect("part").expect("lines");
+
+        // WHEN they are read back
+        let rows = rejected_rows_in(&[first.clone(), second.clone()], 100).expect("read back");
+
+        // THEN the rejected rows come back, cells unescaped, the duplicate left out
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].row, rows[0].codes.as_slice()),
+            (2, ["invalid_phone".to_string()].as_slice())
+        );
+        assert_eq!(rows[0].cells, ["=cmd()", "12"]);
+        assert_eq!(
+            (rows[0].column.as_str(), rows[0].message.as_str()),
+            ("Phone", "bad")
+        );
+        assert_eq!(rows[1].row, 4);
+        assert_eq!(rows[1].cells, ["Line\nbreak, \"quoted\""]);
+        assert_eq!(
+            rejected_rows_in(&[first, second], 1).expect("read").len(),
+            1,
+            "the limit"
+        );
+        assert!(rejected_rows_in(&[b"x,rejected\n".to_vec()], 100).is_err());
     }
 }

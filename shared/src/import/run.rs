@@ -1,14 +1,20 @@
 //! The state of one import run: counts by outcome, reasons and warnings, the rows
-//! report as it is written, and the summary it all ends in.
+//! report as it is written, the first rejected rows (for report.html), and the summary
+//! it all ends in.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::report::{FileError, ReportLine, RowsReport, SourceSummary, Summary};
+use tracing::warn;
+
+use super::report::{
+    rejected_rows_in, FileError, RejectedRow, RejectedSample, ReportLine, RowsReport,
+    SourceSummary, Summary, SAMPLE_ROWS,
+};
 use super::rows::{ParsedRow, RowVerdict};
 use super::{now_rfc3339, ImportError, UploadedFile};
 use crate::domain::capacity::Consumed;
-use crate::domain::keys::{rows_report_key, rows_report_part_key};
+use crate::domain::keys::{html_report_key, rows_report_key, rows_report_part_key};
 use crate::domain::mapping::ColumnMap;
 use crate::domain::outcome::{saved_message, FailureCode, ImportStatus, Outcome, RowCounts};
 use crate::domain::phone::PhoneRejection;
@@ -64,6 +70,10 @@ pub(super) struct Run {
     warnings: BTreeMap<WarningCode, u64>,
     column_mapping: BTreeMap<String, String>,
     pub(super) report: Option<RowsReport>,
+    /// The file's columns, once its header is read: where a problem's column is.
+    columns: Option<ColumnMap>,
+    /// The first rejected rows, those of earlier invocations read back from the parts.
+    rejected: RejectedSample,
     pub(super) failure: Option<Failure>,
     pub(super) last_row: u64,
     /// Parts of the report stored so far: its lines up to `last_row`.
@@ -105,6 +115,8 @@ impl Run {
             warnings: resume.warnings_by_code,
             column_mapping: BTreeMap::new(),
             report: None,
+            columns: None,
+            rejected: RejectedSample::default(),
             failure: None,
             last_row: resume.last_row,
             report_parts: resume.report_parts,
@@ -128,7 +140,8 @@ impl Run {
     }
 
     /// Starts the report with the file's header, then the lines of the parts an
-    /// earlier invocation stored (in order).
+    /// earlier invocation stored (in order), and the sample of rejected rows with the
+    /// rejected rows among those lines.
     pub(super) fn start_report(
         &mut self,
         columns: ColumnMap,
@@ -136,7 +149,34 @@ impl Run {
     ) -> std::io::Result<()> {
         self.column_mapping = columns.summary();
         self.report = Some(RowsReport::create(&columns.header, parts)?);
+        self.rejected = RejectedSample::new(columns.header.clone());
+        self.columns = Some(columns);
+        match rejected_rows_in(parts, SAMPLE_ROWS) {
+            Ok(rows) => rows.into_iter().for_each(|row| self.sample(row)),
+            Err(e) => {
+                warn!(error = %e, "could not read the rejected rows back from the report's parts; report.html lists those after the resume point");
+                self.rejected.starts_after = Some(self.last_row);
+            }
+        }
         Ok(())
+    }
+
+    /// Keeps a rejected row for report.html while the sample has room, with its
+    /// offending cell located.
+    fn sample(&mut self, mut row: RejectedRow) {
+        if self.rejected.is_full() {
+            return;
+        }
+        row.cell = self
+            .columns
+            .as_ref()
+            .and_then(|c| c.index_titled(&row.column));
+        self.rejected.push(row);
+    }
+
+    /// The first rejected rows, for report.html.
+    pub(super) fn rejected_sample(&self) -> &RejectedSample {
+        &self.rejected
     }
 
     /// Counts a row and reports its problems, unless an earlier invocation did both
@@ -158,17 +198,19 @@ impl Run {
             (RowVerdict::Accepted { .. }, None) => return Ok(()),
         };
         self.count(row, outcome);
-        match self.report.as_mut() {
-            Some(report) if !problems.is_empty() => {
-                let line = ReportLine {
-                    row: row.line,
-                    outcome,
-                    problems,
-                };
-                report.push(&line, &row.cells)
-            }
-            _ => Ok(()),
+        let Some(report) = self.report.as_mut().filter(|_| !problems.is_empty()) else {
+            return Ok(());
+        };
+        let line = ReportLine {
+            row: row.line,
+            outcome,
+            problems,
+        };
+        report.push(&line, &row.cells)?;
+        if outcome == Outcome::Rejected && !self.rejected.is_full() {
+            self.sample(line.rejected_row(&row.cells));
         }
+        Ok(())
     }
 
     fn count(&mut self, row: &ParsedRow, outcome: Outcome) {
@@ -244,6 +286,7 @@ impl Run {
                 .report
                 .as_ref()
                 .map(|_| rows_report_key(&self.account_id, &self.import_id)),
+            html_report_key: Some(html_report_key(&self.account_id, &self.import_id)),
         }
     }
 }

@@ -84,6 +84,18 @@ async fn imports_counts_and_reports_every_row() {
         .objects
         .text(BUCKET, &summary_key("acme", &summary.import_id))
         .is_some());
+    let html_key = format!("reports/acme/{}/report.html", summary.import_id);
+    assert_eq!(summary.html_report_key.as_deref(), Some(html_key.as_str()));
+    let page = store.objects.text(BUCKET, &html_key).expect("report.html");
+    assert!(
+        page.contains(
+            "<tr><td class=\"num\">3</td><td><code>missing_phone</code></td><td>Phone number</td>"
+        ),
+        "{page}"
+    );
+    assert!(page.contains(
+        "<td>No Number</td><td class=\"bad\">⚠ <span class=\"blank\">(blank)</span></td>"
+    ));
 }
 
 #[tokio::test]
@@ -215,6 +227,9 @@ async fn file_level_failures_write_nothing() {
         let summary = import(&store, key, body, meta, &i.to_string()).await;
         assert_eq!(summary.status, ImportStatus::Failed, "{code}");
         assert_eq!(summary.error.as_ref().map(|e| e.code.as_str()), Some(code));
+        let html_key = summary.html_report_key.as_deref().expect("report.html key");
+        let page = store.objects.text(BUCKET, html_key).expect("report.html");
+        assert!(page.contains(&format!("(<code>{code}</code>)")), "{code}");
     }
     assert_eq!(store.contacts.count(), 0);
 }
@@ -784,6 +799,15 @@ async fn rows_csv_after_hand_overs_equals_an_uninterrupted_runs() {
             .text(BUCKET, summary.rows_report_key.as_deref().expect("key"))
             .expect("rows.csv")
     };
+    let rejected_rows = |store: &MemoryPorts, summary: &Summary| {
+        let key = summary.html_report_key.as_deref().expect("key");
+        let page = store.objects.text(BUCKET, key).expect("report.html");
+        let start = page
+            .find("<h2 id=\"rejected-rows\">")
+            .expect("rejected rows");
+        let end = start + page[start..].find("</table>").expect("their table");
+        page[start..end].to_string()
+    };
 
     // GIVEN the report of an uninterrupted import
     let whole = book_with_history(&config).await;
@@ -835,6 +859,16 @@ async fn rows_csv_after_hand_overs_equals_an_uninterrupted_runs() {
         "each hand-over stored a part ({parts_seen})"
     );
     assert_eq!(report(&store, &summary), expected_rows);
+    let expected_sample = rejected_rows(&whole, &expected);
+    assert!(
+        expected_sample.contains("<td class=\"num\">2</td><td><code>missing_country_code</code>"),
+        "{expected_sample}"
+    );
+    assert_eq!(
+        rejected_rows(&store, &summary),
+        expected_sample,
+        "report.html lists the rejected rows of every invocation"
+    );
     assert_eq!(summary.rows, expected.rows);
     assert_eq!(summary.rejections_by_reason, expected.rejections_by_reason);
     assert_eq!(summary.warnings_by_code, expected.warnings_by_code);
