@@ -230,3 +230,57 @@ Eva
     assert_eq!(done["status"], "completed_with_errors");
     assert_eq!(failed["error"]["code"], "missing_phone_column");
 }
+
+/// Whether `seen` shows `text`, wherever the page wrapped its lines.
+fn shows(seen: &str, text: &str) -> bool {
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    squash(seen).contains(&squash(text))
+}
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn report_html_shows_a_person_what_happened_in_a_browser() {
+    let stack = Stack::connect().await;
+    let account = unique_account("html");
+    let summary = stack
+        .import(
+            &account,
+            "whatsapp",
+            "people.csv",
+            "Name,Phone,Email,Note\n\
+             Eva Smith,+447911123456,eva@example.com,<script>alert(1)</script>\n\
+             Sam Jones,12345,sam@example.com,ok\n\
+             Ann Lee,+447400123456,not-an-email,fine\n"
+                .as_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(summary["status"], "completed_with_errors", "{summary}");
+    let key = summary["html_report_key"]
+        .as_str()
+        .expect("html_report_key");
+    let page = stack.text(key).await;
+
+    let seen = integration_tests::browser::visible_text(&page).expect("chromium renders");
+    assert!(shows(&seen, "people.csv"), "{seen}");
+    assert!(
+        shows(&seen, "2 new contacts saved to Contact Book."),
+        "{seen}"
+    );
+    assert!(shows(&seen, "missing_country_code"), "{seen}");
+    assert!(shows(&seen, "invalid_email"), "{seen}");
+    assert!(shows(&seen, "⚠ 12345"), "the refused cell, marked: {seen}");
+    assert!(
+        shows(&seen, "<script>alert(1)</script>"),
+        "a hostile cell is shown as text: {seen}"
+    );
+    let document = integration_tests::browser::dom(&page).expect("chromium parses");
+    assert!(!document.to_lowercase().contains("<script"), "{document}");
+    assert!(
+        shows(
+            &seen,
+            summary["rows_report_key"].as_str().expect("rows.csv")
+        ),
+        "{seen}"
+    );
+}
