@@ -248,8 +248,8 @@ async fn report_html_shows_a_person_what_happened_in_a_browser() {
             "whatsapp",
             "people.csv",
             "Name,Phone,Email,Note\n\
-             Eva Smith,+447911123456,eva@example.com,<script>alert(1)</script>\n\
-             Sam Jones,12345,sam@example.com,ok\n\
+             Eva Smith,+447911123456,eva@example.com,ok\n\
+             Sam Jones,12345,sam@example.com,<script>alert(1)</script>\n\
              Ann Lee,+447400123456,not-an-email,fine\n"
                 .as_bytes(),
             &[],
