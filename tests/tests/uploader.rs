@@ -284,3 +284,66 @@ async fn report_html_shows_a_person_what_happened_in_a_browser() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn a_saved_mapping_reads_the_next_upload_with_the_same_headers_only() {
+    let stack = Stack::connect().await;
+    let account = unique_account("mapping");
+    let mapping = r#"{"Handy": "phone", "Kunde": "name", "Stufe": "attr:Tier"}"#;
+    let first = stack
+        .import(
+            &account,
+            "sms",
+            "first.csv",
+            b"Handy,Kunde,Stufe\n+447911123456,Eva,Gold\n",
+            &[("mapping", mapping)],
+        )
+        .await;
+    assert_eq!(first["mapping_source"], "option", "{first}");
+    assert_eq!(first["rows"]["created"], 1, "{first}");
+
+    // The same titles, written otherwise, and no option: the saved mapping reads them.
+    let again = stack
+        .import(
+            &account,
+            "sms",
+            "again.csv",
+            b"handy,KUNDE,Stufe\n+447400123456,Sam,Silver\n",
+            &[],
+        )
+        .await;
+    assert_eq!(again["mapping_source"], "saved", "{again}");
+    assert_eq!(again["rows"]["created"], 1, "{again}");
+    assert_eq!(again["column_mapping"]["Stufe"], "attr:Tier");
+    let sam = stack
+        .contact(&account, "sms", SAM)
+        .await
+        .expect("Sam, read through the saved mapping");
+    assert_eq!(s(&sam, "name").as_deref(), Some("Sam"));
+
+    // Other titles are matched by title alone: Handy means nothing by itself.
+    let other = stack
+        .import(
+            &account,
+            "sms",
+            "other.csv",
+            b"Handy,Kunde\n+447400123457,Zoe\n",
+            &[],
+        )
+        .await;
+    assert_eq!(other["mapping_source"], "automatic", "{other}");
+    assert_eq!(other["error"]["code"], "missing_phone_column", "{other}");
+
+    // The item DESIGN 15 names: the account's partition, the header's signature.
+    use sha2::{Digest, Sha256};
+    let signature = hex::encode(Sha256::digest("handy\nkunde\nstufe".as_bytes()));
+    let item = stack
+        .item(
+            &format!("ACCOUNT#{account}"),
+            &format!("MAPPING#{signature}"),
+        )
+        .await
+        .expect("the saved mapping's item");
+    assert!(s(&item, "mapping").is_some_and(|m| m.contains("attr:Tier")));
+}

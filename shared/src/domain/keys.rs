@@ -137,6 +137,12 @@ pub fn rows_report_key(account_id: &str, import_id: &str) -> String {
     format!("reports/{account_id}/{import_id}/rows.csv")
 }
 
+/// Sort key of a mapping saved under a header signature, in the account's partition
+/// ([`settings_pk`]; DESIGN section 15).
+pub fn mapping_sk(signature: &str) -> String {
+    format!("MAPPING#{signature}")
+}
+
 /// Key of report.html, the page a person reads (DESIGN section 15).
 pub fn html_report_key(account_id: &str, import_id: &str) -> String {
     format!("reports/{account_id}/{import_id}/report.html")

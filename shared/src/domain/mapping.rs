@@ -42,6 +42,38 @@ impl Target {
     }
 }
 
+/// Where an import's column mapping came from (`mapping_source` of summary.json,
+/// DESIGN section 15).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingSource {
+    /// The upload's `mapping` option.
+    Option,
+    /// The mapping the account saved for the same header.
+    Saved,
+    /// Matched by title alone.
+    #[default]
+    Automatic,
+}
+
+/// The header signature a mapping is saved under: the hex SHA-256 of the titles,
+/// normalised as headers are compared ([`header_key`]: no whitespace survives it, so a
+/// line break separates them unambiguously), in file order.
+pub fn header_signature(header: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let titles: Vec<String> = header.iter().map(|t| header_key(t)).collect();
+    hex::encode(Sha256::digest(titles.join("\n").as_bytes()))
+}
+
+/// A mapping as saved: `{"Column title": "target"}`, JSON.
+pub fn mapping_json(mapping: &[(String, Target)]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = mapping
+        .iter()
+        .map(|(title, target)| (title.clone(), target.label().into()))
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
 /// Why a column is not used although it is in the file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Unused {

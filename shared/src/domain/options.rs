@@ -292,7 +292,9 @@ fn parse_dry_run(value: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_mapping(value: &str) -> Result<Vec<(String, Target)>, String> {
+/// A `mapping` option's value (or a saved mapping): `{"Column title": "target"}`; the
+/// error says what is wrong with it.
+pub fn parse_mapping(value: &str) -> Result<Vec<(String, Target)>, String> {
     let json: serde_json::Value =
         serde_json::from_str(value).map_err(|e| format!("not valid JSON ({e})"))?;
     let object = json

@@ -6,10 +6,11 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::job::Lease;
-use super::rows::{Parsed, RowParser};
+use super::rows::{MappingAsk, Parsed, RowParser};
 use super::run::{Failure, Run, RunError};
 use super::{ImportError, Importer, UploadedFile};
 use crate::domain::contact::{Source, WriteStamp};
+use crate::domain::mapping::MappingSource;
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::FailureCode;
 use crate::domain::phone::Region;
@@ -43,6 +44,9 @@ where
         let options = UploadOptions::from_metadata(&info.metadata)
             .map_err(|e| Failure::new(FailureCode::BadOption, e.to_string()))?;
         run.dry_run = options.dry_run;
+        if !options.mapping.is_empty() {
+            run.mapping_source = MappingSource::Option;
+        }
         let format = format_of(key)?;
         run.source.format = Some(format.as_str().to_string());
         let default_region = match options.default_country {
@@ -53,6 +57,7 @@ where
                 .or(self.config.default_country),
         };
         let (tx, rx) = mpsc::channel(PARSED_AHEAD);
+        let (ask, asked) = mpsc::channel(1);
         let parser = RowParser {
             channel: key.channel,
             default_region,
@@ -60,6 +65,7 @@ where
             max_rows: self.config.max_rows,
             resume_after: run.last_row,
             tx,
+            saved_mappings: options.mapping.is_empty().then_some(ask),
         };
         let read = ReadOptions {
             format,
@@ -73,14 +79,35 @@ where
             import_id: Some(run.import_id.clone()),
             campaign_id: None,
         };
-        let written = self
-            .write_rows(rx, run, job, lease, key, &options, &stamp)
-            .await;
+        let (written, answered) = tokio::join!(
+            self.write_rows(rx, run, job, lease, key, &options, &stamp),
+            self.answer_mapping_asks(&key.account_id, asked),
+        );
         let parsed = parse_task
             .await
             .map_err(|e| RunError::Infra(ImportError::Parser(e)))?;
         written?;
+        answered.map_err(|e| RunError::Infra(e.into()))?;
         self.conclude(parsed.map_err(RunError::File)?, run)
+    }
+
+    /// Answers the parser's questions for the mapping the account saved for a header
+    /// (one per import, at its header) until the parser is done. A store failure
+    /// leaves the question unanswered, which stops the parser, and fails the import.
+    async fn answer_mapping_asks(
+        &self,
+        account_id: &str,
+        mut asked: mpsc::Receiver<MappingAsk>,
+    ) -> Result<(), StoreError> {
+        while let Some(ask) = asked.recv().await {
+            let saved = self
+                .settings
+                .saved_mapping(account_id, &ask.signature)
+                .await?;
+            // The parser may have stopped already: nothing waits for the answer then.
+            let _ = ask.reply.send(saved);
+        }
+        Ok(())
     }
 
     /// HEAD: records what the object is, refuses it before download when too large.

@@ -77,6 +77,10 @@ pub struct Summary {
     pub warnings_by_code: BTreeMap<WarningCode, u64>,
     /// Column title -> field, `attr:Name` or `ignore`.
     pub column_mapping: BTreeMap<String, String>,
+    /// Where `column_mapping` came from: the `mapping` option, the account's saved
+    /// mapping for this header, or titles alone (DESIGN section 15).
+    #[serde(default)]
+    pub mapping_source: crate::domain::mapping::MappingSource,
     /// One sentence for the user.
     pub message: String,
     /// Set when the file failed.

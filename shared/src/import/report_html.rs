@@ -660,6 +660,7 @@ mod tests {
             consumed: Default::default(),
             warnings_by_code: Default::default(),
             column_mapping: Default::default(),
+            mapping_source: Default::default(),
             message: "2 new contacts saved to Contact Book.".into(),
             error: None,
             rows_report_key: Some("reports/acme/imp_1/rows.csv".into()),

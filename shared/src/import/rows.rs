@@ -12,8 +12,8 @@ use crate::domain::channel::Channel;
 use crate::domain::cleaning::mask_phone;
 use crate::domain::contact::ContactDraft;
 use crate::domain::field::Field;
-use crate::domain::mapping::{ColumnMap, MappingError};
-use crate::domain::options::UploadOptions;
+use crate::domain::mapping::{header_signature, ColumnMap, MappingError, MappingSource, Target};
+use crate::domain::options::{parse_mapping, UploadOptions};
 use crate::domain::outcome::FailureCode;
 use crate::domain::phone::{PhoneRejection, Region};
 use crate::domain::validate::{
@@ -27,7 +27,7 @@ use crate::parse::{RawRow, RowKind, SourceError, SourceInfo};
 // allocation per row.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Step {
-    Header(ColumnMap),
+    Header(ColumnMap, MappingSource),
     Row(ParsedRow),
 }
 
@@ -95,6 +95,17 @@ pub(super) struct RowParser {
     /// Rows up to this line were committed by an earlier invocation.
     pub(super) resume_after: u64,
     pub(super) tx: mpsc::Sender<Step>,
+    /// Where the mapping the account saved for a header is asked for (uploads without
+    /// a `mapping` option).
+    pub(super) saved_mappings: Option<mpsc::Sender<MappingAsk>>,
+}
+
+/// The parser's question to the async side: the mapping saved for this header
+/// signature, if any. The answer is `None` when there is none; the question is dropped
+/// unanswered when the store failed (the import then fails, and is retried).
+pub(super) struct MappingAsk {
+    pub(super) signature: String,
+    pub(super) reply: tokio::sync::oneshot::Sender<Option<String>>,
 }
 
 /// The parser's state while rows go by.
@@ -169,7 +180,8 @@ impl Visit<'_> {
             let map = ColumnMap::phone_only();
             self.phone_column = Arc::from(map.title_of(Field::Phone));
             self.columns = Some(map.clone());
-            self.parser.send(Step::Header(map))?;
+            self.parser
+                .send(Step::Header(map, MappingSource::Automatic))?;
         }
         self.data_rows += 1;
         if self.data_rows > self.parser.max_rows {
@@ -192,7 +204,8 @@ impl Visit<'_> {
 
     fn header(&mut self, cells: &[String]) -> ControlFlow<()> {
         self.saw_header = true;
-        match ColumnMap::from_header(cells, &self.parser.options.mapping) {
+        let (explicit, source) = self.explicit_mapping(cells)?;
+        match ColumnMap::from_header(cells, &explicit) {
             Ok(map) => {
                 let map = map.for_channel(self.parser.channel);
                 self.phone_column = Arc::from(map.title_of(Field::Phone));
@@ -200,7 +213,7 @@ impl Visit<'_> {
                     .index_of(Field::WhatsappOpted)
                     .map(|_| Arc::from(map.title_of(Field::WhatsappOpted)));
                 self.columns = Some(map.clone());
-                self.parser.send(Step::Header(map))
+                self.parser.send(Step::Header(map, source))
             }
             Err(e) => {
                 let code = match e {
@@ -210,6 +223,43 @@ impl Visit<'_> {
                 self.failure = Some(Failure::new(code, e.to_string()));
                 ControlFlow::Break(())
             }
+        }
+    }
+}
+
+impl Visit<'_> {
+    /// The mapping the header is read with: the upload's option, else the one the
+    /// account saved for these titles, else none (automatic). Breaks when the saved
+    /// mapping could not be read: the import fails and is retried.
+    fn explicit_mapping(
+        &self,
+        header: &[String],
+    ) -> ControlFlow<(), (Vec<(String, Target)>, MappingSource)> {
+        let options = &self.parser.options;
+        if !options.mapping.is_empty() {
+            return ControlFlow::Continue((options.mapping.clone(), MappingSource::Option));
+        }
+        let automatic = ControlFlow::Continue((Vec::new(), MappingSource::Automatic));
+        let Some(ask) = &self.parser.saved_mappings else {
+            return automatic;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let signature = header_signature(header);
+        if ask.blocking_send(MappingAsk { signature, reply }).is_err() {
+            return ControlFlow::Break(());
+        }
+        let Ok(saved) = answer.blocking_recv() else {
+            return ControlFlow::Break(());
+        };
+        match saved.as_deref().map(parse_mapping) {
+            Some(Ok(mapping)) if ColumnMap::from_header(header, &mapping).is_ok() => {
+                ControlFlow::Continue((mapping, MappingSource::Saved))
+            }
+            Some(_) => {
+                tracing::warn!("the mapping saved for this header no longer applies; columns are matched by title");
+                automatic
+            }
+            None => automatic,
         }
     }
 }

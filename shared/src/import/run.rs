@@ -15,7 +15,7 @@ use super::rows::{ParsedRow, RowVerdict};
 use super::{now_rfc3339, ImportError, UploadedFile};
 use crate::domain::capacity::Consumed;
 use crate::domain::keys::{html_report_key, rows_report_key, rows_report_part_key};
-use crate::domain::mapping::ColumnMap;
+use crate::domain::mapping::{ColumnMap, MappingSource};
 use crate::domain::outcome::{saved_message, FailureCode, ImportStatus, Outcome, RowCounts};
 use crate::domain::phone::PhoneRejection;
 use crate::domain::upload::UploadKey;
@@ -60,7 +60,7 @@ impl From<std::io::Error> for RunError {
 /// State of one import run: counts, report, source facts.
 pub(super) struct Run {
     pub(super) import_id: String,
-    account_id: String,
+    pub(super) account_id: String,
     channel: String,
     pub(super) started_at: String,
     pub(super) source: SourceSummary,
@@ -69,6 +69,8 @@ pub(super) struct Run {
     rejections: BTreeMap<PhoneRejection, u64>,
     warnings: BTreeMap<WarningCode, u64>,
     column_mapping: BTreeMap<String, String>,
+    /// Where the column mapping came from.
+    pub(super) mapping_source: MappingSource,
     pub(super) report: Option<RowsReport>,
     /// The file's columns, once its header is read: where a problem's column is.
     columns: Option<ColumnMap>,
@@ -114,6 +116,7 @@ impl Run {
             rejections: resume.rejections_by_reason,
             warnings: resume.warnings_by_code,
             column_mapping: BTreeMap::new(),
+            mapping_source: MappingSource::Automatic,
             report: None,
             columns: None,
             rejected: RejectedSample::default(),
@@ -277,6 +280,7 @@ impl Run {
             consumed: self.consumed,
             warnings_by_code: self.warnings.clone(),
             column_mapping: self.column_mapping.clone(),
+            mapping_source: self.mapping_source,
             message: self.message(),
             error: self.failure.as_ref().map(|f| FileError {
                 code: f.code,

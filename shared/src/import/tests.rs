@@ -3,6 +3,7 @@
 use super::import_in_memory as import_with;
 use super::*;
 use crate::domain::channel::Channel;
+use crate::domain::mapping::MappingSource;
 use crate::domain::outcome::{FailureCode, Outcome};
 use crate::domain::phone::PhoneRejection;
 use crate::ports::memory::MemoryPorts;
@@ -1028,4 +1029,111 @@ async fn an_event_not_published_is_published_once_by_the_retry() {
     assert_eq!(published.len(), 1, "{published:?}");
     assert_eq!(published[0]["rows"]["created"], 2);
     assert_eq!(published[0]["status"], "completed_with_errors");
+}
+
+#[tokio::test]
+async fn a_mapping_option_is_saved_for_its_header_and_used_by_the_next_upload_of_it() {
+    let store = MemoryPorts::default();
+    let header = "Handy,Kunde,Stufe\n";
+    let mapping = r#"{"Handy": "phone", "Kunde": "name", "Stufe": "attr:Tier"}"#;
+    let body = format!("{header}+447911123456,Eva,Gold\n");
+
+    // GIVEN an upload that says how its columns map
+    let first = import(
+        &store,
+        "imports/acme/sms/first.csv",
+        body.as_bytes(),
+        &[("mapping", mapping)],
+        "1",
+    )
+    .await;
+    assert_eq!(first.mapping_source, MappingSource::Option);
+    assert_eq!(first.rows.created, 1, "{first:?}");
+
+    // WHEN the same titles come again, spelt otherwise and without the option, and
+    // other titles come too
+    let same = "handy , KUNDE,stufe\n+447400123456,Sam,Silver\n".to_string();
+    let again = import(
+        &store,
+        "imports/acme/sms/again.csv",
+        same.as_bytes(),
+        &[],
+        "2",
+    )
+    .await;
+    let other = import(
+        &store,
+        "imports/acme/sms/other.csv",
+        b"Handy,Kunde\n+447400123457,Zoe\n",
+        &[],
+        "3",
+    )
+    .await;
+    let elsewhere = import(
+        &store,
+        "imports/beta/sms/again.csv",
+        same.as_bytes(),
+        &[],
+        "4",
+    )
+    .await;
+
+    // THEN the second is read with the saved mapping, the others by title alone
+    assert_eq!(again.mapping_source, MappingSource::Saved);
+    assert_eq!(again.rows.created, 1, "{again:?}");
+    assert_eq!(
+        again.column_mapping.get("KUNDE").map(String::as_str),
+        Some("name")
+    );
+    assert_eq!(
+        again.column_mapping.get("stufe").map(String::as_str),
+        Some("attr:Tier")
+    );
+    assert_eq!(other.mapping_source, MappingSource::Automatic);
+    assert_eq!(
+        other.error.as_ref().map(|e| e.code.as_str()),
+        Some("missing_phone_column"),
+        "Handy is no phone title by itself"
+    );
+    assert_eq!(
+        elsewhere.mapping_source,
+        MappingSource::Automatic,
+        "per account"
+    );
+    let saved = store
+        .settings
+        .mapping(
+            "acme",
+            &crate::domain::mapping::header_signature(&[
+                "Handy".into(),
+                "Kunde".into(),
+                "Stufe".into(),
+            ]),
+        )
+        .expect("saved");
+    assert_eq!(saved.import_id, first.import_id);
+}
+
+#[tokio::test]
+async fn a_dry_run_does_not_save_its_mapping() {
+    let store = MemoryPorts::default();
+    let mapping = r#"{"Handy": "phone"}"#;
+    let dry = import(
+        &store,
+        "imports/acme/sms/dry.csv",
+        b"Handy\n+447911123456\n",
+        &[("mapping", mapping), ("dry-run", "true")],
+        "1",
+    )
+    .await;
+    assert_eq!(dry.mapping_source, MappingSource::Option);
+    let later = import(
+        &store,
+        "imports/acme/sms/later.csv",
+        b"Handy\n+447911123456\n",
+        &[],
+        "2",
+    )
+    .await;
+    assert_eq!(later.mapping_source, MappingSource::Automatic);
 }

@@ -14,14 +14,15 @@ use super::run::{Run, RunError};
 use super::{ImportError, Importer, CHECKPOINT_EVERY, CHECKPOINT_ROWS};
 use crate::book::{plan_draft, save_drafts, Lookup, Tombstones};
 use crate::domain::contact::WriteStamp;
+use crate::domain::mapping::{header_signature, mapping_json, ColumnMap, MappingSource};
 use crate::domain::options::UploadOptions;
 use crate::domain::outcome::Outcome;
 use crate::domain::phone::PhoneRejection;
 use crate::domain::suppression::SuppressionKey;
 use crate::domain::upload::UploadKey;
 use crate::ports::{
-    CapacityMeter, ContactStore, ImportEvents, Job, JobStore, ObjectStore, SettingsStore,
-    Suppressions, MAX_CONTACTS_PER_CALL,
+    CapacityMeter, ContactStore, ImportEvents, Job, JobStore, ObjectStore, SavedMapping,
+    SettingsStore, Suppressions, MAX_CONTACTS_PER_CALL,
 };
 
 /// Stop and hand over when less than this is left of the invocation (or a quarter of
@@ -203,8 +204,12 @@ where
         while let Some(batch) = done.next().await {
             for step in batch? {
                 match step {
-                    (Step::Header(columns), _) => {
+                    (Step::Header(columns, source), _) => {
+                        if source == MappingSource::Option && !options.dry_run {
+                            self.save_mapping(&columns, options, run).await?;
+                        }
                         let parts = self.report_parts(run).await?;
+                        run.mapping_source = source;
                         run.start_report(columns, &parts)?
                     }
                     (Step::Row(row), outcome) => {
@@ -215,6 +220,27 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Keeps the upload's `mapping` option as the account's mapping for this header
+    /// (DESIGN section 15): a later upload with the same titles and no option uses it.
+    async fn save_mapping(
+        &self,
+        columns: &ColumnMap,
+        options: &UploadOptions,
+        run: &Run,
+    ) -> Result<(), RunError> {
+        let saved = SavedMapping {
+            signature: header_signature(&columns.header),
+            titles: columns.header.clone(),
+            mapping: mapping_json(&options.mapping),
+            import_id: run.import_id.clone(),
+            saved_at: run.started_at.clone(),
+        };
+        self.settings
+            .save_mapping(&run.account_id, &saved)
+            .await
+            .map_err(|e| RunError::Infra(e.into()))
     }
 
     /// The report parts an earlier invocation stored, in order.

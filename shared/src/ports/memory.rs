@@ -839,6 +839,7 @@ impl ImportEvents for MemoryImportEvents {
 #[derive(Default)]
 pub struct MemorySettings {
     default_countries: Mutex<HashMap<String, String>>,
+    mappings: Mutex<HashMap<(String, String), SavedMapping>>,
 }
 
 impl MemorySettings {
@@ -848,9 +849,38 @@ impl MemorySettings {
     }
 }
 
+impl MemorySettings {
+    /// The mapping saved for `signature`, whole.
+    pub fn mapping(&self, account_id: &str, signature: &str) -> Option<SavedMapping> {
+        lock(&self.mappings)
+            .get(&(account_id.to_string(), signature.to_string()))
+            .cloned()
+    }
+}
+
 impl SettingsStore for MemorySettings {
     async fn default_country(&self, account_id: &str) -> Result<Option<String>, StoreError> {
         Ok(lock(&self.default_countries).get(account_id).cloned())
+    }
+
+    async fn saved_mapping(
+        &self,
+        account_id: &str,
+        signature: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.mapping(account_id, signature).map(|m| m.mapping))
+    }
+
+    async fn save_mapping(
+        &self,
+        account_id: &str,
+        mapping: &SavedMapping,
+    ) -> Result<(), StoreError> {
+        lock(&self.mappings).insert(
+            (account_id.to_string(), mapping.signature.clone()),
+            mapping.clone(),
+        );
+        Ok(())
     }
 }
 

@@ -522,6 +522,36 @@ pub trait SettingsStore: Send + Sync {
         &self,
         account_id: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// The mapping (JSON, `{"Column title": "target"}`) the account saved for the
+    /// header signature `signature` ([`header_signature`](crate::domain::mapping::header_signature)).
+    fn saved_mapping(
+        &self,
+        account_id: &str,
+        signature: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Keeps `mapping` as the account's mapping for its header signature (replacing
+    /// an earlier one).
+    fn save_mapping(
+        &self,
+        account_id: &str,
+        mapping: &SavedMapping,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A mapping an upload's `mapping` option gave, kept for later uploads with the same
+/// header (DESIGN section 15).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedMapping {
+    /// The header signature it is kept under.
+    pub signature: String,
+    /// The titles as the file wrote them, for people reading the item.
+    pub titles: Vec<String>,
+    /// `{"Column title": "target"}`, JSON.
+    pub mapping: String,
+    /// The import that saved it.
+    pub import_id: String,
+    /// RFC 3339.
+    pub saved_at: String,
 }
 
 /// Events already processed (idempotency of contact-events).
