@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use crate::domain::channel::Channel;
 use crate::domain::cleaning::{clean_value, drop_formula_escape, split_multi, truncate_chars};
-use crate::domain::contact::{attrs_bytes, ContactDraft, MAX_ATTRS_BYTES, MAX_STORED_ATTRS};
+use crate::domain::contact::{
+    attrs_bytes, ContactDraft, MAX_ATTRS_BYTES, MAX_STORED_ATTRS, TEXT_FIELDS,
+};
 use crate::domain::field::Field;
 use crate::domain::mapping::{Column, ColumnMap, Target, Unused};
 use crate::domain::options::Blanks;
@@ -321,33 +323,15 @@ fn mark_cleared(draft: &mut ContactDraft, column: &Column, channel: Channel) {
         return;
     }
     match &column.target {
-        Some(Target::Field(field)) => match field {
-            Field::Phone
-            | Field::CountryCode
-            | Field::WhatsappOpted
-            | Field::Lists
-            | Field::Tags
-            | Field::WhatsappUserId => {}
-            Field::UserId if channel == Channel::Whatsapp => {}
-            Field::Name
-            | Field::FirstName
-            | Field::MiddleName
-            | Field::LastName
-            | Field::Title
-            | Field::Email
-            | Field::UserId
-            | Field::Reference
-            | Field::Company
-            | Field::AddressLine1
-            | Field::AddressLine2
-            | Field::City
-            | Field::State
-            | Field::Postcode
-            | Field::DateOfBirth
-            | Field::AlternatePhone => {
-                draft.clear.insert(field.name());
+        // Only the plain-text profile fields: the phone, its country code, consent,
+        // lists and tags are no text fields.
+        Some(Target::Field(field)) => {
+            let name = field.name();
+            let names_the_person = *field == Field::UserId && channel == Channel::Whatsapp;
+            if TEXT_FIELDS.contains(&name) && !names_the_person {
+                draft.clear.insert(name);
             }
-        },
+        }
         Some(Target::Attr(name)) => {
             draft
                 .clear_attrs

@@ -272,12 +272,6 @@ impl JobStore for DynamoTable {
     }
 
     async fn claim_completion(&self, job: &Job, now: i64) -> Result<bool, StoreError> {
-        self.take_completion(job, now).await
-    }
-}
-
-impl DynamoTable {
-    async fn take_completion(&self, job: &Job, now: i64) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
