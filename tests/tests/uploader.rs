@@ -58,6 +58,17 @@ async fn on_new_skip_updates_the_book_and_creates_nobody() {
         "{summary}"
     );
     assert_eq!(summary["status"], "completed");
+    let rows = stack.rows_report(&summary).await;
+    let skipped: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "skipped_new").collect();
+    assert_eq!(
+        skipped.len(),
+        1,
+        "rows.csv lists the row skipped as new: {rows:?}"
+    );
+    assert_eq!(
+        skipped[0][..4],
+        ["3", "skipped_new", "skipped_new", "Phone"]
+    );
     let eva = stack.contact(&account, "whatsapp", EVA).await.expect("Eva");
     assert_eq!(s(&eva, "city").as_deref(), Some("Bath"));
     assert!(stack.contact(&account, "whatsapp", NEW).await.is_none());

@@ -63,8 +63,9 @@ impl Lookup {
 /// after [`MAX_ATTEMPTS`] rounds, and a second row for the same number, are saved one
 /// by one.
 ///
-/// With `on-new=skip` every row is read first, and a row whose contact does not exist
-/// (erased or not) is neither created nor looked up: `skipped_new`.
+/// With `on-new=skip` every row is read first (strongly consistent: nothing written
+/// would catch a stale answer), and a row whose contact does not exist is not created:
+/// `skipped_new`, or rejected as suppressed when its number was erased.
 ///
 /// A row whose number was erased (a tombstone exists) is not saved: `None`. Only rows
 /// not known to exist are looked up (an erasure deletes the contact with the tombstone
@@ -93,9 +94,10 @@ pub async fn save_drafts<S: ContactStore + Suppressions>(
         .iter()
         .map(|draft| Row {
             saving: match seen.insert(draft.phone.as_str()) {
-                true if lookup.reads_first() || !mode.creates() => {
-                    Saving::Unread { consistent: false }
-                }
+                // Nothing is written for a row skipped as new, so no condition would
+                // catch a stale answer: read it strongly consistent.
+                true if !mode.creates() => Saving::Unread { consistent: true },
+                true if lookup.reads_first() => Saving::Unread { consistent: false },
                 true => Saving::Unknown,
                 false => Saving::OneByOne,
             },
@@ -211,10 +213,6 @@ impl Batch<'_> {
         tombstones: &Tombstones<'_, S>,
         rows: &mut [Row],
     ) -> Result<(), SaveError> {
-        if !self.mode.creates() {
-            // Nothing is created, so there is nothing to keep out.
-            return Ok(());
-        }
         let unchecked: Vec<usize> = (0..rows.len())
             .filter(|&i| {
                 !rows[i].looked_up && matches!(rows[i].saving, Saving::Unknown | Saving::OneByOne)

@@ -85,6 +85,8 @@ pub enum ProblemCode {
     Warning(WarningCode),
     /// The same number came earlier in the file.
     DuplicateInFile,
+    /// No contact has the row's number, and `on-new=skip` creates none.
+    SkippedNew,
 }
 
 impl ProblemCode {
@@ -94,6 +96,7 @@ impl ProblemCode {
             ProblemCode::Rejected(reason) => reason.code(),
             ProblemCode::Warning(warning) => warning.code(),
             ProblemCode::DuplicateInFile => "duplicate_in_file",
+            ProblemCode::SkippedNew => "skipped_new",
         }
     }
 
@@ -123,6 +126,18 @@ pub struct Problem {
     pub column: String,
     /// What is wrong, for a person.
     pub message: String,
+}
+
+/// What rows.csv says of a row `on-new=skip` left out: no contact has its number.
+/// `column` is the title of the file's phone column.
+pub fn skipped_new(column: &str) -> Problem {
+    Problem {
+        code: ProblemCode::SkippedNew,
+        column: column.to_string(),
+        message: "no contact has this number and the upload said on-new=skip: \
+                  nobody was created (upload it without that option to add the person)"
+            .to_string(),
+    }
 }
 
 /// The warning of a row whose opt-in was refused when it was saved: the person's own
@@ -219,7 +234,8 @@ pub fn validate_row(cells: &[String], rules: &RowRules<'_>) -> Verdict {
         // An export (and rows.csv) escapes cells a spreadsheet would run as formulas.
         let value = drop_formula_escape(clean_value(raw));
         if value.is_empty() {
-            if rules.blanks == Blanks::Clear {
+            // A short row has no cell here at all: that is no blank, and clears nothing.
+            if rules.blanks == Blanks::Clear && column.index < cells.len() {
                 mark_cleared(&mut draft, column, rules.channel);
             }
             continue;
@@ -638,6 +654,15 @@ mod tests {
             Blanks::Clear,
         ));
         assert!(!draft.clear.contains("user_id"));
+        // A short row's missing cells are no blanks.
+        let (draft, _) = accepted(check_with(
+            Channel::Sms,
+            &header,
+            &["+447911123456", "Eva"],
+            None,
+            Blanks::Clear,
+        ));
+        assert!(draft.clear.is_empty() && draft.clear_attrs.is_empty());
         // The default keeps every stored value.
         let (draft, _) = accepted(check_on(Channel::Sms, &header, &cells, None));
         assert!(draft.clear.is_empty() && draft.clear_attrs.is_empty());

@@ -103,12 +103,13 @@ pub struct ImportEntry {
     pub started_at: String,
     /// When it finished; `null` while it runs.
     pub finished_at: Option<String>,
-    /// Where its summary.json is (once it finished).
-    pub summary_key: String,
-    /// Where its rows.csv is (once it finished, if it reported rows).
-    pub rows_report_key: String,
-    /// Where its report.html is.
-    pub html_report_key: String,
+    /// Where its summary.json is; `null` while it runs.
+    pub summary_key: Option<String>,
+    /// Where its rows.csv is; `null` while it runs, and for a failed import that read no
+    /// row.
+    pub rows_report_key: Option<String>,
+    /// Where its report.html is; `null` while it runs.
+    pub html_report_key: Option<String>,
 }
 
 /// The answer to `contacts.export`, by `status`.
@@ -293,7 +294,7 @@ mod tests {
 
         let entry = ImportEntry {
             import_id: "imp_0123456789abcdef".into(),
-            status: ImportStatus::Running,
+            status: ImportStatus::Completed,
             rows: RowCounts {
                 total: 3,
                 created: 2,
@@ -302,10 +303,10 @@ mod tests {
             },
             source_key: "imports/acme/whatsapp/list.csv".into(),
             started_at: "2026-11-21T10:00:00.000Z".into(),
-            finished_at: None,
-            summary_key: "reports/acme/imp_0123456789abcdef/summary.json".into(),
-            rows_report_key: "reports/acme/imp_0123456789abcdef/rows.csv".into(),
-            html_report_key: "reports/acme/imp_0123456789abcdef/report.html".into(),
+            finished_at: Some("2026-11-21T10:00:01.000Z".into()),
+            summary_key: Some("reports/acme/imp_0123456789abcdef/summary.json".into()),
+            rows_report_key: Some("reports/acme/imp_0123456789abcdef/rows.csv".into()),
+            html_report_key: Some("reports/acme/imp_0123456789abcdef/report.html".into()),
         };
         let listed = ImportsAnswer {
             imports: vec![entry.clone()],
@@ -314,11 +315,12 @@ mod tests {
         let value = serde_json::to_value(Answer::Imports(listed.clone())).expect("serialises");
         assert_eq!(
             value,
-            json!({"imports": [{"import_id": "imp_0123456789abcdef", "status": "running",
+            json!({"imports": [{"import_id": "imp_0123456789abcdef", "status": "completed",
                 "rows": {"total": 3, "created": 2, "updated": 0, "unchanged": 0,
                          "skipped_existing": 0, "skipped_new": 0, "duplicate_in_file": 0, "rejected": 1},
                 "source_key": "imports/acme/whatsapp/list.csv",
-                "started_at": "2026-11-21T10:00:00.000Z", "finished_at": null,
+                "started_at": "2026-11-21T10:00:00.000Z",
+                "finished_at": "2026-11-21T10:00:01.000Z",
                 "summary_key": "reports/acme/imp_0123456789abcdef/summary.json",
                 "rows_report_key": "reports/acme/imp_0123456789abcdef/rows.csv",
                 "html_report_key": "reports/acme/imp_0123456789abcdef/report.html"}],

@@ -14,6 +14,7 @@ use super::answer::{ImportEntry, ImportsAnswer};
 use super::error::{invalid, EventError};
 use super::payload::{self, ImportsList};
 use crate::domain::keys::{html_report_key, parse_import_index_sk, rows_report_key, summary_key};
+use crate::domain::outcome::ImportStatus;
 use crate::ports::{ImportHistory, Job, MAX_IMPORTS_PER_PAGE};
 
 /// Imports per page when the event gives no `limit`.
@@ -76,12 +77,17 @@ fn after(token: &str) -> Result<String, EventError> {
         })
 }
 
-/// One import as the answer lists it.
+/// One import as the answer lists it: the keys of the reports it wrote, none while it
+/// runs. A failed import that read no row (a bad option, no phone column, a file too
+/// large or of no known format) wrote no rows.csv.
 fn entry(job: Job) -> ImportEntry {
+    let finished = job.status != ImportStatus::Running;
+    let read_rows = job.progress.rows.total > 0 || job.status != ImportStatus::Failed;
+    let (account, id) = (&job.account_id, &job.import_id);
     ImportEntry {
-        summary_key: summary_key(&job.account_id, &job.import_id),
-        rows_report_key: rows_report_key(&job.account_id, &job.import_id),
-        html_report_key: html_report_key(&job.account_id, &job.import_id),
+        summary_key: finished.then(|| summary_key(account, id)),
+        rows_report_key: (finished && read_rows).then(|| rows_report_key(account, id)),
+        html_report_key: finished.then(|| html_report_key(account, id)),
         status: job.status,
         rows: job.progress.rows,
         source_key: job.source_key,

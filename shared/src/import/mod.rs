@@ -304,8 +304,11 @@ where
             .await?;
         job.status = summary.status;
         // Recorded with the final status, in the same write: whoever finds the job
-        // finished with its event unpublished publishes it (job::Claimed).
+        // finished with its event unpublished, after this lease, publishes it
+        // (job::Claimed). It goes with a fresh lease, so that nobody takes the event
+        // while this worker is still about to publish it.
         job.completion_pending = true;
+        job.lease_expires_at = lease.next_expiry();
         job.finished_at = Some(summary.finished_at.clone());
         job.progress = JobProgress {
             rows: summary.rows.clone(),
@@ -316,6 +319,7 @@ where
             consumed: summary.consumed,
         };
         self.jobs.save_job(job).await?;
+        lease.saved(job.lease_expires_at);
         info!(
             status = summary.status.as_str(),
             total = summary.rows.total,
@@ -336,18 +340,23 @@ where
     }
 
     /// Publishes the import's completion event, then records that it was published.
-    /// A failure leaves it pending, and the invocation fails: its retry finds the job
-    /// finished and publishes it then.
+    /// A failure to publish leaves it pending, and the invocation fails: its retry
+    /// finds the job finished and publishes it then.
     async fn announce(&self, job: &mut Job, summary: &Summary) -> Result<(), ImportError> {
         self.events
             .import_completed(&completion_detail(summary))
             .await?;
-        job.completion_pending = false;
-        self.jobs.save_job(job).await?;
         info!(
             status = summary.status.as_str(),
             "completion event published"
         );
+        job.completion_pending = false;
+        // Published: failing the invocation now would have its retry publish again.
+        // Left pending, it is published again only by a duplicate S3 event that comes
+        // after this lease.
+        if let Err(e) = self.jobs.save_job(job).await {
+            warn!(error = %e, "the completion event was published but could not be recorded as published");
+        }
         Ok(())
     }
 

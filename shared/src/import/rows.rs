@@ -17,7 +17,7 @@ use crate::domain::options::{parse_mapping, UploadOptions};
 use crate::domain::outcome::FailureCode;
 use crate::domain::phone::{PhoneRejection, Region};
 use crate::domain::validate::{
-    consent_kept_opted_out, validate_row, Problem, ProblemCode, RowRules, Verdict,
+    consent_kept_opted_out, skipped_new, validate_row, Problem, ProblemCode, RowRules, Verdict,
 };
 use crate::domain::whatsapp::BSUID_KEY_PREFIX;
 use crate::parse::{RawRow, RowKind, SourceError, SourceInfo};
@@ -54,6 +54,13 @@ impl ParsedRow {
                 message: reason.to_string(),
             },
         };
+    }
+
+    /// Says in rows.csv why the row created nobody (`on-new=skip`).
+    pub(super) fn skip_new(&mut self) {
+        if let RowVerdict::Accepted { warnings, .. } = &mut self.verdict {
+            warnings.push(skipped_new(&self.phone_column));
+        }
     }
 
     /// Warns that the row's opt-in was refused when it was written: the person's own

@@ -472,6 +472,39 @@ async fn an_erased_number_is_rejected_as_suppressed_and_the_rest_imported() {
         line.starts_with("2,rejected,suppressed,Phone number,"),
         "{line}"
     );
+    // An update-only upload rejects it the same way, and so does its dry run; a new
+    // number is listed in rows.csv as skipped_new
+    let with_new = [MYOPERATOR, b"Newcomer,+919876543299\r\n"].concat();
+    for (n, dry_run) in [(3, "false"), (4, "true")] {
+        let skip = import_with(
+            &config,
+            &store,
+            &format!("imports/acme/whatsapp/{n}.csv"),
+            &with_new,
+            &[("on-new", "skip"), ("dry-run", dry_run)],
+            &n.to_string(),
+        )
+        .await;
+        assert_eq!(
+            skip.rejections_by_reason.get(&PhoneRejection::Suppressed),
+            Some(&1),
+            "dry run {dry_run}"
+        );
+        assert_eq!((skip.rows.skipped_new, skip.rows.created), (1, 0));
+        let rows = store
+            .objects
+            .text(BUCKET, skip.rows_report_key.as_deref().expect("rows key"))
+            .expect("rows report");
+        assert!(
+            rows.lines()
+                .any(|l| l.starts_with("6,skipped_new,skipped_new,Phone number,")),
+            "{rows}"
+        );
+    }
+    assert!(store
+        .contacts
+        .get("acme", Channel::Whatsapp, "+919876543299")
+        .is_none());
 }
 
 /// Stores an SMS contact for `phone` that texted STOP itself.

@@ -48,9 +48,9 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
         &self,
         mut steps: Vec<Step>,
     ) -> Result<Vec<(Step, Option<Outcome>)>, RunError> {
-        if self.options.dry_run && self.options.mode().creates() {
-            // A write looks up tombstones itself, for the rows it would create only
-            // (none, with `on-new=skip`).
+        if self.options.dry_run {
+            // A write looks up tombstones itself, for the rows it would create (or
+            // skip, with `on-new=skip`) only.
             self.reject_suppressed(&mut steps).await?;
         }
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(steps.len());
@@ -117,6 +117,11 @@ impl<C: ContactStore + Suppressions, J: JobStore> BatchWrite<'_, C, J> {
                 continue;
             };
             outcomes[i] = Some(saved.outcome);
+            if saved.outcome == Outcome::SkippedNew {
+                if let Step::Row(row) = &mut steps[i] {
+                    row.skip_new();
+                }
+            }
             if saved.kept_opted_out {
                 if let Step::Row(row) = &mut steps[i] {
                     row.keep_opted_out();
@@ -205,8 +210,10 @@ where
             for step in batch? {
                 match step {
                     (Step::Header(columns, source), _) => {
-                        if source == MappingSource::Option && !options.dry_run {
-                            self.save_mapping(&columns, options, run).await?;
+                        // Once per import: a resumed run read the same header before.
+                        if source == MappingSource::Option && !options.dry_run && run.last_row == 0
+                        {
+                            self.save_mapping(&columns, options, run).await;
                         }
                         let parts = self.report_parts(run).await?;
                         run.mapping_source = source;
@@ -224,23 +231,17 @@ where
 
     /// Keeps the upload's `mapping` option as the account's mapping for this header
     /// (DESIGN section 15): a later upload with the same titles and no option uses it.
-    async fn save_mapping(
-        &self,
-        columns: &ColumnMap,
-        options: &UploadOptions,
-        run: &Run,
-    ) -> Result<(), RunError> {
+    /// A failure costs only that convenience, never the import: it is logged.
+    async fn save_mapping(&self, columns: &ColumnMap, options: &UploadOptions, run: &Run) {
         let saved = SavedMapping {
             signature: header_signature(&columns.header),
-            titles: columns.header.clone(),
             mapping: mapping_json(&options.mapping),
             import_id: run.import_id.clone(),
             saved_at: run.started_at.clone(),
         };
-        self.settings
-            .save_mapping(&run.account_id, &saved)
-            .await
-            .map_err(|e| RunError::Infra(e.into()))
+        if let Err(e) = self.settings.save_mapping(&run.account_id, &saved).await {
+            tracing::warn!(error = %e, "could not save the upload's mapping for its header; later uploads map by title");
+        }
     }
 
     /// The report parts an earlier invocation stored, in order.

@@ -544,8 +544,6 @@ pub trait SettingsStore: Send + Sync {
 pub struct SavedMapping {
     /// The header signature it is kept under.
     pub signature: String,
-    /// The titles as the file wrote them, for people reading the item.
-    pub titles: Vec<String>,
     /// `{"Column title": "target"}`, JSON.
     pub mapping: String,
     /// The import that saved it.

@@ -1,7 +1,5 @@
 //! [`SettingsStore`]: an account's settings item (`default_country`, optional).
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
 use super::item::{s, Reader};
 use super::DynamoTable;
 use crate::aws::service;
@@ -48,20 +46,19 @@ impl SettingsStore for DynamoTable {
         Ok(Some(Reader::new(item).string("mapping")?.to_string()))
     }
 
-    /// One PutItem (a few hundred bytes: one write unit), replacing an earlier one.
+    /// One PutItem (the option's JSON, at most 2 KB of metadata: one to three write
+    /// units), replacing an earlier one.
     async fn save_mapping(
         &self,
         account_id: &str,
         mapping: &SavedMapping,
     ) -> Result<(), StoreError> {
-        let titles = mapping.titles.iter().map(s).collect();
         self.client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(settings_pk(account_id)))
             .item("sk", s(mapping_sk(&mapping.signature)))
             .item("mapping", s(&mapping.mapping))
-            .item("titles", AttributeValue::L(titles))
             .item("import_id", s(&mapping.import_id))
             .item("saved_at", s(&mapping.saved_at))
             .send()
@@ -136,7 +133,6 @@ mod tests {
         let table = DynamoTable::new(client, TABLE);
         let saved = SavedMapping {
             signature: "abc".into(),
-            titles: vec!["Handy".into()],
             mapping: r#"{"Handy":"phone"}"#.into(),
             import_id: "imp_1".into(),
             saved_at: "2026-12-03T10:00:00.000Z".into(),
@@ -149,10 +145,7 @@ mod tests {
         let item = put.item().expect("item");
         assert_eq!(item.get("pk"), Some(&s("ACCOUNT#acme")));
         assert_eq!(item.get("sk"), Some(&s("MAPPING#abc")));
-        assert_eq!(
-            item.get("titles"),
-            Some(&AttributeValue::L(vec![s("Handy")]))
-        );
+        assert_eq!(item.get("mapping"), Some(&s(r#"{"Handy":"phone"}"#)));
         let get = gets.only();
         assert_eq!(get.consistent_read(), Some(true));
         assert_eq!(read.as_deref(), Some(r#"{"Handy":"phone"}"#));
