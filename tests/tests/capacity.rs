@@ -62,8 +62,9 @@ async fn a_contact_costs_a_write_when_new_or_changed_and_nothing_when_unchanged(
     assert!((requests as f64) <= 0.5 * rows, "{requests} requests");
 
     // The same file again: read, nothing written but the job's own item; no tombstone
-    // lookup (a stored contact has none), so half a unit per row and the account's
-    // settings.
+    // lookup (a stored contact has none), so half a unit per row, the account's
+    // settings (half a unit) and the look-up of a mapping saved for the file's header
+    // (one unit: strongly consistent, DESIGN 15).
     let again = stack
         .import(&account, "sms", "book again.csv", &file(None), &[])
         .await;
@@ -74,7 +75,7 @@ async fn a_contact_costs_a_write_when_new_or_changed_and_nothing_when_unchanged(
         "{writes} write units for an unchanged file"
     );
     assert!(
-        reads >= 0.5 * rows && reads <= 0.5 * rows + 1.0,
+        reads >= 0.5 * rows && reads <= 0.5 * rows + 1.5,
         "{reads} read units"
     );
 
