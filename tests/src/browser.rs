@@ -28,6 +28,13 @@ pub fn visible_text(html: &str) -> std::io::Result<String> {
     utf8(out.stdout)
 }
 
+/// Whether `seen` (a [`visible_text`]) shows `text`, wherever the page wrapped its
+/// lines: both compared without whitespace.
+pub fn shows(seen: &str, text: &str) -> bool {
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    squash(seen).contains(&squash(text))
+}
+
 /// The document Chromium built from `html`, serialised (`--dump-dom`).
 pub fn dom(html: &str) -> std::io::Result<String> {
     let dir = page_dir(html)?;

@@ -7,7 +7,7 @@
 use contacts::domain::outcome::Outcome;
 use contacts::import::report::{RejectedRow, RejectedSample, Summary};
 use contacts::import::report_html::render;
-use integration_tests::browser::{dom, visible_text};
+use integration_tests::browser::{dom, shows, visible_text};
 
 const HOSTILE_CELL: &str = "<script>alert(1)</script>";
 const HOSTILE_TITLE: &str = "\"><img src=x onerror=alert(1)>";
@@ -84,13 +84,6 @@ fn sample() -> RejectedSample {
         sample.push(row);
     }
     sample
-}
-
-/// Whether `seen` shows `text`, wherever the page wrapped its lines: both compared
-/// without whitespace.
-fn shows(seen: &str, text: &str) -> bool {
-    let squash = |s: &str| s.split_whitespace().collect::<String>();
-    squash(seen).contains(&squash(text))
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! import-contacts under `cargo lambda watch`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::browser::shows;
 use integration_tests::{b, s, ss, unique_account, Stack};
 use serde_json::json;
 
@@ -240,12 +241,6 @@ Eva
     }
     assert_eq!(done["status"], "completed_with_errors");
     assert_eq!(failed["error"]["code"], "missing_phone_column");
-}
-
-/// Whether `seen` shows `text`, wherever the page wrapped its lines.
-fn shows(seen: &str, text: &str) -> bool {
-    let squash = |s: &str| s.split_whitespace().collect::<String>();
-    squash(seen).contains(&squash(text))
 }
 
 #[tokio::test]
