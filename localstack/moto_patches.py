@@ -18,6 +18,15 @@ messages cost 27 ms of CPU, 3,000 messages 70 ms, so a burst of webhooks slowed 
 whole emulator down as it queued up (`make bench-webhooks`). Here the clock is read
 once per question and the messages compared with it: the same answers, about 20 times
 less work. Remove when moto's Queue reads the clock once itself.
+Every use of a queue's attributes computed those three counts too, each a pass over
+every message: a send (to read one flag), every message a receive returns (to read the
+retention period), and a GetQueueAttributes once per name asked. A webhook burst waiting
+on a paused relay (`make bench-webhooks`) made each send about 1 ms dearer by its end,
+and draining a queue cost time quadratic in its depth. Here the counts are computed
+only for a GetQueueAttributes that asks for them (or for All). And a delete found its
+message in two passes, building a list of receipt handles for each message twice; here
+one pass, comparing the handles in place. Same answers. Remove when moto's Queue counts
+only when asked.
 
 Request routing: for every request, moto's server finds the backend of the request's
 host by listing its own package directory (an `isdir` per entry) and then trying every
@@ -25,18 +34,21 @@ backend's URL patterns; half the emulator's CPU per SendMessage went there. The 
 for a host never changes while the server runs, so it is remembered per host.
 """
 import functools
+import json
 import threading
 
 import moto
 import moto.backends
-from moto.core.utils import unix_time_millis
+from moto.core.utils import camelcase_to_underscores, unix_time_millis
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import S3Backend
-from moto.sqs.models import Queue
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
+from moto.sqs.models import Message, Queue, SQSBackend
 
 PATCHED_FOR = "5.2.5"
 
 _completing = threading.local()  # inside complete_multipart_upload, on this thread
+_counting = threading.local()  # inside a GetQueueAttributes asking for counts, on this thread
 _put_object = S3Backend.put_object
 _complete_multipart_upload = S3Backend.complete_multipart_upload
 
@@ -75,6 +87,53 @@ def approximate_number_of_messages_delayed(self):
     return sum(1 for m in self._messages if now < m.delayed_until)
 
 
+COUNTS = frozenset(("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
+                    "ApproximateNumberOfMessagesNotVisible"))
+_attributes = Queue.attributes.fget
+_get_queue_attributes = SQSBackend.get_queue_attributes
+
+
+def attributes(self):
+    if getattr(_counting, "now", False):
+        return _attributes(self)
+    # moto 5.2.5's Queue.attributes, less the counts.
+    names = [*Queue.BASE_ATTRIBUTES, *(Queue.FIFO_ATTRIBUTES if self.fifo_queue else ()),
+             *(Queue.KMS_ATTRIBUTES if self.kms_master_key_id else ())]
+    result = {name: getattr(self, camelcase_to_underscores(name)) for name in names if name not in COUNTS}
+    if self.policy:
+        result["Policy"] = self.policy
+    if self.redrive_policy:
+        result["RedrivePolicy"] = json.dumps(self.redrive_policy)
+    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()}
+
+
+def get_queue_attributes(self, queue_name, attribute_names):
+    _counting.now = "All" in attribute_names or not COUNTS.isdisjoint(attribute_names)
+    try:
+        return _get_queue_attributes(self, queue_name, attribute_names)
+    finally:
+        _counting.now = False
+
+
+def had_receipt_handle(self, receipt_handle):
+    return receipt_handle == self.receipt_handle or receipt_handle in self._old_receipt_handles
+
+
+def delete_message(self, receipt_handle):
+    # moto 5.2.5's Queue.delete_message, in one pass.
+    if receipt_handle in self.deleted_messages:
+        return  # already deleted: deleting again is fine
+    kept, gone = [], []
+    for message in self._messages:
+        (gone if message.had_receipt_handle(receipt_handle) else kept).append(message)
+    if not gone:
+        raise ReceiptHandleIsInvalid()
+    for message in gone:
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+    self._messages = kept
+
+
 _get_backend_for_host = DomainDispatcherApplication.get_backend_for_host
 _list_of_moto_modules = moto.backends.list_of_moto_modules
 
@@ -95,6 +154,10 @@ def apply():
     moto.backends.list_of_moto_modules = functools.cache(lambda: tuple(_list_of_moto_modules()))
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
     Queue.messages = property(messages)
+    Queue.attributes = property(attributes)
+    SQSBackend.get_queue_attributes = get_queue_attributes
+    Message.had_receipt_handle = had_receipt_handle
+    Queue.delete_message = delete_message
     Queue.approximate_number_of_messages = property(approximate_number_of_messages)
     Queue.approximate_number_of_messages_not_visible = property(approximate_number_of_messages_not_visible)
     Queue.approximate_number_of_messages_delayed = property(approximate_number_of_messages_delayed)

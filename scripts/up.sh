@@ -172,6 +172,11 @@ PY
   )
   read -r WEBHOOK_QUEUE_URL WEBHOOK_DEAD_LETTER_QUEUE_URL WEBHOOK_MAX_RECEIVE_COUNT <<<"$webhook_queues"
   export WEBHOOK_QUEUE_URL WEBHOOK_DEAD_LETTER_QUEUE_URL WEBHOOK_MAX_RECEIVE_COUNT
+  # An instance of contact-events takes this many invocations at once, as on Lambda
+  # Managed Instances (watch itself gives each instance AWS_LAMBDA_MAX_CONCURRENCY=1):
+  # webhook POSTs answered at the same time share one SendMessageBatch; events still run
+  # one at a time per instance.
+  export CONTACT_EVENTS_MAX_CONCURRENCY=${CONTACT_EVENTS_MAX_CONCURRENCY:-16}
   # AWS_ENDPOINT_URL_DYNAMODB: the AWS SDK for Rust takes a service's own endpoint over
   # AWS_ENDPOINT_URL (aws-config 1.13, Cargo.lock). Never inherited: through the proxy,
   # DynamoDB must go through the proxy too.

@@ -23,6 +23,12 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// Events (not HTTP requests) run one at a time in an instance, as on standard Lambda:
+/// an event's capacity metric is the table meter's difference over its run, which an
+/// event running beside it would blur. A webhook POST only stores its body on the
+/// queue, touches no table, and runs beside anything.
+static ONE_EVENT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Handles one invocation: a single event answers or fails; a batch answers with
 /// `batchItemFailures`; an HTTP request answers with a status (`statusCode`, `headers`,
 /// `body`), never an error.
@@ -39,6 +45,10 @@ where
     H: ImportHistory,
 {
     let events = invocation.event_count();
+    let _turn = match invocation {
+        Invocation::Http(_) => None,
+        _ => Some(ONE_EVENT_AT_A_TIME.lock().await),
+    };
     let reply = service.handle_invocation(invocation).await;
     emit_metrics(events, reply.as_ref().map_or(1, Reply::failures));
     Ok(reply?)

@@ -11,12 +11,21 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 mod handler;
 
+/// Invocations one instance takes at once, where the platform says nothing: Lambda
+/// Managed Instances set `AWS_LAMBDA_MAX_CONCURRENCY` themselves, `cargo lambda watch`
+/// sets it to 1, so `make up` sets this instead.
+const LOCAL_CONCURRENCY: &str = "CONTACT_EVENTS_MAX_CONCURRENCY";
+
 // One thread: an invocation is a few requests in sequence, and a multi-threaded runtime
 // spent most of the function's CPU waking its idle threads for each of them (perf,
 // make bench-webhooks). Parsing a recipients file still goes to the blocking pool.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    if let Ok(limit) = std::env::var(LOCAL_CONCURRENCY) {
+        // Read by the runtime below, before anything else runs.
+        std::env::set_var("AWS_LAMBDA_MAX_CONCURRENCY", limit);
+    }
     let sdk = load_sdk_config().await;
     let secrets = SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk));
     let config = Config::from_env_and(&secrets).await?;
@@ -27,19 +36,28 @@ async fn main() -> Result<(), Error> {
         config.webhook_queue_url.clone(),
         config.webhook_dead_letter_queue_url.clone(),
     );
+    // Everything lives as long as the process: invocations running at once share it.
+    let (objects, table, webhooks, config) = (
+        &*Box::leak(Box::new(objects)),
+        &*Box::leak(Box::new(table)),
+        &*Box::leak(Box::new(webhooks)),
+        &*Box::leak(Box::new(config)),
+    );
     // One table holds contacts, account settings, the processed-event ledger and the
     // accounts' histories of imports.
-    let service = &EventService {
-        objects: &objects,
-        contacts: &table,
-        settings: &table,
-        ledger: &table,
-        webhooks: &webhooks,
-        imports: &table,
-        config: &config,
-    };
-    // The payload is any of several shapes until the envelope tells which.
-    lambda_runtime::run(service_fn(
+    let service = &*Box::leak(Box::new(EventService {
+        objects,
+        contacts: table,
+        settings: table,
+        ledger: table,
+        webhooks,
+        imports: table,
+        config,
+    }));
+    // The payload is any of several shapes until the envelope tells which. With
+    // AWS_LAMBDA_MAX_CONCURRENCY above 1 an instance takes that many invocations at
+    // once (webhook POSTs then share SQS requests); otherwise one at a time.
+    lambda_runtime::run_concurrent(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             handler::handle(service, Invocation::from_payload(event.payload)).await
         },

@@ -184,7 +184,8 @@ where
                 done => done,
             };
             if self.store.write_identity(&writes).await? {
-                tracing::info!(account_id = self.account_id, contact = %mask_phone(&target.key), ?done, "WhatsApp contact written");
+                // Per item (most of Meta's traffic): for debugging only.
+                tracing::debug!(account_id = self.account_id, contact = %mask_phone(&target.key), ?done, "WhatsApp contact written");
                 if new_key && effect.own_message {
                     // Only the person's own message brings an erased person back.
                     let (numbers, bsuid) = erasable_forms(&user, &target.key);

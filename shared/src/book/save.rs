@@ -2,7 +2,6 @@
 //! the stored item returned by the failed condition (no read before write), and retry
 //! when someone else wrote in between. Never a lost update.
 
-use std::cell::Cell;
 
 use super::erasure::Tombstones;
 use super::{SaveError, MAX_ATTEMPTS};
@@ -155,31 +154,36 @@ pub async fn save_inbound<S: ContactStore + Suppressions>(
     inbound: &Inbound,
     stamp: &WriteStamp,
 ) -> Result<InboundContact, SaveError> {
-    let found = Cell::new(InboundContact::Existing);
+    // (A lock, not a `Cell`: an invocation's future must be `Send`, as a task.)
+    let found = std::sync::Mutex::new(InboundContact::Existing);
+    let set = |what| *found.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = what;
     let result = upsert(
         store,
         || inbound.new_contact(stamp),
         |current| {
             let (what, next) = inbound.merge(current, stamp);
-            found.set(what);
+            set(what);
             next.into()
         },
     )
     .await?;
     let contact = match &result {
         Upserted::Created(c) => {
-            found.set(InboundContact::CreatedAnonymous);
+            set(InboundContact::CreatedAnonymous);
             c
         }
         Upserted::Updated(c) | Upserted::Unchanged(c) | Upserted::LeftAlone(c) => c,
     };
-    tracing::info!(account_id = inbound.account_id, contact = found.get().as_str(), phone = %mask_phone(&contact.phone), "inbound message");
-    if found.get() == InboundContact::CreatedAnonymous {
+    let found = found
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    tracing::info!(account_id = inbound.account_id, contact = found.as_str(), phone = %mask_phone(&contact.phone), "inbound message");
+    if found == InboundContact::CreatedAnonymous {
         tombstones
             .lift(&inbound.account_id, inbound.channel, &inbound.phone)
             .await?;
     }
-    Ok(found.get())
+    Ok(found)
 }
 
 /// Merges into the contact stored under `phone`, never creating one (`on-new=skip`):

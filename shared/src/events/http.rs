@@ -455,11 +455,16 @@ where
             response
         }
     };
-    tracing::info!(
-        method = request.method,
-        status = response.status_code,
-        "HTTP request answered"
-    );
+    // Meta's traffic is thousands of POSTs a second: what went well is not logged.
+    if response.status_code == 200 {
+        tracing::debug!(method = request.method, "HTTP request answered");
+    } else {
+        tracing::info!(
+            method = request.method,
+            status = response.status_code,
+            "HTTP request answered"
+        );
+    }
     response
 }
 

@@ -96,7 +96,8 @@ where
             }
         }
     }
-    tracing::info!(?answer, "webhook handled");
+    // Its counts go out as metrics (`emit_body_metrics`); a line per body is for debugging.
+    tracing::debug!(?answer, "webhook handled");
     match failed {
         Some(e) => Err(e),
         None => {
