@@ -28,6 +28,11 @@ message in two passes, building a list of receipt handles for each message twice
 one pass, comparing the handles in place. Same answers. Remove when moto's Queue counts
 only when asked.
 
+Names: moto turns an API's CamelCase names into Python's snake_case with a loop over
+each character, for every attribute of every message sent and every field of every
+answer serialised: a quarter of a SendMessageBatch's CPU. The function is pure, so its
+answers are remembered (in every moto module that imported it).
+
 Request routing: for every request, moto's server finds the backend of the request's
 host by listing its own package directory (an `isdir` per entry) and then trying every
 backend's URL patterns; half the emulator's CPU per SendMessage went there. The answer
@@ -35,10 +40,12 @@ for a host never changes while the server runs, so it is remembered per host.
 """
 import functools
 import json
+import sys
 import threading
 
 import moto
 import moto.backends
+import moto.core.utils
 from moto.core.utils import camelcase_to_underscores, unix_time_millis
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import S3Backend
@@ -145,10 +152,22 @@ def get_backend_for_host(self, host):
     return cache[host]
 
 
+def remember_names():
+    original = moto.core.utils.camelcase_to_underscores
+    cached = functools.lru_cache(maxsize=8192)(original)
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("moto") and \
+                getattr(module, "camelcase_to_underscores", None) is original:
+            module.camelcase_to_underscores = cached
+    return cached
+
+
 def apply():
+    global camelcase_to_underscores
     if moto.__version__ != PATCHED_FOR:
         raise SystemExit(f"localstack/moto_patches.py was written for moto {PATCHED_FOR}, "
                          f"this is {moto.__version__}: check whether it is still needed")
+    camelcase_to_underscores = remember_names()
     S3Backend.put_object = put_object
     S3Backend.complete_multipart_upload = complete_multipart_upload
     moto.backends.list_of_moto_modules = functools.cache(lambda: tuple(_list_of_moto_modules()))

@@ -182,7 +182,7 @@ PY
   # DynamoDB must go through the proxy too.
   endpoints=(-u AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL="$functions_endpoint")
   [[ -n $functions_dynamodb ]] && endpoints+=(AWS_ENDPOINT_URL_DYNAMODB="$functions_dynamodb")
-  start watch env "${endpoints[@]}" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency 4
+  start watch env "${endpoints[@]}" cargo lambda watch $reload "${profile[@]}" --invoke-address 127.0.0.1 --invoke-port 9000 --concurrency "${WATCH_CONCURRENCY:-4}"
   echo "$functions_reach" > .run/watch.endpoint
 fi
 
