@@ -30,7 +30,11 @@ locally). The queue's own RedrivePolicy moves a message to the dead-letter queue
 WEBHOOK_MAX_RECEIVE_COUNT receives: moto (5.2.5, checked) and LocalStack both redrive, so
 the relay does not. A poller receives only while watch listens, so restarting watch does
 not use up a message's receives. One log line per batch, never a body (bodies hold
-personal data).
+personal data). While the file .run/relay.pause-webhooks exists the pollers receive
+nothing (a batch being gathered is closed and invoked as it is): `make bench-webhooks`
+times the acks with the apply side paused so. (A stopped process would not do: a long
+poll answered while it is stopped is lost, and its messages wait out the visibility
+timeout.)
 """
 import base64
 import json
@@ -54,6 +58,8 @@ WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 WEBHOOK_WORKERS = int(os.environ.get("RELAY_WEBHOOK_WORKERS", "2"))
 # Lambda's MaximumBatchingWindowInSeconds for the webhook queue (infra/template.yaml: 1).
 WEBHOOK_BATCH_WINDOW = float(os.environ.get("RELAY_WEBHOOK_BATCH_WINDOW", "1"))
+WEBHOOKS_PAUSED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".run",
+                               "relay.pause-webhooks")
 RETRY_DELAYS = (1, 2)  # AWS waits 1 and 2 minutes; seconds are enough locally
 INVOKE_TIMEOUT = int(os.environ.get("RELAY_INVOKE_TIMEOUT", "900"))  # Lambda's maximum run time
 # Lambda's service does not go away; watch does, while `make up` or a test restarts it.
@@ -350,7 +356,7 @@ def receive_batch(url):
     messages = []
     messages += receive(1)
     window_ends = time.monotonic() + WEBHOOK_BATCH_WINDOW
-    while messages and len(messages) < 10 and time.monotonic() < window_ends:
+    while messages and len(messages) < 10 and time.monotonic() < window_ends and not os.path.exists(WEBHOOKS_PAUSED):
         # A long poll answers as soon as one message is there; an empty answer (a
         # second's wait) means nothing more is coming soon: the batch goes as it is.
         more = receive(1)
@@ -367,6 +373,9 @@ def webhook_worker():
         if url is None:
             url, arn = webhook_queue()
         wait_for_watch()
+        if os.path.exists(WEBHOOKS_PAUSED):
+            time.sleep(0.05)
+            continue
         try:
             messages = receive_batch(url)
         except Exception as e:  # noqa: BLE001 - the emulator restarting must not kill the relay

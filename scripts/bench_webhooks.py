@@ -63,6 +63,8 @@ from local_aws import (
 FUNCTION_URL_PATH = "/lambda-url/contact-events/"
 # Function instances watch runs while measuring: one per core of this machine.
 BENCH_INSTANCES = 2
+# How long one of the relay's receives waits for a message (localstack/relay.py).
+RELAY_LONG_POLL_SECONDS = 1
 WABA_ID = "102290129340398"
 ITEM_TYPES = ("whatsapp.message", "whatsapp.status", "whatsapp.preference")
 # Valid UK mobiles (libphonenumber): seeded people, senders new to the book, probes.
@@ -279,6 +281,12 @@ class Stack:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def in_flight(self):
+        """Messages of the webhook queue received and not yet deleted."""
+        return int(self.sqs.get_queue_attributes(
+            QueueUrl=self.queue, AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+
     def business_number(self, account):
         """A fresh business number (phone_number_id) of `account`."""
         pnid = str(time.time_ns())
@@ -445,23 +453,26 @@ def seed(stack, account, pnid, args, seeded_at):
     print(f"bench-webhooks: {args.people} contacts seeded", flush=True)
 
 
-def paused(processes):
-    """Stops `processes` (SIGSTOP to each one's process group: up.sh starts each in a
-    session of its own) until the `with` block ends, then lets them go on (SIGCONT)."""
+def paused(stack):
+    """The relay's webhook pollers paused (localstack/relay.py) until the `with` block
+    ends, once nothing they received is still in flight and contact-events is idle."""
     import contextlib
-    import os
-    import signal
+
+    flag = RUN / "relay.pause-webhooks"
 
     @contextlib.contextmanager
     def pause():
-        groups = {os.getpgid(p.pid) for p in processes}
-        for group in groups:
-            os.killpg(group, signal.SIGSTOP)
+        flag.touch()
         try:
+            # A long poll the relay began before the flag (1 s, relay.py's receive) may
+            # still bring a batch, which it then applies: let it end first.
+            time.sleep(RELAY_LONG_POLL_SECONDS + 0.5)
+            wait_for(lambda: stack.in_flight() == 0, lambda: round(cpu_by_process()["contact-events"], 2),
+                     "bench-webhooks: waiting for the relay's last batch", interval=0.1)
+            settle()
             yield
         finally:
-            for group in groups:
-                os.killpg(group, signal.SIGCONT)
+            flag.unlink(missing_ok=True)
 
     return pause()
 
@@ -483,12 +494,10 @@ def measure_mix(stack, bodies, concurrency):
     measured, by name. The phases are apart because the two cores here would otherwise
     measure the acks' and the applies' contention with each other: on AWS the function
     URL's instances and the queue's never share a CPU."""
-    relay = own_processes("relay")
-    if not relay:
+    if not own_processes("relay"):
         raise SystemExit("bench-webhooks: the relay (started by make up) does not run")
     offset = log_size()
-    with paused(relay):
-        settle()
+    with paused(stack):
         cpu0 = cpu_by_process()
         latencies, codes, posted, _, posting, reconnects = post_all(bodies, concurrency)
         cpu1 = cpu_by_process()

@@ -206,6 +206,8 @@ if running relay relay.py; then
 else
   # A function process that dies mid-invoke leaves watch's invoke unanswered: give up
   # after a minute and retry, as Lambda's async invoke would.
+  # A pause left by a benchmark that was killed would keep the webhook queue unapplied.
+  rm -f .run/relay.pause-webhooks
   RELAY_INVOKE_TIMEOUT=${RELAY_INVOKE_TIMEOUT:-60} start relay python -u localstack/relay.py
 fi
 echo "up: ready. Upload to s3://$CONTACTS_BUCKET/imports/{account}/{channel}/... at $AWS_ENDPOINT_URL;" \

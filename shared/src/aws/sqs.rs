@@ -203,20 +203,28 @@ async fn send_batches(
                 None => return,
             },
         };
-        // Invocations that are ready to run enqueue before the batch is closed.
-        tokio::task::yield_now().await;
         let mut size = first.size();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_ENTRIES {
-            let Ok(pending) = bodies.try_recv() else {
-                break;
-            };
-            if size + pending.size() > MAX_BATCH_BYTES {
-                carried = Some(pending);
+        // Invocations that have arrived (a yield lets the runtime read its sockets and
+        // run them) enqueue before the batch is closed; it closes once a yield brings
+        // nothing new, so a lone body waits for no timer.
+        'gather: loop {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while batch.len() < MAX_BATCH_ENTRIES {
+                let Ok(pending) = bodies.try_recv() else {
+                    break;
+                };
+                if size + pending.size() > MAX_BATCH_BYTES {
+                    carried = Some(pending);
+                    break 'gather;
+                }
+                size += pending.size();
+                batch.push(pending);
+            }
+            if batch.len() == before || batch.len() == MAX_BATCH_ENTRIES {
                 break;
             }
-            size += pending.size();
-            batch.push(pending);
         }
         send_batch(&client, &queue_url, batch).await;
     }
