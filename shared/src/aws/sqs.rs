@@ -400,21 +400,27 @@ mod tests {
         assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
         // Only the refused entry fails, with SQS's code and no body.
         let b = b.expect_err("refused").to_string();
-        assert!(b.contains("sqs:SendMessageBatch") && b.contains("InternalError"), "{b}");
+        assert!(
+            b.contains("sqs:SendMessageBatch") && b.contains("InternalError"),
+            "{b}"
+        );
     }
 
     #[tokio::test]
     async fn a_failed_request_fails_every_body_in_it_and_the_next_one_is_sent_anew() {
-        let refused = mock!(aws_sdk_sqs::Client::send_message_batch)
-            .then_error(|| {
-                SendMessageBatchError::TooManyEntriesInBatchRequest(
-                    TooManyEntriesInBatchRequest::builder().build(),
-                )
-            });
+        let refused = mock!(aws_sdk_sqs::Client::send_message_batch).then_error(|| {
+            SendMessageBatchError::TooManyEntriesInBatchRequest(
+                TooManyEntriesInBatchRequest::builder().build(),
+            )
+        });
         let stored = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| answer(1, &[]));
         // (The first rule answers once: the second request gets the second rule.)
         let queue = SqsWebhookQueue::new(
-            mock_client!(aws_sdk_sqs, aws_smithy_mocks::RuleMode::Sequential, [&refused, &stored]),
+            mock_client!(
+                aws_sdk_sqs,
+                aws_smithy_mocks::RuleMode::Sequential,
+                [&refused, &stored]
+            ),
             Some("https://sqs/q".into()),
             None,
         );

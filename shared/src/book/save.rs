@@ -2,7 +2,6 @@
 //! the stored item returned by the failed condition (no read before write), and retry
 //! when someone else wrote in between. Never a lost update.
 
-
 use super::erasure::Tombstones;
 use super::{SaveError, MAX_ATTEMPTS};
 use crate::domain::channel::Channel;
@@ -156,7 +155,11 @@ pub async fn save_inbound<S: ContactStore + Suppressions>(
 ) -> Result<InboundContact, SaveError> {
     // (A lock, not a `Cell`: an invocation's future must be `Send`, as a task.)
     let found = std::sync::Mutex::new(InboundContact::Existing);
-    let set = |what| *found.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = what;
+    let set = |what| {
+        *found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = what
+    };
     let result = upsert(
         store,
         || inbound.new_contact(stamp),
