@@ -127,6 +127,48 @@ async fn a_good_message_an_unreadable_item_and_a_template_status_answer_200_and_
 
 #[tokio::test]
 #[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
+async fn thirty_two_posts_at_once_are_each_answered_200_and_each_applied() {
+    // An instance answers many POSTs at once and sends their bodies in shared
+    // SendMessageBatch requests: each POST must still get its own answer, and each body
+    // must reach the queue once.
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::connect().await;
+    let (account, pnid) = business_number(&stack, "wa-burst").await;
+    let bodies: Vec<String> = (0..32)
+        .map(|k| {
+            let wa_id = format!("447911123{k:03}");
+            message(&pnid, &format!("wamid.burst{k}"), Some(&wa_id), None).to_string()
+        })
+        .collect();
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = bodies
+            .iter()
+            .map(|body| scope.spawn(move || signed_post(body)))
+            .collect();
+        posts
+            .into_iter()
+            .map(|post| post.join().expect("a POST's thread"))
+            .collect()
+    });
+    assert!(codes.iter().all(|&code| code == 200), "{codes:?}");
+    for k in 0..32 {
+        let phone = format!("+447911123{k:03}");
+        stack
+            .wait_until("each POST's contact", || {
+                stack.contact(&account, "whatsapp", &phone)
+            })
+            .await;
+    }
+    stack.wait_for_webhooks_applied().await;
+    assert_eq!(
+        stack.contacts_of(&account).await.len(),
+        32,
+        "one contact per POST, no other"
+    );
+}
+
+#[tokio::test]
+#[ignore = "end to end: needs the local stack (make up), then cargo test -p integration-tests -- --ignored"]
 async fn a_stored_body_that_is_no_webhook_ends_in_the_dead_letter_queue_with_its_reason() {
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
