@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
 alive() { ps -o stat= -p "$*" | grep -qv '^ *Z'; }  # a zombie has exited already
 
+rm -f .run/relay.pause-webhooks  # a benchmark's pause of the relay (localstack/relay.py)
 only=" $* "  # optional names (relay watch proxy emulator dynoxide): stop just those
 for entry in relay:relay.py "watch:lambda watch" proxy:fault_proxy.py emulator:emulator.py "dynoxide:dynoxide serve"; do
   name=${entry%%:*}

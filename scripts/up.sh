@@ -24,6 +24,9 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 AWS_DEFAULT_R
 export CONTACTS_TABLE=${CONTACTS_TABLE:-contacts} CONTACTS_BUCKET=${CONTACTS_BUCKET:-contact-uploads}
 export NO_COLOR=1  # plain text in .run/*.log (tracing-subscriber honours it)
 mkdir -p .run
+# A pause of the relay's webhook pollers left by a benchmark that was killed would keep
+# the webhook queue unapplied (localstack/relay.py).
+rm -f .run/relay.pause-webhooks
 
 fault_proxy=${FAULT_PROXY:-0}
 functions_endpoint=$AWS_ENDPOINT_URL  # where the functions send their AWS requests
@@ -206,8 +209,6 @@ if running relay relay.py; then
 else
   # A function process that dies mid-invoke leaves watch's invoke unanswered: give up
   # after a minute and retry, as Lambda's async invoke would.
-  # A pause left by a benchmark that was killed would keep the webhook queue unapplied.
-  rm -f .run/relay.pause-webhooks
   RELAY_INVOKE_TIMEOUT=${RELAY_INVOKE_TIMEOUT:-60} start relay python -u localstack/relay.py
 fi
 echo "up: ready. Upload to s3://$CONTACTS_BUCKET/imports/{account}/{channel}/... at $AWS_ENDPOINT_URL;" \

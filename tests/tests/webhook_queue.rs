@@ -130,7 +130,7 @@ async fn a_good_message_an_unreadable_item_and_a_template_status_answer_200_and_
 async fn thirty_two_posts_at_once_are_each_answered_200_and_each_applied() {
     // An instance answers many POSTs at once and sends their bodies in shared
     // SendMessageBatch requests: each POST must still get its own answer, and each body
-    // must reach the queue once.
+    // must reach the queue and be applied.
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let stack = Stack::connect().await;
     let (account, pnid) = business_number(&stack, "wa-burst").await;

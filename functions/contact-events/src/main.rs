@@ -11,9 +11,9 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 mod handler;
 
-/// Invocations one instance takes at once, where the platform says nothing: Lambda
-/// Managed Instances set `AWS_LAMBDA_MAX_CONCURRENCY` themselves, `cargo lambda watch`
-/// sets it to 1, so `make up` sets this instead.
+/// Invocations one instance takes at once, where the platform allows only one: Lambda
+/// Managed Instances set `AWS_LAMBDA_MAX_CONCURRENCY` themselves (and win), `cargo
+/// lambda watch` sets it to 1, so `make up` sets this instead.
 const LOCAL_CONCURRENCY: &str = "CONTACT_EVENTS_MAX_CONCURRENCY";
 
 // One thread: an invocation is a few requests in sequence, and a multi-threaded runtime
@@ -22,7 +22,9 @@ const LOCAL_CONCURRENCY: &str = "CONTACT_EVENTS_MAX_CONCURRENCY";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    if let Ok(limit) = std::env::var(LOCAL_CONCURRENCY) {
+    let platform = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY").ok();
+    let platform_says = platform.and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
+    if let (Ok(limit), true) = (std::env::var(LOCAL_CONCURRENCY), platform_says <= 1) {
         // Read by the runtime below, before anything else runs.
         std::env::set_var("AWS_LAMBDA_MAX_CONCURRENCY", limit);
     }

@@ -29,6 +29,10 @@ use crate::ports::{DeadLetter, StoreError, StoredWebhook, WebhookQueue};
 const MAX_BATCH_ENTRIES: usize = 10;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 const SEND_BATCH: &str = "sqs:SendMessageBatch";
+/// How long a POST waits for its body to be stored: the request in flight (at most the
+/// client's 2 s operation timeout), then its own. A body still waiting then is not
+/// sent: its POST is answered 500 and Meta sends it again.
+const ENQUEUE_DEADLINE: Duration = Duration::from_secs(4);
 
 /// The webhook queue and its dead-letter queue, by URL.
 #[derive(Debug)]
@@ -59,6 +63,11 @@ impl Pending {
             .map(|(name, value)| name.len() + "String".len() + value.len())
             .sum();
         self.body.len() + attributes
+    }
+
+    /// Whether its POST stopped waiting (answered 500 at its deadline): not to be sent.
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
     }
 
     fn answer(self, result: Result<(), StoreError>) {
@@ -169,7 +178,13 @@ impl WebhookQueue for SqsWebhookQueue {
             source: "the batch sender stopped".into(),
         };
         sent.map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
+        match tokio::time::timeout(ENQUEUE_DEADLINE, answered).await {
+            Ok(answer) => answer.map_err(|_| stopped())?,
+            Err(_) => Err(StoreError::Service {
+                operation: SEND_BATCH,
+                source: format!("not stored within {ENQUEUE_DEADLINE:?}").into(),
+            }),
+        }
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
@@ -203,6 +218,9 @@ async fn send_batches(
                 None => return,
             },
         };
+        if first.abandoned() {
+            continue;
+        }
         let mut size = first.size();
         let mut batch = vec![first];
         // Invocations that have arrived (a yield lets the runtime read its sockets and
@@ -215,6 +233,9 @@ async fn send_batches(
                 let Ok(pending) = bodies.try_recv() else {
                     break;
                 };
+                if pending.abandoned() {
+                    continue;
+                }
                 if size + pending.size() > MAX_BATCH_BYTES {
                     carried = Some(pending);
                     break 'gather;
@@ -429,6 +450,54 @@ mod tests {
         assert!(a.is_err() && b.is_err(), "{a:?} {b:?}");
         queue.enqueue(&webhook("c")).await.expect("sent");
         assert_eq!((refused.num_calls(), stored.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_entry_sqs_answers_nothing_for_is_not_stored() {
+        let rule = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| answer(1, &[]));
+        let queue = queue(&[&rule]);
+        let (a, b) = (webhook("a"), webhook("b"));
+        // SQS names entry 0 only: entry 1's POST must not hear "stored".
+        let (a, b) = tokio::join!(queue.enqueue(&a), queue.enqueue(&b));
+        assert!(a.is_ok(), "{a:?}");
+        let b = b.expect_err("no answer for it").to_string();
+        assert!(b.contains("answered nothing"), "{b}");
+    }
+
+    #[tokio::test]
+    async fn a_body_whose_post_stopped_waiting_is_not_sent() {
+        let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+            .match_requests(|r| {
+                let bodies: Vec<&str> = r.entries().iter().map(|e| e.message_body()).collect();
+                bodies == ["kept"]
+            })
+            .then_output(|| answer(1, &[]));
+        let (inbox, bodies) = mpsc::unbounded_channel();
+        let pending = |body: &str| {
+            let (answer, answered) = oneshot::channel();
+            let pending = Pending {
+                body: body.into(),
+                attributes: Vec::new(),
+                answer,
+            };
+            (pending, answered)
+        };
+        // Its POST passed its deadline (the receiver is gone): 500 already, so the body
+        // is left for Meta's retry rather than stored behind the POST's back.
+        let (gone, answered) = pending("gone");
+        drop(answered);
+        let (kept, answered) = pending("kept");
+        inbox.send(gone).expect("queued");
+        inbox.send(kept).expect("queued");
+        drop(inbox);
+        send_batches(
+            mock_client!(aws_sdk_sqs, [&rule]),
+            "https://sqs/q".into(),
+            bodies,
+        )
+        .await;
+        assert!(answered.await.expect("answered").is_ok());
+        assert_eq!(rule.num_calls(), 1);
     }
 
     #[tokio::test]
