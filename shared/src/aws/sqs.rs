@@ -11,7 +11,7 @@
 //! many POSTs at once (Lambda Managed Instances, or `make up`) sends a request per
 //! batch instead of per body, which is SQS's bill and, locally, most of the ack's CPU.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -120,33 +120,22 @@ impl SqsWebhookQueue {
         body: String,
         attributes: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), StoreError> {
-        let Some(queue_url) = queue_url else {
-            return Err(StoreError::Service {
-                operation: "sqs:SendMessage",
-                source: format!("{setting} is not set").into(),
-            });
-        };
-        let mut request = self
-            .client
+        let queue_url = configured(queue_url, setting, "sqs:SendMessage")?;
+        self.client
             .send_message()
             .queue_url(queue_url)
-            .message_body(body);
-        for (name, value) in attributes {
-            request = request.message_attributes(name, string_attribute(value)?);
-        }
-        request.send().await.map_err(service("sqs:SendMessage"))?;
+            .message_body(body)
+            .set_message_attributes(Some(string_attributes(attributes, "sqs:SendMessage")?))
+            .send()
+            .await
+            .map_err(service("sqs:SendMessage"))?;
         Ok(())
     }
 }
 
 impl WebhookQueue for SqsWebhookQueue {
     async fn enqueue(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
-        let Some(queue_url) = &self.queue_url else {
-            return Err(StoreError::Service {
-                operation: SEND_BATCH,
-                source: "WEBHOOK_QUEUE_URL is not set".into(),
-            });
-        };
+        let queue_url = configured(self.queue_url.as_deref(), "WEBHOOK_QUEUE_URL", SEND_BATCH)?;
         let (body, encoding) = message_body(&webhook.body);
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
@@ -167,7 +156,11 @@ impl WebhookQueue for SqsWebhookQueue {
                 Some(sender) => sender,
                 None => {
                     let (sender, bodies) = mpsc::unbounded_channel();
-                    tokio::spawn(send_batches(self.client.clone(), queue_url.clone(), bodies));
+                    tokio::spawn(send_batches(
+                        self.client.clone(),
+                        queue_url.to_string(),
+                        bodies,
+                    ));
                     inbox.insert(sender)
                 }
             };
@@ -300,22 +293,45 @@ async fn send_batch(client: &aws_sdk_sqs::Client, queue_url: &str, batch: Vec<Pe
 
 /// The batch entry of one body.
 fn batch_entry(id: usize, pending: &Pending) -> Result<SendMessageBatchRequestEntry, StoreError> {
-    let mut entry = SendMessageBatchRequestEntry::builder()
+    SendMessageBatchRequestEntry::builder()
         .id(id.to_string())
-        .message_body(pending.body.clone());
-    for (name, value) in &pending.attributes {
-        entry = entry.message_attributes(name.clone(), string_attribute(value.clone())?);
-    }
-    entry.build().map_err(service(SEND_BATCH))
+        .message_body(pending.body.clone())
+        .set_message_attributes(Some(string_attributes(
+            pending.attributes.iter().cloned(),
+            SEND_BATCH,
+        )?))
+        .build()
+        .map_err(service(SEND_BATCH))
 }
 
-/// A message attribute of type String.
-fn string_attribute(value: String) -> Result<MessageAttributeValue, StoreError> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(service("sqs:SendMessage"))
+/// The queue at `url`, or an error naming the unset `setting`.
+fn configured<'a>(
+    url: Option<&'a str>,
+    setting: &str,
+    operation: &'static str,
+) -> Result<&'a str, StoreError> {
+    url.ok_or_else(|| StoreError::Service {
+        operation,
+        source: format!("{setting} is not set").into(),
+    })
+}
+
+/// Message attributes of type String, by name.
+fn string_attributes(
+    attributes: impl IntoIterator<Item = (String, String)>,
+    operation: &'static str,
+) -> Result<HashMap<String, MessageAttributeValue>, StoreError> {
+    attributes
+        .into_iter()
+        .map(|(name, value)| {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(service(operation))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 #[cfg(test)]
