@@ -19,8 +19,9 @@ that runs short of time continues itself this way (AWS_ENDPOINT_URL_LAMBDA point
 And it stands in for Lambda's SQS event source mapping with ReportBatchItemFailures on the
 WhatsApp webhook queue (contact-events queues each signed webhook body there and answers
 Meta at once; DESIGN.md section 13). RELAY_WEBHOOK_WORKERS (2) pollers each gather up to
-10 messages (long polls, all attributes) for at most RELAY_WEBHOOK_BATCH_WINDOW seconds
-(1, the template's batching window), invoke contact-events synchronously with the SQS
+RELAY_WEBHOOK_BATCH_SIZE messages (100, the template's BatchSize; long polls of up to 10,
+SQS's limit, all attributes) for at most RELAY_WEBHOOK_BATCH_WINDOW seconds (1, the
+template's batching window), invoke contact-events synchronously with the SQS
 event AWS builds (`Records` of `messageId`, `receiptHandle`, `body`, `attributes`,
 `messageAttributes`, `md5OfBody`, `eventSource: aws:sqs`, `eventSourceARN`,
 `awsRegion`), and delete every message but those the answer's `batchItemFailures` names.
@@ -56,7 +57,9 @@ LAMBDA_PORT = int(os.environ.get("RELAY_LAMBDA_PORT", "9001"))
 INVOCATIONS = re.compile(r"^/2015-03-31/functions/([A-Za-z0-9_.:-]+)/invocations$")
 WORKERS = int(os.environ.get("RELAY_WORKERS", "4"))
 WEBHOOK_WORKERS = int(os.environ.get("RELAY_WEBHOOK_WORKERS", "2"))
-# Lambda's MaximumBatchingWindowInSeconds for the webhook queue (infra/template.yaml: 1).
+# Lambda's BatchSize and MaximumBatchingWindowInSeconds for the webhook queue
+# (infra/template.yaml: 100 and 1).
+WEBHOOK_BATCH_SIZE = int(os.environ.get("RELAY_WEBHOOK_BATCH_SIZE", "100"))
 WEBHOOK_BATCH_WINDOW = float(os.environ.get("RELAY_WEBHOOK_BATCH_WINDOW", "1"))
 WEBHOOKS_PAUSED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".run",
                                "relay.pause-webhooks")
@@ -344,19 +347,19 @@ def webhook_batch(url, arn, messages):
 
 
 def receive_batch(url):
-    """Up to 10 messages, as Lambda's poller gathers a batch: it waits for the first, then
+    """Up to WEBHOOK_BATCH_SIZE messages, as Lambda's poller gathers a batch: it waits for the first, then
     keeps receiving until the batch is full or WEBHOOK_BATCH_WINDOW seconds have passed
     (the template's MaximumBatchingWindowInSeconds)."""
     def receive(wait):
         return sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10 - len(messages), WaitTimeSeconds=wait,
+            QueueUrl=url, MaxNumberOfMessages=min(10, WEBHOOK_BATCH_SIZE - len(messages)), WaitTimeSeconds=wait,
             AttributeNames=["All"], MessageAttributeNames=["All"],
         ).get("Messages", [])
 
     messages = []
     messages += receive(1)
     window_ends = time.monotonic() + WEBHOOK_BATCH_WINDOW
-    while messages and len(messages) < 10 and time.monotonic() < window_ends and not os.path.exists(WEBHOOKS_PAUSED):
+    while messages and len(messages) < WEBHOOK_BATCH_SIZE and time.monotonic() < window_ends and not os.path.exists(WEBHOOKS_PAUSED):
         # A long poll answers as soon as one message is there; an empty answer (a
         # second's wait) means nothing more is coming soon: the batch goes as it is.
         more = receive(1)

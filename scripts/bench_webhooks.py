@@ -3,7 +3,8 @@
 Against the stack `make up` started: each body is POSTed, signed with the development app
 secret, to watch's function URL (http://127.0.0.1:9000/lambda-url/contact-events/),
 which stores it on the webhook queue and answers 200; the relay drains the queue into
-contact-events in batches of 10, as Lambda's SQS event source mapping would (DESIGN
+contact-events in batches of up to 100 (RELAY_WEBHOOK_BATCH_SIZE), as Lambda's SQS event
+source mapping would (DESIGN
 section 13). The script
 
 1. restarts watch with release builds (what Lambda runs; `--no-restart` keeps the
@@ -67,6 +68,8 @@ BENCH_INSTANCES = 2
 RELAY_LONG_POLL_SECONDS = 1
 WABA_ID = "102290129340398"
 ITEM_TYPES = ("whatsapp.message", "whatsapp.status", "whatsapp.preference")
+# The capacity a queue batch's items share (contact-events' EMF EventType).
+BATCH_TYPE = "whatsapp.batch"
 # Valid UK mobiles (libphonenumber): seeded people, senders new to the book, probes.
 SEEDED, NEW_SENDERS, PROBES = "447400{:06d}", "4479110{:05d}", "4479120{:05d}"
 
@@ -375,7 +378,7 @@ def stack_shape():
     has, from their command line and environment."""
     import psutil
 
-    concurrency, pollers = "?", "2"
+    concurrency, pollers, batch = "?", "2", "100"
     for watch in own_processes("watch"):
         try:
             args = watch.cmdline()
@@ -384,10 +387,12 @@ def stack_shape():
             pass
     for relay in own_processes("relay"):
         try:
-            pollers = relay.environ().get("RELAY_WEBHOOK_WORKERS", pollers)
+            env = relay.environ()
+            pollers = env.get("RELAY_WEBHOOK_WORKERS", pollers)
+            batch = env.get("RELAY_WEBHOOK_BATCH_SIZE", batch)
         except psutil.Error:
             pass
-    return f"watch --concurrency {concurrency}, relay {pollers} pollers x 10 records"
+    return f"watch --concurrency {concurrency}, relay {pollers} pollers x up to {batch} records"
 
 
 def capacity(lines):
@@ -401,6 +406,15 @@ def capacity(lines):
             out[kind] = (n, sum(m["EventWriteUnits"] for m in mine) / n, sum(m["EventReadUnits"] for m in mine) / n,
                          sum(m["EventRequests"] for m in mine) / n, sum(1 for m in mine if m["EventWriteUnits"] == 0))
     return out
+
+
+def shared(lines):
+    """What the batches' shared requests spent (reading a batch's people and recording
+    its messages ahead, then its held writes and answers sent together; EMF EventType
+    `whatsapp.batch`): (write units, read units, requests), summed."""
+    mine = [line for line in lines if line.get("EventType") == BATCH_TYPE and "EventWriteUnits" in line]
+    return (sum(m["EventWriteUnits"] for m in mine), sum(m["EventReadUnits"] for m in mine),
+            sum(m["EventRequests"] for m in mine))
 
 
 def percentile(values, q):
@@ -510,7 +524,7 @@ def measure_mix(stack, bodies, concurrency):
     return {"latencies": latencies, "codes": codes, "posted": posted, "posting": posting,
             "reconnects": reconnects, "backlog": backlog, "window": last_applied - applying,
             "ack_cpu": cpu_spent(cpu0, cpu1), "apply_cpu": cpu_spent(cpu1, cpu_by_process()),
-            "units": capacity(lines), "applied": accounted(lines)}
+            "units": capacity(lines), "shared": shared(lines), "applied": accounted(lines)}
 
 
 def measure_noop(stack, pnid, people, seeded_at, concurrency):
@@ -520,7 +534,8 @@ def measure_noop(stack, pnid, people, seeded_at, concurrency):
             for p in range(0, people, max(1, people // 200))]
     offset = log_size()
     _, codes, posted, *_ = post_all(noop, concurrency)
-    return codes, capacity(stack.wait_applied(offset, posted, "no-op status")).get("whatsapp.status")
+    lines = stack.wait_applied(offset, posted, "no-op status")
+    return codes, capacity(lines).get("whatsapp.status"), shared(lines)
 
 
 def run(args):
@@ -537,7 +552,7 @@ def run(args):
     items = mix(args.items, args.people, seeded_at, rng)
     bodies = bodies_of(items, pnid, rng)
     m = measure_mix(stack, bodies, args.concurrency)
-    noop_codes, noop_units = measure_noop(stack, pnid, args.people, seeded_at, args.concurrency)
+    noop_codes, noop_units, noop_shared = measure_noop(stack, pnid, args.people, seeded_at, args.concurrency)
     probes = probe(stack, account, pnid)
     dlq_new = stack.depth(stack.dlq) - dlq_before
 
@@ -571,16 +586,26 @@ def run(args):
         if kind in m["units"]:
             n, w, r, req, _ = m["units"][kind]
             rows.append((f"capacity per item, {kind} ({n} applied)", f"{w:.2f} WU, {r:.2f} RU, {req:.2f} requests"))
+    w, r, req = m["shared"]
+    rows.append(("capacity shared by a batch's items (read ahead, writes and answers sent together), per applied item",
+                 f"{w / m['applied']:.2f} WU, {r / m['applied']:.2f} RU, {req / m['applied']:.3f} requests"))
+    own = [(n * w, n * r, n * q) for n, w, r, q, _ in m["units"].values()]
+    rows.append(("capacity per applied item, all told (the items' own + shared)",
+                 f"{(sum(o[0] for o in own) + w) / m['applied']:.2f} WU, "
+                 f"{(sum(o[1] for o in own) + r) / m['applied']:.2f} RU, "
+                 f"{(sum(o[2] for o in own) + req) / m['applied']:.3f} requests"))
     if "whatsapp.status" in m["units"]:
         n, *_, zero = m["units"]["whatsapp.status"]
         expected = kinds["status sent"] + kinds["status delivered, older"]
         rows.append(("status items with 0 write units", f"{zero} of {n} (sent + older delivered posted: {expected})"))
     if noop_units:
         n, w, r, req, _ = noop_units
+        sw, sr, sreq = noop_shared
+        w, r, req = w + sw / n, r + sr / n, req + sreq / n
         if w != 0:
             failed.append(f"statuses that change nothing spent {w:.2f} write units each")
-        rows.append((f"statuses that change nothing ({n} delivered, older than stored)",
-                     f"{w:.2f} WU ({'ok' if w == 0 else 'NOT 0'}), {r:.2f} RU, {req:.2f} requests per item"))
+        rows.append((f"statuses that change nothing ({n} delivered, older than stored; own + shared)",
+                     f"{w:.2f} WU ({'ok' if w == 0 else 'NOT 0'}), {r:.2f} RU, {req:.3f} requests per item"))
     rows.append(("dead-letter queue", f"{dlq_new} new message(s)"))
     return rows, profile, failed
 

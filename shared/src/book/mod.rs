@@ -5,7 +5,7 @@
 //! [`plan_draft`]), inbound messages ([`save_inbound`]) and captured details
 //! ([`upsert`]), WhatsApp webhook items, merges, number and BSUID changes
 //! ([`identity`], with the alias items of [`aliases`]), erasure and the tombstones that keep an erased person out
-//! ([`erasure`]), listing an account ([`listing`]) and undoing an import ([`undo`]).
+//! ([`erasure`]), a queue batch's reads and writes made together ([`deferred`]), listing an account ([`listing`]) and undoing an import ([`undo`]).
 //!
 //! Writes are conditional (create when absent, otherwise merge into the stored item
 //! under its version) and decided again when someone else wrote first: never a lost
@@ -14,6 +14,7 @@
 
 pub mod aliases;
 mod batch;
+pub mod deferred;
 pub mod erasure;
 pub mod identity;
 pub mod listing;
@@ -21,6 +22,7 @@ mod save;
 pub mod undo;
 
 pub use batch::{save_drafts, Lookup};
+pub use deferred::Deferred;
 pub use erasure::{erase, Erased, Tombstones};
 pub use listing::contact_pages;
 pub use save::{

@@ -13,7 +13,7 @@ use super::error::EventError;
 use super::now;
 use crate::config::Config;
 use crate::domain::suppression::SuppressionKey;
-use crate::ports::EventLedger;
+use crate::ports::{EventLedger, LedgerEntry};
 
 /// How long processed event keys are remembered.
 const EVENT_TTL_SECONDS: i64 = 30 * 24 * 3600;
@@ -50,8 +50,12 @@ impl<'a, L: EventLedger> Once<'a, L> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<A, EventError>>,
     {
-        let event_key = &self.stored_key(event_key);
-        let expires = now().timestamp() + EVENT_TTL_SECONDS;
+        let LedgerEntry {
+            event_key,
+            expires_at: expires,
+            ..
+        } = self.pending(account_id, event_key);
+        let event_key = event_key.as_str();
         let previous = self
             .ledger
             .record_event(account_id, event_key, PENDING, expires)
@@ -69,6 +73,17 @@ impl<'a, L: EventLedger> Once<'a, L> {
             .store_answer(account_id, event_key, &recorded, expires)
             .await?;
         Ok(answer)
+    }
+
+    /// `event_key` of `account_id` as [`Once::run`] records it before the work: stored
+    /// key, pending, and when it is forgotten.
+    pub(super) fn pending(&self, account_id: &str, event_key: &str) -> LedgerEntry {
+        LedgerEntry {
+            account_id: account_id.to_string(),
+            event_key: self.stored_key(event_key),
+            answer: PENDING.to_string(),
+            expires_at: now().timestamp() + EVENT_TTL_SECONDS,
+        }
     }
 
     /// `kind:id` as stored: the kind, then the id's HMAC under the deployment's secret

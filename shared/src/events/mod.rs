@@ -38,9 +38,13 @@ mod numbers;
 pub mod payload;
 mod whatsapp_webhook;
 
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 
+use crate::book::Deferred;
 use crate::config::Config;
+use crate::domain::channel::Channel;
 use crate::domain::contact::{Source, WriteStamp};
 use crate::ports::{
     AccountContacts, CapacityMeter, ContactRemoval, ContactStore, DeadLetter, EventLedger,
@@ -109,36 +113,153 @@ where
     /// A webhook body this function stored is never left to fail forever: when it
     /// cannot succeed (it is not a webhook) or fails on its last receive, it goes to
     /// the dead-letter queue with its reason ([`give_up`]) and counts as done.
+    ///
+    /// The batch's webhook bodies share their requests ([`Deferred`]): the people they
+    /// name are read at once, and their items' single-contact writes and ledger
+    /// answers are sent together at the end. A body one of whose writes was refused
+    /// there (someone else wrote first) is applied again on its own.
     pub async fn handle_batch(&self, records: Vec<Record>) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in records {
-            let result = match record.event {
-                Ok(event) => self.handle(event).await.map(drop),
-                Err(e) => Err(e),
-            };
-            if let (Ok(()), Some(stored)) = (&result, &record.stored_webhook) {
-                emit_webhook_delay(stored);
-            }
-            let Err(e) = result else { continue };
-            let max = self.config.webhook_max_receive_count;
-            if let Some(letter) = record
-                .stored_webhook
-                .and_then(|stored| give_up(stored, &e, max))
-            {
-                match self.webhooks.dead_letter(&letter).await {
-                    Ok(()) => {
-                        tracing::error!(message_id = %record.message_id, reason = letter.reason, receive_count = letter.receive_count, "webhook given up: sent to the dead-letter queue");
-                        continue;
-                    }
-                    Err(dead) => {
-                        tracing::error!(message_id = %record.message_id, error = %dead, "webhook could not be dead-lettered; left to the queue's redrive");
-                    }
+        let bodies: Vec<Option<whatsapp_webhook::Body>> = records
+            .iter()
+            .map(|record| match &record.event {
+                Ok(Event::Webhook(webhook)) => Some(whatsapp_webhook::read(webhook)),
+                _ => None,
+            })
+            .collect();
+        let batch = Deferred::new(self.contacts, self.ledger);
+        if bodies.iter().any(Option::is_some) {
+            metered(
+                self.contacts,
+                BATCH_EVENT_TYPE,
+                self.prefetch(&batch, &bodies),
+            )
+            .await;
+        }
+        let mut results = Vec::with_capacity(records.len());
+        let mut answers = Vec::with_capacity(records.len());
+        for (unit, (record, body)) in records.iter().zip(bodies).enumerate() {
+            batch.begin(unit);
+            let result = match (body, &record.event) {
+                (Some(body), _) => {
+                    let applied = whatsapp_webhook::apply(&batch, &batch, self.config, body);
+                    Box::pin(applied).await.map(Some)
                 }
+                (None, Ok(event)) => {
+                    // Not a webhook: on its own, after what the batch holds.
+                    batch.flush().await;
+                    let handled = self.handle(event.clone()).await.map(|_| None);
+                    batch.forget_all();
+                    handled
+                }
+                // Its own decoding error, settled below.
+                (None, Err(_)) => {
+                    results.push(None);
+                    continue;
+                }
+            };
+            results.push(Some(result.map(|answer| answers.push((unit, answer)))));
+        }
+        let again = metered(self.contacts, BATCH_EVENT_TYPE, batch.finish()).await;
+        for (unit, answer) in answers {
+            match answer {
+                Some(answer) if !again.contains(&unit) => {
+                    whatsapp_webhook::emit_body_metrics(&answer);
+                }
+                _ => {}
             }
-            tracing::warn!(message_id = %record.message_id, reason = e.reason(), "event in batch failed");
-            response.add_failure(record.message_id);
+        }
+        let mut response = SqsBatchResponse::default();
+        for (unit, (record, result)) in records.into_iter().zip(results).enumerate() {
+            let Record {
+                message_id,
+                event,
+                stored_webhook,
+            } = record;
+            let result = match (result, event) {
+                (Some(Ok(())), Ok(event)) if again.contains(&unit) => {
+                    self.handle(event).await.map(drop)
+                }
+                (Some(result), _) => result,
+                (None, event) => event.map(drop),
+            };
+            self.settle(message_id, stored_webhook, result, &mut response)
+                .await;
         }
         response
+    }
+
+    /// Reads at once every person the batch's webhook bodies name by number (with
+    /// WhatsApp's variants), per account, and records their messages' events. A
+    /// failure here costs only speed: each item reads and records what it needs itself.
+    async fn prefetch(
+        &self,
+        batch: &Deferred<'_, C, L>,
+        bodies: &[Option<whatsapp_webhook::Body>],
+    ) {
+        let bodies = || bodies.iter().flatten();
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (phone_number_id, wa_id) in bodies().flat_map(whatsapp_webhook::numbers_named) {
+            if let Some(account) = self.account_ahead(phone_number_id).await {
+                let digits = wa_id.trim_start_matches('+');
+                keys.entry(account)
+                    .or_default()
+                    .extend(crate::domain::whatsapp::wa_id_candidates(digits));
+            }
+        }
+        let once = ledger::Once::new(self.ledger, self.config);
+        let mut events = Vec::new();
+        for (phone_number_id, key) in bodies().flat_map(whatsapp_webhook::message_events) {
+            if let Some(account) = self.account_ahead(phone_number_id).await {
+                events.push(once.pending(&account, &key));
+            }
+        }
+        batch.record_ahead(events).await;
+        for (account_id, keys) in keys {
+            if let Err(e) = batch.prefetch(&account_id, Channel::Whatsapp, &keys).await {
+                tracing::warn!(error = %e, "reading a batch's people ahead failed; each item reads its own");
+            }
+        }
+    }
+
+    /// The account of business number `phone_number_id`, for reading ahead: `None`
+    /// when it has none or the look-up failed (the items will say which).
+    async fn account_ahead(&self, phone_number_id: &str) -> Option<String> {
+        match self.contacts.account_of_number(phone_number_id).await {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::warn!(error = %e, "business number look-up failed while reading a batch ahead");
+                None
+            }
+        }
+    }
+
+    /// What becomes of one record once handled: done, given up (dead-lettered), or
+    /// named in `batchItemFailures` to be delivered again.
+    async fn settle(
+        &self,
+        message_id: String,
+        stored_webhook: Option<QueuedWebhook>,
+        result: Result<(), EventError>,
+        response: &mut SqsBatchResponse,
+    ) {
+        if let (Ok(()), Some(stored)) = (&result, &stored_webhook) {
+            emit_webhook_delay(stored);
+        }
+        let Err(e) = result else { return };
+        let max = self.config.webhook_max_receive_count;
+        if let Some(letter) = stored_webhook.and_then(|stored| give_up(stored, &e, max)) {
+            match self.webhooks.dead_letter(&letter).await {
+                Ok(()) => {
+                    tracing::error!(%message_id, reason = letter.reason, receive_count = letter.receive_count, "webhook given up: sent to the dead-letter queue");
+                    return;
+                }
+                Err(dead) => {
+                    tracing::error!(%message_id, error = %dead, "webhook could not be dead-lettered; left to the queue's redrive");
+                }
+            }
+        }
+        tracing::warn!(%message_id, reason = e.reason(), "event in batch failed");
+        response.add_failure(message_id);
     }
 
     /// Handles one event and returns its answer; the capacity it consumed goes out as
@@ -201,6 +322,11 @@ where
         }
     }
 }
+
+/// The `EventType` of the capacity a queue batch's webhook bodies share: reading their
+/// people ahead, and the writes and ledger answers sent together at the end (each
+/// item's own requests are its type's: `whatsapp.status`, ...).
+const BATCH_EVENT_TYPE: &str = "whatsapp.batch";
 
 /// Runs `work`, then emits what it consumed (DynamoDB capacity, from `meter`'s
 /// readings before and after) as an EMF line of `event_type`. Events of one invocation

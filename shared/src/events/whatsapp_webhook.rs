@@ -49,68 +49,141 @@ where
     C: ContactStore + Identities + Suppressions + CapacityMeter,
     L: EventLedger,
 {
-    let mut answer = WebhookAnswer::default();
-    let mut failed = None;
-    for (e, entry) in webhook.entry.0.into_iter().enumerate() {
+    let answer = apply(contacts, ledger, config, read(&webhook)).await?;
+    // Once per body applied: a body that fails is counted when it succeeds.
+    emit_body_metrics(&answer);
+    Ok(answer)
+}
+
+/// A webhook body as read: the values of the changes whose items the book applies,
+/// each with where it is, and the counts of what was not read (unreadable entries and
+/// changes, other fields).
+#[derive(Debug, Default)]
+pub(super) struct Body {
+    changes: Vec<(String, Value)>,
+    answer: WebhookAnswer,
+}
+
+/// Reads every change of `webhook`; what cannot be read is counted and logged here.
+pub(super) fn read(webhook: &Webhook) -> Body {
+    let mut body = Body::default();
+    for (e, entry) in webhook.entry.0.iter().enumerate() {
         let entry = match entry {
             Item::Read(entry) => entry,
             Item::Unreadable(why) => {
-                answer.invalid(&format!("entry[{e}]"), &why.to_string());
+                body.answer
+                    .invalid(&format!("entry[{e}]"), &why.to_string());
                 continue;
             }
         };
-        for (c, change) in entry.changes.0.into_iter().enumerate() {
+        for (c, change) in entry.changes.0.iter().enumerate() {
             let at = format!("entry[{e}].changes[{c}]");
             let change = match change {
                 Item::Read(change) => change,
                 Item::Unreadable(why) => {
-                    answer.invalid(&at, &why.to_string());
+                    body.answer.invalid(&at, &why.to_string());
                     continue;
                 }
             };
             let field = change.field.get().unwrap_or("messages");
             if !APPLIED_FIELDS.contains(&field) {
                 // `message_template_status_update`, `account_update`, ...: acknowledged.
-                answer.other_fields += 1;
+                body.answer.other_fields += 1;
                 tracing::info!(
                     field,
                     "webhook change of a field the contact book does not use"
                 );
                 continue;
             }
-            let value = match change.read_value() {
-                Ok(value) => value,
-                Err(why) => {
-                    answer.invalid(&unreadable_at(&format!("{at}.value"), &why), why.problem);
-                    continue;
-                }
-            };
-            let result = handle_change(contacts, ledger, config, value, &at, &mut answer);
-            if let Err(e) = Box::pin(result).await {
-                tracing::warn!(
-                    error_type = e.error_type(),
-                    at,
-                    "webhook change failed; the body will be retried"
-                );
-                failed.get_or_insert(e);
+            match change.read_value() {
+                Ok(value) => body.changes.push((at, value)),
+                Err(why) => body
+                    .answer
+                    .invalid(&unreadable_at(&format!("{at}.value"), &why), why.problem),
             }
+        }
+    }
+    body
+}
+
+/// The people a body's items name by number, with the business number each arrived
+/// through: `(phone_number_id, wa_id)`, for reading them all at once
+/// ([`crate::book::Deferred::prefetch`]).
+pub(super) fn numbers_named(body: &Body) -> impl Iterator<Item = (&str, &str)> {
+    body.changes.iter().flat_map(|(_, value)| {
+        let pnid = value.metadata.phone_number_id.get();
+        let messages = value
+            .messages
+            .read()
+            .map(|m| m.from.get())
+            .chain(value.contacts.read().map(|c| c.wa_id.get()));
+        let statuses = value.statuses.read().map(|s| s.recipient_id.get());
+        let preferences = value.user_preferences.read().map(|p| p.wa_id.get());
+        messages
+            .chain(statuses)
+            .chain(preferences)
+            .filter_map(move |wa_id| Some((pnid?, wa_id?)))
+    })
+}
+
+/// The event keys of a body's messages, with the business number each arrived
+/// through: `(phone_number_id, key)`, for recording them all at once
+/// ([`crate::book::Deferred::record_ahead`]).
+pub(super) fn message_events(body: &Body) -> impl Iterator<Item = (&str, String)> {
+    body.changes.iter().flat_map(|(_, value)| {
+        let pnid = value.metadata.phone_number_id.get();
+        value.messages.read().filter_map(move |m| {
+            let named = m.from.get().is_some() || m.from_user_id.get().is_some();
+            let wamid = m.id.get().filter(|_| named && m.group_id.get().is_none())?;
+            Some((pnid?, message_key(wamid)))
+        })
+    })
+}
+
+/// The event key of message `wamid` (once per `wamid`).
+fn message_key(wamid: &str) -> String {
+    format!("msg:{wamid}")
+}
+
+/// Applies every item of a read body ([`read`]), each on its own; the first store
+/// failure is returned once all were tried.
+pub(super) async fn apply<C, L>(
+    contacts: &C,
+    ledger: &L,
+    config: &Config,
+    body: Body,
+) -> Result<WebhookAnswer, EventError>
+where
+    C: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    let Body {
+        changes,
+        mut answer,
+    } = body;
+    let mut failed = None;
+    for (at, value) in changes {
+        let result = handle_change(contacts, ledger, config, value, &at, &mut answer);
+        if let Err(e) = Box::pin(result).await {
+            tracing::warn!(
+                error_type = e.error_type(),
+                at,
+                "webhook change failed; the body will be retried"
+            );
+            failed.get_or_insert(e);
         }
     }
     // Its counts go out as metrics (`emit_body_metrics`); a line per body is for debugging.
     tracing::debug!(?answer, "webhook handled");
     match failed {
         Some(e) => Err(e),
-        None => {
-            // Once per body applied: a body that fails is counted when it succeeds.
-            emit_body_metrics(&answer);
-            Ok(answer)
-        }
+        None => Ok(answer),
     }
 }
 
 /// One EMF line per body: its items by what became of them, so that unreadable items
 /// and other fields are seen (and alarmed on) without reading logs.
-fn emit_body_metrics(answer: &WebhookAnswer) {
+pub(super) fn emit_body_metrics(answer: &WebhookAnswer) {
     let applied = answer.contacts_created
         + answer.contacts_updated
         + answer.messages_unchanged
@@ -381,7 +454,7 @@ where
             // A group conversation is not the person writing to the business.
             return Ok(Done::Skipped.into());
         }
-        let key = format!("msg:{wamid}");
+        let key = message_key(wamid);
         let system_kind = message.system.as_ref().and_then(|s| s.kind.get());
         if let Some(kind @ ("user_changed_user_id" | "user_changed_number")) = system_kind {
             return self

@@ -1103,3 +1103,192 @@ async fn a_single_user_id_update_object_and_an_unreadable_one_are_items_of_their
         + bad["statuses_without_effect"].as_u64().unwrap_or(0);
     assert_eq!(statuses, 1, "the status beside it is applied: {bad}");
 }
+
+/// `bodies` as one batch of the webhook queue, a record each, as the queue's event
+/// source mapping delivers them: the batch's reply.
+async fn send_queued(ports: &MemoryPorts, bodies: &[Value]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| json!({"messageId": format!("r{i}"), "eventSource": "aws:sqs", "body": body.to_string()}))
+        .collect();
+    send(ports, json!({"Records": records})).await
+}
+
+/// The book as the items left it, without what only says when or how often it was
+/// written (a batch writes a contact once for several items).
+fn book(ports: &MemoryPorts) -> (Vec<Contact>, Vec<String>) {
+    let mut contacts: Vec<Contact> = ports
+        .contacts
+        .all()
+        .into_iter()
+        .map(|mut c| {
+            c.created_at.clear();
+            c.updated_at.clear();
+            c.version = 0;
+            c
+        })
+        .collect();
+    contacts.sort_by(|a, b| a.phone.cmp(&b.phone));
+    let mut aliases: Vec<String> = ports
+        .contacts
+        .aliases()
+        .into_iter()
+        .map(|a| format!("{} {} {}", a.user_id, a.contact_key, a.phone_number_id))
+        .collect();
+    aliases.sort();
+    (contacts, aliases)
+}
+
+fn at(mut body: Value, list: &str, time: i64) -> Value {
+    body["entry"][0]["changes"][0]["value"][list][0]["timestamp"] = json!(time.to_string());
+    body
+}
+
+#[tokio::test]
+async fn a_queued_batch_leaves_the_book_as_its_items_one_by_one_would() {
+    // GIVEN items of every kind: people new and known, a BSUID-only person who later
+    // shares their number (a merge), statuses, stops, duplicates and strangers
+    let bo = "447400123456";
+    let bodies = vec![
+        message("wamid.1", Some(WA_ID), Some(BSUID), "Eva"),
+        at(
+            status("wamid.s1", "delivered", None, Some(WA_ID), None),
+            "statuses",
+            1_764_324_100,
+        ),
+        at(
+            preference("stop", 1_764_324_200),
+            "user_preferences",
+            1_764_324_200,
+        ),
+        message("wamid.2", Some(bo), None, "Bo"),
+        status("wamid.s2", "failed", Some(131_026), Some(bo), None),
+        status("wamid.s3", "delivered", None, Some("447400999999"), None),
+        message("wamid.3", None, Some("GB.777"), "Cy"),
+        message("wamid.4", Some("447400123457"), Some("GB.777"), "Cy"),
+        at(
+            status("wamid.s4", "read", None, Some("447400123457"), None),
+            "statuses",
+            1_764_324_300,
+        ),
+        at(
+            status("wamid.s1", "delivered", None, Some(WA_ID), None),
+            "statuses",
+            1_764_324_100,
+        ),
+        message("wamid.1", Some(WA_ID), Some(BSUID), "Eva"),
+        at(
+            status("wamid.s5", "failed", Some(131_026), Some(WA_ID), None),
+            "statuses",
+            1_764_324_050,
+        ),
+    ];
+
+    // WHEN one book takes them one by one, and another as one queued batch
+    let one_by_one = ports();
+    for body in &bodies {
+        send(&one_by_one, body.clone()).await;
+    }
+    let batched = ports();
+    let reply = send_queued(&batched, &bodies).await;
+
+    // THEN the batch fails nothing and leaves the same contacts and aliases, with fewer
+    // reads
+    assert_eq!(reply, json!({"batchItemFailures": []}));
+    assert_eq!(book(&batched), book(&one_by_one));
+    assert_eq!(batched.contacts.count(), 3, "{:?}", book(&batched));
+    assert!(
+        batched.contacts.key_reads() < one_by_one.contacts.key_reads(),
+        "{} batch reads against {}",
+        batched.contacts.key_reads(),
+        one_by_one.contacts.key_reads()
+    );
+}
+
+#[tokio::test]
+async fn a_batch_reads_its_people_at_once_and_writes_their_changes_together() {
+    // GIVEN five people in the book
+    let ports = ports();
+    let people: Vec<String> = (0..5).map(|i| format!("44740012345{i}")).collect();
+    for (i, wa_id) in people.iter().enumerate() {
+        send(
+            &ports,
+            message(&format!("wamid.{i}"), Some(wa_id), None, "Someone"),
+        )
+        .await;
+    }
+    let first = whatsapp(&ports, &format!("+{}", people[0])).expect("seeded");
+    let (reads, batches, writes) = (
+        ports.contacts.key_reads(),
+        ports.contacts.batches(),
+        ports.contacts.writes(),
+    );
+
+    // WHEN a batch brings a failure for each (undeliverable), and a later read status
+    // for the first
+    let mut bodies: Vec<Value> = people
+        .iter()
+        .map(|p| status("wamid.f", "failed", Some(131_026), Some(p), None))
+        .collect();
+    bodies.push(at(
+        status("wamid.r", "read", None, Some(&people[0]), None),
+        "statuses",
+        1_764_324_200,
+    ));
+    let reply = send_queued(&ports, &bodies).await;
+
+    // THEN the five were read in one request and written in one, each once
+    assert_eq!(reply, json!({"batchItemFailures": []}));
+    assert_eq!(ports.contacts.key_reads() - reads, 1);
+    assert_eq!(ports.contacts.batches() - batches, 1);
+    assert_eq!(ports.contacts.writes() - writes, 5);
+    let after = whatsapp(&ports, &format!("+{}", people[0])).expect("kept");
+    assert_eq!(after.version, first.version + 1);
+    assert_eq!(after.whatsapp_reachable, Some(true), "the later read wins");
+    for p in &people[1..] {
+        let contact = whatsapp(&ports, &format!("+{p}")).expect("kept");
+        assert_eq!(contact.whatsapp_reachable, Some(false));
+    }
+}
+
+#[tokio::test]
+async fn a_batch_write_someone_else_made_first_is_applied_again_from_fresh_reads() {
+    // GIVEN Eva in the book, and a batch with a first message from Bo and an
+    // undeliverable status for Eva, whose writes another writer beats: Bo's first
+    // message through another delivery, and Eva's stop
+    let ports = ports();
+    send(&ports, message("wamid.1", Some(WA_ID), None, "Eva")).await;
+    let bo = "447400123456";
+    let bodies = [
+        message("wamid.b1", Some(bo), None, "Bo"),
+        status("wamid.s1", "failed", Some(131_026), Some(WA_ID), None),
+    ];
+    let stall = ports.contacts.stall_batch(1);
+
+    // WHEN the batch's writes go out after the other writer's
+    let batch = send_queued(&ports, &bodies);
+    let other = async {
+        stall.reached.notified().await;
+        send(&ports, message("wamid.b0", Some(bo), None, "Bo")).await;
+        send(
+            &ports,
+            at(preference("stop", 0), "user_preferences", 1_764_324_200),
+        )
+        .await;
+        stall.release.notify_one();
+    };
+    let (reply, ()) = tokio::join!(batch, other);
+
+    // THEN nothing fails and nothing is lost: Bo once, Eva unreachable and stopped,
+    // and every message's answer recorded (none left pending)
+    assert_eq!(reply, json!({"batchItemFailures": []}));
+    assert_eq!(ports.contacts.count(), 2);
+    assert!(whatsapp(&ports, &format!("+{bo}")).is_some());
+    let eva = whatsapp(&ports, PHONE).expect("eva");
+    assert_eq!(eva.whatsapp_reachable, Some(false));
+    assert_eq!(eva.consent[&Category::Marketing].state, State::OptedOut);
+    let answers = ports.ledger.answers();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(answers.iter().all(|a| a != "pending"), "{answers:?}");
+}

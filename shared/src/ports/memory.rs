@@ -228,6 +228,8 @@ pub struct MemoryContacts {
     writes: Mutex<u64>,
     batches: Mutex<u64>,
     reads: Mutex<u64>,
+    /// [`Identities::contacts_by_keys`] calls (batch reads by key).
+    key_reads: Mutex<u64>,
     tombstones: Mutex<std::collections::HashSet<Tombstone>>,
     /// Business numbers' accounts, by `phone_number_id`.
     numbers: Mutex<HashMap<String, String>>,
@@ -268,6 +270,11 @@ impl MemoryContacts {
             .cloned()
     }
 
+    /// Every contact stored, in no particular order.
+    pub fn all(&self) -> Vec<Contact> {
+        lock(&self.contacts).values().cloned().collect()
+    }
+
     /// Number of contacts stored.
     pub fn count(&self) -> usize {
         lock(&self.contacts).len()
@@ -286,6 +293,11 @@ impl MemoryContacts {
     /// Number of contacts read by [`ContactStore::read_contacts`].
     pub fn reads(&self) -> u64 {
         *lock(&self.reads)
+    }
+
+    /// Number of [`Identities::contacts_by_keys`] calls (one batch read each).
+    pub fn key_reads(&self) -> u64 {
+        *lock(&self.key_reads)
     }
 
     /// Makes the `call`-th [`ContactStore::write_contacts`] call from now on (1-based)
@@ -447,6 +459,7 @@ impl Identities for MemoryContacts {
         channel: Channel,
         keys: &[String],
     ) -> Result<Vec<Contact>, StoreError> {
+        *lock(&self.key_reads) += 1;
         Ok(keys
             .iter()
             .filter_map(|key| self.get(account_id, channel, key))

@@ -552,6 +552,20 @@ pub struct SavedMapping {
     pub saved_at: String,
 }
 
+/// One event as [`EventLedger::record_events`] records it, or
+/// [`EventLedger::store_answers`] answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Owning account.
+    pub account_id: String,
+    /// The event's key, as stored.
+    pub event_key: String,
+    /// The answer recorded.
+    pub answer: String,
+    /// Unix seconds after which the event is forgotten.
+    pub expires_at: i64,
+}
+
 /// Events already processed (idempotency of contact-events).
 pub trait EventLedger: Send + Sync {
     /// Records `event_key` with the answer given; `Some(previous answer)` when it was
@@ -571,6 +585,38 @@ pub trait EventLedger: Send + Sync {
         answer: &str,
         expires_at: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records each of `entries` (distinct keys) as [`EventLedger::record_event`] does,
+    /// each on its own, in as few requests as the store allows; the previous answer of
+    /// each, in the order given.
+    fn record_events(
+        &self,
+        entries: &[LedgerEntry],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send {
+        async move {
+            let mut previous = Vec::with_capacity(entries.len());
+            for e in entries {
+                previous.push(
+                    self.record_event(&e.account_id, &e.event_key, &e.answer, e.expires_at)
+                        .await?,
+                );
+            }
+            Ok(previous)
+        }
+    }
+    /// Stores each of `entries`' answers (distinct keys) as
+    /// [`EventLedger::store_answer`] does, in as few requests as the store allows.
+    fn store_answers(
+        &self,
+        entries: &[LedgerEntry],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for e in entries {
+                self.store_answer(&e.account_id, &e.event_key, &e.answer, e.expires_at)
+                    .await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Continues an import in a fresh invocation of the same function when this one runs

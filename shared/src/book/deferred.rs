@@ -1,0 +1,503 @@
+//! One queue batch's view of the book (DESIGN section 13): the people the batch names
+//! read at once, and each item's single-contact write held back and sent with the
+//! others, so that a batch costs a few requests instead of a few per item.
+//!
+//! - [`Deferred::prefetch`] reads many keys in one batch read; later look-ups of those
+//!   keys are answered from it, and from the writes held since.
+//! - A write of one contact alone ([`Identities::write_identity`] with one
+//!   [`IdentityWrite::Contact`]) is held, and answered written: the next item sees it.
+//!   Two held writes of one contact become one, under the first one's precondition.
+//!   Anything else (a merge's transaction, an erasure, a tombstone lifted) first sends
+//!   what is held, then goes to the store as it is, and forgets what it touched.
+//! - [`Deferred::flush`] sends the held writes together ([`ContactStore::write_contacts`]:
+//!   conditional, each on its own, at a single write's price). A write refused (someone
+//!   else wrote first) or not made marks every unit of work that wrote or read it: the
+//!   caller applies those units again against the store itself.
+//! - An event ledger's answers ([`EventLedger::store_answer`]) are held until
+//!   [`Deferred::finish`], and stored only for the units whose writes were all made: an
+//!   answer must never be recorded for work that did not happen.
+//!
+//! A `Deferred` belongs to one invocation, whose units (queue records) run one after
+//! another ([`Deferred::begin`] names the current one).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::domain::capacity::Consumed;
+use crate::domain::channel::Channel;
+use crate::domain::contact::Contact;
+use crate::ports::{
+    Alias, Applied, CapacityMeter, ContactStore, EventLedger, Identities, IdentityWrite,
+    LedgerEntry, Precondition, PutOutcome, StoreError, Suppressions, MAX_CONTACTS_PER_CALL,
+};
+
+/// A contact item's key: account, channel, key part (an E.164 number or `bsuid:` key).
+type ContactKey = (String, Channel, String);
+
+/// A held write of one contact, and the units whose outcome depends on it.
+struct Held {
+    contact: Contact,
+    precondition: Precondition,
+    units: BTreeSet<usize>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Contacts known in this batch (read, or held): `None` when known absent.
+    contacts: HashMap<ContactKey, Option<Contact>>,
+    /// Aliases read in this batch, by (account, user id): `None` when known absent.
+    aliases: HashMap<(String, String), Option<Alias>>,
+    /// Held writes, by key.
+    held: HashMap<ContactKey, Held>,
+    /// Held ledger answers, each with its unit, in the order given.
+    answers: Vec<(usize, LedgerEntry)>,
+    /// Events recorded ahead ([`Deferred::record_ahead`]), by (account, key): the
+    /// answer recorded before, until an item asks; then pending, for a second ask.
+    recorded: HashMap<(String, String), Option<String>>,
+    /// The unit of work running now.
+    unit: usize,
+    /// Units one of whose writes was refused or not made.
+    failed: BTreeSet<usize>,
+}
+
+/// A batch's view of `store` and `ledger` (see the module's documentation).
+pub struct Deferred<'a, S, L> {
+    store: &'a S,
+    ledger: &'a L,
+    state: Mutex<State>,
+}
+
+impl<'a, S, L> Deferred<'a, S, L>
+where
+    S: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    /// An empty view of `store` and `ledger`.
+    pub fn new(store: &'a S, ledger: &'a L) -> Self {
+        Deferred {
+            store,
+            ledger,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next writes and reads are unit `unit`'s.
+    pub fn begin(&self, unit: usize) {
+        self.state().unit = unit;
+    }
+
+    /// Reads `keys` of `account_id`'s `channel` contacts (those not known yet), a batch
+    /// read per [`MAX_CONTACTS_PER_CALL`]: later look-ups of them cost nothing.
+    pub async fn prefetch(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        let unknown: Vec<String> = {
+            let state = self.state();
+            let mut seen = BTreeSet::new();
+            keys.iter()
+                .filter(|k| !state.contacts.contains_key(&key(account_id, channel, k)))
+                .filter(|k| seen.insert(k.as_str()))
+                .cloned()
+                .collect()
+        };
+        for chunk in unknown.chunks(MAX_CONTACTS_PER_CALL) {
+            let found = self
+                .store
+                .contacts_by_keys(account_id, channel, chunk)
+                .await?;
+            let mut state = self.state();
+            for k in chunk {
+                let contact = found.iter().find(|c| &c.phone == k).cloned();
+                state
+                    .contacts
+                    .entry(key(account_id, channel, k))
+                    .or_insert(contact);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the held writes. Each unit that wrote or read one that was refused or not
+    /// made is marked failed ([`Deferred::finish`] names them); the contacts written
+    /// stay known, the others are read again when next asked for.
+    pub async fn flush(&self) {
+        let held: Vec<(ContactKey, Held)> = self.state().held.drain().collect();
+        for chunk in held.chunks(MAX_CONTACTS_PER_CALL) {
+            let writes: Vec<(Contact, Precondition)> = chunk
+                .iter()
+                .map(|(_, h)| (h.contact.clone(), h.precondition))
+                .collect();
+            let answers = self.store.write_contacts(&writes).await;
+            let mut state = self.state();
+            for (i, (key, held)) in chunk.iter().enumerate() {
+                let written = match &answers {
+                    Ok(answers) => matches!(answers.get(i), Some(Applied::Written)),
+                    Err(e) => {
+                        if i == 0 {
+                            tracing::warn!(error = %e, writes = chunk.len(), "held contact writes could not be sent; their items are applied again");
+                        }
+                        false
+                    }
+                };
+                if !written {
+                    state.failed.extend(held.units.iter().copied());
+                    state.contacts.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Sends what is still held, then the ledger answers of the units whose writes were
+    /// all made; returns the units to apply again against the store itself: a write of
+    /// theirs, or an answer, was not made (their answers are not stored: applied again,
+    /// their work is done again, and answered then).
+    pub async fn finish(&self) -> BTreeSet<usize> {
+        self.flush().await;
+        let (answers, mut failed) = {
+            let mut state = self.state();
+            (
+                std::mem::take(&mut state.answers),
+                std::mem::take(&mut state.failed),
+            )
+        };
+        let (units, entries): (Vec<usize>, Vec<LedgerEntry>) = answers
+            .into_iter()
+            .filter(|(unit, _)| !failed.contains(unit))
+            .unzip();
+        if entries.is_empty() {
+            return failed;
+        }
+        if let Err(e) = self.ledger.store_answers(&entries).await {
+            tracing::warn!(error = %e, answers = entries.len(), "held event answers could not be stored; their items are applied again");
+            failed.extend(units);
+        }
+        failed
+    }
+
+    /// Records `entries` (events about to be handled, answered pending) at once: an
+    /// item's [`EventLedger::record_event`] of one of them then costs nothing. A
+    /// failure here costs only speed: each item records its own.
+    pub async fn record_ahead(&self, entries: Vec<LedgerEntry>) {
+        let mut seen = BTreeSet::new();
+        let entries: Vec<LedgerEntry> = entries
+            .into_iter()
+            .filter(|e| seen.insert((e.account_id.clone(), e.event_key.clone())))
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        match self.ledger.record_events(&entries).await {
+            Ok(previous) => {
+                let mut state = self.state();
+                for (e, previous) in entries.into_iter().zip(previous) {
+                    state.recorded.insert((e.account_id, e.event_key), previous);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "recording a batch's events ahead failed; each item records its own");
+            }
+        }
+    }
+
+    /// Forgets every contact and alias read: after a write this view did not see (an
+    /// event of another kind in the batch), everything is read again.
+    pub fn forget_all(&self) {
+        let mut state = self.state();
+        state.contacts.clear();
+        state.aliases.clear();
+    }
+
+    /// Forgets what `writes` touched: what a write sent to the store as it is changed is
+    /// read again when next asked for.
+    fn forget(&self, writes: &[IdentityWrite]) {
+        let mut state = self.state();
+        for write in writes {
+            match write {
+                IdentityWrite::Contact(c, _) | IdentityWrite::RemoveContact(c) => {
+                    state.contacts.remove(&key_of(c));
+                }
+                IdentityWrite::Alias(a, _) | IdentityWrite::RemoveAlias(a) => {
+                    state
+                        .aliases
+                        .remove(&(a.account_id.clone(), a.user_id.clone()));
+                }
+            }
+        }
+    }
+
+    /// Holds a write of one contact when it follows from what this view knows; `false`
+    /// when it must go to the store as it is.
+    fn hold(&self, contact: &Contact, precondition: Precondition) -> bool {
+        let mut state = self.state();
+        let k = key_of(contact);
+        let known = match state.contacts.get(&k) {
+            Some(known) => known.as_ref().map(|c| c.version),
+            None => return false,
+        };
+        let expected = match precondition {
+            Precondition::Absent => None,
+            Precondition::Version(v) => Some(v),
+        };
+        if known != expected {
+            return false;
+        }
+        let unit = state.unit;
+        let mut contact = contact.clone();
+        match state.held.get_mut(&k) {
+            Some(held) => {
+                // One write of the item: its version goes up once, under the first
+                // precondition.
+                contact.version = held.contact.version;
+                held.contact = contact.clone();
+                held.units.insert(unit);
+            }
+            None => {
+                state.held.insert(
+                    k.clone(),
+                    Held {
+                        contact: contact.clone(),
+                        precondition,
+                        units: BTreeSet::from([unit]),
+                    },
+                );
+            }
+        }
+        state.contacts.insert(k, Some(contact));
+        true
+    }
+}
+
+fn key(account_id: &str, channel: Channel, k: &str) -> ContactKey {
+    (account_id.to_string(), channel, k.to_string())
+}
+
+fn key_of(contact: &Contact) -> ContactKey {
+    key(&contact.account_id, contact.channel, &contact.phone)
+}
+
+impl<S, L> Identities for Deferred<'_, S, L>
+where
+    S: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    async fn account_of_number(&self, phone_number_id: &str) -> Result<Option<String>, StoreError> {
+        self.store.account_of_number(phone_number_id).await
+    }
+
+    async fn contacts_by_keys(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        keys: &[String],
+    ) -> Result<Vec<Contact>, StoreError> {
+        self.prefetch(account_id, channel, keys).await?;
+        let mut state = self.state();
+        let unit = state.unit;
+        let mut found = Vec::new();
+        for k in keys {
+            let k = key(account_id, channel, k);
+            // A unit that saw a held write depends on it being made.
+            if let Some(held) = state.held.get_mut(&k) {
+                held.units.insert(unit);
+            }
+            if let Some(Some(contact)) = state.contacts.get(&k) {
+                if !found.iter().any(|c: &Contact| c.phone == contact.phone) {
+                    found.push(contact.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn alias(&self, account_id: &str, user_id: &str) -> Result<Option<Alias>, StoreError> {
+        let k = (account_id.to_string(), user_id.to_string());
+        if let Some(known) = self.state().aliases.get(&k) {
+            return Ok(known.clone());
+        }
+        let alias = self.store.alias(account_id, user_id).await?;
+        self.state().aliases.insert(k, alias.clone());
+        Ok(alias)
+    }
+
+    async fn write_identity(&self, writes: &[IdentityWrite]) -> Result<bool, StoreError> {
+        if let [IdentityWrite::Contact(contact, precondition)] = writes {
+            if self.hold(contact, *precondition) {
+                return Ok(true);
+            }
+        }
+        self.flush().await;
+        let result = self.store.write_identity(writes).await;
+        self.forget(writes);
+        result
+    }
+}
+
+impl<S, L> ContactStore for Deferred<'_, S, L>
+where
+    S: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    async fn get_contact(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phone: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        let keys = [phone.to_string()];
+        Ok(self
+            .contacts_by_keys(account_id, channel, &keys)
+            .await?
+            .pop())
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        precondition: Precondition,
+    ) -> Result<PutOutcome, StoreError> {
+        self.flush().await;
+        let outcome = self.store.put_contact(contact, precondition).await;
+        self.state().contacts.remove(&key_of(contact));
+        outcome
+    }
+
+    async fn read_contacts(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        phones: &[String],
+        consistent: bool,
+    ) -> Result<Vec<Option<Contact>>, StoreError> {
+        self.flush().await;
+        self.store
+            .read_contacts(account_id, channel, phones, consistent)
+            .await
+    }
+
+    async fn write_contacts(
+        &self,
+        writes: &[(Contact, Precondition)],
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.flush().await;
+        let applied = self.store.write_contacts(writes).await;
+        let mut state = self.state();
+        for (contact, _) in writes {
+            state.contacts.remove(&key_of(contact));
+        }
+        applied
+    }
+}
+
+impl<S, L> Suppressions for Deferred<'_, S, L>
+where
+    S: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    async fn erase_contact(
+        &self,
+        contact: &Contact,
+        aliases: &[Alias],
+        digests: &[String],
+    ) -> Result<bool, StoreError> {
+        self.flush().await;
+        let erased = self.store.erase_contact(contact, aliases, digests).await;
+        let mut state = self.state();
+        state.contacts.remove(&key_of(contact));
+        for a in aliases {
+            state
+                .aliases
+                .remove(&(a.account_id.clone(), a.user_id.clone()));
+        }
+        erased
+    }
+
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digests: &[String],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.store.suppressed(account_id, channel, digests).await
+    }
+
+    async fn lift_suppression(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .lift_suppression(account_id, channel, digest)
+            .await
+    }
+}
+
+impl<S, L> CapacityMeter for Deferred<'_, S, L>
+where
+    S: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    fn consumed(&self) -> Consumed {
+        self.store.consumed()
+    }
+}
+
+impl<S, L> EventLedger for Deferred<'_, S, L>
+where
+    S: ContactStore + Identities + Suppressions + CapacityMeter,
+    L: EventLedger,
+{
+    async fn record_event(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let k = (account_id.to_string(), event_key.to_string());
+        if let Some(recorded) = self.state().recorded.get_mut(&k) {
+            // Asked again (the event twice in the batch): the store would say pending.
+            return Ok(recorded.replace(answer.to_string()));
+        }
+        self.ledger
+            .record_event(account_id, event_key, answer, expires_at)
+            .await
+    }
+
+    async fn store_answer(
+        &self,
+        account_id: &str,
+        event_key: &str,
+        answer: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        // The same event twice in a batch: its first answer is the one a redelivery
+        // must give (the second found the first's work done).
+        if state
+            .answers
+            .iter()
+            .any(|(_, a)| a.account_id == account_id && a.event_key == event_key)
+        {
+            return Ok(());
+        }
+        let unit = state.unit;
+        state.answers.push((
+            unit,
+            LedgerEntry {
+                account_id: account_id.to_string(),
+                event_key: event_key.to_string(),
+                answer: answer.to_string(),
+                expires_at,
+            },
+        ));
+        Ok(())
+    }
+}
