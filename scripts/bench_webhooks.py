@@ -396,15 +396,16 @@ def stack_shape():
 
 
 def capacity(lines):
-    """Per item type: (items, mean write units, mean read units, mean requests, items
-    with 0 write units), from the per-item EMF lines."""
+    """Per item type: (items, mean write units, mean read units, mean requests) of the
+    items' own requests, from contact-events' EMF lines (one per type and body or queue
+    batch, `EventItems` items each)."""
     out = {}
     for kind in ITEM_TYPES:
         mine = [line for line in lines if line.get("EventType") == kind and "EventWriteUnits" in line]
-        if mine:
-            n = len(mine)
+        n = sum(m.get("EventItems", 1) for m in mine)
+        if n:
             out[kind] = (n, sum(m["EventWriteUnits"] for m in mine) / n, sum(m["EventReadUnits"] for m in mine) / n,
-                         sum(m["EventRequests"] for m in mine) / n, sum(1 for m in mine if m["EventWriteUnits"] == 0))
+                         sum(m["EventRequests"] for m in mine) / n)
     return out
 
 
@@ -584,22 +585,18 @@ def run(args):
         rows.append((f"CPU per applied item, {label}", f"{m['apply_cpu'][part] / m['applied'] * 1e6:.0f} us"))
     for kind in ITEM_TYPES:
         if kind in m["units"]:
-            n, w, r, req, _ = m["units"][kind]
-            rows.append((f"capacity per item, {kind} ({n} applied)", f"{w:.2f} WU, {r:.2f} RU, {req:.2f} requests"))
+            n, w, r, req = m["units"][kind]
+            rows.append((f"capacity per item, {kind} ({n} applied), its own requests",
+                         f"{w:.2f} WU, {r:.2f} RU, {req:.3f} requests"))
     w, r, req = m["shared"]
     rows.append(("capacity shared by a batch's items (read ahead, writes and answers sent together), per applied item",
                  f"{w / m['applied']:.2f} WU, {r / m['applied']:.2f} RU, {req / m['applied']:.3f} requests"))
-    own = [(n * w, n * r, n * q) for n, w, r, q, _ in m["units"].values()]
+    own = [(n * w, n * r, n * q) for n, w, r, q in m["units"].values()]
+    total = [(sum(o[i] for o in own) + extra) / m["applied"] for i, extra in enumerate((w, r, req))]
     rows.append(("capacity per applied item, all told (the items' own + shared)",
-                 f"{(sum(o[0] for o in own) + w) / m['applied']:.2f} WU, "
-                 f"{(sum(o[1] for o in own) + r) / m['applied']:.2f} RU, "
-                 f"{(sum(o[2] for o in own) + req) / m['applied']:.3f} requests"))
-    if "whatsapp.status" in m["units"]:
-        n, *_, zero = m["units"]["whatsapp.status"]
-        expected = kinds["status sent"] + kinds["status delivered, older"]
-        rows.append(("status items with 0 write units", f"{zero} of {n} (sent + older delivered posted: {expected})"))
+                 f"{total[0]:.2f} WU, {total[1]:.2f} RU, {total[2]:.3f} requests"))
     if noop_units:
-        n, w, r, req, _ = noop_units
+        n, w, r, req = noop_units
         sw, sr, sreq = noop_shared
         w, r, req = w + sw / n, r + sr / n, req + sreq / n
         if w != 0:

@@ -501,3 +501,176 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::{ContactDraft, Source, WriteStamp};
+    use crate::ports::memory::{MemoryContacts, MemoryLedger};
+
+    const EVA: &str = "+447911123456";
+
+    fn stamp() -> WriteStamp {
+        WriteStamp {
+            now: "2026-12-03T10:00:00.000Z".into(),
+            source: Source::Inbound,
+            import_id: None,
+            campaign_id: None,
+        }
+    }
+
+    /// Eva as stored, at version 1.
+    fn eva() -> Contact {
+        let draft = ContactDraft {
+            phone: EVA.into(),
+            ..Default::default()
+        };
+        Contact::create("acme", Channel::Whatsapp, &draft, &stamp())
+    }
+
+    /// `contact` changed (a new name) and one version on.
+    fn renamed(contact: &Contact, name: &str) -> Contact {
+        let mut next = contact.clone();
+        next.text.insert("name".into(), name.into());
+        next.version += 1;
+        next
+    }
+
+    async fn stored(store: &MemoryContacts, contact: &Contact) {
+        let put = store.put_contact(contact, Precondition::Absent).await;
+        assert_eq!(put.expect("stored"), PutOutcome::Written);
+    }
+
+    async fn read(view: &impl Identities) -> Contact {
+        let keys = [EVA.to_string()];
+        let mut found = view
+            .contacts_by_keys("acme", Channel::Whatsapp, &keys)
+            .await
+            .expect("read");
+        found.pop().expect("Eva")
+    }
+
+    fn answer(key: &str) -> LedgerEntry {
+        LedgerEntry {
+            account_id: "acme".into(),
+            event_key: key.into(),
+            answer: "\"updated\"".into(),
+            expires_at: 1,
+        }
+    }
+
+    async fn answered(view: &impl EventLedger, e: &LedgerEntry) {
+        view.store_answer(&e.account_id, &e.event_key, &e.answer, e.expires_at)
+            .await
+            .expect("held");
+    }
+
+    #[tokio::test]
+    async fn two_held_writes_of_one_contact_are_one_write_one_version_on() {
+        // GIVEN Eva stored, and a view of the store
+        let (store, ledger) = (MemoryContacts::default(), MemoryLedger::default());
+        stored(&store, &eva()).await;
+        let view = Deferred::new(&store, &ledger);
+
+        // WHEN two units each change her, the second seeing the first's change
+        view.begin(0);
+        let first = renamed(&read(&view).await, "Eva");
+        let write = [IdentityWrite::Contact(first, Precondition::Version(1))];
+        assert!(view.write_identity(&write).await.expect("held"));
+        view.begin(1);
+        let seen = read(&view).await;
+        assert_eq!(seen.text.get("name").map(String::as_str), Some("Eva"));
+        let second = renamed(&seen, "Eva Lind");
+        let write = [IdentityWrite::Contact(second, Precondition::Version(2))];
+        assert!(view.write_identity(&write).await.expect("held"));
+        let writes_before = store.writes();
+
+        // THEN nothing is written until the end, and then once, one version on, for
+        // one read of hers
+        assert_eq!(
+            store.get("acme", Channel::Whatsapp, EVA).map(|c| c.version),
+            Some(1)
+        );
+        assert!(view.finish().await.is_empty());
+        assert_eq!(store.writes() - writes_before, 1);
+        assert_eq!(store.batches(), 1);
+        let now = store.get("acme", Channel::Whatsapp, EVA).expect("Eva");
+        assert_eq!(now.version, 2);
+        assert_eq!(now.text.get("name").map(String::as_str), Some("Eva Lind"));
+        assert_eq!(store.key_reads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_fails_every_unit_that_made_or_saw_it_and_holds_back_their_answers() {
+        // GIVEN Eva stored; unit 0 changes her, unit 1 reads her after it, unit 2 does
+        // not touch her; each has an event answer to store
+        let (store, ledger) = (MemoryContacts::default(), MemoryLedger::default());
+        stored(&store, &eva()).await;
+        let view = Deferred::new(&store, &ledger);
+        view.begin(0);
+        let write = [IdentityWrite::Contact(
+            renamed(&read(&view).await, "Eva"),
+            Precondition::Version(1),
+        )];
+        assert!(view.write_identity(&write).await.expect("held"));
+        answered(&view, &answer("msg:0")).await;
+        view.begin(1);
+        read(&view).await;
+        answered(&view, &answer("msg:1")).await;
+        view.begin(2);
+        answered(&view, &answer("msg:2")).await;
+
+        // WHEN someone else writes her first
+        let theirs = renamed(&eva(), "Someone else's");
+        let put = store.put_contact(&theirs, Precondition::Version(1)).await;
+        assert_eq!(put.expect("written"), PutOutcome::Written);
+
+        // THEN units 0 and 1 are to be applied again, only unit 2's answer is stored,
+        // and her next read is fresh
+        assert_eq!(view.finish().await, BTreeSet::from([0, 1]));
+        assert_eq!(ledger.keys(), vec!["acme#msg:2".to_string()]);
+        let now = read(&view).await;
+        assert_eq!(
+            now.text.get("name").map(String::as_str),
+            Some("Someone else's")
+        );
+    }
+
+    #[tokio::test]
+    async fn events_recorded_ahead_answer_each_item_once_then_pending() {
+        // GIVEN an event answered before, and a new one, recorded ahead
+        let (store, ledger) = (MemoryContacts::default(), MemoryLedger::default());
+        let before = answer("msg:old");
+        ledger
+            .store_answer("acme", "msg:old", &before.answer, 1)
+            .await
+            .expect("stored");
+        let view = Deferred::new(&store, &ledger);
+        let pending = |key: &str| LedgerEntry {
+            answer: "pending".into(),
+            ..answer(key)
+        };
+        view.record_ahead(vec![pending("msg:old"), pending("msg:new")])
+            .await;
+
+        // WHEN items record them, the new one twice (a duplicate in the batch)
+        let record = |key: &'static str| view.record_event("acme", key, "pending", 1);
+        let old = record("msg:old").await.expect("recorded");
+        let new = record("msg:new").await.expect("recorded");
+        let again = record("msg:new").await.expect("recorded");
+
+        // THEN the old one answers as before, the new one is new, then pending; and the
+        // first answer held for the new one is the one stored
+        assert_eq!(old, Some(before.answer.clone()));
+        assert_eq!(new, None);
+        assert_eq!(again.as_deref(), Some("pending"));
+        answered(&view, &answer("msg:new")).await;
+        let mut second = answer("msg:new");
+        second.answer = "\"unchanged\"".into();
+        answered(&view, &second).await;
+        assert!(view.finish().await.is_empty());
+        let mut answers = ledger.answers();
+        answers.sort();
+        assert_eq!(answers, vec!["\"updated\"".to_string(); 2]);
+    }
+}

@@ -135,13 +135,15 @@ where
             )
             .await;
         }
+        let mut spent = whatsapp_webhook::Spent::default();
         let mut results = Vec::with_capacity(records.len());
         let mut answers = Vec::with_capacity(records.len());
         for (unit, (record, body)) in records.iter().zip(bodies).enumerate() {
             batch.begin(unit);
             let result = match (body, &record.event) {
                 (Some(body), _) => {
-                    let applied = whatsapp_webhook::apply(&batch, &batch, self.config, body);
+                    let applied =
+                        whatsapp_webhook::apply(&batch, &batch, self.config, body, &mut spent);
                     Box::pin(applied).await.map(Some)
                 }
                 (None, Ok(event)) => {
@@ -160,14 +162,13 @@ where
             results.push(Some(result.map(|answer| answers.push((unit, answer)))));
         }
         let again = metered(self.contacts, BATCH_EVENT_TYPE, batch.finish()).await;
-        for (unit, answer) in answers {
-            match answer {
-                Some(answer) if !again.contains(&unit) => {
-                    whatsapp_webhook::emit_body_metrics(&answer);
-                }
-                _ => {}
-            }
-        }
+        spent.emit();
+        // The bodies applied again below are counted when they are.
+        let applied = answers
+            .iter()
+            .filter(|(unit, _)| !again.contains(unit))
+            .filter_map(|(_, answer)| answer.as_ref());
+        whatsapp_webhook::emit_body_metrics(applied);
         let mut response = SqsBatchResponse::default();
         for (unit, (record, result)) in records.into_iter().zip(results).enumerate() {
             let Record {

@@ -16,10 +16,11 @@ use super::meta::{
     self, Integer, Item, Message, Status, Unreadable, UserIdUpdate, UserPreference, Value,
     WaContact, Webhook,
 };
-use super::{metered, now, rfc3339, stamp};
+use super::{now, rfc3339, stamp};
 use crate::book::identity::{Done, Effect, WaUser, WhatsappIdentities};
 use crate::book::Tombstones;
 use crate::config::Config;
+use crate::domain::capacity::Consumed;
 use crate::domain::channel::Channel;
 use crate::domain::cleaning::truncate_chars;
 use crate::domain::consent::{consent_time_from_unix, Category, ConsentSource, Signal, State};
@@ -49,10 +50,47 @@ where
     C: ContactStore + Identities + Suppressions + CapacityMeter,
     L: EventLedger,
 {
-    let answer = apply(contacts, ledger, config, read(&webhook)).await?;
+    let mut spent = Spent::default();
+    let applied = apply(contacts, ledger, config, read(&webhook), &mut spent).await;
+    spent.emit();
+    let answer = applied?;
     // Once per body applied: a body that fails is counted when it succeeds.
-    emit_body_metrics(&answer);
+    emit_body_metrics([&answer]);
     Ok(answer)
+}
+
+/// What items spent, by item type: their own requests' capacity and how many items
+/// there were, reported as one EMF line per type ([`Spent::emit`]) for a body or a
+/// whole queue batch, not a line per item (statuses come by the thousand a second).
+#[derive(Debug, Default)]
+pub(super) struct Spent(std::collections::BTreeMap<&'static str, (Consumed, u64)>);
+
+impl Spent {
+    /// Adds one item of `kind` that consumed `consumed`.
+    fn add(&mut self, kind: ItemKind, consumed: Consumed) {
+        let (total, items) = self.0.entry(kind.event_type()).or_default();
+        *total = total.plus(&consumed);
+        *items += 1;
+    }
+
+    /// One EMF line per item type: `EventWriteUnits`, `EventReadUnits` and
+    /// `EventRequests` summed over `EventItems` items.
+    pub(super) fn emit(&self) {
+        for (event_type, (spent, items)) in &self.0 {
+            let spent = spent.rounded();
+            crate::metrics::emit(&crate::metrics::emf_line(
+                &[("Function", "contact-events"), ("EventType", event_type)],
+                &[
+                    ("EventWriteUnits", spent.write_units, "Count"),
+                    ("EventReadUnits", spent.read_units, "Count"),
+                    ("EventRequests", spent.requests as f64, "Count"),
+                    ("EventItems", *items as f64, "Count"),
+                ],
+                &[],
+                crate::metrics::now_ms(),
+            ));
+        }
+    }
 }
 
 /// A webhook body as read: the values of the changes whose items the book applies,
@@ -152,6 +190,7 @@ pub(super) async fn apply<C, L>(
     ledger: &L,
     config: &Config,
     body: Body,
+    spent: &mut Spent,
 ) -> Result<WebhookAnswer, EventError>
 where
     C: ContactStore + Identities + Suppressions + CapacityMeter,
@@ -163,7 +202,7 @@ where
     } = body;
     let mut failed = None;
     for (at, value) in changes {
-        let result = handle_change(contacts, ledger, config, value, &at, &mut answer);
+        let result = handle_change(contacts, ledger, config, value, &at, &mut answer, spent);
         if let Err(e) = Box::pin(result).await {
             tracing::warn!(
                 error_type = e.error_type(),
@@ -181,18 +220,31 @@ where
     }
 }
 
-/// One EMF line per body: its items by what became of them, so that unreadable items
-/// and other fields are seen (and alarmed on) without reading logs.
-pub(super) fn emit_body_metrics(answer: &WebhookAnswer) {
-    let applied = answer.contacts_created
-        + answer.contacts_updated
-        + answer.messages_unchanged
-        + answer.statuses_applied
-        + answer.statuses_without_effect
-        + answer.preferences_applied
-        + answer.preferences_without_effect
-        + answer.identity_changes
-        + answer.ignored;
+/// One EMF line for a body, or a queue batch's bodies together: their items by what
+/// became of them, so that unreadable items and other fields are seen (and alarmed on)
+/// without reading logs.
+pub(super) fn emit_body_metrics<'a>(answers: impl IntoIterator<Item = &'a WebhookAnswer>) {
+    let mut answer = WebhookAnswer::default();
+    let mut applied = 0;
+    let mut bodies = 0;
+    for a in answers {
+        bodies += 1;
+        applied += a.contacts_created
+            + a.contacts_updated
+            + a.messages_unchanged
+            + a.statuses_applied
+            + a.statuses_without_effect
+            + a.preferences_applied
+            + a.preferences_without_effect
+            + a.identity_changes
+            + a.ignored;
+        answer.invalid_items += a.invalid_items;
+        answer.other_fields += a.other_fields;
+        answer.unknown_phone_number_id += a.unknown_phone_number_id;
+    }
+    if bodies == 0 {
+        return;
+    }
     crate::metrics::emit(&crate::metrics::emf_line(
         &[
             ("Function", "contact-events"),
@@ -226,6 +278,7 @@ async fn handle_change<C, L>(
     value: Value,
     at: &str,
     answer: &mut WebhookAnswer,
+    spent: &mut Spent,
 ) -> Result<(), EventError>
 where
     C: ContactStore + Identities + Suppressions + CapacityMeter,
@@ -282,6 +335,7 @@ where
     }
     let mut tally = Tally {
         answer,
+        spent,
         failed: None,
     };
     let place = |name: &str| format!("{at}.value.{name}");
@@ -319,7 +373,11 @@ where
     for (i, update) in with_contacts.enumerate() {
         let path = format!("{at}.value.contacts[{i}].user_id_update");
         let done = items.user_id_update(update);
-        let result = metered(contacts, ItemKind::Identity.event_type(), done).await;
+        let before = contacts.consumed();
+        let result = done.await;
+        tally
+            .spent
+            .add(ItemKind::Identity, contacts.consumed().since(&before));
         tally.settle(ItemKind::Identity, path, result);
     }
     match tally.failed {
@@ -344,16 +402,23 @@ async fn each<'a, T, M, F, Fut>(
 {
     for (i, item) in list.0.iter().enumerate() {
         let result = match item {
-            Item::Read(read) => metered(meter, kind.event_type(), apply(read)).await,
+            Item::Read(read) => {
+                let before = meter.consumed();
+                let result = apply(read).await;
+                tally.spent.add(kind, meter.consumed().since(&before));
+                result
+            }
             Item::Unreadable(why) => Ok(Outcome::Invalid(why.problem)),
         };
         tally.settle(kind, unreadable_path(format!("{at}[{i}]"), item), result);
     }
 }
 
-/// What a change's items did: the answer's counts, and the first store failure.
+/// What a change's items did: the answer's counts, what they spent, and the first
+/// store failure.
 struct Tally<'a> {
     answer: &'a mut WebhookAnswer,
+    spent: &'a mut Spent,
     failed: Option<EventError>,
 }
 
