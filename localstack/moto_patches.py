@@ -127,18 +127,20 @@ def had_receipt_handle(self, receipt_handle):
 
 
 def delete_message(self, receipt_handle):
-    # moto 5.2.5's Queue.delete_message, in one pass.
+    # moto 5.2.5's Queue.delete_message, in one pass, and in place under the queue's
+    # lock: moto's rebuilds the message list outside any lock, so two deletes at once (the
+    # relay's two pollers) could put each other's messages back, and a send appended
+    # meanwhile was lost.
     if receipt_handle in self.deleted_messages:
         return  # already deleted: deleting again is fine
-    kept, gone = [], []
-    for message in self._messages:
-        (gone if message.had_receipt_handle(receipt_handle) else kept).append(message)
-    if not gone:
-        raise ReceiptHandleIsInvalid()
-    for message in gone:
-        self.pending_messages.discard(message)
-        self.deleted_messages.update(message.all_receipt_handles)
-    self._messages = kept
+    with self._messages_lock:
+        gone = [message for message in self._messages if message.had_receipt_handle(receipt_handle)]
+        if not gone:
+            raise ReceiptHandleIsInvalid()
+        for message in gone:
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            self._messages.remove(message)
 
 
 _get_backend_for_host = DomainDispatcherApplication.get_backend_for_host
