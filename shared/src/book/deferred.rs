@@ -217,18 +217,31 @@ where
     /// Forgets what `writes` touched: what a write sent to the store as it is changed is
     /// read again when next asked for.
     fn forget(&self, writes: &[IdentityWrite]) {
+        let contacts = writes.iter().filter_map(|write| match write {
+            IdentityWrite::Contact(c, _) | IdentityWrite::RemoveContact(c) => Some(c),
+            _ => None,
+        });
+        let aliases = writes.iter().filter_map(|write| match write {
+            IdentityWrite::Alias(a, _) | IdentityWrite::RemoveAlias(a) => Some(a),
+            _ => None,
+        });
+        self.forget_items(contacts, aliases);
+    }
+
+    /// Drops what this view knows of `contacts` and `aliases`: they are read again.
+    fn forget_items<'c>(
+        &self,
+        contacts: impl IntoIterator<Item = &'c Contact>,
+        aliases: impl IntoIterator<Item = &'c Alias>,
+    ) {
         let mut state = self.state();
-        for write in writes {
-            match write {
-                IdentityWrite::Contact(c, _) | IdentityWrite::RemoveContact(c) => {
-                    state.contacts.remove(&key_of(c));
-                }
-                IdentityWrite::Alias(a, _) | IdentityWrite::RemoveAlias(a) => {
-                    state
-                        .aliases
-                        .remove(&(a.account_id.clone(), a.user_id.clone()));
-                }
-            }
+        for c in contacts {
+            state.contacts.remove(&key_of(c));
+        }
+        for a in aliases {
+            state
+                .aliases
+                .remove(&(a.account_id.clone(), a.user_id.clone()));
         }
     }
 
@@ -408,13 +421,7 @@ where
     ) -> Result<bool, StoreError> {
         self.flush().await;
         let erased = self.store.erase_contact(contact, aliases, digests).await;
-        let mut state = self.state();
-        state.contacts.remove(&key_of(contact));
-        for a in aliases {
-            state
-                .aliases
-                .remove(&(a.account_id.clone(), a.user_id.clone()));
-        }
+        self.forget_items([contact], aliases);
         erased
     }
 

@@ -38,7 +38,7 @@ mod numbers;
 pub mod payload;
 mod whatsapp_webhook;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 
@@ -197,10 +197,31 @@ where
         batch: &Deferred<'_, C, L>,
         bodies: &[Option<whatsapp_webhook::Body>],
     ) {
-        let bodies = || bodies.iter().flatten();
-        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (phone_number_id, wa_id) in bodies().flat_map(whatsapp_webhook::numbers_named) {
-            if let Some(account) = self.account_ahead(phone_number_id).await {
+        let named: Vec<(&str, &str)> = bodies
+            .iter()
+            .flatten()
+            .flat_map(whatsapp_webhook::numbers_named)
+            .collect();
+        let messages: Vec<(&str, String)> = bodies
+            .iter()
+            .flatten()
+            .flat_map(whatsapp_webhook::message_events)
+            .collect();
+        // Each business number's account, looked up once for the whole batch.
+        let mut accounts: HashMap<&str, Option<String>> = HashMap::new();
+        for &phone_number_id in named
+            .iter()
+            .map(|(p, _)| p)
+            .chain(messages.iter().map(|(p, _)| p))
+        {
+            if !accounts.contains_key(phone_number_id) {
+                let account = self.account_ahead(phone_number_id).await;
+                accounts.insert(phone_number_id, account);
+            }
+        }
+        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (phone_number_id, wa_id) in named {
+            if let Some(Some(account)) = accounts.get(phone_number_id) {
                 let digits = wa_id.trim_start_matches('+');
                 keys.entry(account)
                     .or_default()
@@ -208,15 +229,18 @@ where
             }
         }
         let once = ledger::Once::new(self.ledger, self.config);
-        let mut events = Vec::new();
-        for (phone_number_id, key) in bodies().flat_map(whatsapp_webhook::message_events) {
-            if let Some(account) = self.account_ahead(phone_number_id).await {
-                events.push(once.pending(&account, &key));
-            }
-        }
+        let events = messages
+            .iter()
+            .filter_map(
+                |(phone_number_id, key)| match accounts.get(phone_number_id) {
+                    Some(Some(account)) => Some(once.pending(account, key)),
+                    _ => None,
+                },
+            )
+            .collect();
         batch.record_ahead(events).await;
         for (account_id, keys) in keys {
-            if let Err(e) = batch.prefetch(&account_id, Channel::Whatsapp, &keys).await {
+            if let Err(e) = batch.prefetch(account_id, Channel::Whatsapp, &keys).await {
                 tracing::warn!(error = %e, "reading a batch's people ahead failed; each item reads its own");
             }
         }

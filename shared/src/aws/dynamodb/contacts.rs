@@ -330,21 +330,9 @@ impl DynamoTable {
             .iter()
             .map(|(contact, precondition)| self.statement(contact, *precondition))
             .collect::<Result<Vec<_>, _>>()?;
-        let out = self
-            .client
-            .batch_execute_statement()
-            .set_statements(Some(statements))
-            .send()
-            .await
-            .map_err(|e| service("DynamoDB BatchExecuteStatement")(e.into_service_error()))?;
-        let responses = out.responses();
-        if responses.len() != writes.len() {
-            return Err(StoreError::Service {
-                operation: "DynamoDB BatchExecuteStatement",
-                source: format!("{} answers to {} statements", responses.len(), writes.len())
-                    .into(),
-            });
-        }
+        let responses = self
+            .execute_statements(statements, "DynamoDB BatchExecuteStatement")
+            .await?;
         responses.iter().map(applied).collect()
     }
 

@@ -111,26 +111,15 @@ impl EventLedger for DynamoTable {
                         .map_err(build_error)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .batch_execute_statement()
-                .set_statements(Some(statements))
-                .send()
-                .await
-                .map_err(|e| {
-                    service("DynamoDB BatchExecuteStatement (events)")(e.into_service_error())
-                })?;
-            let responses = out.responses();
-            for (i, e) in chunk.iter().enumerate() {
+            let responses = self
+                .execute_statements(statements, "DynamoDB BatchExecuteStatement (events)")
+                .await?;
+            for (i, (e, response)) in chunk.iter().zip(&responses).enumerate() {
                 let at = c * PER_BATCH + i;
-                let code = match responses.get(i) {
-                    Some(response) => response.error().map(|error| error.code()),
-                    None => Some(None),
-                };
-                match code {
+                match response.error().map(|error| error.code()) {
                     None => {}
                     Some(Some(BatchStatementErrorCodeEnum::DuplicateItem)) => seen.push(at),
-                    // Throttled, or no answer: recorded on its own (its own error then).
+                    // Throttled, or another code: recorded on its own (its own error then).
                     Some(_) => {
                         previous[at] = self
                             .record_event(&e.account_id, &e.event_key, &e.answer, e.expires_at)

@@ -138,6 +138,33 @@ impl DynamoTable {
         Ok(found)
     }
 
+    /// Sends `statements` (at most 25) in one `BatchExecuteStatement`, each applied on
+    /// its own at a single statement's price; their answers, one per statement and in
+    /// order (anything else is an error of `operation`).
+    async fn execute_statements(
+        &self,
+        statements: Vec<aws_sdk_dynamodb::types::BatchStatementRequest>,
+        operation: &'static str,
+    ) -> Result<Vec<aws_sdk_dynamodb::types::BatchStatementResponse>, crate::ports::StoreError>
+    {
+        let sent = statements.len();
+        let out = self
+            .client
+            .batch_execute_statement()
+            .set_statements(Some(statements))
+            .send()
+            .await
+            .map_err(|e| crate::aws::service(operation)(e.into_service_error()))?;
+        let responses = out.responses.unwrap_or_default();
+        if responses.len() != sent {
+            return Err(crate::ports::StoreError::Service {
+                operation,
+                source: format!("{} answers to {sent} statements", responses.len()).into(),
+            });
+        }
+        Ok(responses)
+    }
+
     /// Makes `items` in one transaction: `false` when a condition failed or another
     /// transaction held one of the items (nothing was written; the caller reads again
     /// and decides again), an error for anything else.
