@@ -22,6 +22,8 @@ const LOCAL_CONCURRENCY: &str = "CONTACT_EVENTS_MAX_CONCURRENCY";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    // Beside the start-up, so neither it nor the first webhook batch waits for it.
+    std::thread::spawn(contacts::domain::phone::load_metadata);
     let platform = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY").ok();
     let platform_says = platform.and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
     if let (Ok(limit), true) = (std::env::var(LOCAL_CONCURRENCY), platform_says <= 1) {

@@ -13,6 +13,9 @@
 //!   conditional, each on its own, at a single write's price). A write refused (someone
 //!   else wrote first) or not made marks every unit of work that wrote or read it: the
 //!   caller applies those units again against the store itself.
+//! - Tombstones lifted by a person's first message ([`Suppressions::lift_suppressions`])
+//!   are held too, and lifted together after the held writes, for the units whose
+//!   writes were made: one look-up for the batch instead of one per new person.
 //! - An event ledger's answers ([`EventLedger::store_answer`]) are held until
 //!   [`Deferred::finish`], and stored only for the units whose writes were all made: an
 //!   answer must never be recorded for work that did not happen.
@@ -58,6 +61,9 @@ struct State {
     unit: usize,
     /// Units one of whose writes was refused or not made.
     failed: BTreeSet<usize>,
+    /// Tombstones to lift once the held writes are made, each with its unit: by
+    /// (account, channel), their digests.
+    lifts: Vec<(usize, String, Channel, Vec<String>)>,
 }
 
 /// A batch's view of `store` and `ledger` (see the module's documentation).
@@ -149,6 +155,42 @@ where
                 if !written {
                     state.failed.extend(held.units.iter().copied());
                     state.contacts.remove(key);
+                }
+            }
+        }
+        self.lift_held().await;
+    }
+
+    /// Lifts the held tombstones of the units whose writes were made, per account and
+    /// channel, [`MAX_CONTACTS_PER_CALL`] digests to a request; a unit whose lift
+    /// failed is marked failed.
+    async fn lift_held(&self) {
+        let mut groups: HashMap<(String, Channel), (BTreeSet<usize>, Vec<String>)> = HashMap::new();
+        {
+            let mut state = self.state();
+            for (unit, account_id, channel, digests) in std::mem::take(&mut state.lifts) {
+                if state.failed.contains(&unit) {
+                    continue;
+                }
+                let (units, all) = groups.entry((account_id, channel)).or_default();
+                units.insert(unit);
+                for digest in digests {
+                    if !all.contains(&digest) {
+                        all.push(digest);
+                    }
+                }
+            }
+        }
+        for ((account_id, channel), (units, digests)) in groups {
+            for chunk in digests.chunks(MAX_CONTACTS_PER_CALL) {
+                if let Err(e) = self
+                    .store
+                    .lift_suppressions(&account_id, channel, chunk)
+                    .await
+                {
+                    tracing::warn!(error = %e, "held tombstone lifts could not be made; their items are applied again");
+                    self.state().failed.extend(units.iter().copied());
+                    break;
                 }
             }
         }
@@ -431,18 +473,25 @@ where
         channel: Channel,
         digests: &[String],
     ) -> Result<Vec<bool>, StoreError> {
+        // A tombstone held to be lifted is gone as far as this batch knows.
+        if !self.state().lifts.is_empty() {
+            self.flush().await;
+        }
         self.store.suppressed(account_id, channel, digests).await
     }
 
-    async fn lift_suppression(
+    async fn lift_suppressions(
         &self,
         account_id: &str,
         channel: Channel,
-        digest: &str,
+        digests: &[String],
     ) -> Result<(), StoreError> {
-        self.store
-            .lift_suppression(account_id, channel, digest)
-            .await
+        let mut state = self.state();
+        let unit = state.unit;
+        state
+            .lifts
+            .push((unit, account_id.to_string(), channel, digests.to_vec()));
+        Ok(())
     }
 }
 
@@ -641,6 +690,60 @@ mod tests {
             now.text.get("name").map(String::as_str),
             Some("Someone else's")
         );
+    }
+
+    #[tokio::test]
+    async fn tombstones_are_lifted_after_the_held_writes_and_only_for_units_whose_writes_were_made()
+    {
+        // GIVEN two erased people: unit 0 creates Eva and lifts her tombstone, unit 1
+        // changes Ola (stored) and lifts his, and someone else writes Ola first
+        let (store, ledger) = (MemoryContacts::default(), MemoryLedger::default());
+        store.add_tombstone("acme", Channel::Whatsapp, "eva-digest");
+        store.add_tombstone("acme", Channel::Whatsapp, "ola-digest");
+        let ola = Contact {
+            phone: "+447911123457".into(),
+            ..eva()
+        };
+        stored(&store, &ola).await;
+        let view = Deferred::new(&store, &ledger);
+        view.begin(0);
+        let create = [IdentityWrite::Contact(eva(), Precondition::Absent)];
+        let eva_keys = [EVA.to_string()];
+        let found = view.contacts_by_keys("acme", Channel::Whatsapp, &eva_keys);
+        assert!(found.await.expect("read").is_empty());
+        assert!(view.write_identity(&create).await.expect("held"));
+        let eva_digests = ["eva-digest".to_string()];
+        view.lift_suppressions("acme", Channel::Whatsapp, &eva_digests)
+            .await
+            .expect("held");
+        view.begin(1);
+        let keys = [ola.phone.clone()];
+        view.contacts_by_keys("acme", Channel::Whatsapp, &keys)
+            .await
+            .expect("read");
+        let change = [IdentityWrite::Contact(
+            renamed(&ola, "Ola"),
+            Precondition::Version(1),
+        )];
+        assert!(view.write_identity(&change).await.expect("held"));
+        let ola_digests = ["ola-digest".to_string()];
+        view.lift_suppressions("acme", Channel::Whatsapp, &ola_digests)
+            .await
+            .expect("held");
+        let theirs = renamed(&ola, "Someone else's");
+        let put = store.put_contact(&theirs, Precondition::Version(1)).await;
+        assert_eq!(put.expect("written"), PutOutcome::Written);
+
+        // WHEN nothing was sent yet, THEN both tombstones still stand
+        assert!(store.is_suppressed("acme", Channel::Whatsapp, "eva-digest"));
+
+        // WHEN the batch finishes
+        // THEN Eva is written and her tombstone lifted; Ola's unit is to be applied
+        // again and his tombstone stays until it is
+        assert_eq!(view.finish().await, BTreeSet::from([1]));
+        assert!(store.get("acme", Channel::Whatsapp, EVA).is_some());
+        assert!(!store.is_suppressed("acme", Channel::Whatsapp, "eva-digest"));
+        assert!(store.is_suppressed("acme", Channel::Whatsapp, "ola-digest"));
     }
 
     #[tokio::test]

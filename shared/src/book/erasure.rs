@@ -139,19 +139,23 @@ impl<'a, S: Suppressions> Tombstones<'a, S> {
         self.store.suppressed(account_id, channel, &digests).await
     }
 
-    /// The person wrote to the account: an erasure no longer keeps them out.
+    /// The person wrote to the account: an erasure of any of `phones` (forms of their
+    /// number, or a BSUID's own key; at most 100) no longer keeps them out.
     pub async fn lift(
         &self,
         account_id: &str,
         channel: Channel,
-        phone: &str,
+        phones: &[String],
     ) -> Result<(), StoreError> {
-        if let Some(key) = self.key {
-            let digest = key.digest(phone);
-            self.store
-                .lift_suppression(account_id, channel, &digest)
-                .await?;
+        let Some(key) = self.key else {
+            return Ok(());
+        };
+        if phones.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let digests: Vec<String> = phones.iter().map(|phone| key.digest(phone)).collect();
+        self.store
+            .lift_suppressions(account_id, channel, &digests)
+            .await
     }
 }

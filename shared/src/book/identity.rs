@@ -188,12 +188,11 @@ where
                 tracing::debug!(account_id = self.account_id, contact = %mask_phone(&target.key), ?done, "WhatsApp contact written");
                 if new_key && effect.own_message {
                     // Only the person's own message brings an erased person back.
-                    let (numbers, bsuid) = erasable_forms(&user, &target.key);
-                    for form in numbers.iter().chain(&bsuid) {
-                        self.tombstones
-                            .lift(self.account_id, Channel::Whatsapp, form)
-                            .await?;
-                    }
+                    let (mut forms, bsuid) = erasable_forms(&user, &target.key);
+                    forms.extend(bsuid);
+                    self.tombstones
+                        .lift(self.account_id, Channel::Whatsapp, &forms)
+                        .await?;
                 }
                 return Ok(done);
             }

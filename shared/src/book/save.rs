@@ -183,7 +183,11 @@ pub async fn save_inbound<S: ContactStore + Suppressions>(
     tracing::info!(account_id = inbound.account_id, contact = found.as_str(), phone = %mask_phone(&contact.phone), "inbound message");
     if found == InboundContact::CreatedAnonymous {
         tombstones
-            .lift(&inbound.account_id, inbound.channel, &inbound.phone)
+            .lift(
+                &inbound.account_id,
+                inbound.channel,
+                std::slice::from_ref(&inbound.phone),
+            )
             .await?;
     }
     Ok(found)
@@ -431,13 +435,13 @@ mod tests {
                     self.0.suppressed(account_id, channel, digests).await
                 }
 
-                async fn lift_suppression(
+                async fn lift_suppressions(
                     &self,
                     account_id: &str,
                     channel: Channel,
-                    digest: &str,
+                    digests: &[String],
                 ) -> Result<(), StoreError> {
-                    self.0.lift_suppression(account_id, channel, digest).await
+                    self.0.lift_suppressions(account_id, channel, digests).await
                 }
             }
         };
@@ -561,13 +565,13 @@ mod tests {
             self.0.suppressed(account_id, channel, digests).await
         }
 
-        async fn lift_suppression(
+        async fn lift_suppressions(
             &self,
             account_id: &str,
             channel: Channel,
-            digest: &str,
+            digests: &[String],
         ) -> Result<(), StoreError> {
-            self.0.lift_suppression(account_id, channel, digest).await
+            self.0.lift_suppressions(account_id, channel, digests).await
         }
     }
 

@@ -598,13 +598,16 @@ impl Suppressions for MemoryContacts {
             .collect())
     }
 
-    async fn lift_suppression(
+    async fn lift_suppressions(
         &self,
         account_id: &str,
         channel: Channel,
-        digest: &str,
+        digests: &[String],
     ) -> Result<(), StoreError> {
-        lock(&self.tombstones).remove(&(account_id.into(), channel, digest.into()));
+        let mut tombstones = lock(&self.tombstones);
+        for digest in digests {
+            tombstones.remove(&(account_id.into(), channel, digest.clone()));
+        }
         Ok(())
     }
 }

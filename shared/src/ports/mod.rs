@@ -248,12 +248,14 @@ pub trait Suppressions: Send + Sync {
         channel: Channel,
         digests: &[String],
     ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
-    /// Removes the tombstone for `digest`, if any (the person wrote again).
-    fn lift_suppression(
+    /// Removes the tombstones of `digests` (at most 100) that exist (the person wrote
+    /// again). They are looked up first ([`Suppressions::suppressed`]): a person nobody
+    /// erased, nearly everyone, costs that read and never a write.
+    fn lift_suppressions(
         &self,
         account_id: &str,
         channel: Channel,
-        digest: &str,
+        digests: &[String],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -105,22 +105,27 @@ impl Suppressions for DynamoTable {
             .collect())
     }
 
-    async fn lift_suppression(
+    async fn lift_suppressions(
         &self,
         account_id: &str,
         channel: Channel,
-        digest: &str,
+        digests: &[String],
     ) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                suppress_pk(account_id, channel, digest),
-                SUPPRESS_SK,
-            )))
-            .send()
-            .await
-            .map_err(|e| service("DynamoDB DeleteItem (suppression)")(e.into_service_error()))?;
+        let found = self.suppressed(account_id, channel, digests).await?;
+        for (digest, _) in digests.iter().zip(found).filter(|(_, found)| *found) {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    suppress_pk(account_id, channel, digest),
+                    SUPPRESS_SK,
+                )))
+                .send()
+                .await
+                .map_err(|e| {
+                    service("DynamoDB DeleteItem (suppression)")(e.into_service_error())
+                })?;
+        }
         Ok(())
     }
 }
