@@ -15,6 +15,37 @@ pub fn emf_line(
     properties: &[(&str, &str)],
     timestamp_ms: i64,
 ) -> String {
+    let metrics: Vec<(&str, Value, &str)> = metrics
+        .iter()
+        .map(|(name, value, unit)| (*name, json!(value), *unit))
+        .collect();
+    line(dimensions, &metrics, properties, timestamp_ms)
+}
+
+/// One EMF line holding many values of one metric (EMF's array form, at most
+/// [`MAX_VALUES`] a line): CloudWatch counts each value as a sample.
+pub fn emf_values_line(
+    dimensions: &[(&str, &str)],
+    (name, values, unit): (&str, &[f64], &str),
+    timestamp_ms: i64,
+) -> String {
+    line(
+        dimensions,
+        &[(name, json!(values), unit)],
+        &[],
+        timestamp_ms,
+    )
+}
+
+/// EMF's limit of values in one metric's array.
+pub const MAX_VALUES: usize = 100;
+
+fn line(
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, Value, &str)],
+    properties: &[(&str, &str)],
+    timestamp_ms: i64,
+) -> String {
     let mut line = Map::new();
     let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
     let definitions: Vec<Value> = metrics
@@ -36,7 +67,7 @@ pub fn emf_line(
         line.insert((*name).into(), json!(value));
     }
     for (name, value, _) in metrics {
-        line.insert((*name).into(), json!(value));
+        line.insert((*name).into(), value.clone());
     }
     Value::Object(line).to_string()
 }
@@ -75,5 +106,21 @@ mod tests {
         assert_eq!(parsed["WriteUnits"], 12.5);
         assert_eq!(parsed["import_id"], "imp_1");
         assert_eq!(parsed["_aws"]["Timestamp"], 1_764_000_000_000_i64);
+    }
+
+    #[test]
+    fn a_values_line_carries_every_value_of_its_metric_as_an_array() {
+        let line = emf_values_line(
+            &[("Function", "contact-events")],
+            ("WebhookDelayMs", &[12.0, 40.0, 7.0], "Milliseconds"),
+            1_764_000_000_000,
+        );
+        let parsed: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            parsed["_aws"]["CloudWatchMetrics"][0]["Metrics"][0],
+            json!({"Name": "WebhookDelayMs", "Unit": "Milliseconds"})
+        );
+        assert_eq!(parsed["WebhookDelayMs"], json!([12.0, 40.0, 7.0]));
+        assert_eq!(parsed["Function"], "contact-events");
     }
 }

@@ -14,7 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::{Deserialize, Serialize};
 
 use super::answer::Answer;
-use super::error::{invalid, EventError};
+use super::error::{invalid, undecodable, EventError};
 use super::http::{is_http_request, HttpRequest, HttpResponse, RequestError};
 use super::meta::WHATSAPP_OBJECT;
 use super::payload::{decode, Event};
@@ -67,11 +67,18 @@ impl Invocation {
         if is_http_request(&payload) {
             return Invocation::Http(HttpRequest::from_event(&payload));
         }
-        match Shape::deserialize(payload) {
-            Ok(Shape::Batch(SqsBatch(batch))) => {
-                Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
-            }
-            Ok(Shape::Single(carrier)) => Invocation::Single(carrier.event()),
+        // A batch is read from the payload it is, its strings moved, not copied: a
+        // batch of webhook bodies is most of what this function reads.
+        if is_sqs_batch(&payload) {
+            return match serde_path_to_error::deserialize::<_, SqsEvent>(payload) {
+                Ok(batch) => {
+                    Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
+                }
+                Err(e) => Invocation::Single(Err(undecodable(e))),
+            };
+        }
+        match Carrier::deserialize(payload) {
+            Ok(carrier) => Invocation::Single(carrier.event()),
             // `Carrier::Bare` takes any JSON value: not reached.
             Err(e) => Invocation::Single(Err(invalid("(event)", e.to_string()))),
         }
@@ -110,14 +117,6 @@ impl Reply {
     }
 }
 
-/// The shapes of an invocation payload, tried in order.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Shape {
-    Batch(SqsBatch),
-    Single(Carrier),
-}
-
 /// The shapes one event arrives in, tried in order.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -135,22 +134,15 @@ impl Carrier {
     }
 }
 
-/// An [`SqsEvent`] whose records all come from SQS: an event that merely has a
-/// `Records` field is not a batch.
-#[derive(Deserialize)]
-#[serde(try_from = "SqsEvent")]
-struct SqsBatch(SqsEvent);
-
-impl TryFrom<SqsEvent> for SqsBatch {
-    type Error = &'static str;
-
-    fn try_from(event: SqsEvent) -> Result<Self, Self::Error> {
-        let from_sqs = |r: &SqsMessage| r.event_source.as_deref() == Some("aws:sqs");
-        if event.records.is_empty() || !event.records.iter().all(from_sqs) {
-            return Err("not an SQS batch");
-        }
-        Ok(SqsBatch(event))
-    }
+/// Whether `payload` is an SQS batch: a non-empty `Records` list whose records all come
+/// from SQS (an event that merely has a `Records` field is not a batch).
+fn is_sqs_batch(payload: &serde_json::Value) -> bool {
+    let from_sqs =
+        |r: &serde_json::Value| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:sqs");
+    payload
+        .get("Records")
+        .and_then(|records| records.as_array())
+        .is_some_and(|records| !records.is_empty() && records.iter().all(from_sqs))
 }
 
 impl From<SqsMessage> for Record {
@@ -204,7 +196,10 @@ fn stored_webhook_event(body: &str, encoding: Option<&String>) -> Result<Event, 
             format!("must be {WHATSAPP_OBJECT:?}: the body is not a WhatsApp webhook"),
         ));
     }
-    decode(&json, None)
+    // Read from the value it is (strings moved, not copied), as `decode` would read it.
+    serde_path_to_error::deserialize(json)
+        .map(|webhook| Event::Webhook(Box::new(webhook)))
+        .map_err(undecodable)
 }
 
 /// What kind of JSON error `e` is, for a message that must not quote the body.
@@ -299,6 +294,19 @@ mod tests {
         ] {
             assert_eq!(field(single(payload)), "type");
         }
+    }
+
+    #[test]
+    fn a_batch_whose_record_has_the_wrong_shape_is_named_by_its_path_never_its_value() {
+        let payload = json!({"Records": [
+            {"messageId": "a", "eventSource": "aws:sqs", "body": "{}"},
+            {"messageId": "b", "eventSource": "aws:sqs", "body": 447911123456_u64},
+        ]});
+        let Err(EventError::InvalidField { field, problem }) = single(payload) else {
+            panic!("not an invalid field");
+        };
+        assert_eq!(field, "Records[1].body");
+        assert!(!problem.contains("447911123456"), "{problem}");
     }
 
     fn function_url(method: &str) -> Value {

@@ -170,6 +170,7 @@ where
             .filter_map(|(_, answer)| answer.as_ref());
         whatsapp_webhook::emit_body_metrics(applied);
         let mut response = SqsBatchResponse::default();
+        let mut delays = Vec::new();
         for (unit, (record, result)) in records.into_iter().zip(results).enumerate() {
             let Record {
                 message_id,
@@ -183,9 +184,13 @@ where
                 (Some(result), _) => result,
                 (None, event) => event.map(drop),
             };
+            if let (Ok(()), Some(stored)) = (&result, &stored_webhook) {
+                delays.extend(webhook_delay(stored));
+            }
             self.settle(message_id, stored_webhook, result, &mut response)
                 .await;
         }
+        emit_webhook_delays(&delays);
         response
     }
 
@@ -267,9 +272,6 @@ where
         result: Result<(), EventError>,
         response: &mut SqsBatchResponse,
     ) {
-        if let (Ok(()), Some(stored)) = (&result, &stored_webhook) {
-            emit_webhook_delay(stored);
-        }
         let Err(e) = result else { return };
         let max = self.config.webhook_max_receive_count;
         if let Some(letter) = stored_webhook.and_then(|stored| give_up(stored, &e, max)) {
@@ -379,22 +381,28 @@ async fn metered<M: CapacityMeter, T>(
 
 /// How long a stored webhook took from its POST to its items applied: the delay a
 /// person's message waits before the book shows it (EMF `WebhookDelayMs`).
-fn emit_webhook_delay(stored: &QueuedWebhook) {
+fn webhook_delay(stored: &QueuedWebhook) -> Option<f64> {
     let received = stored
         .attributes
         .get(crate::domain::stored_webhook::RECEIVED_AT)
-        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
-    let Some(received) = received else { return };
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())?;
     let delay = (now() - received.with_timezone(&chrono::Utc)).num_milliseconds();
-    crate::metrics::emit(&crate::metrics::emf_line(
-        &[
-            ("Function", "contact-events"),
-            ("EventType", "whatsapp.webhook"),
-        ],
-        &[("WebhookDelayMs", delay.max(0) as f64, "Milliseconds")],
-        &[],
-        crate::metrics::now_ms(),
-    ));
+    Some(delay.max(0) as f64)
+}
+
+/// The batch's delays, one EMF line per [`crate::metrics::MAX_VALUES`] of them (a line
+/// per body was a log line per body at Meta's rate).
+fn emit_webhook_delays(delays: &[f64]) {
+    for chunk in delays.chunks(crate::metrics::MAX_VALUES) {
+        crate::metrics::emit(&crate::metrics::emf_values_line(
+            &[
+                ("Function", "contact-events"),
+                ("EventType", "whatsapp.webhook"),
+            ],
+            ("WebhookDelayMs", chunk, "Milliseconds"),
+            crate::metrics::now_ms(),
+        ));
+    }
 }
 
 /// The dead letter of a stored webhook that failed with `error`, when it is time to give
