@@ -58,12 +58,13 @@ async fn main() -> Result<(), Error> {
         imports: table,
         config,
     }));
-    // The payload is any of several shapes until the envelope tells which. With
+    // The payload is any of several shapes until the envelope tells which, so it is
+    // handed over as text: an SQS batch is then read once, into its records. With
     // AWS_LAMBDA_MAX_CONCURRENCY above 1 an instance takes that many invocations at
     // once (webhook POSTs then share SQS requests); otherwise one at a time.
     lambda_runtime::run_concurrent(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            handler::handle(service, Invocation::from_payload(event.payload)).await
+        move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
+            handler::handle(service, Invocation::from_json(event.payload.get())).await
         },
     ))
     .await

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::answer::Answer;
 use super::error::{invalid, undecodable, EventError};
 use super::http::{is_http_request, HttpRequest, HttpResponse, RequestError};
-use super::meta::WHATSAPP_OBJECT;
+use super::meta::{Webhook, WHATSAPP_OBJECT};
 use super::payload::{decode, Event};
 use crate::domain::stored_webhook as sqs;
 
@@ -84,6 +84,30 @@ impl Invocation {
         }
     }
 
+    /// Decodes an invocation payload from its JSON text, as [`Invocation::from_payload`]
+    /// does; an SQS batch is read from the text itself (one pass, no intermediate
+    /// value), which is most of what this function reads.
+    pub fn from_json(json: &str) -> Invocation {
+        if !is_http_request(&mut serde_json::Deserializer::from_str(json))
+            && is_sqs_batch_json(json)
+        {
+            let text = &mut serde_json::Deserializer::from_str(json);
+            return match serde_path_to_error::deserialize::<_, SqsEvent>(&mut *text) {
+                Ok(batch) => {
+                    Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
+                }
+                Err(e) => Invocation::Single(Err(undecodable(e))),
+            };
+        }
+        match serde_json::from_str(json) {
+            Ok(payload) => Invocation::from_payload(payload),
+            Err(e) => Invocation::Single(Err(invalid(
+                "(event)",
+                format!("is not JSON ({})", json_problem(&e)),
+            ))),
+        }
+    }
+
     /// How many events it carries (a batch counts its records; an HTTP request is one).
     pub fn event_count(&self) -> u64 {
         match self {
@@ -145,6 +169,25 @@ fn is_sqs_batch(payload: &serde_json::Value) -> bool {
         .is_some_and(|records| !records.is_empty() && records.iter().all(from_sqs))
 }
 
+/// [`is_sqs_batch`] on the payload's text: its records' `eventSource`s are all that is
+/// read, the rest skipped.
+fn is_sqs_batch_json(json: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Payload<'a> {
+        #[serde(rename = "Records", borrow)]
+        records: Vec<Source<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Source<'a> {
+        #[serde(rename = "eventSource", borrow)]
+        event_source: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Payload>(json).is_ok_and(|payload| {
+        !payload.records.is_empty()
+            && (payload.records.iter()).all(|r| r.event_source.as_deref() == Some("aws:sqs"))
+    })
+}
+
 impl From<SqsMessage> for Record {
     fn from(message: SqsMessage) -> Record {
         let body = message.body.unwrap_or_default();
@@ -188,6 +231,14 @@ impl From<SqsMessage> for Record {
 fn stored_webhook_event(body: &str, encoding: Option<&String>) -> Result<Event, EventError> {
     let raw = sqs::raw_body(body, encoding.map(String::as_str))
         .ok_or_else(|| invalid("body", "is marked base64 but is not"))?;
+    // Read straight from the text; a body that is not a webhook is read again as a
+    // value, for the error the checks below give.
+    let text = &mut serde_json::Deserializer::from_slice(&raw);
+    if let Ok(webhook) = serde_path_to_error::deserialize::<_, Webhook>(&mut *text) {
+        if text.end().is_ok() && webhook.object.get() == Some(WHATSAPP_OBJECT) {
+            return Ok(Event::Webhook(Box::new(webhook)));
+        }
+    }
     let json: serde_json::Value = serde_json::from_slice(&raw)
         .map_err(|e| invalid("body", format!("is not JSON ({})", json_problem(&e))))?;
     if json.get("object").and_then(|object| object.as_str()) != Some(WHATSAPP_OBJECT) {
@@ -215,14 +266,23 @@ fn json_problem(e: &serde_json::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use serde_json::{json, Value};
 
     fn inbound() -> Value {
         json!({"type": "message.inbound", "account_id": "acme", "channel": "sms", "message_id": "m1", "from": "+447911123456"})
     }
 
+    /// The payload decoded from its value and from its text, which must agree.
+    fn both(payload: Value) -> Invocation {
+        let from_text = Invocation::from_json(&payload.to_string());
+        let from_value = Invocation::from_payload(payload);
+        assert_eq!(format!("{from_text:?}"), format!("{from_value:?}"));
+        from_value
+    }
+
     fn single(payload: Value) -> Result<Event, EventError> {
-        match Invocation::from_payload(payload) {
+        match both(payload) {
             Invocation::Single(event) => event,
             other => panic!("not a single event: {other:?}"),
         }
@@ -237,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_bare_event_is_one_event() {
-        let invocation = Invocation::from_payload(inbound());
+        let invocation = both(inbound());
         assert_eq!(invocation.event_count(), 1);
         assert!(matches!(
             invocation,
@@ -269,7 +329,7 @@ mod tests {
             {"messageId": "d", "eventSource": "aws:sqs"},
             {"messageId": "e", "eventSource": "aws:sqs", "body": "{\"type\": \"nope\"}"},
         ]});
-        let invocation = Invocation::from_payload(batch);
+        let invocation = both(batch);
         assert_eq!(invocation.event_count(), 5);
         let Invocation::Batch(records) = invocation else {
             panic!("not a batch")
@@ -309,6 +369,62 @@ mod tests {
         assert!(!problem.contains("447911123456"), "{problem}");
     }
 
+    #[test]
+    fn a_stored_webhook_is_read_from_its_text_as_from_its_value() {
+        let webhook = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+            {"field": "messages", "value": {"metadata": {"phone_number_id": "2"},
+             "messages": [{"from": "447911123456", "id": "wamid.1", "timestamp": "1700000000", "type": "text"}, 5]}}]}]});
+        let stored = |body: String, encoding: Option<&str>| {
+            let mut attributes =
+                json!({sqs::SIGNATURE: {"stringValue": sqs::VERIFIED, "dataType": "String"}});
+            if let Some(encoding) = encoding {
+                attributes[sqs::BODY_ENCODING] =
+                    json!({"stringValue": encoding, "dataType": "String"});
+            }
+            json!({"messageId": "m", "eventSource": "aws:sqs", "body": body, "messageAttributes": attributes,
+                   "attributes": {"ApproximateReceiveCount": "2"}})
+        };
+        let other = json!({"object": "page", "entry": []});
+        let not_an_object = json!({"object": 5, "entry": "x"});
+        let records = vec![
+            stored(webhook.to_string(), None),
+            stored(format!("{webhook} trailing"), None),
+            stored(other.to_string(), None),
+            stored(not_an_object.to_string(), None),
+            stored("{\"object\": ".into(), None),
+            stored(
+                base64::engine::general_purpose::STANDARD.encode(webhook.to_string()),
+                Some("base64"),
+            ),
+            stored("%%%".into(), Some("base64")),
+        ];
+        let Invocation::Batch(records) = both(json!({"Records": records})) else {
+            panic!("not a batch")
+        };
+        assert_eq!(
+            records[0].stored_webhook.as_ref().map(|w| w.receive_count),
+            Some(2)
+        );
+        let events: Vec<_> = records.into_iter().map(|r| r.event).collect();
+        let [good, trailing, other, not_an_object, cut, base64, not_base64] =
+            <[_; 7]>::try_from(events).expect("seven records");
+        assert!(matches!(good, Ok(Event::Webhook(_))));
+        assert_eq!(field(trailing), "body");
+        assert_eq!(field(other), "object");
+        assert_eq!(field(not_an_object), "object");
+        assert_eq!(field(cut), "body");
+        assert!(matches!(base64, Ok(Event::Webhook(_))));
+        assert_eq!(field(not_base64), "body");
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_is_one_error() {
+        assert!(matches!(
+            Invocation::from_json("{\"Records\": ["),
+            Invocation::Single(Err(EventError::InvalidField { .. }))
+        ));
+    }
+
     fn function_url(method: &str) -> Value {
         json!({"version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
                "headers": {"x-hub-signature-256": "sha256=00"},
@@ -320,7 +436,7 @@ mod tests {
         let rest = json!({"httpMethod": "GET", "headers": null, "queryStringParameters": {"hub.mode": "subscribe"},
                           "requestContext": {"stage": "prod"}, "body": null});
         for payload in [function_url("POST"), function_url("GET"), rest] {
-            let invocation = Invocation::from_payload(payload);
+            let invocation = both(payload);
             assert_eq!(invocation.event_count(), 1);
             assert!(
                 matches!(invocation, Invocation::Http(Ok(_))),
@@ -333,7 +449,7 @@ mod tests {
         broken["isBase64Encoded"] = json!(true);
         broken["body"] = json!("%%%");
         assert!(matches!(
-            Invocation::from_payload(broken),
+            both(broken),
             Invocation::Http(Err(RequestError::BodyNotBase64))
         ));
     }
@@ -351,10 +467,7 @@ mod tests {
         ];
         for payload in bare {
             assert!(
-                matches!(
-                    Invocation::from_payload(payload.clone()),
-                    Invocation::Single(_)
-                ),
+                matches!(both(payload.clone()), Invocation::Single(_)),
                 "{payload}"
             );
         }
@@ -366,7 +479,7 @@ mod tests {
             {"messageId": "a", "eventSource": "aws:sqs", "body": function_url("POST").to_string()},
             {"messageId": "b", "eventSource": "aws:sqs", "body": webhook.to_string()},
         ]});
-        let Invocation::Batch(records) = Invocation::from_payload(batch) else {
+        let Invocation::Batch(records) = both(batch) else {
             panic!("not a batch")
         };
         assert_eq!(records.len(), 2);

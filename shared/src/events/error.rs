@@ -148,7 +148,19 @@ pub(super) fn undecodable(error: serde_path_to_error::Error<serde_json::Error>) 
     let field = if path == "." { "(event)".into() } else { path };
     EventError::InvalidField {
         field,
-        problem: without_values(&error.into_inner().to_string()),
+        problem: without_values(&without_position(&error.into_inner())),
+    }
+}
+
+/// A decoding error's message without where in the text it is (`at line 1 column
+/// 126`): the field's path says where, and a value read from text or from a parsed
+/// value gives the same message.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(message) if error.line() != 0 => message.to_string(),
+        _ => message,
     }
 }
 

@@ -40,16 +40,46 @@ pub struct Entry {
 pub struct Change {
     /// `messages`, `user_preferences`, `user_id_update`, ...
     pub field: Text<64>,
-    /// What changed, read as [`Value`] only for the fields the contact book applies
-    /// ([`Change::read_value`]): another field's value has another shape.
-    pub value: serde_json::Value,
+    /// What changed, kept as its JSON text and read as [`Value`] only for the fields
+    /// the contact book applies ([`Change::read_value`]): another field's value has
+    /// another shape.
+    pub value: Json,
 }
 
 impl Change {
     /// The value, read as a [`Value`] of the fields the book applies.
     pub fn read_value(&self) -> Result<Value, Unreadable> {
-        serde_path_to_error::deserialize(&self.value).map_err(|e| unreadable(&e))
+        read_json(self.value.0.get()).map_err(|e| unreadable(&e))
     }
+}
+
+/// A JSON value kept as its text, to be read later, once, into the type it turns out
+/// to be (reading a body's levels through parsed values built each level again).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Json(Box<serde_json::value::RawValue>);
+
+impl Default for Json {
+    fn default() -> Self {
+        Json(serde_json::value::RawValue::NULL.to_owned())
+    }
+}
+
+/// Equal when the values are, however they are spaced.
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        let value = |json: &Json| serde_json::from_str::<serde_json::Value>(json.0.get()).ok();
+        self.0.get() == other.0.get() || value(self) == value(other)
+    }
+}
+
+impl Eq for Json {}
+
+/// `T` read from JSON text, with the path of the field that failed.
+fn read_json<T: serde::de::DeserializeOwned>(
+    json: &str,
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
 }
 
 /// The value of a change.
@@ -356,15 +386,23 @@ impl<T> Items<T> {
 
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let one = |value: serde_json::Value| match serde_path_to_error::deserialize(value) {
+        use serde_json::value::RawValue;
+        let one = |json: &str| match read_json(json) {
             Ok(read) => Item::Read(read),
             Err(e) => Item::Unreadable(unreadable(&e)),
         };
-        Ok(Items(match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::Null => Vec::new(),
-            serde_json::Value::Array(values) => values.into_iter().map(one).collect(),
+        // Kept as text, each element is then read once, straight into `T`.
+        let json = Box::<RawValue>::deserialize(deserializer)?;
+        let json = json.get().trim_start();
+        Ok(Items(match json.as_bytes().first() {
+            Some(b'n') => Vec::new(),
+            Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(json)
+                .map_err(de::Error::custom)?
+                .into_iter()
+                .map(|element| one(element.get()))
+                .collect(),
             // Meta sends some lists as a single object.
-            object @ serde_json::Value::Object(_) => vec![one(object)],
+            Some(b'{') => vec![one(json)],
             _ => vec![Item::Unreadable(Unreadable {
                 field: String::new(),
                 problem: "is not a list",
@@ -392,5 +430,71 @@ fn problem_of(error: &serde_json::Error) -> &'static str {
         "is missing"
     } else {
         "cannot be read"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = r#"{"object": "whatsapp_business_account", "entry": [
+        {"id": "1", "changes": [{"field": "messages", "value": {"metadata": {"phone_number_id": "2"},
+            "messages": {"from": "447911123456", "id": "wamid.1", "timestamp": "1700000000", "type": "text"},
+            "statuses": [{"id": "wamid.2", "status": "read", "timestamp": 1700000001, "recipient_id": "447911123457"},
+                         {"id": "wamid.3", "status": "read", "timestamp": {"no": 1}}, 7]}}]},
+        "not an entry"]}"#;
+
+    #[test]
+    fn a_body_read_from_its_text_is_the_body_read_from_its_value() {
+        let from_text: Webhook = read_json(BODY).expect("the body reads");
+        let value: serde_json::Value = serde_json::from_str(BODY).expect("JSON");
+        let from_value: Webhook = serde_path_to_error::deserialize(value).expect("the body reads");
+        assert_eq!(from_text, from_value);
+        let read = |webhook: &Webhook| {
+            let change = webhook
+                .entry
+                .read()
+                .next()
+                .expect("an entry")
+                .changes
+                .read()
+                .next();
+            change.expect("a change").read_value().expect("its value")
+        };
+        assert_eq!(read(&from_text), read(&from_value));
+    }
+
+    #[test]
+    fn each_element_is_read_on_its_own_and_an_unreadable_one_is_named_by_its_field() {
+        let webhook: Webhook = read_json(BODY).expect("the body reads");
+        assert_eq!(webhook.entry.len(), 2);
+        assert!(matches!(
+            &webhook.entry.0[1],
+            Item::Unreadable(Unreadable { field, problem: "has the wrong type" }) if field.is_empty()
+        ));
+        let change = webhook
+            .entry
+            .read()
+            .next()
+            .expect("an entry")
+            .changes
+            .read()
+            .next();
+        let value = change.expect("a change").read_value().expect("its value");
+        // A single object where a list is expected is a list of one.
+        assert_eq!(value.messages.read().count(), 1);
+        assert_eq!(value.statuses.len(), 3);
+        assert_eq!(value.statuses.read().count(), 1);
+        let Item::Unreadable(why) = &value.statuses.0[1] else {
+            panic!("the second status reads")
+        };
+        assert_eq!(why.field, "timestamp");
+        assert_eq!(why.problem, "has the wrong type");
+        let not_a_list: Items<Status> = read_json("\"x\"").expect("reads");
+        assert!(
+            matches!(&not_a_list.0[..], [Item::Unreadable(why)] if why.problem == "is not a list")
+        );
+        let null: Items<Status> = read_json("null").expect("reads");
+        assert!(null.is_empty());
     }
 }
