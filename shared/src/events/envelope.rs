@@ -70,12 +70,7 @@ impl Invocation {
         // A batch is read from the payload it is, its strings moved, not copied: a
         // batch of webhook bodies is most of what this function reads.
         if is_sqs_batch(&payload) {
-            return match serde_path_to_error::deserialize::<_, SqsEvent>(payload) {
-                Ok(batch) => {
-                    Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
-                }
-                Err(e) => Invocation::Single(Err(undecodable(e))),
-            };
+            return Invocation::batch(serde_path_to_error::deserialize(payload));
         }
         match Carrier::deserialize(payload) {
             Ok(carrier) => Invocation::Single(carrier.event()),
@@ -89,15 +84,10 @@ impl Invocation {
     /// value), which is most of what this function reads.
     pub fn from_json(json: &str) -> Invocation {
         if !is_http_request(&mut serde_json::Deserializer::from_str(json))
-            && is_sqs_batch_json(json)
+            && is_sqs_batch(&mut serde_json::Deserializer::from_str(json))
         {
             let text = &mut serde_json::Deserializer::from_str(json);
-            return match serde_path_to_error::deserialize::<_, SqsEvent>(&mut *text) {
-                Ok(batch) => {
-                    Invocation::Batch(batch.records.into_iter().map(Record::from).collect())
-                }
-                Err(e) => Invocation::Single(Err(undecodable(e))),
-            };
+            return Invocation::batch(serde_path_to_error::deserialize(text));
         }
         match serde_json::from_str(json) {
             Ok(payload) => Invocation::from_payload(payload),
@@ -105,6 +95,16 @@ impl Invocation {
                 "(event)",
                 format!("is not JSON ({})", json_problem(&e)),
             ))),
+        }
+    }
+
+    /// An SQS batch as decoded: its records, or the error that names the path.
+    fn batch(
+        decoded: Result<SqsEvent, serde_path_to_error::Error<serde_json::Error>>,
+    ) -> Invocation {
+        match decoded {
+            Ok(batch) => Invocation::Batch(batch.records.into_iter().map(Record::from).collect()),
+            Err(e) => Invocation::Single(Err(undecodable(e))),
         }
     }
 
@@ -158,20 +158,10 @@ impl Carrier {
     }
 }
 
-/// Whether `payload` is an SQS batch: a non-empty `Records` list whose records all come
-/// from SQS (an event that merely has a `Records` field is not a batch).
-fn is_sqs_batch(payload: &serde_json::Value) -> bool {
-    let from_sqs =
-        |r: &serde_json::Value| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:sqs");
-    payload
-        .get("Records")
-        .and_then(|records| records.as_array())
-        .is_some_and(|records| !records.is_empty() && records.iter().all(from_sqs))
-}
-
-/// [`is_sqs_batch`] on the payload's text: its records' `eventSource`s are all that is
-/// read, the rest skipped.
-fn is_sqs_batch_json(json: &str) -> bool {
+/// Whether `payload` (a parsed value or JSON text) is an SQS batch: a non-empty
+/// `Records` list whose records all come from SQS (an event that merely has a
+/// `Records` field is not a batch). Only the records' `eventSource`s are read.
+fn is_sqs_batch<'de, D: serde::Deserializer<'de>>(payload: D) -> bool {
     #[derive(Deserialize)]
     struct Payload<'a> {
         #[serde(rename = "Records", borrow)]
@@ -182,7 +172,7 @@ fn is_sqs_batch_json(json: &str) -> bool {
         #[serde(rename = "eventSource", borrow)]
         event_source: Option<std::borrow::Cow<'a, str>>,
     }
-    serde_json::from_str::<Payload>(json).is_ok_and(|payload| {
+    Payload::deserialize(payload).is_ok_and(|payload| {
         !payload.records.is_empty()
             && (payload.records.iter()).all(|r| r.event_source.as_deref() == Some("aws:sqs"))
     })

@@ -444,24 +444,20 @@ mod tests {
                          {"id": "wamid.3", "status": "read", "timestamp": {"no": 1}}, 7]}}]},
         "not an entry"]}"#;
 
+    /// The value of the first change of the first entry that read.
+    fn first_value(webhook: &Webhook) -> Value {
+        let entry = webhook.entry.read().next().expect("an entry");
+        let change = entry.changes.read().next().expect("a change");
+        change.read_value().expect("its value")
+    }
+
     #[test]
     fn a_body_read_from_its_text_is_the_body_read_from_its_value() {
         let from_text: Webhook = read_json(BODY).expect("the body reads");
         let value: serde_json::Value = serde_json::from_str(BODY).expect("JSON");
         let from_value: Webhook = serde_path_to_error::deserialize(value).expect("the body reads");
         assert_eq!(from_text, from_value);
-        let read = |webhook: &Webhook| {
-            let change = webhook
-                .entry
-                .read()
-                .next()
-                .expect("an entry")
-                .changes
-                .read()
-                .next();
-            change.expect("a change").read_value().expect("its value")
-        };
-        assert_eq!(read(&from_text), read(&from_value));
+        assert_eq!(first_value(&from_text), first_value(&from_value));
     }
 
     #[test]
@@ -472,15 +468,7 @@ mod tests {
             &webhook.entry.0[1],
             Item::Unreadable(Unreadable { field, problem: "has the wrong type" }) if field.is_empty()
         ));
-        let change = webhook
-            .entry
-            .read()
-            .next()
-            .expect("an entry")
-            .changes
-            .read()
-            .next();
-        let value = change.expect("a change").read_value().expect("its value");
+        let value = first_value(&webhook);
         // A single object where a list is expected is a list of one.
         assert_eq!(value.messages.read().count(), 1);
         assert_eq!(value.statuses.len(), 3);
