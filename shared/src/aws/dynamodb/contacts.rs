@@ -30,34 +30,39 @@ impl From<&Contact> for Item {
     /// The whole item: keys, `by_account` GSI keys and every attribute the contact has.
     /// Absent optional values and empty sets are left out (DynamoDB refuses empty sets).
     fn from(contact: &Contact) -> Item {
-        let (account, channel, phone) = (&contact.account_id, contact.channel, &contact.phone);
-        let mut item: Item = contact
-            .text
-            .iter()
-            .map(|(field, value)| (field.clone(), s(value)))
-            .collect();
-        let always = [
-            ("pk", s(contact_pk(account, channel, phone))),
-            ("sk", s(CONTACT_SK)),
-            ("gsi1pk", s(gsi1pk(account, phone))),
-            ("gsi1sk", s(gsi1sk(channel, phone))),
-            ("account_id", s(account)),
-            ("channel", s(channel.as_str())),
-            ("status", s(contact.status.as_str())),
-            ("anonymous", AttributeValue::Bool(contact.anonymous)),
-            ("source", s(contact.source.as_str())),
-            ("created_at", s(&contact.created_at)),
-            ("updated_at", s(&contact.updated_at)),
-            ("version", n(contact.version)),
-        ];
-        item.extend(always.map(|(name, value)| (name.to_string(), value)));
-        // A contact known only by its BSUID has no number (DESIGN section 13).
-        if let Some(e164) = contact.e164() {
-            item.insert("phone".into(), s(e164));
-        }
-        item.extend(optional_attributes(contact));
-        item
+        attributes(contact)
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
     }
+}
+
+/// A contact's item as attribute names (borrowed: ours, or its own text fields') and
+/// values: [`Item::from`] without a map, for the statements that list them in order.
+fn attributes(contact: &Contact) -> Vec<(&str, AttributeValue)> {
+    let (account, channel, phone) = (&contact.account_id, contact.channel, &contact.phone);
+    let mut item: Vec<(&str, AttributeValue)> = Vec::with_capacity(32);
+    item.extend((contact.text.iter()).map(|(field, value)| (field.as_str(), s(value))));
+    item.extend([
+        ("pk", s(contact_pk(account, channel, phone))),
+        ("sk", s(CONTACT_SK)),
+        ("gsi1pk", s(gsi1pk(account, phone))),
+        ("gsi1sk", s(gsi1sk(channel, phone))),
+        ("account_id", s(account)),
+        ("channel", s(channel.as_str())),
+        ("status", s(contact.status.as_str())),
+        ("anonymous", AttributeValue::Bool(contact.anonymous)),
+        ("source", s(contact.source.as_str())),
+        ("created_at", s(&contact.created_at)),
+        ("updated_at", s(&contact.updated_at)),
+        ("version", n(contact.version)),
+    ]);
+    // A contact known only by its BSUID has no number (DESIGN section 13).
+    if let Some(e164) = contact.e164() {
+        item.push(("phone", s(e164)));
+    }
+    item.extend(optional_attributes(contact));
+    item
 }
 
 /// The attributes of ours an update takes out of the stored item because the contact
@@ -72,7 +77,7 @@ fn erased_attributes(has: impl Fn(&str) -> bool) -> Vec<&'static str> {
 }
 
 /// The attributes a contact may not have.
-fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, AttributeValue)> {
+fn optional_attributes<'a>(contact: &Contact) -> impl Iterator<Item = (&'a str, AttributeValue)> {
     let set = |values: &std::collections::BTreeSet<String>| {
         (!values.is_empty()).then(|| AttributeValue::Ss(values.iter().cloned().collect()))
     };
@@ -109,7 +114,7 @@ fn optional_attributes(contact: &Contact) -> impl Iterator<Item = (String, Attri
         ("consent", consent_attribute(&contact.consent)),
     ]
     .into_iter()
-    .filter_map(|(name, value)| Some((name.to_string(), value?)))
+    .filter_map(|(name, value)| Some((name, value?)))
 }
 
 impl TryFrom<&Item> for Contact {
@@ -344,41 +349,50 @@ impl DynamoTable {
         contact: &Contact,
         precondition: Precondition,
     ) -> Result<BatchStatementRequest, StoreError> {
-        let mut item: Vec<(String, AttributeValue)> = Item::from(contact).into_iter().collect();
-        item.sort_by(|a, b| a.0.cmp(&b.0));
-        let table = self.table.replace('"', "\"\"");
+        let mut item = attributes(contact);
+        item.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut statement = String::with_capacity(64 + 24 * item.len());
         let request = match precondition {
             Precondition::Absent => {
-                let names: Vec<String> = item
-                    .iter()
-                    .map(|(name, _)| format!("'{}': ?", name.replace('\'', "''")))
-                    .collect();
+                statement.push_str("INSERT INTO ");
+                push_quoted(&mut statement, &self.table, '"');
+                statement.push_str(" VALUE {");
+                for (i, (name, _)) in item.iter().enumerate() {
+                    if i > 0 {
+                        statement.push_str(", ");
+                    }
+                    push_quoted(&mut statement, name, '\'');
+                    statement.push_str(": ?");
+                }
+                statement.push('}');
                 BatchStatementRequest::builder()
-                    .statement(format!(
-                        "INSERT INTO \"{table}\" VALUE {{{}}}",
-                        names.join(", ")
-                    ))
+                    .statement(statement)
                     .set_parameters(Some(item.into_iter().map(|(_, v)| v).collect()))
             }
             Precondition::Version(expected) => {
-                let (key, rest): (Vec<_>, Vec<_>) = item
-                    .into_iter()
-                    .partition(|(name, _)| name == "pk" || name == "sk");
-                let removes = erased_attributes(|name| rest.iter().any(|(n, _)| n == name));
-                let sets: Vec<String> = rest
-                    .iter()
-                    .map(|(name, _)| format!("SET \"{}\" = ?", name.replace('"', "\"\"")))
-                    .chain(removes.iter().map(|name| format!("REMOVE \"{name}\"")))
-                    .collect();
-                let mut parameters: Vec<AttributeValue> =
-                    rest.into_iter().map(|(_, v)| v).collect();
-                parameters.extend(key.into_iter().map(|(_, v)| v));
+                statement.push_str("UPDATE ");
+                push_quoted(&mut statement, &self.table, '"');
+                let mut parameters = Vec::with_capacity(item.len() + 1);
+                let mut key = Vec::with_capacity(2);
+                for (name, value) in item.iter() {
+                    if *name == "pk" || *name == "sk" {
+                        key.push(value.clone());
+                        continue;
+                    }
+                    statement.push_str(" SET ");
+                    push_quoted(&mut statement, name, '"');
+                    statement.push_str(" = ?");
+                    parameters.push(value.clone());
+                }
+                for name in erased_attributes(|name| item.iter().any(|(n, _)| *n == name)) {
+                    statement.push_str(" REMOVE ");
+                    push_quoted(&mut statement, name, '"');
+                }
+                statement.push_str(" WHERE \"pk\" = ? AND \"sk\" = ? AND \"version\" = ?");
+                parameters.extend(key);
                 parameters.push(n(expected));
                 BatchStatementRequest::builder()
-                    .statement(format!(
-                        "UPDATE \"{table}\" {} WHERE \"pk\" = ? AND \"sk\" = ? AND \"version\" = ?",
-                        sets.join(" ")
-                    ))
+                    .statement(statement)
                     .set_parameters(Some(parameters))
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
@@ -387,6 +401,18 @@ impl DynamoTable {
         };
         request.build().map_err(build_error)
     }
+}
+
+/// Appends `name` in `quote`s, a quote in it doubled (PartiQL's escape).
+fn push_quoted(out: &mut String, name: &str, quote: char) {
+    out.push(quote);
+    for c in name.chars() {
+        if c == quote {
+            out.push(quote);
+        }
+        out.push(c);
+    }
+    out.push(quote);
 }
 
 /// What became of one statement: refusals are answers, throttling and conflicts with
