@@ -350,7 +350,16 @@ impl DynamoTable {
         precondition: Precondition,
     ) -> Result<BatchStatementRequest, StoreError> {
         let mut item = attributes(contact);
-        item.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        item.sort_by(|a, b| a.0.cmp(b.0));
+        // One value per name, the later one, as in the item's map (`Item::from`): a
+        // statement naming an attribute twice is refused.
+        item.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
         let mut statement = String::with_capacity(64 + 24 * item.len());
         let request = match precondition {
             Precondition::Absent => {
@@ -370,21 +379,22 @@ impl DynamoTable {
                     .set_parameters(Some(item.into_iter().map(|(_, v)| v).collect()))
             }
             Precondition::Version(expected) => {
+                let removes = erased_attributes(|name| item.iter().any(|(n, _)| *n == name));
                 statement.push_str("UPDATE ");
                 push_quoted(&mut statement, &self.table, '"');
                 let mut parameters = Vec::with_capacity(item.len() + 1);
                 let mut key = Vec::with_capacity(2);
-                for (name, value) in item.iter() {
-                    if *name == "pk" || *name == "sk" {
-                        key.push(value.clone());
+                for (name, value) in item {
+                    if name == "pk" || name == "sk" {
+                        key.push(value);
                         continue;
                     }
                     statement.push_str(" SET ");
                     push_quoted(&mut statement, name, '"');
                     statement.push_str(" = ?");
-                    parameters.push(value.clone());
+                    parameters.push(value);
                 }
-                for name in erased_attributes(|name| item.iter().any(|(n, _)| *n == name)) {
+                for name in removes {
                     statement.push_str(" REMOVE ");
                     push_quoted(&mut statement, name, '"');
                 }
@@ -953,6 +963,39 @@ mod tests {
             update.return_values_on_condition_check_failure(),
             Some(&ReturnValuesOnConditionCheckFailure::AllOld)
         );
+    }
+
+    #[test]
+    fn a_statement_names_each_attribute_once_and_quotes_what_it_names() {
+        let rule = mock!(Client::batch_execute_statement)
+            .then_output(|| BatchExecuteStatementOutput::builder().build());
+        let table = DynamoTable::new(mock_client!(aws_sdk_dynamodb, [&rule]), "my\"table");
+        let mut odd = eva();
+        // No text field is named like one of ours; if one were, ours would win, as
+        // in the item's map.
+        odd.text.insert("status".into(), "text".into());
+        let insert = table
+            .statement(&odd, Precondition::Absent)
+            .expect("statement");
+        assert!(insert
+            .statement()
+            .starts_with("INSERT INTO \"my\"\"table\" VALUE {'"));
+        assert_eq!(insert.statement().matches("'status'").count(), 1);
+        let status = insert
+            .statement()
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .position(|name| name == "status")
+            .expect("status named");
+        assert_eq!(insert.parameters()[status], s(odd.status.as_str()));
+        let update = table
+            .statement(&odd, Precondition::Version(3))
+            .expect("statement");
+        assert!(update
+            .statement()
+            .starts_with("UPDATE \"my\"\"table\" SET "));
+        assert_eq!(update.statement().matches("SET \"status\" = ?").count(), 1);
     }
 
     #[tokio::test]
