@@ -84,7 +84,7 @@ impl Invocation {
     /// value), which is most of what this function reads.
     pub fn from_json(json: &str) -> Invocation {
         if let Some(records) = only_sqs_records(json) {
-            return Invocation::Batch(records.into_iter().map(Record::from).collect());
+            return Invocation::records(records);
         }
         if !is_http_request(&mut serde_json::Deserializer::from_str(json))
             && is_sqs_batch(&mut serde_json::Deserializer::from_str(json))
@@ -106,9 +106,14 @@ impl Invocation {
         decoded: Result<SqsEvent, serde_path_to_error::Error<serde_json::Error>>,
     ) -> Invocation {
         match decoded {
-            Ok(batch) => Invocation::Batch(batch.records.into_iter().map(Record::from).collect()),
+            Ok(batch) => Invocation::records(batch.records),
             Err(e) => Invocation::Single(Err(undecodable(e))),
         }
+    }
+
+    /// An SQS batch of these records, each decoded on its own.
+    fn records(records: Vec<SqsMessage>) -> Invocation {
+        Invocation::Batch(records.into_iter().map(Record::from).collect())
     }
 
     /// How many events it carries (a batch counts its records; an HTTP request is one).
@@ -175,10 +180,14 @@ fn is_sqs_batch<'de, D: serde::Deserializer<'de>>(payload: D) -> bool {
         #[serde(rename = "eventSource", borrow)]
         event_source: Option<std::borrow::Cow<'a, str>>,
     }
-    Payload::deserialize(payload).is_ok_and(|payload| {
-        !payload.records.is_empty()
-            && (payload.records.iter()).all(|r| r.event_source.as_deref() == Some("aws:sqs"))
-    })
+    Payload::deserialize(payload)
+        .is_ok_and(|payload| from_sqs(payload.records.iter().map(|r| r.event_source.as_deref())))
+}
+
+/// Whether records with these `eventSource`s are an SQS batch: at least one, and every
+/// one from `aws:sqs`.
+fn from_sqs<'a>(mut sources: impl ExactSizeIterator<Item = Option<&'a str>>) -> bool {
+    sources.len() > 0 && sources.all(|source| source == Some("aws:sqs"))
 }
 
 /// The records of a payload that is an SQS batch and nothing else (`Records`, every
@@ -194,8 +203,7 @@ fn only_sqs_records(json: &str) -> Option<Vec<SqsMessage>> {
         records: Vec<SqsMessage>,
     }
     let OnlyRecords { records } = serde_json::from_str(json).ok()?;
-    let from_sqs = (records.iter()).all(|r| r.event_source.as_deref() == Some("aws:sqs"));
-    (from_sqs && !records.is_empty()).then_some(records)
+    from_sqs(records.iter().map(|r| r.event_source.as_deref())).then_some(records)
 }
 
 impl From<SqsMessage> for Record {
